@@ -1,0 +1,12 @@
+"""Entry-point plugin registering the built-in families (the ``expfam`` group)."""
+
+from __future__ import annotations
+
+from expfam.families import Bernoulli, Binomial, Categorical, DiagonalNormal, Poisson
+from expfam.hookspecs import hookimpl
+
+
+@hookimpl
+def expfam_families() -> list[type]:
+    """The five families of MODEL.md §1."""
+    return [Bernoulli, Binomial, Poisson, Categorical, DiagonalNormal]
