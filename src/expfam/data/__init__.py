@@ -1,0 +1,1 @@
+"""Datasets: loaders registered as plugins (filled in by the data module)."""

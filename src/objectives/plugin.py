@@ -1,0 +1,1 @@
+"""Entry-point plugin (components are added as they land)."""
