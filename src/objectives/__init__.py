@@ -1,0 +1,8 @@
+"""Built-in loss-term plugins of MODEL.md §6."""
+
+from objectives.conjugation import Conjugation
+from objectives.elbo import Elbo
+from objectives.entropy import PosteriorEntropy, PriorEntropy
+from objectives.recognition import RecognitionConjugation
+
+__all__ = ["Conjugation", "Elbo", "PosteriorEntropy", "PriorEntropy", "RecognitionConjugation"]

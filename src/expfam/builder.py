@@ -1,0 +1,130 @@
+"""The typed model builder: from a :class:`ModelSpec` to a :class:`~expfam.model.Harmonium`.
+
+Every name is looked up in the plugin registry and every size is validated
+before anything is built, so a bad spec fails with one clear message.
+
+Example:
+    >>> from expfam.builder import build_model
+    >>> model = build_model(observable="binomial", observable_options={"n_trials": 16},
+    ...                     data_dim=64, n_latent=8, n_clusters=10, blocks=["xy", "xk"])
+    >>> model.block_names
+    ('xy', 'xk')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from expfam.errors import ConfigurationError
+from expfam.family import ExponentialFamily
+from expfam.mixture import LatentMixture
+from expfam.model import Harmonium
+from expfam.plugins import Registry, get_registry
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What to build.
+
+    Attributes:
+        observable: registry name of the observable family (e.g. ``"binomial"``).
+        data_dim: number of observable coordinates ``D``.
+        n_latent: number of latent units ``n``.
+        n_clusters: number of clusters ``K`` (≥ 2).
+        blocks: a block-set name (``"hierarchical"``, ``"full"``) or a list of block names.
+        observable_options: extra options of the observable family (e.g. ``{"n_trials": 16}``).
+        latent: registry name of the latent base family (default ``"bernoulli"``).
+    """
+
+    observable: str = "binomial"
+    data_dim: int = 64
+    n_latent: int = 32
+    n_clusters: int = 10
+    blocks: str | Sequence[str] = "hierarchical"
+    observable_options: Mapping[str, Any] = field(default_factory=dict)
+    latent: str = "bernoulli"
+
+
+def _positive(name: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigurationError(
+            f"{name} must be an integer ≥ {minimum}, got {value!r}; pass a whole number of at least {minimum}",
+            offending=value,
+        )
+    return value
+
+
+def resolve_blocks(blocks: str | Sequence[str], registry: Registry) -> tuple[str, ...]:
+    """Block names from a block-set name or a list of block names (each checked in the registry)."""
+    if isinstance(blocks, str):
+        if blocks in registry.entries["block_sets"]:
+            names = registry.block_set(blocks)
+        elif blocks in registry.entries["blocks"]:
+            names = (blocks,)
+        else:
+            known_sets = ", ".join(registry.names("block_sets"))
+            known_blocks = ", ".join(registry.names("blocks"))
+            raise ConfigurationError(
+                f"unknown block set or block {blocks!r}; block sets: {known_sets}; blocks: {known_blocks}",
+                offending=blocks,
+            )
+    else:
+        names = tuple(blocks)
+    if not names:
+        raise ConfigurationError("blocks is empty; give a block-set name or at least one block name", offending=names)
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ConfigurationError(f"blocks {duplicates} listed more than once; list each block once", offending=names)
+    for name in names:
+        registry.block(name)
+    return names
+
+
+def build_family(name: str, size: int, options: Mapping[str, Any], registry: Registry, role: str) -> ExponentialFamily:
+    """Instantiate the family ``name`` with ``size`` and ``options``; bad options are named."""
+    cls = registry.family(name)
+    try:
+        return cls(size, **dict(options))
+    except TypeError as error:
+        raise ConfigurationError(
+            f"{role} family {name!r} does not accept options {dict(options)!r} ({error}); "
+            f"see `expfam plugins` and the family's documentation for its options",
+            offending=options,
+        ) from None
+
+
+def build_model(spec: ModelSpec | None = None, *, registry: Registry | None = None, **fields: Any) -> Harmonium:
+    """Build a harmonium from a spec (or from the spec's fields as keywords).
+
+    Args:
+        spec: a :class:`ModelSpec`; or leave it out and pass its fields as keywords.
+        registry: where names are looked up (default: the installed plugins).
+
+    Raises:
+        ConfigurationError: a non-positive size, ``n_clusters < 2``, an unknown
+            name (listing the registered ones) or a latent family blocks cannot couple to.
+    """
+    if spec is None:
+        spec = ModelSpec(**fields)
+    elif fields:
+        raise ConfigurationError("pass either a ModelSpec or keyword fields, not both", offending=fields)
+    registry = registry or get_registry()
+    data_dim = _positive("data_dim", spec.data_dim)
+    n_latent = _positive("n_latent", spec.n_latent)
+    n_clusters = _positive("n_clusters", spec.n_clusters, minimum=2)
+    observable = build_family(spec.observable, data_dim, spec.observable_options, registry, "observable")
+    latent = build_family(spec.latent, n_latent, {}, registry, "latent")
+    if latent.param_shape != (n_latent,) or latent.coupling_index is not None:
+        raise ConfigurationError(
+            f"latent family {spec.latent!r} has parameters of shape {latent.param_shape}; blocks need a latent "
+            f"with one natural parameter per unit, shape ({n_latent},): use 'bernoulli'",
+            offending=spec.latent,
+        )
+    names = resolve_blocks(spec.blocks, registry)
+    blocks = tuple(
+        registry.block(name)(observable_size=observable.coupled_size, latent_size=n_latent, n_clusters=n_clusters)
+        for name in names
+    )
+    return Harmonium(observable=observable, mixture=LatentMixture(latent, n_clusters), blocks=blocks)

@@ -1,0 +1,302 @@
+r"""The variational conjugated mixture harmonium (MODEL.md §3–§5, §7).
+
+.. math::
+
+    \theta_X(z) = a + \sum_b L_b(z),\qquad
+    \eta_q(x) = \theta_Z - \tilde\rho + \sum_b L_b^\top(s_X(x)),
+
+    r(z) = \tilde\rho\cdot s_Z(z) - \psi_X(\theta_X(z)) + \psi_X(a),\qquad
+    c(x) = s_X(x)\cdot a + \psi_Z(\eta_q(x)) - \psi_Z(\theta_Z) - \psi_X(a) + \log h_X(x),
+
+    \log p(x, z) - \log q(z\mid x) = c(x) + r(z),\qquad
+    \mathrm{ELBO}(x) = c(x) + E_q[r(Z)] \le \log p(x).
+
+Parameters are the named pytree ::
+
+    {"prior": {"b_y", "W_yk", "b_k"},
+     "likelihood": {"a", "blocks": {block name: array}},
+     "rho_y": (n,)}
+
+Methods on observations take a batch ``x`` of shape ``(B,) + data_shape``.
+Methods on sampled states take ``y`` ``(S, n)`` and ``k`` ``(S,)``; blocks see
+the latent statistics ``s_Y(y)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, final
+
+import jax
+import jax.numpy as jnp
+
+from expfam.block import InteractionBlock
+from expfam.family import Array, ExponentialFamily
+from expfam.mixture import LatentMixture, MixtureParams, tree_vdot
+
+Params = dict[str, Any]
+
+
+@final
+@jax.tree_util.register_static
+@dataclass(frozen=True)
+class Harmonium:
+    """An observable family coupled to a latent mixture through interaction blocks."""
+
+    observable: ExponentialFamily
+    mixture: LatentMixture
+    blocks: tuple[InteractionBlock, ...]
+
+    @property
+    def latent(self) -> ExponentialFamily:
+        """The base latent family ``Y``."""
+        return self.mixture.latent
+
+    @property
+    def n_clusters(self) -> int:
+        """``K``."""
+        return self.mixture.n_clusters
+
+    @property
+    def block_names(self) -> tuple[str, ...]:
+        """Registry names of the blocks, in order."""
+        return tuple(block.name for block in self.blocks)
+
+    # ------------------------------------------------------------ parameters
+    def init(self, key: Array, data: Array | None = None) -> Params:
+        r"""Initial parameters (MODEL.md §6).
+
+        ``a`` = the observable fit to ``data`` with means shrunk 1% toward the
+        reference plus ``N(0, 0.1²)``; ``b_y, b_k ~ N(0, 0.1²)``;
+        ``W_yk ~ N(0, 0.5²)``; blocks by their own rule; ``ρ_y = 0``.
+        """
+        keys = jax.random.split(key, 4 + len(self.blocks))
+        shapes = self.mixture.param_shapes()
+        prior = {
+            "b_y": 0.1 * jax.random.normal(keys[0], shapes["b_y"]),
+            "W_yk": 0.5 * jax.random.normal(keys[1], shapes["W_yk"]),
+            "b_k": 0.1 * jax.random.normal(keys[2], shapes["b_k"]),
+        }
+        bias = self.observable.initialize(keys[3], data=data)
+        blocks = {block.name: block.init(block_key) for block, block_key in zip(self.blocks, keys[4:])}
+        return {
+            "prior": prior,
+            "likelihood": {"a": bias, "blocks": blocks},
+            "rho_y": jnp.zeros(shapes["b_y"]),
+        }
+
+    # ------------------------------------------------------------ likelihood
+    def observable_params(self, params: Params, y: Array, k: Array) -> Array:
+        """``θ_X(z_s) = a + Σ_b L_b(z_s)`` at sampled states; shape ``(S,) + param_shape``."""
+        likelihood = params["likelihood"]
+        stats_y = jax.vmap(self.latent.sufficient_statistic)(y)
+        offset = sum(block.offset(likelihood["blocks"][block.name], stats_y, k) for block in self.blocks)
+        bias = jnp.broadcast_to(likelihood["a"], (y.shape[0],) + self.observable.param_shape)
+        return self.observable.add_offset(bias, offset)
+
+    def observable_params_at_statistics(self, params: Params, statistics: MixtureParams) -> Array:
+        """``a + Σ_b L_b(s)`` for one set of latent statistics (e.g. posterior means)."""
+        likelihood = params["likelihood"]
+        offset = sum(
+            block.offset_from_statistics(likelihood["blocks"][block.name], statistics) for block in self.blocks
+        )
+        return self.observable.add_offset(likelihood["a"], offset)
+
+    def observable_log_partition(self, params: Params, y: Array, k: Array) -> Array:
+        """``ψ_X(θ_X(z_s))`` per sample, shape ``(S,)``."""
+        return jax.vmap(self.observable.log_partition)(self.observable_params(params, y, k))
+
+    # ------------------------------------------------------------ conjugation
+    def cluster_correction(self, params: Params) -> Array:
+        r"""``ρ_k[j] = ψ_X(θ_X(y=0, k=j)) − ψ_X(a)`` for ``j = 1..K−1`` (computed, not learned)."""
+        clusters = jnp.arange(1, self.n_clusters)
+        y = jnp.zeros((self.n_clusters - 1,) + self.latent.param_shape)
+        psi = self.observable_log_partition(params, y, clusters)
+        return psi - self.observable.log_partition(params["likelihood"]["a"])
+
+    def correction(self, params: Params) -> MixtureParams:
+        """The conjugation correction in prior coordinates, ``ρ̃ = (ρ_y, 0, ρ_k)``."""
+        return {
+            "b_y": params["rho_y"],
+            "W_yk": jnp.zeros_like(params["prior"]["W_yk"]),
+            "b_k": self.cluster_correction(params),
+        }
+
+    def residual(self, params: Params, y: Array, k: Array) -> Array:
+        r"""``r(z) = ρ̃·s_Z(z) − ψ_X(θ_X(z)) + ψ_X(a)`` per sampled state, shape ``(S,)``."""
+        stats_y = jax.vmap(self.latent.sufficient_statistic)(y)
+        rho_k = jnp.concatenate([jnp.zeros(1), self.cluster_correction(params)])
+        linear = jnp.sum(stats_y * params["rho_y"], axis=tuple(range(1, stats_y.ndim))) + rho_k[k]
+        psi_a = self.observable.log_partition(params["likelihood"]["a"])
+        return linear - self.observable_log_partition(params, y, k) + psi_a
+
+    # ------------------------------------------------------------- posterior
+    def posterior_params(self, params: Params, x: Array) -> MixtureParams:
+        r"""``η_q(x) = θ_Z − ρ̃ + Σ_b L_bᵀ(s_X(x))`` for a batch ``x`` ``(B,) + data_shape``.
+
+        Returns mixture parameters whose leaves carry a leading batch axis.
+        """
+        stats = jax.vmap(self.observable.sufficient_statistic)(x)
+        statistic = self.observable.coupled_statistic(stats)
+        base = jax.tree.map(jnp.subtract, params["prior"], self.correction(params))
+        posterior = {name: jnp.broadcast_to(value, (x.shape[0],) + value.shape) for name, value in base.items()}
+        for block in self.blocks:
+            update = block.adjoint(params["likelihood"]["blocks"][block.name], statistic)
+            for name, value in update.items():
+                posterior[name] = posterior[name] + value
+        return posterior
+
+    def cluster_responsibilities(self, params: Params, x: Array) -> Array:
+        """``q(k | x)``, the cluster marginal of ``η_q(x)``, shape ``(B, K)``."""
+        return jax.vmap(self.mixture.cluster_probabilities)(self.posterior_params(params, x))
+
+    def assign(self, params: Params, x: Array) -> Array:
+        """Cluster assignments ``argmax_k q(k | x)``, shape ``(B,)``."""
+        return jnp.argmax(self.cluster_responsibilities(params, x), axis=-1)
+
+    def baseline(self, params: Params, x: Array, posterior: MixtureParams | None = None) -> Array:
+        r"""``c(x) = s_X(x)·a + ψ_Z(η_q(x)) − ψ_Z(θ_Z) − ψ_X(a) + log h_X(x)``, shape ``(B,)``."""
+        if posterior is None:
+            posterior = self.posterior_params(params, x)
+        bias = params["likelihood"]["a"]
+        stats = jax.vmap(self.observable.sufficient_statistic)(x)
+        return (
+            jnp.sum(stats * bias, axis=tuple(range(1, stats.ndim)))
+            + jax.vmap(self.mixture.log_partition)(posterior)
+            - self.mixture.log_partition(params["prior"])
+            - self.observable.log_partition(bias)
+            + jax.vmap(self.observable.log_base_measure)(x)
+        )
+
+    def posterior_kl(self, params: Params, x: Array) -> Array:
+        """``KL(q(z | x) ‖ p(z))`` in closed form (Bregman form of ψ_Z), shape ``(B,)``."""
+        posterior = self.posterior_params(params, x)
+        return jax.vmap(self.mixture.kl_divergence, in_axes=(0, None))(posterior, params["prior"])
+
+    # ------------------------------------------------------------- densities
+    def log_joint(self, params: Params, x: Array, y: Array, k: Array) -> Array:
+        """``log p(x, z_s)`` for one observation ``x`` and sampled states ``(S,)``."""
+        stats = self.observable.sufficient_statistic(x)
+        theta = self.observable_params(params, y, k)
+        log_likelihood = (
+            jnp.sum(theta * stats, axis=tuple(range(1, theta.ndim)))
+            - jax.vmap(self.observable.log_partition)(theta)
+            + self.observable.log_base_measure(x)
+        )
+        log_prior = jax.vmap(self.mixture.log_density, in_axes=(None, 0, 0))(params["prior"], y, k)
+        return log_likelihood + log_prior
+
+    def posterior_log_density(self, posterior: MixtureParams, y: Array, k: Array) -> Array:
+        """``log q(z_s | x) = η_q·s_Z(z_s) + log h_Y(y_s) − ψ_Z(η_q)`` for one posterior, states ``(S,)``."""
+        theta_k = self.mixture.cluster_params(posterior)[k]
+        stats_y = jax.vmap(self.latent.sufficient_statistic)(y)
+        logits = jnp.concatenate([jnp.zeros(1), posterior["b_k"]])
+        base = jax.vmap(self.latent.log_base_measure)(y)
+        inner = jnp.sum(theta_k * stats_y, axis=tuple(range(1, stats_y.ndim)))
+        return inner + logits[k] + base - self.mixture.log_partition(posterior)
+
+    def sample_posterior(
+        self, key: Array, posterior: MixtureParams, n_samples: int
+    ) -> tuple[Array, Array]:
+        """``n_samples`` states per observation from batched posterior parameters: ``(B, S, n)``, ``(B, S)``."""
+        batch = jax.tree.leaves(posterior)[0].shape[0]
+        keys = jax.random.split(key, batch)
+        return jax.vmap(lambda kk, p: self.mixture.sample(kk, p, (n_samples,)))(keys, posterior)
+
+    def sample_prior(self, key: Array, params: Params, n_samples: int) -> tuple[Array, Array]:
+        """``n_samples`` states ``(y, k) ~ p(z)``."""
+        return self.mixture.sample(key, params["prior"], (n_samples,))
+
+    def sample(self, key: Array, params: Params, n_samples: int) -> tuple[Array, Array, Array]:
+        """Generative samples ``(x, y, k)``: ``z ~ p(z)``, then ``x ~ p(x | z)``."""
+        key_z, key_x = jax.random.split(key)
+        y, k = self.sample_prior(key_z, params, n_samples)
+        theta = self.observable_params(params, y, k)
+        keys = jax.random.split(key_x, n_samples)
+        x = jax.vmap(self.observable.sample)(keys, theta)
+        return x, y, k
+
+    def batch_residual(self, params: Params, y: Array, k: Array) -> Array:
+        """``r`` at states with a leading batch axis, ``y`` ``(B, S, n)``, ``k`` ``(B, S)`` → ``(B, S)``.
+
+        The states are flattened to one ``(B·S)`` call so that blocks group
+        samples by cluster across the whole batch.
+        """
+        batch, n_samples = k.shape
+        flat_y = y.reshape((batch * n_samples,) + y.shape[2:])
+        return self.residual(params, flat_y, k.reshape(-1)).reshape(batch, n_samples)
+
+    # --------------------------------------------------------------- bounds
+    def elbo_terms(self, key: Array, params: Params, x: Array, n_samples: int) -> tuple[Array, Array]:
+        r"""Score-function surrogate and Monte-Carlo ELBO for a batch (MODEL.md §5).
+
+        With ``z_s ~ q(·|x)`` (stop-gradient) and ``r̄ = mean(sg(r_s))``::
+
+            surrogate = c(x) + mean(r_s) + mean((sg(r_s) − r̄)·log q(z_s|x)) − sg(same)
+
+        The surrogate's value equals the Monte-Carlo ELBO ``c(x) + mean(r_s)``;
+        its gradient is the score-function estimator.
+
+        Returns:
+            ``(surrogate, elbo)``, each of shape ``(B,)``.
+        """
+        posterior = self.posterior_params(params, x)
+        y, k = jax.lax.stop_gradient(self.sample_posterior(key, jax.lax.stop_gradient(posterior), n_samples))
+        r = self.batch_residual(params, y, k)
+        centred = jax.lax.stop_gradient(r - jnp.mean(r, axis=1, keepdims=True))
+        log_q = jax.vmap(self.posterior_log_density)(posterior, y, k)
+        score = jnp.mean(centred * log_q, axis=1)
+        elbo = self.baseline(params, x, posterior) + jnp.mean(r, axis=1)
+        return elbo + score - jax.lax.stop_gradient(score), elbo
+
+    def iwae_bound(self, key: Array, params: Params, x: Array, n_samples: int) -> Array:
+        r"""Importance-weighted bound ``c(x) + log mean_s exp r(z_s)``, ``z_s ~ q(·|x)``, shape ``(B,)``."""
+        posterior = self.posterior_params(params, x)
+        y, k = self.sample_posterior(key, posterior, n_samples)
+        r = self.batch_residual(params, y, k)
+        return self.baseline(params, x, posterior) + jax.nn.logsumexp(r, axis=1) - jnp.log(n_samples)
+
+    # --------------------------------------------------------- reconstruction
+    def reconstruct(self, params: Params, x: Array) -> Array:
+        r"""``x̂ = ∇ψ_X(θ_X(E_q[s_Z]))`` (coupled part): the observable mean at the posterior mean statistics."""
+        posterior = self.posterior_params(params, x)
+        means = jax.vmap(self.mixture.means)(posterior)
+        theta = jax.vmap(self.observable_params_at_statistics, in_axes=(None, 0))(params, means)
+        return self.observable.coupled_statistic(jax.vmap(self.observable.means)(theta))
+
+    # ----------------------------------------------------- conjugation checks
+    def prior_residual_variance(self, key: Array, params: Params, n_samples: int) -> Array:
+        r"""``Var_{z~p}[r(z)]`` over ``n_samples`` stop-gradient prior samples."""
+        y, k = jax.lax.stop_gradient(self.sample_prior(key, params, n_samples))
+        return jnp.var(self.residual(params, y, k))
+
+    def fit_correction(self, key: Array, params: Params, n_samples: int) -> tuple[Array, Array, Array]:
+        r"""Least-squares ``ρ_y`` (MODEL.md §7).
+
+        Regress ``ψ_X(θ_X(z_m)) − ρ_k·e_{k_m}`` on ``[1, s_Y(y_m)]`` over prior
+        samples; the coefficients are ``(χ, ρ_y)`` and the fitted residual
+        variance is ``min_{ρ_y} Var_p[r]``.
+
+        Returns:
+            ``(chi, rho_y, residual_variance)``.
+        """
+        y, k = jax.lax.stop_gradient(self.sample_prior(key, params, n_samples))
+        stats_y = jax.vmap(self.latent.sufficient_statistic)(y).reshape(n_samples, -1)
+        rho_k = jnp.concatenate([jnp.zeros(1), self.cluster_correction(params)])
+        target = self.observable_log_partition(params, y, k) - rho_k[k]
+        design = jnp.concatenate([jnp.ones((n_samples, 1)), stats_y], axis=1)
+        coefficients, *_ = jnp.linalg.lstsq(design, target)
+        fitted = design @ coefficients
+        return coefficients[0], coefficients[1:].reshape(self.latent.param_shape), jnp.var(target - fitted)
+
+    def r_squared(self, key: Array, params: Params, n_samples: int = 10_000) -> Array:
+        r"""``R² = 1 − Var_p[r] / Var_p[ψ_X(θ_X(z))]``; NaN if the denominator < 1e-6; clipped to [−10, 1]."""
+        y, k = self.sample_prior(key, params, n_samples)
+        psi = self.observable_log_partition(params, y, k)
+        denominator = jnp.var(psi)
+        value = 1.0 - jnp.var(self.residual(params, y, k)) / jnp.maximum(denominator, 1e-30)
+        return jnp.where(denominator < 1e-6, jnp.nan, jnp.clip(value, -10.0, 1.0))
+
+    def correction_norm(self, params: Params) -> Array:
+        """``‖ρ̃‖``, the Euclidean norm of the conjugation correction."""
+        return jnp.sqrt(tree_vdot(self.correction(params), self.correction(params)))

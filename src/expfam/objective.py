@@ -1,0 +1,124 @@
+r"""Loss terms and their weighted combination (MODEL.md §6).
+
+A loss term is a plugin object with a ``name`` and a pure ``__call__`` that
+returns ``(contribution, value)``: the contribution is what the optimiser
+minimises, the value is the quantity reported in logs (e.g. the ELBO itself).
+Terms compose like optax transforms: :func:`make_loss` looks each name up in
+the registry and returns one function
+
+.. math::
+
+    \text{loss} = \sum_t w_t\,\text{contribution}_t
+
+that also returns every term's value, so a NaN can be traced to its term.
+
+Example:
+    >>> loss_fn = make_loss(model, {"elbo": 1.0, "conjugation": 0.1})  # doctest: +SKIP
+    >>> loss, values = loss_fn(params, x, key, step)                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+
+from expfam.errors import ConfigurationError
+from expfam.family import Array
+from expfam.model import Harmonium, Params
+from expfam.plugins import Registry, get_registry
+
+RHO_MODES: tuple[str, ...] = ("learned", "analytic")
+
+
+def warmup(step: Array, warmup_steps: int) -> Array:
+    """Linear warmup factor ``min(1, step / warmup_steps)`` (1 when ``warmup_steps`` is 0)."""
+    if warmup_steps <= 0:
+        return jnp.ones(())
+    return jnp.minimum(1.0, jnp.asarray(step, jnp.result_type(float)) / warmup_steps)
+
+
+@dataclass(frozen=True)
+class ObjectiveSettings:
+    """Options shared by the loss terms.
+
+    Attributes:
+        kl_warmup_steps: steps over which β rises from 0 to 1 (KL warmup of ``elbo``).
+        conj_warmup_steps: steps over which β_conj rises from 0 to 1 (``conjugation``).
+        n_mc_samples: posterior samples ``S`` per observation.
+        n_prior_samples: prior samples ``M`` for ``Var_p[r]`` and the analytic ρ fit.
+    """
+
+    kl_warmup_steps: int = 0
+    conj_warmup_steps: int = 2000
+    n_mc_samples: int = 10
+    n_prior_samples: int = 1024
+
+
+class Objective(abc.ABC):
+    """Abstract loss term; the registry name is the class variable ``name``."""
+
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    def __call__(
+        self, model: Harmonium, params: Params, x: Array, key: Array, step: Array, settings: ObjectiveSettings
+    ) -> tuple[Array, Array]:
+        """``(contribution to minimise, reported value)`` for one batch ``x``."""
+
+
+LossFunction = Callable[[Params, Array, Array, Array], tuple[Array, dict[str, Array]]]
+
+
+def make_loss(
+    model: Harmonium,
+    weights: Mapping[str, float],
+    settings: ObjectiveSettings | None = None,
+    *,
+    rho_mode: str = "learned",
+    registry: Registry | None = None,
+) -> LossFunction:
+    r"""Combine registered loss terms by name and weight into one loss function.
+
+    Args:
+        model: the harmonium.
+        weights: ``{term name: weight}``; zero-weight terms are still evaluated and reported.
+        settings: warmups and sample counts.
+        rho_mode: ``"learned"`` (ρ_y is a parameter) or ``"analytic"`` (ρ_y is
+            refit by least squares on prior samples at every step, MODEL.md §7).
+        registry: where term names are looked up.
+
+    Returns:
+        ``loss_fn(params, x, key, step) -> (loss, {term: value, ...})``.
+    """
+    settings = settings or ObjectiveSettings()
+    registry = registry or get_registry()
+    if rho_mode not in RHO_MODES:
+        raise ConfigurationError(f"rho_mode must be one of {RHO_MODES}, got {rho_mode!r}", offending=rho_mode)
+    if not weights:
+        raise ConfigurationError("no loss terms given; name at least one, e.g. {'elbo': 1.0}", offending=weights)
+    terms = []
+    for name, weight in weights.items():
+        if not isinstance(weight, (int, float)) or not math.isfinite(weight):
+            raise ConfigurationError(f"weight of loss term {name!r} must be a finite number, got {weight!r}")
+        terms.append((name, registry.objective(name), float(weight)))
+
+    def loss_fn(params: Params, x: Array, key: Array, step: Array) -> tuple[Array, dict[str, Array]]:
+        keys = jax.random.split(key, len(terms) + 1)
+        if rho_mode == "analytic":
+            _, rho_y, _ = model.fit_correction(keys[-1], params, settings.n_prior_samples)
+            params = {**params, "rho_y": jax.lax.stop_gradient(rho_y)}
+        total = jnp.zeros(())
+        values: dict[str, Array] = {}
+        for (name, term, weight), term_key in zip(terms, keys):
+            contribution, value = term(model, params, x, term_key, step, settings)
+            total = total + weight * contribution
+            values[name] = value
+        return total, values
+
+    return loss_fn

@@ -1,0 +1,52 @@
+r"""The ``xk`` block: a per-cluster observable bias.
+
+.. math::
+
+    L(z) = U e_k,\qquad L^\top(s) = \{b_k \mathrel{+}= U^\top s\},\qquad U\in\mathbb{R}^{D\times(K-1)}.
+
+At sampled clusters the offset is a gather of one column of ``U`` per sample
+(cluster 0, the reference, adds nothing).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, final
+
+import jax
+import jax.numpy as jnp
+
+from expfam.block import InteractionBlock, LatentStatistics, register_block
+from expfam.family import Array
+
+
+@final
+@register_block
+@dataclass(frozen=True)
+class ClusterBias(InteractionBlock):
+    """``U ∈ ℝ^{D×(K−1)}``: each cluster k ≥ 1 shifts the observable bias by ``U[:, k−1]``."""
+
+    name: ClassVar[str] = "xk"
+
+    observable_size: int
+    latent_size: int
+    n_clusters: int
+
+    def param_shape(self) -> tuple[int, ...]:
+        return (self.observable_size, self.n_clusters - 1)
+
+    def init(self, key: Array) -> Array:
+        """``U ~ N(0, (0.1/√D)²)``."""
+        scale = 0.1 / math.sqrt(self.observable_size)
+        return scale * jax.random.normal(key, self.param_shape())
+
+    def offset_from_statistics(self, params: Array, statistics: LatentStatistics) -> Array:
+        return params @ statistics["b_k"]
+
+    def offset(self, params: Array, y: Array, k: Array) -> Array:
+        columns = jnp.concatenate([jnp.zeros((1, self.observable_size), params.dtype), params.T], axis=0)
+        return columns[k]
+
+    def adjoint(self, params: Array, statistic: Array) -> LatentStatistics:
+        return {"b_k": statistic @ params}

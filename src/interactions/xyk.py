@@ -1,0 +1,56 @@
+r"""The ``xyk`` block: one X↔Y matrix per cluster.
+
+.. math::
+
+    L(z) = V_k\, y\ (0 \text{ if } k = 0),\qquad
+    L^\top(s) = \{W_{yk} \mathrel{+}= V^\top s\}\ \ (\text{an } n\times(K-1) \text{ matrix}).
+
+Storage: ``V`` has shape ``(K−1, D, n)``; ``V[k−1]`` is the ``D×n`` matrix of
+cluster ``k`` (MODEL.md writes the same tensor as ``D×n×(K−1)``; the cluster
+axis comes first here so that each cluster's slice is contiguous). At sampled
+clusters the offset groups samples by cluster (:func:`interactions.grouped.cluster_matvec`)
+instead of multiplying by the dense one-hot product ``y ⊗ e_k``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, final
+
+import jax
+import jax.numpy as jnp
+
+from expfam.block import InteractionBlock, LatentStatistics, register_block
+from expfam.family import Array
+from interactions.grouped import cluster_matvec
+
+
+@final
+@register_block
+@dataclass(frozen=True)
+class ClusterCoupling(InteractionBlock):
+    """``V ∈ ℝ^{(K−1)×D×n}``: cluster k ≥ 1 adds its own X↔Y matrix ``V[k−1]``."""
+
+    name: ClassVar[str] = "xyk"
+
+    observable_size: int
+    latent_size: int
+    n_clusters: int
+
+    def param_shape(self) -> tuple[int, ...]:
+        return (self.n_clusters - 1, self.observable_size, self.latent_size)
+
+    def init(self, key: Array) -> Array:
+        """``V ~ N(0, (0.1/√(D·n))²)``."""
+        scale = 0.1 / math.sqrt(self.observable_size * self.latent_size)
+        return scale * jax.random.normal(key, self.param_shape())
+
+    def offset_from_statistics(self, params: Array, statistics: LatentStatistics) -> Array:
+        return jnp.einsum("jdn,nj->d", params, statistics["W_yk"])
+
+    def offset(self, params: Array, y: Array, k: Array) -> Array:
+        return cluster_matvec(params, y, k)
+
+    def adjoint(self, params: Array, statistic: Array) -> LatentStatistics:
+        return {"W_yk": jnp.einsum("jdn,bd->bnj", params, statistic)}
