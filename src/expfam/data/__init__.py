@@ -1,1 +1,33 @@
-"""Datasets: loaders registered as plugins (filled in by the data module)."""
+"""Datasets: loaders registered as plugins, returning counts for a Binomial(D, N) observable.
+
+Built-in loaders: ``digits`` (scikit-learn's bundled 8×8 digits, no download), ``idx``
+(a folder of MNIST-format files), ``npz`` (an archive) and ``openml`` (MNIST downloaded
+on request). Look one up by name with :func:`load_dataset`.
+
+Example:
+    >>> from expfam.data import Digits
+    >>> split = Digits().load(n_trials=16, seed=0)
+    >>> split.x_train.shape, int(split.x_train.max())
+    ((1437, 64), 16)
+"""
+
+from expfam.data.dataset import Dataset, check_data_for_family, load_dataset
+from expfam.data.digits import Digits
+from expfam.data.idx import Idx, read_idx, write_idx
+from expfam.data.npz import Npz
+from expfam.data.openml import OpenML
+from expfam.data.split import DataSplit, counts_from_intensities
+
+__all__ = [
+    "DataSplit",
+    "Dataset",
+    "Digits",
+    "Idx",
+    "Npz",
+    "OpenML",
+    "check_data_for_family",
+    "counts_from_intensities",
+    "load_dataset",
+    "read_idx",
+    "write_idx",
+]

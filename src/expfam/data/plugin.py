@@ -1,1 +1,16 @@
-"""Entry-point plugin (components are added as they land)."""
+"""Entry-point plugin registering the built-in dataset loaders (the ``expfam`` group)."""
+
+from __future__ import annotations
+
+from expfam.data.dataset import Dataset
+from expfam.data.digits import Digits
+from expfam.data.idx import Idx
+from expfam.data.npz import Npz
+from expfam.data.openml import OpenML
+from expfam.hookspecs import hookimpl
+
+
+@hookimpl
+def expfam_datasets() -> list[Dataset]:
+    """``digits`` (bundled, the default), ``idx`` and ``npz`` (files you give), ``openml`` (download)."""
+    return [Digits(), Idx(), Npz(), OpenML()]

@@ -1,0 +1,148 @@
+r"""The train/test split every dataset loader returns, and the pixel → count map.
+
+Images become counts for a Binomial(D, N) observable by
+
+.. math::
+
+    c = \operatorname{round}\!\Big(v \cdot \frac{N}{v_{\max}}\Big),
+
+with round-half-up, computed exactly in integers as ``(2·v·N + v_max) // (2·v_max)``
+(``v_max = 255`` for 8-bit images, ``16`` for scikit-learn's digits).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import final
+
+import numpy as np
+
+from expfam.errors import ConfigurationError, DataError
+
+
+def require_n_trials(owner: str, n_trials: int) -> None:
+    """Raise a :class:`ConfigurationError` unless ``n_trials`` is a positive integer."""
+    if not isinstance(n_trials, (int, np.integer)) or isinstance(n_trials, bool) or n_trials < 1:
+        raise ConfigurationError(
+            f"{owner}: n_trials must be a positive integer, got {n_trials!r}; pass a whole number ≥ 1 "
+            f"(16 matches the seed protocol)",
+            offending=n_trials,
+        )
+
+
+def counts_from_intensities(values: np.ndarray, *, n_trials: int, max_value: int) -> np.ndarray:
+    r"""Map integer intensities ``0..max_value`` to counts ``0..n_trials``.
+
+    .. math::
+
+        c = \lfloor v N / v_{\max} + \tfrac12 \rfloor = (2 v N + v_{\max}) \,//\, (2 v_{\max})
+
+    The map is the identity when ``n_trials == max_value``.
+
+    Args:
+        values: integer-valued array with entries in ``0..max_value``.
+        n_trials: the Binomial trial count ``N``.
+        max_value: the largest possible intensity ``v_max``.
+
+    Returns:
+        A float64 array of the same shape holding whole numbers in ``0..n_trials``.
+
+    Example:
+        >>> counts_from_intensities(np.array([0, 8, 255]), n_trials=16, max_value=255)
+        array([ 0.,  1., 16.])
+    """
+    require_n_trials("counts_from_intensities", n_trials)
+    integers = np.asarray(values).astype(np.int64)
+    counts = (2 * integers * int(n_trials) + max_value) // (2 * max_value)
+    return counts.astype(np.float64)
+
+
+def _field_error(name: str, message: str, offending: object) -> DataError:
+    return DataError(f"DataSplit {name!r}: {message}", offending=offending)
+
+
+@final
+@dataclass(frozen=True, eq=False)
+class DataSplit:
+    """Counts and labels of one dataset, split into train and test.
+
+    Attributes:
+        x_train: ``(n_train, D)`` float64 counts in ``0..n_trials``.
+        y_train: ``(n_train,)`` int64 class labels (used only for evaluation).
+        x_test: ``(n_test, D)`` float64 counts.
+        y_test: ``(n_test,)`` int64 labels.
+        name: the dataset's registry name.
+        n_trials: the Binomial trial count ``N`` the counts were mapped to.
+        image_shape: ``(height, width)`` with ``height·width == D`` (for plots).
+        source: where the data came from (a path or a description).
+
+    Arrays are converted to float64 / int64 on construction; shapes are checked.
+    """
+
+    x_train: np.ndarray = dataclasses.field(repr=False)
+    y_train: np.ndarray = dataclasses.field(repr=False)
+    x_test: np.ndarray = dataclasses.field(repr=False)
+    y_test: np.ndarray = dataclasses.field(repr=False)
+    name: str
+    n_trials: int
+    image_shape: tuple[int, int]
+    source: str
+
+    def __post_init__(self) -> None:
+        require_n_trials(f"DataSplit {self.name!r}", self.n_trials)
+        for part in ("train", "test"):
+            x = np.asarray(getattr(self, f"x_{part}"))
+            y = np.asarray(getattr(self, f"y_{part}"))
+            if x.ndim != 2:
+                raise _field_error(self.name, f"x_{part} has shape {x.shape}, expected (n_{part}, D)", x.shape)
+            if y.ndim != 1:
+                raise _field_error(self.name, f"y_{part} has shape {y.shape}, expected (n_{part},)", y.shape)
+            if x.shape[0] != y.shape[0]:
+                raise _field_error(
+                    self.name,
+                    f"x_{part} has {x.shape[0]} rows but y_{part} has {y.shape[0]} labels; "
+                    "every image needs exactly one label",
+                    (x.shape[0], y.shape[0]),
+                )
+            if y.size and not np.issubdtype(y.dtype, np.integer):
+                raise _field_error(self.name, f"y_{part} has dtype {y.dtype}, expected integer labels", y.dtype)
+            if y.size and y.min() < 0:
+                raise _field_error(self.name, f"y_{part} holds the negative label {y.min()}", int(y.min()))
+            object.__setattr__(self, f"x_{part}", x.astype(np.float64, copy=False))
+            object.__setattr__(self, f"y_{part}", y.astype(np.int64, copy=False))
+        n_features = self.x_train.shape[1]
+        if self.x_test.shape[1] != n_features:
+            raise _field_error(
+                self.name,
+                f"x_train has {n_features} columns but x_test has {self.x_test.shape[1]}",
+                (n_features, self.x_test.shape[1]),
+            )
+        shape = tuple(int(s) for s in self.image_shape)
+        if len(shape) != 2 or shape[0] * shape[1] != n_features:
+            raise _field_error(
+                self.name,
+                f"image_shape {self.image_shape} does not hold {n_features} pixels; "
+                "pass (height, width) with height·width == D",
+                self.image_shape,
+            )
+        object.__setattr__(self, "image_shape", shape)
+
+    @property
+    def n_features(self) -> int:
+        """``D``, the number of pixels (columns) per observation."""
+        return int(self.x_train.shape[1])
+
+    @property
+    def n_classes(self) -> int:
+        """One more than the largest label in either split."""
+        labels = np.concatenate([self.y_train, self.y_test])
+        return int(labels.max()) + 1 if labels.size else 0
+
+    def describe(self) -> str:
+        """One line, e.g. ``digits: 1437 train / 360 test, D=64 (8×8), counts 0..16, 10 classes``."""
+        height, width = self.image_shape
+        return (
+            f"{self.name}: {len(self.y_train)} train / {len(self.y_test)} test, D={self.n_features} "
+            f"({height}×{width}), counts 0..{self.n_trials}, {self.n_classes} classes, from {self.source}"
+        )

@@ -1,0 +1,147 @@
+r"""Clustering metrics: how well cluster assignments recover class labels.
+
+All functions take integer ``labels`` (true classes) and ``assignments`` (cluster
+indices, e.g. ``argmax_k q(k|x)``) of equal length ``n``. Write
+:math:`n_{kc}` for the contingency table (points of cluster :math:`k` with class
+:math:`c`), :math:`a_k = \sum_c n_{kc}` and :math:`b_c = \sum_k n_{kc}`.
+
+Example:
+    >>> clustering_metrics([0, 0, 1, 1], [1, 1, 0, 0], n_clusters=2)
+    {'nmi': 1.0, 'purity': 1.0, 'accuracy': 1.0, 'ari': 1.0, 'active_clusters': 2}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from expfam.errors import DataError
+
+IntArray = np.ndarray | Sequence[int]
+
+
+def _pair(labels: IntArray, assignments: IntArray) -> tuple[np.ndarray, np.ndarray]:
+    truth, found = np.asarray(labels), np.asarray(assignments)
+    for what, array in (("labels", truth), ("assignments", found)):
+        if array.ndim != 1:
+            raise DataError(f"{what} must be 1-D, got shape {array.shape}", offending=array.shape)
+        if array.size and not np.issubdtype(array.dtype, np.integer):
+            raise DataError(
+                f"{what} must be integers, got dtype {array.dtype}; pass argmax indices", offending=array.dtype
+            )
+    if truth.shape != found.shape:
+        raise DataError(
+            f"labels has {truth.size} entries but assignments has {found.size}; pass one cluster per labelled point",
+            offending=(truth.size, found.size),
+        )
+    if truth.size == 0:
+        raise DataError("labels and assignments are empty; metrics need at least one point", offending=0)
+    return truth, found
+
+
+def contingency_table(labels: IntArray, assignments: IntArray) -> np.ndarray:
+    r"""Counts :math:`n_{kc}`: rows are the clusters present, columns the classes present."""
+    truth, found = _pair(labels, assignments)
+    _, class_index = np.unique(truth, return_inverse=True)
+    _, cluster_index = np.unique(found, return_inverse=True)
+    table = np.zeros((cluster_index.max() + 1, class_index.max() + 1), dtype=np.int64)
+    np.add.at(table, (cluster_index, class_index), 1)
+    return table
+
+
+def normalized_mutual_information(labels: IntArray, assignments: IntArray) -> float:
+    r"""Normalized mutual information with arithmetic normalisation.
+
+    .. math::
+
+        \mathrm{NMI} = \frac{I(C; K)}{\tfrac12\,(H(C) + H(K))},\qquad
+        I(C; K) = \sum_{k,c} \frac{n_{kc}}{n} \log \frac{n\, n_{kc}}{a_k b_c}.
+
+    1 for a clustering that matches the classes up to renaming; near 0 for an
+    independent one. Two single-cluster labelings score 1.
+    """
+    from sklearn.metrics import normalized_mutual_info_score
+
+    truth, found = _pair(labels, assignments)
+    return float(normalized_mutual_info_score(truth, found, average_method="arithmetic"))
+
+
+def purity(labels: IntArray, assignments: IntArray) -> float:
+    r"""Share of points in their cluster's majority class: :math:`\frac1n \sum_k \max_c n_{kc}`.
+
+    Reaches 1 with one cluster per point, so read it with the number of active clusters.
+    """
+    table = contingency_table(labels, assignments)
+    return float(table.max(axis=1).sum() / table.sum())
+
+
+def hungarian_accuracy(labels: IntArray, assignments: IntArray) -> float:
+    r"""Accuracy under the best one-to-one matching of clusters to classes.
+
+    .. math::
+
+        \mathrm{acc} = \frac1n \max_{\pi} \sum_k n_{k\,\pi(k)},
+
+    over injective matchings :math:`\pi` (found by the Hungarian algorithm,
+    ``scipy.optimize.linear_sum_assignment``). With more clusters than classes the
+    unmatched clusters count as wrong; with fewer, the unmatched classes do.
+    """
+    table = contingency_table(labels, assignments)
+    rows, columns = linear_sum_assignment(table, maximize=True)
+    return float(table[rows, columns].sum() / table.sum())
+
+
+def adjusted_rand_index(labels: IntArray, assignments: IntArray) -> float:
+    r"""Adjusted Rand index: pair agreement corrected for chance.
+
+    .. math::
+
+        \mathrm{ARI} = \frac{\sum_{kc}\binom{n_{kc}}{2} - E}{\tfrac12\big(\sum_k\binom{a_k}{2}
+        + \sum_c\binom{b_c}{2}\big) - E},\qquad
+        E = \frac{\sum_k\binom{a_k}{2}\sum_c\binom{b_c}{2}}{\binom n2}.
+
+    1 for a perfect match, about 0 for a random one (it can be negative).
+    """
+    from sklearn.metrics import adjusted_rand_score
+
+    truth, found = _pair(labels, assignments)
+    return float(adjusted_rand_score(truth, found))
+
+
+def active_clusters(assignments: IntArray, n_clusters: int) -> int:
+    r"""Number of clusters with at least one point: :math:`|\{k : a_k \ge 1\}|`.
+
+    Raises:
+        DataError: an assignment outside ``0..n_clusters-1``.
+    """
+    found = np.asarray(assignments)
+    if found.ndim != 1 or (found.size and not np.issubdtype(found.dtype, np.integer)):
+        raise DataError(
+            f"assignments must be a 1-D integer array, got {found.dtype} of shape {found.shape}",
+            offending=found.shape,
+        )
+    if found.size and (found.min() < 0 or found.max() >= n_clusters):
+        bad = int(found.min()) if found.min() < 0 else int(found.max())
+        raise DataError(
+            f"assignment {bad} is outside 0..{n_clusters - 1} (n_clusters={n_clusters}); "
+            "pass the model's number of clusters",
+            offending=bad,
+        )
+    return int(np.unique(found).size)
+
+
+def clustering_metrics(labels: IntArray, assignments: IntArray, n_clusters: int) -> dict[str, float]:
+    """All clustering metrics of MODEL.md §8 in one dictionary.
+
+    Returns:
+        ``{"nmi", "purity", "accuracy", "ari", "active_clusters"}``; the last is an integer count.
+    """
+    return {
+        "nmi": normalized_mutual_information(labels, assignments),
+        "purity": purity(labels, assignments),
+        "accuracy": hungarian_accuracy(labels, assignments),
+        "ari": adjusted_rand_index(labels, assignments),
+        "active_clusters": active_clusters(assignments, n_clusters),
+    }
