@@ -111,7 +111,12 @@ class ExponentialFamily(abc.ABC):
 
     @abc.abstractmethod
     def sample(self, key: Array, params: Array, shape: tuple[int, ...] = ()) -> Array:
-        """Draw observations of shape ``shape + data_shape``."""
+        """Draw observations of shape ``shape + data_shape``.
+
+        ``params`` may carry leading axes that broadcast against ``shape``
+        (``params.shape == shape + param_shape`` draws one observation per
+        parameter set), so batched sampling needs one key, not one per draw.
+        """
 
     @abc.abstractmethod
     def in_support(self, x: np.ndarray) -> np.ndarray:

@@ -30,6 +30,17 @@ from expfam.family import Array, ExponentialFamily
 MixtureParams = dict[str, Array]
 
 
+def sample_categorical(key: Array, logits: Array, shape: tuple[int, ...]) -> Array:
+    """Draw categories from unnormalised ``logits`` (last axis) by inverse CDF: one uniform per draw.
+
+    ``logits`` broadcasts against ``shape + (K,)``. Cheaper than the Gumbel trick,
+    which needs ``K`` random numbers per draw.
+    """
+    cumulative = jnp.cumsum(jax.nn.softmax(logits, axis=-1), axis=-1)
+    u = jax.random.uniform(key, shape + (1,)) * cumulative[..., -1:]
+    return jnp.minimum(jnp.sum(cumulative < u, axis=-1), logits.shape[-1] - 1)
+
+
 def tree_vdot(a: MixtureParams, b: MixtureParams) -> Array:
     """``Σ`` over every leaf of ``a * b`` (inner product of two named pytrees)."""
     return sum(jnp.sum(x * y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
@@ -124,9 +135,6 @@ class LatentMixture:
     ) -> tuple[Array, Array]:
         """Draw ``k ~ p(k)`` then ``y ~ p(y | k)``; returns ``(y, k)`` with leading ``shape``."""
         key_k, key_y = jax.random.split(key)
-        k = jax.random.categorical(key_k, self.cluster_logits(params), shape=shape)
+        k = sample_categorical(key_k, self.cluster_logits(params), shape)
         theta_y = self.cluster_params(params)[k]
-        flat = theta_y.reshape((-1,) + self.latent.param_shape)
-        keys = jax.random.split(key_y, flat.shape[0])
-        y = jax.vmap(self.latent.sample)(keys, flat)
-        return y.reshape(shape + self.latent.data_shape), k
+        return self.latent.sample(key_y, theta_y, shape), k

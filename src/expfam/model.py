@@ -32,7 +32,7 @@ import jax.numpy as jnp
 
 from expfam.block import InteractionBlock
 from expfam.family import Array, ExponentialFamily
-from expfam.mixture import LatentMixture, MixtureParams, tree_vdot
+from expfam.mixture import LatentMixture, MixtureParams, sample_categorical, tree_vdot
 
 Params = dict[str, Any]
 
@@ -198,10 +198,19 @@ class Harmonium:
     def sample_posterior(
         self, key: Array, posterior: MixtureParams, n_samples: int
     ) -> tuple[Array, Array]:
-        """``n_samples`` states per observation from batched posterior parameters: ``(B, S, n)``, ``(B, S)``."""
-        batch = jax.tree.leaves(posterior)[0].shape[0]
-        keys = jax.random.split(key, batch)
-        return jax.vmap(lambda kk, p: self.mixture.sample(kk, p, (n_samples,)))(keys, posterior)
+        """``n_samples`` states per observation from batched posterior parameters: ``(B, S, n)``, ``(B, S)``.
+
+        All draws share one key: ``k ~ q(k|x)`` by inverse CDF,
+        logits, then ``y ~ p(y | k)`` in one call.
+        """
+        key_k, key_y = jax.random.split(key)
+        logits = jax.vmap(self.mixture.cluster_logits)(posterior)
+        batch = logits.shape[0]
+        k = sample_categorical(key_k, logits[:, None, :], (batch, n_samples))
+        theta = jnp.take_along_axis(
+            jax.vmap(self.mixture.cluster_params)(posterior), k.reshape((batch, n_samples) + (1,) * len(self.latent.param_shape)), axis=1
+        )
+        return self.latent.sample(key_y, theta, (batch, n_samples)), k
 
     def sample_prior(self, key: Array, params: Params, n_samples: int) -> tuple[Array, Array]:
         """``n_samples`` states ``(y, k) ~ p(z)``."""
@@ -232,10 +241,13 @@ class Harmonium:
 
         With ``z_s ~ q(·|x)`` (stop-gradient) and ``r̄ = mean(sg(r_s))``::
 
-            surrogate = c(x) + mean(r_s) + mean((sg(r_s) − r̄)·log q(z_s|x)) − sg(same)
+            surrogate = c(x) + mean(r_s) + Σ_s (sg(r_s) − r̄)·log q(z_s|x) / (S − 1) − sg(same)
 
         The surrogate's value equals the Monte-Carlo ELBO ``c(x) + mean(r_s)``;
-        its gradient is the score-function estimator.
+        its gradient is the score-function estimator, unbiased: dividing by
+        ``S − 1`` rather than ``S`` is the same as the leave-one-out baseline
+        ``mean_s (r_s − r̄_{−s}) ∇log q(z_s|x)`` (``mean`` would shrink the
+        score part by ``(S − 1)/S``). With ``S = 1`` there is no baseline.
 
         Returns:
             ``(surrogate, elbo)``, each of shape ``(B,)``.
@@ -243,9 +255,10 @@ class Harmonium:
         posterior = self.posterior_params(params, x)
         y, k = jax.lax.stop_gradient(self.sample_posterior(key, jax.lax.stop_gradient(posterior), n_samples))
         r = self.batch_residual(params, y, k)
-        centred = jax.lax.stop_gradient(r - jnp.mean(r, axis=1, keepdims=True))
+        control = jnp.mean(r, axis=1, keepdims=True) if n_samples > 1 else jnp.zeros_like(r)
+        centred = jax.lax.stop_gradient(r - control)
         log_q = jax.vmap(self.posterior_log_density)(posterior, y, k)
-        score = jnp.mean(centred * log_q, axis=1)
+        score = jnp.sum(centred * log_q, axis=1) / max(n_samples - 1, 1)
         elbo = self.baseline(params, x, posterior) + jnp.mean(r, axis=1)
         return elbo + score - jax.lax.stop_gradient(score), elbo
 

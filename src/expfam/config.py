@@ -1,0 +1,239 @@
+"""Run configuration: one dataclass tree that loads from TOML and flags and is written into every run.
+
+Sections mirror the TOML file::
+
+    [model]     block, observable, n_trials, n_latent, n_clusters
+    [data]      dataset, data, test_fraction
+    [train]     learning_rate, n_steps, batch_size, warmups, loss weights, ...
+    [evaluate]  sample counts of the final evaluation
+
+Every key is optional in a file; unknown keys and wrong types are errors
+that name the key. Defaults are sized for the bundled digits data on a
+2-core CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from expfam.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What model to build (see :class:`expfam.builder.ModelSpec`)."""
+
+    block: str = "hierarchical"
+    observable: str = "binomial"
+    n_trials: int = 16
+    n_latent: int = 32
+    n_clusters: int = 20
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data to load: a dataset plugin name and, for file datasets, a path."""
+
+    dataset: str = "digits"
+    data: str = ""
+    test_fraction: float = 0.2
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation and loss settings (MODEL.md §6); names follow the seed's columns."""
+
+    learning_rate: float = 3e-3
+    lr_warmup_steps: int = 200
+    weight_decay: float = 0.0
+    n_steps: int = 6000
+    batch_size: int = 256
+    kl_warmup_steps: int = 2000
+    conj_warmup_steps: int = 1000
+    conj_weight: float = 0.1
+    entropy_weight: float = 5.0
+    posterior_entropy_weight: float = 10.0
+    recognition_conj_weight: float = 0.0
+    n_mc_samples: int = 10
+    n_conj_samples: int = 1024
+    rho_mode: str = "learned"
+    seed: int = 0
+    log_every: int = 250
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Sample counts of the final evaluation (MODEL.md §7–§8)."""
+
+    n_r2_samples: int = 10_000
+    n_elbo_samples: int = 10
+    n_iwae_samples: int = 100
+    batch_size: int = 1000
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The whole configuration of one training run."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "train": TrainConfig,
+    "evaluate": EvaluateConfig,
+}
+
+
+def _field_types(cls: type) -> dict[str, type]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def _coerce(section: str, key: str, value: Any, expected: type) -> Any:
+    where = f"[{section}] {key}"
+    if expected is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if expected is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if expected is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if expected is str and isinstance(value, str):
+        return value
+    if expected is bool and isinstance(value, bool):
+        return value
+    raise ConfigurationError(
+        f"{where} must be {expected.__name__}, got {type(value).__name__} {value!r}; fix the value",
+        offending=key,
+    )
+
+
+def section_keys(section: str) -> list[str]:
+    """The keys a section accepts."""
+    return list(_field_types(SECTIONS[section]))
+
+
+def config_from_mapping(mapping: Mapping[str, Any], base: RunConfig | None = None) -> RunConfig:
+    """Overlay ``{section: {key: value}}`` on ``base`` (default: the defaults), checking names and types."""
+    base = base or RunConfig()
+    updates: dict[str, Any] = {}
+    for section, values in mapping.items():
+        if section not in SECTIONS:
+            raise ConfigurationError(
+                f"unknown config section [{section}]; sections are: {', '.join(SECTIONS)}", offending=section
+            )
+        if not isinstance(values, Mapping):
+            raise ConfigurationError(f"[{section}] must be a table of keys, got {values!r}", offending=section)
+        types_ = _field_types(SECTIONS[section])
+        changes = {}
+        for key, value in values.items():
+            if key not in types_:
+                raise ConfigurationError(
+                    f"unknown key {key!r} in [{section}]; allowed: {', '.join(types_)}", offending=key
+                )
+            changes[key] = _coerce(section, key, value, types_[key])
+        updates[section] = dataclasses.replace(getattr(base, section), **changes)
+    config = dataclasses.replace(base, **updates)
+    validate_config(config)
+    return config
+
+
+def load_config(path: str | Path, base: RunConfig | None = None) -> RunConfig:
+    """Read a TOML configuration file (e.g. a run's ``config.toml``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigurationError(f"config file {str(path)!r} does not exist; check the path", offending=str(path))
+    try:
+        mapping = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigurationError(f"{path}: not valid TOML ({error})", offending=str(path)) from None
+    return config_from_mapping(mapping, base)
+
+
+def config_to_mapping(config: RunConfig) -> dict[str, dict[str, Any]]:
+    """``{section: {key: value}}`` of a configuration."""
+    return {section: dataclasses.asdict(getattr(config, section)) for section in SECTIONS}
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def config_to_toml(config: RunConfig) -> str:
+    """The configuration as TOML text that :func:`load_config` reads back to an equal config."""
+    lines: list[str] = []
+    for section, values in config_to_mapping(config).items():
+        lines.append(f"[{section}]")
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _check(condition: bool, message: str, key: str) -> None:
+    if not condition:
+        raise ConfigurationError(message, offending=key)
+
+
+def validate_config(config: RunConfig) -> None:
+    """Range checks that need no registry (names are checked when the model is built)."""
+    model, train, data, evaluation = config.model, config.train, config.data, config.evaluate
+    _check(model.n_clusters >= 2, f"n_clusters must be ≥ 2, got {model.n_clusters}; use at least 2 clusters", "n_clusters")
+    _check(model.n_latent >= 1, f"n_latent must be ≥ 1, got {model.n_latent}", "n_latent")
+    _check(model.n_trials >= 1, f"n_trials must be ≥ 1, got {model.n_trials}", "n_trials")
+    _check(
+        math.isfinite(train.learning_rate) and train.learning_rate > 0,
+        f"learning_rate must be a positive number, got {train.learning_rate}; try 1e-3",
+        "learning_rate",
+    )
+    for key in ("n_steps", "batch_size", "n_mc_samples", "n_conj_samples", "log_every"):
+        value = getattr(train, key)
+        _check(value >= 1, f"{key} must be ≥ 1, got {value}", key)
+    for key in ("lr_warmup_steps", "kl_warmup_steps", "conj_warmup_steps"):
+        value = getattr(train, key)
+        _check(value >= 0, f"{key} must be ≥ 0, got {value}", key)
+    for key in ("weight_decay", "conj_weight", "entropy_weight", "posterior_entropy_weight", "recognition_conj_weight"):
+        value = getattr(train, key)
+        _check(math.isfinite(value) and value >= 0, f"{key} must be a finite number ≥ 0, got {value}", key)
+    _check(train.rho_mode in ("learned", "analytic"), f"rho_mode must be 'learned' or 'analytic', got {train.rho_mode!r}", "rho_mode")
+    _check(0.0 < data.test_fraction < 1.0, f"test_fraction must be in (0, 1), got {data.test_fraction}", "test_fraction")
+    for key in ("n_r2_samples", "n_elbo_samples", "n_iwae_samples", "batch_size"):
+        value = getattr(evaluation, key)
+        _check(value >= 1, f"[evaluate] {key} must be ≥ 1, got {value}", key)
+
+
+def flatten_config(config: RunConfig) -> dict[str, Any]:
+    """``{key: value}`` over all sections (keys are unique across sections except ``batch_size``)."""
+    flat: dict[str, Any] = {}
+    for section, values in config_to_mapping(config).items():
+        for key, value in values.items():
+            flat[key if key not in flat else f"{section}.{key}"] = value
+    return flat
+
+
+__all__ = [
+    "DataConfig",
+    "EvaluateConfig",
+    "ModelConfig",
+    "RunConfig",
+    "TrainConfig",
+    "config_from_mapping",
+    "config_to_toml",
+    "load_config",
+    "validate_config",
+]

@@ -1,0 +1,197 @@
+r"""The training engine (MODEL.md §6).
+
+One jitted step: draw a batch uniformly with replacement, evaluate the
+combined loss, take an optax Adam (or AdamW) step with a learning rate that
+rises linearly from 0 over ``lr_warmup_steps`` and then stays constant. Steps
+run in :func:`jax.lax.scan` chunks of ``log_every`` steps between host
+callbacks, so Python is not paid per step.
+
+A step whose loss, term values or new parameters are not finite is not
+applied: the chunk keeps the last finite parameters and records the step, and
+:func:`train` raises :class:`~expfam.errors.TrainingDivergedError` naming the
+step and the offending term.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from expfam.config import TrainConfig
+from expfam.errors import TrainingDivergedError
+from expfam.family import Array
+from expfam.model import Harmonium, Params
+from expfam.objective import ObjectiveSettings, make_loss
+from expfam.plugins import Registry
+
+
+def loss_weights(config: TrainConfig) -> dict[str, float]:
+    """The loss terms of a training config: ``{term: weight}`` (MODEL.md §6)."""
+    weights = {
+        "elbo": 1.0,
+        "conjugation": config.conj_weight,
+        "prior_entropy": config.entropy_weight,
+        "posterior_entropy": config.posterior_entropy_weight,
+    }
+    if config.recognition_conj_weight > 0:
+        weights["recognition_conjugation"] = config.recognition_conj_weight
+    return weights
+
+
+def objective_settings(config: TrainConfig) -> ObjectiveSettings:
+    """Warmups and sample counts of a training config."""
+    return ObjectiveSettings(
+        kl_warmup_steps=config.kl_warmup_steps,
+        conj_warmup_steps=config.conj_warmup_steps,
+        n_mc_samples=config.n_mc_samples,
+        n_prior_samples=config.n_conj_samples,
+    )
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """Adam (AdamW when ``weight_decay > 0``) with a linear learning-rate warmup, then constant."""
+    if config.lr_warmup_steps > 0:
+        schedule = optax.linear_schedule(0.0, config.learning_rate, config.lr_warmup_steps)
+    else:
+        schedule = optax.constant_schedule(config.learning_rate)
+    if config.weight_decay > 0:
+        return optax.adamw(schedule, weight_decay=config.weight_decay)
+    return optax.adam(schedule)
+
+
+class TrainState(NamedTuple):
+    """What the scan carries: parameters, optimiser state, step, key, and the first bad step (−1: none)."""
+
+    params: Params
+    opt_state: Any
+    step: Array
+    key: Array
+    bad_step: Array
+
+
+def _all_finite(tree: Any) -> Array:
+    leaves = [jnp.all(jnp.isfinite(leaf)) for leaf in jax.tree.leaves(tree)]
+    return jnp.all(jnp.stack(leaves))
+
+
+def make_chunk(
+    model: Harmonium,
+    data: Array,
+    config: TrainConfig,
+    optimizer: optax.GradientTransformation,
+    *,
+    registry: Registry | None = None,
+) -> Callable[..., tuple[TrainState, dict[str, Array]]]:
+    """A jitted ``chunk(state, length)`` running ``length`` steps and returning per-step loss and term values."""
+    loss_fn = make_loss(
+        model, loss_weights(config), objective_settings(config), rho_mode=config.rho_mode, registry=registry
+    )
+    n_data = data.shape[0]
+
+    def step(state: TrainState, _: None) -> tuple[TrainState, dict[str, Array]]:
+        key, batch_key, loss_key = jax.random.split(state.key, 3)
+        index = jax.random.randint(batch_key, (config.batch_size,), 0, n_data)
+        batch = data[index]
+        (loss, values), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, loss_key, state.step)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        healthy = (state.bad_step < 0) & jnp.isfinite(loss) & _all_finite(values) & _all_finite(params)
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(healthy, a, b), new, old)  # noqa: E731
+        bad_step = jnp.where((state.bad_step < 0) & ~healthy, state.step, state.bad_step)
+        new_state = TrainState(
+            params=keep(params, state.params),
+            opt_state=keep(opt_state, state.opt_state),
+            step=state.step + 1,
+            key=key,
+            bad_step=bad_step,
+        )
+        return new_state, {"loss": loss, **values}
+
+    @functools.partial(jax.jit, static_argnames="length")
+    def chunk(state: TrainState, length: int) -> tuple[TrainState, dict[str, Array]]:
+        return jax.lax.scan(step, state, None, length=length)
+
+    return chunk
+
+
+@dataclass
+class TrainResult:
+    """Final parameters and the per-step history of the loss and each term's value."""
+
+    params: Params
+    history: dict[str, np.ndarray] = field(default_factory=dict)
+    steps: int = 0
+
+
+def _diverged(history: dict[str, np.ndarray], offset: int, bad_step: int, params: Params) -> TrainingDivergedError:
+    row = bad_step - offset
+    values = {name: float(series[row]) for name, series in history.items()}
+    bad_terms = [name for name, value in values.items() if name != "loss" and not np.isfinite(value)]
+    term = bad_terms[0] if bad_terms else ("loss" if not np.isfinite(values["loss"]) else "parameters")
+    detail = ", ".join(f"{name}={value:.4g}" for name, value in values.items())
+    return TrainingDivergedError(
+        f"training diverged at step {bad_step}: term {term!r} is not finite ({detail}); "
+        f"the last finite parameters were kept. Lower --learning-rate or the weight of {term!r}",
+        step=bad_step,
+        term=term,
+        last_params=params,
+    )
+
+
+def train(
+    model: Harmonium,
+    params: Params,
+    data: Array,
+    config: TrainConfig,
+    *,
+    callback: Callable[[int, Params, dict[str, np.ndarray]], None] | None = None,
+    registry: Registry | None = None,
+) -> TrainResult:
+    """Train ``params`` on ``data`` for ``config.n_steps`` steps.
+
+    Args:
+        model: the harmonium.
+        params: initial parameters.
+        data: training observations ``(N,) + data_shape``.
+        config: the training section of a run configuration.
+        callback: called after every chunk with ``(step, params, chunk_history)``.
+        registry: where loss-term names are looked up.
+
+    Returns:
+        The final parameters and the per-step history.
+
+    Raises:
+        TrainingDivergedError: NaN or inf in the loss, a term or the parameters,
+            with the step and the term named and the last finite parameters attached.
+    """
+    optimizer = make_optimizer(config)
+    chunk = make_chunk(model, jnp.asarray(data), config, optimizer, registry=registry)
+    state = TrainState(
+        params=params,
+        opt_state=optimizer.init(params),
+        step=jnp.zeros((), jnp.int32),
+        key=jax.random.PRNGKey(config.seed + 1),
+        bad_step=-jnp.ones((), jnp.int32),
+    )
+    pieces: list[dict[str, np.ndarray]] = []
+    done = 0
+    while done < config.n_steps:
+        take = min(config.log_every, config.n_steps - done)
+        state, values = chunk(state, length=take)
+        piece = {name: np.asarray(series) for name, series in values.items()}
+        pieces.append(piece)
+        bad_step = int(state.bad_step)
+        if bad_step >= 0:
+            raise _diverged(piece, done, bad_step, state.params)
+        done += take
+        if callback is not None:
+            callback(done, state.params, piece)
+    history = {name: np.concatenate([p[name] for p in pieces]) for name in pieces[0]} if pieces else {}
+    return TrainResult(params=state.params, history=history, steps=done)
