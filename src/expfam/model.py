@@ -283,12 +283,18 @@ class Harmonium:
         y, k = jax.lax.stop_gradient(self.sample_prior(key, params, n_samples))
         return jnp.var(self.residual(params, y, k))
 
-    def fit_correction(self, key: Array, params: Params, n_samples: int) -> tuple[Array, Array, Array]:
+    def fit_correction(
+        self, key: Array, params: Params, n_samples: int, *, ridge: float = 1e-6
+    ) -> tuple[Array, Array, Array]:
         r"""Least-squares ``ρ_y`` (MODEL.md §7).
 
         Regress ``ψ_X(θ_X(z_m)) − ρ_k·e_{k_m}`` on ``[1, s_Y(y_m)]`` over prior
         samples; the coefficients are ``(χ, ρ_y)`` and the fitted residual
-        variance is ``min_{ρ_y} Var_p[r]``.
+        variance is ``min_{ρ_y} Var_p[r]``. With centred statistics ``X`` and
+        target ``t``, ``(XᵀX/M + ridge·I) ρ_y = Xᵀt/M`` is solved by Cholesky and
+        ``χ = mean t − mean s_Y·ρ_y``; the tiny ridge
+        keeps the solve defined when a latent unit is (nearly) constant under
+        the prior, where the plain minimiser is not unique.
 
         Returns:
             ``(chi, rho_y, residual_variance)``.
@@ -297,10 +303,13 @@ class Harmonium:
         stats_y = jax.vmap(self.latent.sufficient_statistic)(y).reshape(n_samples, -1)
         rho_k = jnp.concatenate([jnp.zeros(1), self.cluster_correction(params)])
         target = self.observable_log_partition(params, y, k) - rho_k[k]
-        design = jnp.concatenate([jnp.ones((n_samples, 1)), stats_y], axis=1)
-        coefficients, *_ = jnp.linalg.lstsq(design, target)
-        fitted = design @ coefficients
-        return coefficients[0], coefficients[1:].reshape(self.latent.param_shape), jnp.var(target - fitted)
+        centred_stats = stats_y - jnp.mean(stats_y, axis=0)
+        centred_target = target - jnp.mean(target)
+        gram = centred_stats.T @ centred_stats / n_samples + ridge * jnp.eye(stats_y.shape[1])
+        rho_y = jax.scipy.linalg.solve(gram, centred_stats.T @ centred_target / n_samples, assume_a="pos")
+        chi = jnp.mean(target) - jnp.mean(stats_y, axis=0) @ rho_y
+        residual_variance = jnp.var(centred_target - centred_stats @ rho_y)
+        return chi, rho_y.reshape(self.latent.param_shape), residual_variance
 
     def r_squared(self, key: Array, params: Params, n_samples: int = 10_000) -> Array:
         r"""``R² = 1 − Var_p[r] / Var_p[ψ_X(θ_X(z))]``; NaN if the denominator < 1e-6; clipped to [−10, 1]."""

@@ -145,6 +145,13 @@ def _diverged(history: dict[str, np.ndarray], offset: int, bad_step: int, params
     )
 
 
+def _store_fitted_correction(model: Harmonium, params: Params, config: TrainConfig, step: int) -> Params:
+    """In analytic ρ mode, write the least-squares ``ρ_y`` into the parameters (for evaluation and saving)."""
+    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), step)
+    _, rho_y, _ = model.fit_correction(key, params, config.n_conj_samples)
+    return {**params, "rho_y": rho_y}
+
+
 def train(
     model: Harmonium,
     params: Params,
@@ -191,6 +198,8 @@ def train(
         if bad_step >= 0:
             raise _diverged(piece, done, bad_step, state.params)
         done += take
+        if config.rho_mode == "analytic":
+            state = state._replace(params=_store_fitted_correction(model, state.params, config, done))
         if callback is not None:
             callback(done, state.params, piece)
     history = {name: np.concatenate([p[name] for p in pieces]) for name in pieces[0]} if pieces else {}
