@@ -1,0 +1,78 @@
+r"""A reusable kit of identity checks for exponential-family plugins.
+
+A plugin author calls these on their own family; each check states an
+identity of MODEL.md §1–§2, computes both sides in float64 and raises
+:class:`AssertionError` naming the identity and the tolerance when they
+disagree. Checks return ``True`` when they applied and ``False`` when the
+identity cannot be checked for the family (e.g. enumeration of a continuous
+support). The kit needs float64: enable it in your ``conftest.py`` with
+``jax.config.update("jax_enable_x64", True)``; importing the kit changes no
+configuration.
+
+Hypothesis strategies live in :mod:`expfam.testing.strategies` (they need the
+``hypothesis`` package).
+
+Example:
+    >>> import jax
+    >>> from expfam.families import Poisson
+    >>> from expfam.testing import check_family
+    >>> report = check_family(Poisson(2), jax.numpy.array([0.5, -1.0]), key=jax.random.key(0))  # doctest: +SKIP
+"""
+
+from expfam.testing._assertions import Z_LIMIT, require_x64
+from expfam.testing.enumeration import (
+    EnumeratedDistribution,
+    enumerate_distribution,
+    enumerate_support,
+    integer_support,
+)
+from expfam.testing.family_checks import check_entropy, check_kl, check_mean_map, check_normalisation
+from expfam.testing.geometry_checks import (
+    check_conjugate_duality,
+    check_convexity,
+    check_fisher_information,
+    check_round_trips,
+)
+from expfam.testing.mixture_checks import (
+    check_mixture_conditional,
+    check_mixture_kl,
+    check_mixture_log_partition,
+    check_mixture_means,
+    check_mixture_normalisation,
+    check_mixture_sampling,
+    enumerate_mixture,
+)
+from expfam.testing.sampling_checks import check_fit_recovers, check_sampling
+from expfam.testing.scipy_reference import SCIPY_REFERENCES, ScipyReference, check_against_scipy
+from expfam.testing.suite import check_family, check_mixture
+
+__all__ = [
+    "SCIPY_REFERENCES",
+    "Z_LIMIT",
+    "EnumeratedDistribution",
+    "ScipyReference",
+    "check_against_scipy",
+    "check_conjugate_duality",
+    "check_convexity",
+    "check_entropy",
+    "check_family",
+    "check_fisher_information",
+    "check_fit_recovers",
+    "check_kl",
+    "check_mean_map",
+    "check_mixture",
+    "check_mixture_conditional",
+    "check_mixture_kl",
+    "check_mixture_log_partition",
+    "check_mixture_means",
+    "check_mixture_normalisation",
+    "check_mixture_sampling",
+    "check_normalisation",
+    "check_round_trips",
+    "check_sampling",
+    "enumerate_distribution",
+    "enumerate_mixture",
+    "enumerate_support",
+    "integer_support",
+    "require_x64",
+]
