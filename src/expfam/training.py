@@ -15,7 +15,7 @@ step and the offending term.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -87,11 +87,13 @@ def make_chunk(
     config: TrainConfig,
     optimizer: optax.GradientTransformation,
     *,
+    weights: Mapping[str, float] | None = None,
     registry: Registry | None = None,
 ) -> Callable[..., tuple[TrainState, dict[str, Array]]]:
     """A jitted ``chunk(state, length)`` running ``length`` steps and returning per-step loss and term values."""
+    weights = loss_weights(config) if weights is None else weights
     loss_fn = make_loss(
-        model, loss_weights(config), objective_settings(config), rho_mode=config.rho_mode, registry=registry
+        model, weights, objective_settings(config), rho_mode=config.rho_mode, registry=registry
     )
     n_data = data.shape[0]
 
@@ -159,6 +161,7 @@ def train(
     config: TrainConfig,
     *,
     callback: Callable[[int, Params, dict[str, np.ndarray]], None] | None = None,
+    weights: Mapping[str, float] | None = None,
     registry: Registry | None = None,
 ) -> TrainResult:
     """Train ``params`` on ``data`` for ``config.n_steps`` steps.
@@ -169,6 +172,8 @@ def train(
         data: training observations ``(N,) + data_shape``.
         config: the training section of a run configuration.
         callback: called after every chunk with ``(step, params, chunk_history)``.
+        weights: ``{loss term: weight}`` replacing the terms of :func:`loss_weights`
+            (e.g. to add a third-party objective).
         registry: where loss-term names are looked up.
 
     Returns:
@@ -179,7 +184,7 @@ def train(
             with the step and the term named and the last finite parameters attached.
     """
     optimizer = make_optimizer(config)
-    chunk = make_chunk(model, jnp.asarray(data), config, optimizer, registry=registry)
+    chunk = make_chunk(model, jnp.asarray(data), config, optimizer, weights=weights, registry=registry)
     state = TrainState(
         params=params,
         opt_state=optimizer.init(params),
