@@ -13,5 +13,7 @@ from hypothesis import settings
 jax.config.update("jax_enable_x64", True)
 
 # Property tests compile per shape and run statistical checks: no deadline, few examples.
+# `pytest --hypothesis-profile=quick` runs five examples per property instead of twenty.
 settings.register_profile("expfam", max_examples=20, deadline=None)
+settings.register_profile("quick", max_examples=5, deadline=None)
 settings.load_profile("expfam")

@@ -1,4 +1,7 @@
-"""The plugin registry: entry-point discovery, look-up errors, duplicate names."""
+"""The plugin registry (expfam.plugins): entry-point discovery, look-up errors, duplicate names.
+
+Named test_plugin_registry.py because tests/cli/test_plugins.py already uses the basename test_plugins.
+"""
 
 from __future__ import annotations
 

@@ -227,6 +227,7 @@ def test_unbounded_support_is_truncated_by_the_parameters() -> None:
     assert small is not None and large is not None
     assert small.max() < large.max()
     assert large.max() > np.exp(2.5) + 10 * np.exp(1.25)
+    assert enumerate_support(Poisson(1), params=jnp.array([8.0])) is None  # rate 2981: beyond the probed range
 
 
 # ------------------------------------------------------------------ strategies

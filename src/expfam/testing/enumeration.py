@@ -67,9 +67,13 @@ def integer_support(family: ExponentialFamily) -> tuple[np.ndarray, bool] | None
     return integers[inside].astype(int), bool(inside[-1])
 
 
-@functools.cache
 def data_dtype(family: ExponentialFamily) -> np.dtype:
     """The dtype of the family's samples (integers for categories, floats for counts)."""
+    return _sample_dtype(family, np.dtype(jnp.result_type(float)))
+
+
+@functools.cache
+def _sample_dtype(family: ExponentialFamily, default_float: np.dtype) -> np.dtype:
     shape = jax.eval_shape(lambda key: family.sample(key, family.reference_params()), jax.random.key(0))
     return np.dtype(shape.dtype)
 
@@ -123,7 +127,7 @@ def enumerate_support(
         return None
     stack = np.reshape(np.asarray(params), (-1,) + family.param_shape)
     top = 8
-    while int(np.sum(values <= top)) ** family.data_dim <= max_points:
+    while top <= PROBE_LIMIT and int(np.sum(values <= top)) ** family.data_dim <= max_points:
         points = _grid(family, values[values <= top])
         edge = np.any(np.reshape(points, (points.shape[0], -1)) == top, axis=1)
         weights = np.stack([tabulate(family, theta, points)[0] for theta in stack])

@@ -42,11 +42,13 @@ def observations(family: ExponentialFamily, *, max_count: int = 20, scale: float
     """Single observations of ``family.data_shape`` inside its support.
 
     Discrete supports (found by :func:`~expfam.testing.enumeration.integer_support`)
-    give integers up to ``max_count``; continuous ones give floats in ``[−scale, scale]``.
+    give integers up to ``max_count``; continuous ones give the floats in
+    ``[−scale, scale]`` that ``in_support`` accepts.
     """
     support = integer_support(family)
     if support is None:
-        elements = st.floats(-scale, scale, allow_nan=False, allow_infinity=False, width=64)
+        floats = st.floats(-scale, scale, allow_nan=False, allow_infinity=False, width=64)
+        elements = floats.filter(lambda v: bool(np.all(family.in_support(np.full(family.data_shape, v)))))
     else:
         values = support[0]
         elements = st.sampled_from([int(v) for v in values[values <= max_count]])
