@@ -66,8 +66,8 @@ def assert_close(
         return
     worst = np.unravel_index(np.nanargmax(np.where(bad, error - bound, -np.inf)), error.shape)
     raise AssertionError(
-        f"{what}: entry {tuple(int(i) for i in worst)} is {actual_array[worst]!r}, expected "
-        f"{expected_array[worst]!r} (|difference| {error[worst]:.3g} > atol={atol:g} + rtol={rtol:g}·|expected|); "
+        f"{what}: entry {tuple(int(i) for i in worst)} is {actual_array[worst].item()!r}, expected "
+        f"{expected_array[worst].item()!r} (|difference| {error[worst]:.3g} > atol={atol:g} + rtol={rtol:g}·|expected|); "
         f"{int(bad.sum())} of {bad.size} entries out of tolerance"
     )
 
@@ -78,7 +78,7 @@ def assert_at_least(what: str, value: object, lower: float, *, tol: float) -> No
     bad = ~(array >= lower - tol)
     if bad.any():
         worst = np.unravel_index(np.nanargmin(np.where(bad, array, np.inf)), array.shape) if array.ndim else ()
-        raise AssertionError(f"{what}: found {array[worst]!r}, expected ≥ {lower:g} (tolerance {tol:g})")
+        raise AssertionError(f"{what}: found {array[worst].item()!r}, expected ≥ {lower:g} (tolerance {tol:g})")
 
 
 def assert_z_scores(
@@ -99,6 +99,6 @@ def assert_z_scores(
     if bad.any():
         worst = np.unravel_index(np.nanargmax(np.where(bad, np.abs(np.nan_to_num(z, nan=np.inf)), -1.0)), z.shape)
         raise AssertionError(
-            f"{what}: entry {tuple(int(i) for i in worst)} has z = {z[worst]:.2f} (estimate {estimate_array[worst]!r}, "
-            f"expected {expected_array[worst]!r}, standard error {error[worst]:.3g}); accepted |z| < {limit:g}"
+            f"{what}: entry {tuple(int(i) for i in worst)} has z = {z[worst]:.2f} (estimate {estimate_array[worst].item()!r}, "
+            f"expected {expected_array[worst].item()!r}, standard error {error[worst]:.3g}); accepted |z| < {limit:g}"
         )
