@@ -32,7 +32,13 @@ from expfam.testing import (
     check_sampling,
     integer_support,
 )
-from expfam.testing.strategies import natural_params, observations, sized_family, smallest_size, unconstrained
+from expfam.testing.strategies import (
+    natural_params,
+    observations,
+    sized_family,
+    smallest_size,
+    unconstrained,
+)
 
 REGISTRY = get_registry()
 FAMILY_NAMES = REGISTRY.names("families")

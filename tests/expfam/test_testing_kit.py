@@ -40,7 +40,14 @@ from expfam.testing import (
     enumerate_support,
     require_x64,
 )
-from expfam.testing.strategies import families, mixture_params, mixtures, natural_params, observations, sized_family
+from expfam.testing.strategies import (
+    families,
+    mixture_params,
+    mixtures,
+    natural_params,
+    observations,
+    sized_family,
+)
 
 KEY = jax.random.key(3)
 

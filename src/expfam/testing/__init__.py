@@ -26,7 +26,12 @@ from expfam.testing.enumeration import (
     enumerate_support,
     integer_support,
 )
-from expfam.testing.family_checks import check_entropy, check_kl, check_mean_map, check_normalisation
+from expfam.testing.family_checks import (
+    check_entropy,
+    check_kl,
+    check_mean_map,
+    check_normalisation,
+)
 from expfam.testing.geometry_checks import (
     check_conjugate_duality,
     check_convexity,
@@ -43,7 +48,11 @@ from expfam.testing.mixture_checks import (
     enumerate_mixture,
 )
 from expfam.testing.sampling_checks import check_fit_recovers, check_sampling
-from expfam.testing.scipy_reference import SCIPY_REFERENCES, ScipyReference, check_against_scipy
+from expfam.testing.scipy_reference import (
+    SCIPY_REFERENCES,
+    ScipyReference,
+    check_against_scipy,
+)
 from expfam.testing.suite import check_family, check_mixture
 
 __all__ = [

@@ -16,9 +16,18 @@ from __future__ import annotations
 import numpy as np
 
 from expfam.family import Array, ExponentialFamily
-from expfam.testing._assertions import assert_at_least, assert_close, assert_z_scores, require_x64
+from expfam.testing._assertions import (
+    assert_at_least,
+    assert_close,
+    assert_z_scores,
+    require_x64,
+)
 from expfam.testing._compiled import evaluate, log_densities, sample_statistics
-from expfam.testing.enumeration import DEFAULT_MAX_POINTS, enumerate_distribution, enumerate_support
+from expfam.testing.enumeration import (
+    DEFAULT_MAX_POINTS,
+    enumerate_distribution,
+    enumerate_support,
+)
 
 DEFAULT_SAMPLES: int = 20_000
 """Draws used by the Monte Carlo checks."""

@@ -14,8 +14,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from expfam.family import Array, ExponentialFamily, vdot
-from expfam.testing._assertions import EXACT_ATOL, assert_at_least, assert_close, require_x64
-from expfam.testing._compiled import evaluate
+from expfam.testing._assertions import (
+    EXACT_ATOL,
+    assert_at_least,
+    assert_close,
+    require_x64,
+)
 from expfam.testing.enumeration import DEFAULT_MAX_POINTS, enumerate_distribution
 from expfam.testing.family_checks import roundoff
 

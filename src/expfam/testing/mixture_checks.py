@@ -26,7 +26,12 @@ from scipy.special import logsumexp
 
 from expfam.family import Array, ExponentialFamily
 from expfam.mixture import LatentMixture, MixtureParams
-from expfam.testing._assertions import assert_at_least, assert_close, assert_z_scores, require_x64
+from expfam.testing._assertions import (
+    assert_at_least,
+    assert_close,
+    assert_z_scores,
+    require_x64,
+)
 from expfam.testing._compiled import evaluate, over_points
 from expfam.testing.enumeration import DEFAULT_MAX_POINTS, enumerate_support
 from expfam.testing.family_checks import DEFAULT_SAMPLES, roundoff

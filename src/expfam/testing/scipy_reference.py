@@ -37,7 +37,7 @@ def _bernoulli(family: ExponentialFamily, params: np.ndarray) -> ScipyReference:
 
 
 def _binomial(family: ExponentialFamily, params: np.ndarray) -> ScipyReference:
-    return _product(stats.binom(getattr(family, "n_trials"), special.expit(params)), discrete=True)
+    return _product(stats.binom(family.n_trials, special.expit(params)), discrete=True)
 
 
 def _poisson(family: ExponentialFamily, params: np.ndarray) -> ScipyReference:

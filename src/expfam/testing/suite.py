@@ -7,7 +7,12 @@ import numpy as np
 
 from expfam.family import Array, ExponentialFamily
 from expfam.mixture import LatentMixture, MixtureParams
-from expfam.testing import family_checks, geometry_checks, mixture_checks, sampling_checks
+from expfam.testing import (
+    family_checks,
+    geometry_checks,
+    mixture_checks,
+    sampling_checks,
+)
 from expfam.testing._compiled import evaluate, sample_statistics
 from expfam.testing.scipy_reference import check_against_scipy
 
