@@ -1,0 +1,107 @@
+"""``expfam train``: train one run and write its run directory.
+
+Every key of the ``[model]``, ``[data]`` and ``[train]`` sections of the run
+configuration is a flag (``learning_rate`` → ``--learning-rate``). A flag given
+on the command line overrides ``--config FILE``, which overrides the defaults
+of :class:`expfam.config.RunConfig`; ``[evaluate]`` comes from the file only.
+"""
+
+import dataclasses
+import inspect
+import json
+import typing
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cli.progress import ProgressBar
+from expfam.config import SECTIONS, RunConfig, config_from_mapping, load_config, section_keys
+from expfam.pipeline import default_run_name, format_summary, summary_row, train_run
+from expfam.plugins import Registry, get_registry
+
+FLAG_SECTIONS: tuple[str, ...] = ("model", "data", "train")
+
+HELP: dict[str, str] = {
+    "block": "Block set ({block_sets}) or comma-separated block names ({blocks}).",
+    "observable": "Observable family ({families}).",
+    "n_trials": "Trial count N: pixels are mapped to counts 0..N (and N of a binomial observable).",
+    "n_latent": "Number of binary latent units n.",
+    "n_clusters": "Number of clusters K (at least 2).",
+    "dataset": "Dataset ({datasets}).",
+    "data": "Path for file datasets: a folder of IDX files (idx) or an .npz archive (npz).",
+    "test_fraction": "Share of the data held out for testing (datasets that draw a split).",
+    "learning_rate": "Adam learning rate.",
+    "lr_warmup_steps": "Steps of the linear learning-rate warmup from 0.",
+    "weight_decay": "AdamW weight decay (0: plain Adam).",
+    "n_steps": "Training steps.",
+    "batch_size": "Observations per step (drawn with replacement).",
+    "kl_warmup_steps": "Steps over which the KL weight β rises from 0 to 1.",
+    "conj_warmup_steps": "Steps over which the conjugation-penalty weight rises from 0 to 1.",
+    "conj_weight": "Weight of the conjugation penalty Var_p[r].",
+    "entropy_weight": "Weight of the prior cluster entropy H(p(k)).",
+    "posterior_entropy_weight": "Weight of the entropy of the batch-mean responsibilities.",
+    "recognition_conj_weight": "Weight of the recognition-conjugation term (0: off).",
+    "n_mc_samples": "Posterior samples per observation for the ELBO.",
+    "n_conj_samples": "Prior samples for the conjugation penalty (and the analytic ρ fit).",
+    "rho_mode": "'learned' (ρ_y is trained) or 'analytic' (least-squares fit every step).",
+    "seed": "Seed of initialisation, batches, data split and evaluation.",
+    "log_every": "Steps per chunk between progress lines, history rows and NMI/R² checks.",
+}
+
+
+def _parameter(name: str, annotation: Any, default: Any = None) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+def _option(key: str, kind: type, default: Any, names: dict[str, str]) -> inspect.Parameter:
+    """``--key-name``, ``None`` unless given, with the config default in its help."""
+    text = HELP.get(key, key.replace("_", " ") + ".").format(**names)
+    shown = default if default != "" else "none"
+    option = typer.Option(f"--{key.replace('_', '-')}", help=f"{text} (default: {shown})", show_default=False)
+    return _parameter(key, Annotated[kind | None, option])
+
+
+def _names(registry: Registry) -> dict[str, str]:
+    return {kind: ", ".join(registry.names(kind)) for kind in ("families", "blocks", "block_sets", "datasets")}
+
+
+def make_command(registry: Registry | None = None) -> Any:
+    """The ``train`` command, its choices listed from ``registry`` (default: the installed plugins)."""
+    registry = registry or get_registry()
+    names = _names(registry)
+    defaults = RunConfig()
+    parameters = []
+    for section in FLAG_SECTIONS:
+        kinds = typing.get_type_hints(SECTIONS[section])
+        for field in dataclasses.fields(SECTIONS[section]):
+            default = getattr(getattr(defaults, section), field.name)
+            parameters.append(_option(field.name, kinds[field.name], default, names))
+    config_help = "A run.toml (e.g. a run's config.toml); flags override it."
+    out_help = "Run directory. (default: runs/<block>-<YYYYmmdd-HHMMSS>)"
+    overwrite_help = "Replace the run files of an existing non-empty --out."
+    parameters += [
+        _parameter("config", Annotated[Path | None, typer.Option("--config", help=config_help)]),
+        _parameter("out", Annotated[Path | None, typer.Option("--out", help=out_help)]),
+        _parameter("overwrite", Annotated[bool, typer.Option("--overwrite", help=overwrite_help)], default=False),
+    ]
+
+    def train(**options: Any) -> None:
+        """Train a harmonium, evaluate it on the test split, and write the run directory."""
+        config_file, out, overwrite = options.pop("config"), options.pop("out"), options.pop("overwrite")
+        base = load_config(config_file) if config_file is not None else RunConfig()
+        overrides = {
+            section: {key: options[key] for key in section_keys(section) if options[key] is not None}
+            for section in FLAG_SECTIONS
+        }
+        config = config_from_mapping(overrides, base)
+        out = out if out is not None else Path("runs") / default_run_name(config)
+        bar = ProgressBar()
+        metrics = train_run(config, out, overwrite=overwrite, progress=bar, log=bar.message, registry=registry)
+        bar.close()
+        typer.echo(format_summary([summary_row(config, metrics, run=out.name)]))
+        typer.echo(f"metrics: {json.dumps(metrics)}")
+        typer.echo(f"run directory: {out}")
+
+    train.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    return train

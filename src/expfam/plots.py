@@ -1,0 +1,267 @@
+r"""Plots of a trained harmonium: cluster prototypes, samples, reconstructions, training curves.
+
+Each function draws one PNG with matplotlib's Agg renderer (a bare
+:class:`matplotlib.figure.Figure`, so no GUI backend is touched and pyplot's
+global state is left alone) and writes it atomically.
+
+The prototype of cluster ``k`` is the observable mean at the conditional latent
+mean statistics of that cluster,
+
+.. math::
+
+    \bar y_k = \nabla\psi_Y(b_y + W_{yk} e_k),\qquad
+    \text{prototype}_k = \nabla\psi_X\big(\theta_X(\bar y_k,\ \bar y_k\otimes e_k,\ e_k)\big),
+
+shown in order of decreasing ``p(k)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from expfam.family import Array
+from expfam.model import Harmonium, Params
+from expfam.runs import atomic_open
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def cluster_prototypes(model: Harmonium, params: Params) -> tuple[np.ndarray, np.ndarray]:
+    r"""Observable means of every cluster at its conditional latent mean, and ``p(k)``.
+
+    Returns:
+        ``(prototypes (K, coupled_size), probabilities (K,))`` in cluster order.
+    """
+    means, probabilities = jax.jit(_cluster_prototypes, static_argnums=0)(model, params)
+    return np.asarray(means), np.asarray(probabilities)
+
+
+def _cluster_prototypes(model: Harmonium, params: Params) -> tuple[Array, Array]:
+    n_clusters = model.n_clusters
+    prior = params["prior"]
+    theta_y = model.mixture.cluster_params(prior)
+    latent_means = jax.vmap(model.latent.means)(theta_y)
+    one_hot = jnp.eye(n_clusters)[:, 1:]  # e_k ∈ ℝ^{K−1}, e_0 = 0
+    broadcast = one_hot.reshape((n_clusters,) + (1,) * len(model.latent.param_shape) + (n_clusters - 1,))
+    statistics = {"b_y": latent_means, "W_yk": latent_means[..., None] * broadcast, "b_k": one_hot}
+    theta_x = jax.vmap(model.observable_params_at_statistics, in_axes=(None, 0))(params, statistics)
+    means = model.observable.coupled_statistic(jax.vmap(model.observable.means)(theta_x))
+    return means, model.mixture.cluster_probabilities(prior)
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure: Figure, path: str | Path) -> Path:
+    path = Path(path)
+    with atomic_open(path, "wb") as handle:
+        figure.savefig(handle, format="png")
+    return path
+
+
+def _image_grid(
+    images: np.ndarray,
+    image_shape: tuple[int, int],
+    *,
+    titles: Sequence[str] | None = None,
+    row_labels: Sequence[str] | None = None,
+    n_columns: int = 10,
+    value_range: tuple[float, float] | None = None,
+    suptitle: str = "",
+) -> Figure:
+    n_images = images.shape[0]
+    n_columns = max(1, min(n_columns, n_images))
+    n_rows = max(1, -(-n_images // n_columns))
+    height, width = image_shape
+    cell = 1.0 if titles is None else 1.25
+    figure = _new_figure(1.1 * n_columns * max(1.0, width / height), cell * n_rows * max(1.0, height / width) + 0.5)
+    low, high = value_range if value_range is not None else (float(np.min(images)), float(np.max(images)))
+    axes = figure.subplots(n_rows, n_columns, squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.set_xticks([])
+        axis.set_yticks([])
+        if index >= n_images:
+            axis.set_axis_off()
+            continue
+        axis.imshow(images[index].reshape(image_shape), cmap="gray_r", vmin=low, vmax=high, interpolation="nearest")
+        if titles is not None:
+            axis.set_title(titles[index], fontsize=8)
+    if row_labels is not None:
+        for row, label in enumerate(row_labels[:n_rows]):
+            axes[row, 0].set_ylabel(label, fontsize=8)
+    if suptitle:
+        figure.suptitle(suptitle, fontsize=10)
+    figure.tight_layout()
+    return figure
+
+
+def plot_prototypes(
+    model: Harmonium,
+    params: Params,
+    image_shape: tuple[int, int],
+    path: str | Path,
+    *,
+    value_range: tuple[float, float] | None = None,
+    n_columns: int = 10,
+) -> Path:
+    """Cluster prototypes ordered by ``p(k)``, each titled with its cluster and ``p(k)``."""
+    prototypes, probabilities = cluster_prototypes(model, params)
+    order = np.argsort(-probabilities, kind="stable")
+    titles = [f"k={k} p={probabilities[k]:.3f}" for k in order]
+    figure = _image_grid(
+        prototypes[order],
+        image_shape,
+        titles=titles,
+        n_columns=n_columns,
+        value_range=value_range,
+        suptitle="cluster prototypes (observable mean at E[y | k]), by p(k)",
+    )
+    return _save(figure, path)
+
+
+def plot_samples(
+    model: Harmonium,
+    params: Params,
+    image_shape: tuple[int, int],
+    path: str | Path,
+    *,
+    key: Array,
+    n_samples: int = 40,
+    value_range: tuple[float, float] | None = None,
+    n_columns: int = 10,
+) -> Path:
+    """Generated samples ``x ~ p(x | z)``, ``z ~ p(z)``, sorted by their cluster ``k``."""
+    x, _, k = jax.jit(model.sample, static_argnums=2)(key, params, n_samples)
+    x, k = np.asarray(x).reshape(n_samples, -1), np.asarray(k)
+    order = np.argsort(k, kind="stable")
+    figure = _image_grid(
+        x[order],
+        image_shape,
+        titles=[f"k={k[i]}" for i in order],
+        n_columns=n_columns,
+        value_range=value_range,
+        suptitle="samples from the model, sorted by cluster",
+    )
+    return _save(figure, path)
+
+
+def plot_reconstructions(
+    model: Harmonium,
+    params: Params,
+    x: np.ndarray,
+    image_shape: tuple[int, int],
+    path: str | Path,
+    *,
+    n_images: int = 30,
+    n_columns: int = 10,
+    value_range: tuple[float, float] | None = None,
+) -> Path:
+    """Test images (rows marked "data") above their reconstructions ``∇ψ_X(θ_X(E_q[s_Z]))`` ("recon")."""
+    images = np.asarray(x[:n_images], dtype=float)
+    n_images = images.shape[0]
+    n_columns = max(1, min(n_columns, n_images))
+    reconstructed = np.asarray(jax.jit(model.reconstruct)(params, jnp.asarray(images)))
+    originals = images.reshape(n_images, -1)
+    n_pairs = -(-n_images // n_columns)
+    cells, labels = [], []
+    blank = np.full(originals.shape[1], np.nan)
+    for pair in range(n_pairs):
+        start, stop = pair * n_columns, min((pair + 1) * n_columns, n_images)
+        for source in (originals, reconstructed):
+            row = list(source[start:stop]) + [blank] * (n_columns - (stop - start))
+            cells.extend(row)
+        labels.extend(["data", "recon"])
+    figure = _image_grid(
+        np.stack(cells),
+        image_shape,
+        row_labels=labels,
+        n_columns=n_columns,
+        value_range=value_range
+        if value_range is not None
+        else (float(np.nanmin(originals)), float(np.nanmax(originals))),
+        suptitle="test images and their reconstructions",
+    )
+    return _save(figure, path)
+
+
+def plot_training_curves(history: Sequence[Mapping[str, float]], path: str | Path) -> Path:
+    """One panel per logged quantity (loss, each term's value, NMI, R²) against the step."""
+    steps = np.array([row["step"] for row in history], dtype=float)
+    columns = [key for key in dict.fromkeys(key for row in history for key in row) if key != "step"]
+    n_columns = 3
+    n_rows = max(1, -(-len(columns) // n_columns))
+    figure = _new_figure(4.0 * n_columns, 2.6 * n_rows)
+    axes = figure.subplots(n_rows, n_columns, squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        if index >= len(columns):
+            axis.set_axis_off()
+            continue
+        name = columns[index]
+        values = np.array([row.get(name, np.nan) for row in history], dtype=float)
+        axis.plot(steps, values, marker="." if len(steps) < 30 else None)
+        axis.set_title(_CURVE_TITLES.get(name, name), fontsize=9)
+        axis.set_xlabel("step", fontsize=8)
+        axis.tick_params(labelsize=7)
+        axis.grid(alpha=0.3)
+    figure.suptitle("training curves (chunk means)", fontsize=10)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+_CURVE_TITLES = {
+    "loss": "loss (minimised)",
+    "elbo": "ELBO (β = 1, batch mean)",
+    "conjugation": "Var_p[r] (conjugation)",
+    "prior_entropy": "H(p(k))",
+    "posterior_entropy": "H(mean q(k|x))",
+    "nmi": "NMI (test)",
+    "r2": "R² (conjugation)",
+}
+
+
+def save_run_plots(
+    run_dir: str | Path,
+    model: Harmonium,
+    params: Params,
+    x_test: np.ndarray,
+    image_shape: tuple[int, int],
+    history: Sequence[Mapping[str, float]],
+    *,
+    key: Array,
+    value_range: tuple[float, float] | None = None,
+) -> list[Path]:
+    """All four plots of a run into ``run_dir``; returns the paths written."""
+    run_dir = Path(run_dir)
+    paths = [
+        plot_prototypes(model, params, image_shape, run_dir / "prototypes.png", value_range=value_range),
+        plot_samples(model, params, image_shape, run_dir / "samples.png", key=key, value_range=value_range),
+        plot_reconstructions(
+            model, params, x_test, image_shape, run_dir / "reconstructions.png", value_range=value_range
+        ),
+    ]
+    if history:
+        paths.append(plot_training_curves(history, run_dir / "training_curves.png"))
+    return paths
+
+
+__all__ = [
+    "cluster_prototypes",
+    "plot_prototypes",
+    "plot_reconstructions",
+    "plot_samples",
+    "plot_training_curves",
+    "save_run_plots",
+]

@@ -1,0 +1,362 @@
+r"""Run directories: what one training run leaves on disk, written atomically.
+
+A run directory holds ::
+
+    config.toml       the full RunConfig (every key), readable by ``expfam train --config``
+    run.json          status ("running", "completed", "diverged"), steps, timing, data, versions
+    history.csv       one row per logged chunk: step, the chunk mean of every loss term, nmi, r2
+    params.npz        the parameter pytree, one array per '/'-joined path ("likelihood/blocks/xy")
+    metrics.json      the final evaluation on the test split (absent if training diverged)
+    prototypes.png, samples.png, reconstructions.png, training_curves.png
+
+Every file is written to a temporary file in the same directory and moved into
+place with :func:`os.replace`, so a reader (or a crash) never sees half a file.
+
+Example:
+    >>> import numpy as np, tempfile
+    >>> from pathlib import Path
+    >>> run = create_run_dir(Path(tempfile.mkdtemp()) / "run")
+    >>> save_params(run, {"prior": {"b_y": np.zeros(3)}, "rho_y": np.ones(3)})
+    >>> sorted(load_params(run))
+    ['prior', 'rho_y']
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+
+from expfam.config import RunConfig, config_to_toml, load_config
+from expfam.errors import ExpfamError
+
+CONFIG_FILE = "config.toml"
+PARAMS_FILE = "params.npz"
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.csv"
+INFO_FILE = "run.json"
+PLOT_FILES: tuple[str, ...] = ("prototypes.png", "samples.png", "reconstructions.png", "training_curves.png")
+#: Every file a run writes; ``--overwrite`` removes exactly these (and nothing else).
+RUN_FILES: tuple[str, ...] = (CONFIG_FILE, PARAMS_FILE, METRICS_FILE, HISTORY_FILE, INFO_FILE, *PLOT_FILES)
+
+_SEPARATOR = "/"
+
+
+class RunDirectoryError(ExpfamError):
+    """A run directory cannot be created, or a file in it is missing or malformed."""
+
+
+# ----------------------------------------------------------------- atomic writes
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
+    """Open a temporary file next to ``path``; on success move it onto ``path``.
+
+    On an exception the temporary file is removed and ``path`` is left as it was.
+
+    Args:
+        path: the final file.
+        mode: ``"wb"`` or ``"w"`` (text, UTF-8, ``\n`` line endings).
+    """
+    path = Path(path)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        text = "b" not in mode
+        with os.fdopen(descriptor, mode, **({"encoding": "utf-8", "newline": ""} if text else {})) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
+    with atomic_open(path, "w") as handle:
+        handle.write(text)
+
+
+# ----------------------------------------------------------------- directory
+def create_run_dir(path: str | Path, overwrite: bool = False) -> Path:
+    """Create the run directory ``path`` (parents included) and return it.
+
+    An existing empty directory is used as it is. An existing non-empty one is
+    refused unless ``overwrite``; with ``overwrite`` the files a run writes
+    (:data:`RUN_FILES`) are removed and anything else is left alone.
+
+    Raises:
+        RunDirectoryError: ``path`` is a file, or a non-empty directory without
+            ``overwrite``, or cannot be created.
+    """
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise RunDirectoryError(
+            f"run directory {str(path)!r} exists and is a file, not a directory; choose another --out",
+            offending=str(path),
+        )
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            raise RunDirectoryError(
+                f"run directory {str(path)!r} already exists and is not empty; pass --overwrite to replace "
+                "its run files, or choose another --out",
+                offending=str(path),
+            )
+        for name in RUN_FILES:
+            with contextlib.suppress(FileNotFoundError):
+                (path / name).unlink()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise RunDirectoryError(
+            f"cannot create run directory {str(path)!r} ({error.strerror or error}); choose another --out",
+            offending=str(path),
+        ) from None
+    return path
+
+
+def _require(run_dir: Path, name: str) -> Path:
+    if not run_dir.is_dir():
+        raise RunDirectoryError(
+            f"run directory {str(run_dir)!r} does not exist; pass the --out folder of a training run",
+            offending=str(run_dir),
+        )
+    file = run_dir / name
+    if not file.is_file():
+        raise RunDirectoryError(
+            f"{str(file)!r} is missing; {str(run_dir)!r} is not a complete run directory "
+            f"(expected {CONFIG_FILE}, {PARAMS_FILE}, ...)",
+            offending=str(file),
+        )
+    return file
+
+
+# ----------------------------------------------------------------- parameters
+def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
+    """``{"a/b/c": array}`` from a nested mapping of arrays."""
+    flat: dict[str, np.ndarray] = {}
+    for name, value in params.items():
+        if not isinstance(name, str) or not name or _SEPARATOR in name:
+            raise RunDirectoryError(
+                f"parameter name {name!r} cannot be saved: names must be non-empty strings without '/'",
+                offending=name,
+            )
+        key = f"{prefix}{name}"
+        if isinstance(value, Mapping):
+            flat.update(flatten_params(value, key + _SEPARATOR))
+        else:
+            flat[key] = np.asarray(value)
+    return flat
+
+
+def unflatten_params(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """The nested dict of :func:`flatten_params`'s output."""
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        *parents, leaf = key.split(_SEPARATOR)
+        node = nested
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return nested
+
+
+def save_params(run_dir: str | Path, params: Mapping[str, Any]) -> Path:
+    """Write the parameter pytree to ``run_dir/params.npz`` (keys are '/'-joined paths)."""
+    path = Path(run_dir) / PARAMS_FILE
+    arrays = flatten_params(params)
+    with atomic_open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+    return path
+
+
+def load_params(run_dir: str | Path) -> dict[str, Any]:
+    """Read ``run_dir/params.npz`` back into the nested dict :func:`save_params` was given."""
+    path = _require(Path(run_dir), PARAMS_FILE)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            flat = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, EOFError) as error:
+        raise RunDirectoryError(
+            f"{str(path)!r} is not a readable parameter archive ({error})", offending=str(path)
+        ) from None
+    return unflatten_params(flat)
+
+
+# ----------------------------------------------------------------- config, metrics, info
+def write_config(run_dir: str | Path, config: RunConfig) -> Path:
+    """Write ``run_dir/config.toml`` (every key; :func:`expfam.config.load_config` reads it back equal)."""
+    path = Path(run_dir) / CONFIG_FILE
+    atomic_write_text(path, config_to_toml(config))
+    return path
+
+
+def read_config(run_dir: str | Path) -> RunConfig:
+    """The configuration a run was trained with."""
+    return load_config(_require(Path(run_dir), CONFIG_FILE))
+
+
+def _json_text(mapping: Mapping[str, Any]) -> str:
+    return json.dumps(dict(mapping), indent=2, sort_keys=False) + "\n"
+
+
+def write_metrics(run_dir: str | Path, metrics: Mapping[str, float]) -> Path:
+    """Write ``run_dir/metrics.json`` (NaN is written as the JSON extension ``NaN``)."""
+    path = Path(run_dir) / METRICS_FILE
+    atomic_write_text(path, _json_text({key: _plain(value) for key, value in metrics.items()}))
+    return path
+
+
+def read_metrics(run_dir: str | Path) -> dict[str, float] | None:
+    """The final metrics of a run, or ``None`` when it has none (it diverged or is still running)."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise RunDirectoryError(f"{str(path)!r} is not valid JSON ({error})", offending=str(path)) from None
+
+
+def write_info(run_dir: str | Path, info: Mapping[str, Any]) -> Path:
+    """Write ``run_dir/run.json``: status and facts about the run that are not configuration."""
+    path = Path(run_dir) / INFO_FILE
+    atomic_write_text(path, _json_text({key: _plain(value) for key, value in info.items()}))
+    return path
+
+
+def read_info(run_dir: str | Path) -> dict[str, Any]:
+    """``run.json`` of a run (empty when absent)."""
+    path = Path(run_dir) / INFO_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _plain(value: Any) -> Any:
+    """numpy and jax scalars as Python numbers, so JSON can hold them."""
+    if isinstance(value, (str, bool, int, float)) or value is None:
+        return value
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    array = np.asarray(value)
+    if array.ndim == 0:
+        return array.item()
+    return array.tolist()
+
+
+# ----------------------------------------------------------------- history
+def history_columns(rows: Sequence[Mapping[str, float]]) -> list[str]:
+    """``step`` first, then every other key in order of first appearance."""
+    columns = ["step"]
+    for row in rows:
+        columns.extend(key for key in row if key not in columns)
+    return columns
+
+
+def history_text(rows: Sequence[Mapping[str, float]]) -> str:
+    """CSV text of the history rows (missing values are empty cells)."""
+    buffer = io.StringIO()
+    columns = history_columns(rows)
+    writer = csv.DictWriter(buffer, fieldnames=columns, restval="", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: _csv_value(value) for key, value in row.items()})
+    return buffer.getvalue()
+
+
+def _csv_value(value: Any) -> str:
+    value = _plain(value)
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def write_history(run_dir: str | Path, rows: Sequence[Mapping[str, float]]) -> Path:
+    """Write ``run_dir/history.csv``: one row per logged chunk."""
+    path = Path(run_dir) / HISTORY_FILE
+    atomic_write_text(path, history_text(rows))
+    return path
+
+
+def read_history(run_dir: str | Path) -> list[dict[str, float]]:
+    """The rows of ``history.csv`` (``step`` as int, the rest as float; empty cells left out)."""
+    path = Path(run_dir) / HISTORY_FILE
+    if not path.is_file():
+        return []
+    rows = []
+    with path.open(encoding="utf-8", newline="") as handle:
+        for record in csv.DictReader(handle):
+            row: dict[str, float] = {}
+            for key, text in record.items():
+                if text in ("", None):
+                    continue
+                row[key] = int(text) if key == "step" else float(text)
+            rows.append(row)
+    return rows
+
+
+# ----------------------------------------------------------------- whole run
+def read_run(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any], dict[str, float] | None]:
+    """``(config, params, metrics)`` of a run directory (``metrics`` is ``None`` if there are none).
+
+    Raises:
+        RunDirectoryError: the directory, ``config.toml`` or ``params.npz`` is missing or unreadable.
+    """
+    run_dir = Path(run_dir)
+    return read_config(run_dir), load_params(run_dir), read_metrics(run_dir)
+
+
+def metrics_equal(first: Mapping[str, float], second: Mapping[str, float]) -> bool:
+    """Same keys and the same values, NaN equal to NaN."""
+    if set(first) != set(second):
+        return False
+    return all(
+        first[key] == second[key]
+        or (
+            isinstance(first[key], float)
+            and isinstance(second[key], float)
+            and math.isnan(first[key])
+            and math.isnan(second[key])
+        )
+        for key in first
+    )
+
+
+__all__ = [
+    "CONFIG_FILE",
+    "HISTORY_FILE",
+    "INFO_FILE",
+    "METRICS_FILE",
+    "PARAMS_FILE",
+    "PLOT_FILES",
+    "RUN_FILES",
+    "RunDirectoryError",
+    "atomic_open",
+    "atomic_write_text",
+    "create_run_dir",
+    "load_params",
+    "read_config",
+    "read_history",
+    "read_info",
+    "read_metrics",
+    "read_run",
+    "save_params",
+    "write_config",
+    "write_history",
+    "write_info",
+    "write_metrics",
+]

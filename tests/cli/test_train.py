@@ -1,0 +1,151 @@
+"""``expfam train`` and ``expfam evaluate``.
+
+The real training run happens once, in a separate process (the installed
+``expfam`` script, or ``python -m cli.app``), with no TTY: the module fixture.
+CliRunner then re-evaluates that run in-process and checks the flag handling
+of ``train`` with the pipeline call replaced (no second compilation).
+
+The run's sizes match ``tests/expfam/test_pipeline.py``'s, so the evaluation
+functions JAX compiles here are reused there when both run in one session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import cli.train
+from expfam.config import config_to_toml, load_config
+from expfam.runs import metrics_equal, read_info, read_metrics
+
+#: A small digits run: a few seconds of training after compilation.
+FLAGS = [
+    "--n-steps",
+    "300",
+    "--log-every",
+    "100",
+    "--n-latent",
+    "8",
+    "--n-clusters",
+    "10",
+    "--batch-size",
+    "64",
+    "--n-mc-samples",
+    "4",
+    "--n-conj-samples",
+    "128",
+    "--kl-warmup-steps",
+    "200",
+    "--conj-warmup-steps",
+    "100",
+    "--lr-warmup-steps",
+    "50",
+]
+
+
+def _metrics_line(stdout: str) -> dict:
+    [line] = [line for line in stdout.splitlines() if line.startswith("metrics: ")]
+    return json.loads(line.removeprefix("metrics: "))
+
+
+def _expfam_command() -> list[str]:
+    script = Path(sys.executable).with_name("expfam")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "cli.app"]
+
+
+@pytest.fixture(scope="module")
+def process_run(tiny_toml, tmp_path_factory):
+    """``expfam train ... --out DIR`` as a real process; the test session runs in float64, so does it."""
+    out = tmp_path_factory.mktemp("cli") / "small"
+    result = subprocess.run(
+        [*_expfam_command(), "train", *FLAGS, "--config", str(tiny_toml), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "JAX_ENABLE_X64": "1"},
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    return out, result
+
+
+@pytest.mark.slow
+def test_train_prints_the_seed_columns_and_the_run_directory(process_run):
+    out, result = process_run
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        "| Run | n_latent | n_clusters | lr | kl_warmup | conj_weight | entropy_w | post_entropy_w | n_steps "
+        "| NMI | R² | Purity | Recon |"
+    )
+    assert lines[2].startswith("| small | 8 | 10 | 3e-3 | 200 | 0.1 | 5.0 | 10.0 | 300 | 0.")
+    assert lines[2].count("|") == 14 and lines[2].count("%") == 1
+    assert lines[-1] == f"run directory: {out}"
+    assert metrics_equal(_metrics_line(result.stdout), read_metrics(out))
+    assert read_info(out)["status"] == "completed" and read_info(out)["x64"] is True
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_train_reports_progress_on_stderr_without_a_tty(process_run):
+    _, result = process_run
+    progress = [line for line in result.stderr.splitlines() if line.startswith("[")]
+    assert [line.split()[3] for line in progress] == ["100/300", "200/300", "300/300"], result.stderr
+    assert "ETA ?" in progress[0] and "ETA 0s" in progress[-1]
+    for fragment in ("ELBO -", "NMI 0.", "R² "):
+        assert fragment in progress[-1]
+    assert "\r" not in result.stderr
+    assert result.stderr.index("data: digits") < result.stderr.index(progress[0])
+    assert result.stderr.index(progress[-1]) < result.stderr.index("evaluating on the test split")
+
+
+@pytest.mark.slow
+def test_evaluate_recomputes_the_metrics_train_printed(process_run, runner, app):
+    out, trained = process_run
+    result = runner.invoke(app, ["evaluate", str(out)])
+    assert result.exit_code == 0, result.output
+    assert metrics_equal(_metrics_line(result.stdout), _metrics_line(trained.stdout))
+    assert result.stdout.splitlines()[2] == trained.stdout.splitlines()[2]
+    assert "metrics.json: identical" in result.stderr
+
+
+@pytest.fixture()
+def captured(monkeypatch):
+    """Replace the pipeline call of ``expfam train`` and record its arguments."""
+    calls: list[tuple] = []
+
+    def fake_train_run(config, out, **options):
+        calls.append((config, out, options))
+        return {"nmi": 0.5, "r2": 0.9, "purity": 0.75, "recon": 3.0}
+
+    monkeypatch.setattr(cli.train, "train_run", fake_train_run)
+    return calls
+
+
+@pytest.mark.slow
+def test_train_config_toml_round_trip_gives_the_same_config(process_run, runner, app, captured, tmp_path):
+    out, _ = process_run
+    result = runner.invoke(app, ["train", "--config", str(out / "config.toml"), "--out", str(tmp_path / "again")])
+    assert result.exit_code == 0, result.output
+    [(config, again, _)] = captured
+    assert config == load_config(out / "config.toml")
+    assert config_to_toml(config) == (out / "config.toml").read_text()
+    assert again == tmp_path / "again"
+
+
+def test_flags_override_the_config_file_and_defaults_fill_the_rest(runner, app, captured, tiny_toml):
+    flags = ["--seed", "7", "--block", "xy,xk", "--learning-rate", "1e-3", "--observable", "poisson", "--overwrite"]
+    result = runner.invoke(app, ["train", "--config", str(tiny_toml), *flags])
+    assert result.exit_code == 0, result.output
+    [(config, out, options)] = captured
+    assert (config.train.seed, config.model.block, config.train.learning_rate) == (7, "xy,xk", 1e-3)
+    assert config.model.observable == "poisson"
+    assert config.evaluate.n_r2_samples == 500  # from the file
+    assert config.train.n_steps == load_config(tiny_toml).train.n_steps  # the default
+    assert options["overwrite"] is True and callable(options["progress"])
+    assert out.parent == Path("runs") and out.name.startswith("xy+xk-")
+    assert result.stdout.splitlines()[2].startswith(f"| {out.name} | 32 | 20 | 1e-3 | ")
+    assert result.stdout.splitlines()[-1] == f"run directory: {out}"
