@@ -17,7 +17,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from cli import evaluate, plugins, train
+from cli import compare, evaluate, plugins, sweep, train
 from expfam.errors import ExpfamError
 from expfam.plugins import Registry
 
@@ -56,6 +56,8 @@ def create_app(registry: Registry | None = None) -> typer.Typer:
     application.command("train")(train.make_command(registry))
     application.command("evaluate")(evaluate.evaluate)
     application.command("plugins")(plugins.make_command(registry))
+    application.command("sweep")(sweep.sweep)
+    application.command("compare")(compare.compare)
     return application
 
 

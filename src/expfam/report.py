@@ -1,0 +1,436 @@
+r"""Sweep reports in the seed's layout, the sweep's plots, and side-by-side comparisons of runs.
+
+A sweep's ``report.md`` has a title, an optional Context section, one
+``## <phase name>`` table per phase with the seed's columns (:data:`TABLE_COLUMNS`),
+``## Best Configuration`` chosen by a stated rule (:func:`best_result`) with the
+``expfam train`` line that reruns it, links to the plots, and the
+``expfam sweep`` command that produced the report. ``results.csv`` holds the
+same rows, unrounded (Purity as a fraction), with the phase, status and error.
+
+Cell formats follow the seed: NMI 2 decimals, R² 3, Purity a percentage with
+1 decimal, Recon 2, ``lr`` as ``1.5e-3``; a run without metrics shows ``—``.
+
+Example:
+    >>> format_learning_rate(0.0015), format_learning_rate(3e-4)
+    ('1.5e-3', '3e-4')
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import shlex
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from expfam.config import RunConfig, config_to_mapping
+from expfam.errors import ConfigurationError
+from expfam.runs import RunDirectoryError, atomic_open, atomic_write_text, read_config, read_metrics
+from expfam.sweep import FAILED, FINISHED, TrialResult
+from expfam.sweep_spec import SweepSpec
+
+#: The seed table's columns with the widths of its separator row.
+TABLE_COLUMNS: tuple[tuple[str, int], ...] = (
+    ("Run", 5),
+    ("n_latent", 10),
+    ("n_clusters", 12),
+    ("lr", 6),
+    ("kl_warmup", 11),
+    ("conj_weight", 13),
+    ("entropy_w", 11),
+    ("post_entropy_w", 16),
+    ("n_steps", 9),
+    ("NMI", 5),
+    ("R²", 5),
+    ("Purity", 8),
+    ("Recon", 7),
+    ("Notes", 7),
+)
+#: Hyperparameter columns → ``section.key`` of the configuration.
+HYPERPARAMETER_COLUMNS: dict[str, str] = {
+    "n_latent": "model.n_latent",
+    "n_clusters": "model.n_clusters",
+    "lr": "train.learning_rate",
+    "kl_warmup": "train.kl_warmup_steps",
+    "conj_weight": "train.conj_weight",
+    "entropy_w": "train.entropy_weight",
+    "post_entropy_w": "train.posterior_entropy_weight",
+    "n_steps": "train.n_steps",
+}
+#: Metric columns → keys of ``metrics.json``.
+METRIC_COLUMNS: dict[str, str] = {"NMI": "nmi", "R²": "r2", "Purity": "purity", "Recon": "recon"}
+MISSING = "—"
+REPORT_FILE, RESULTS_FILE, PLOTS_DIR = "report.md", "results.csv", "plots"
+#: Flags of ``expfam train`` come from these sections; ``[evaluate]`` only from a ``--config`` file.
+FLAG_SECTIONS: tuple[str, ...] = ("model", "data", "train")
+
+
+# ----------------------------------------------------------------- cells
+def config_value(config: RunConfig, qualified: str) -> Any:
+    """The value of ``section.key`` in ``config``."""
+    section, key = qualified.split(".", 1)
+    return getattr(getattr(config, section), key)
+
+
+def format_learning_rate(value: float) -> str:
+    """``1.5e-3``, ``3e-4``, ``1e-3`` as in the seed (``0`` stays ``0``)."""
+    if value == 0 or not math.isfinite(value):
+        return "0" if value == 0 else str(value)
+    mantissa, exponent = f"{value:.3e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def format_cell(column: str, value: Any) -> str:
+    """One table cell in the seed's format (``None`` is ``—``)."""
+    if value is None:
+        return MISSING
+    if isinstance(value, str):
+        return value.replace("|", "\\|").replace("\n", " ")
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    formats = {"lr": format_learning_rate, "NMI": "{:.2f}".format, "R²": "{:.3f}".format, "Recon": "{:.2f}".format}
+    if column in formats:
+        return formats[column](value)
+    if column == "Purity":
+        return f"{100 * value:.1f}%"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def notes(result: TrialResult) -> str:
+    """The Notes cell: overrides without a column (``block=full``), the trial's note, why it has no metrics."""
+    shown = set(HYPERPARAMETER_COLUMNS.values())
+    hidden = [f"{key.split('.', 1)[1]}={value}" for key, value in result.trial.overrides.items() if key not in shown]
+    parts = [", ".join(hidden)] if hidden else []
+    parts += [result.trial.note] if result.trial.note else []
+    if result.status == FAILED:
+        parts.append(f"failed: {result.error}")
+    elif result.status != FINISHED:
+        parts.append("not run yet")
+    return "; ".join(parts)
+
+
+def table_row(result: TrialResult) -> dict[str, Any]:
+    """``{column: raw value}`` of one trial (metrics ``None`` without a finished run)."""
+    row: dict[str, Any] = {"Run": result.trial.name}
+    row.update({column: config_value(result.trial.config, key) for column, key in HYPERPARAMETER_COLUMNS.items()})
+    metrics = result.metrics if result.status == FINISHED and result.metrics is not None else {}
+    row.update({column: _float_or_none(metrics.get(key)) for column, key in METRIC_COLUMNS.items()})
+    row["Notes"] = notes(result)
+    return row
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def format_table(results: Sequence[TrialResult]) -> str:
+    """The seed's markdown table of ``results``: header, separator, one line per trial."""
+    lines = [
+        "| " + " | ".join(name for name, _ in TABLE_COLUMNS) + " |",
+        "|" + "|".join("-" * width for _, width in TABLE_COLUMNS) + "|",
+    ]
+    for result in results:
+        row = table_row(result)
+        lines.append("| " + " | ".join(format_cell(name, row[name]) for name, _ in TABLE_COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------- best run
+def best_result(results: Sequence[TrialResult], min_r2: float) -> tuple[TrialResult | None, bool]:
+    """The highest-NMI finished trial with ``R² ≥ min_r2``, or failing that the highest NMI overall.
+
+    Returns:
+        ``(result, qualified)``: ``qualified`` is False for the fallback; ``result`` is
+        ``None`` when no trial finished with a finite NMI.
+    """
+    finished = [r for r in results if r.status == FINISHED and r.metrics and math.isfinite(r.metrics.get("nmi", math.nan))]
+    qualified = [r for r in finished if r.metrics is not None and r.metrics.get("r2", math.nan) >= min_r2]
+    pool = qualified or finished
+    if not pool:
+        return None, False
+    return max(pool, key=lambda r: r.metrics["nmi"] if r.metrics is not None else -math.inf), bool(qualified)
+
+
+def _flag_value(value: Any) -> str:
+    if isinstance(value, float) and value != 0 and abs(value) < 1e-2:
+        return format_learning_rate(value)
+    return shlex.quote(repr(value) if isinstance(value, float) else str(value))
+
+
+def train_command(config: RunConfig, *, per_line: int = 4) -> str:
+    """The ``expfam train`` command line for ``config``.
+
+    Flags: the block set and the table's hyperparameters always, then every other
+    ``[model]``, ``[data]`` and ``[train]`` key whose value is not the default.
+    """
+    defaults = config_to_mapping(RunConfig())
+    values = config_to_mapping(config)
+    always = {"model.block", *HYPERPARAMETER_COLUMNS.values()}
+    flags = [
+        f"--{key.replace('_', '-')} {_flag_value(value)}"
+        for section in FLAG_SECTIONS
+        for key, value in values[section].items()
+        if value != defaults[section][key] or f"{section}.{key}" in always
+    ]
+    lines = [" ".join(["expfam train", *flags[:per_line]])]
+    lines += ["  " + " ".join(flags[i : i + per_line]) for i in range(per_line, len(flags), per_line)]
+    return " \\\n".join(lines)
+
+
+def _scores(metrics: Mapping[str, float]) -> str:
+    return ", ".join(
+        f"{column} {format_cell(column, _float_or_none(metrics.get(key)))}" for column, key in METRIC_COLUMNS.items()
+    )
+
+
+def best_section(spec: SweepSpec, results: Sequence[TrialResult]) -> list[str]:
+    """The lines of ``## Best Configuration``."""
+    rule = f"the highest NMI among the runs with R² ≥ {spec.min_r2:g}"
+    lines = ["## Best Configuration", "", f"Rule: {rule}.", ""]
+    best, qualified = best_result(results, spec.min_r2)
+    if best is None:
+        return [*lines, "No run has finished yet."]
+    assert best.metrics is not None
+    if not qualified:
+        lines += [f"No run reached R² ≥ {spec.min_r2:g}; falling back to the highest NMI of all finished runs.", ""]
+    lines += [f"**{best.trial.name}** ({best.trial.phase}): {_scores(best.metrics)}.", "", "```", train_command(best.trial.config), "```"]
+    if config_to_mapping(best.trial.config)["evaluate"] != config_to_mapping(RunConfig())["evaluate"]:
+        lines += ["", f"Its `[evaluate]` section is not the default: add `--config {best.trial.name}/config.toml` for the same evaluation."]
+    return lines
+
+
+# ----------------------------------------------------------------- report and csv
+def report_text(spec: SweepSpec, results: Sequence[TrialResult], *, command: str = "", plots: Sequence[str] = ()) -> str:
+    """The Markdown report of a sweep (``plots``: paths relative to the report)."""
+    counts = {status: sum(r.status == status for r in results) for status in (FINISHED, FAILED)}
+    pending = len(results) - counts[FINISHED] - counts[FAILED]
+    lines = [f"# {spec.title}", ""]
+    if spec.description:
+        lines += ["## Context", "", spec.description.strip(), ""]
+    status = f"{counts[FINISHED]} of {len(results)} runs finished, {counts[FAILED]} failed, {pending} not run."
+    timed = [r.seconds for r in results if r.seconds is not None and math.isfinite(r.seconds)]
+    if timed:
+        status += f" Wall time: {sum(timed) / 60:.1f} min summed over {len(timed)} runs."
+    lines += [status, ""]
+    by_name = {r.trial.name: r for r in results}
+    for phase in spec.phases:
+        lines += [f"## {phase.name}", "", format_table([by_name[t.name] for t in phase.trials if t.name in by_name]), ""]
+    lines += [*best_section(spec, results), ""]
+    if plots:
+        lines += ["## Plots", "", *(f"![{Path(p).stem}]({p})" for p in plots), ""]
+    if command:
+        lines += ["## Command", "", "This report was produced by", "", "```", command, "```", ""]
+    return "\n".join(lines)
+
+
+def results_csv_text(results: Sequence[TrialResult]) -> str:
+    """``results.csv``: the table's rows unrounded, with phase, status, error and every other metric."""
+    extra = sorted({key for r in results for key in (r.metrics or {}) if key not in METRIC_COLUMNS.values()})
+    columns = ["Phase", *(name for name, _ in TABLE_COLUMNS), *extra, "status", "error", "seconds"]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for result in results:
+        row = table_row(result)
+        row["Notes"] = result.trial.note
+        metrics = result.metrics or {}
+        row.update({key: metrics.get(key) for key in extra})
+        row.update(Phase=result.trial.phase, status=result.status, error=result.error, seconds=result.seconds)
+        writer.writerow({key: "" if value is None else (repr(value) if isinstance(value, float) else value) for key, value in row.items()})
+    return buffer.getvalue()
+
+
+def write_results(spec: SweepSpec, results: Sequence[TrialResult], out: str | Path, *, command: str = "") -> None:
+    """Rewrite ``out/results.csv`` and ``out/report.md`` atomically (linking the plots already in ``out/plots``)."""
+    out = Path(out)
+    plots = [f"{PLOTS_DIR}/{name}" for name in plot_names(spec).values() if (out / PLOTS_DIR / name).is_file()]
+    atomic_write_text(out / RESULTS_FILE, results_csv_text(results))
+    atomic_write_text(out / REPORT_FILE, report_text(spec, results, command=command, plots=plots))
+
+
+# ----------------------------------------------------------------- plots
+def _plot_name(qualified: str, swept: Sequence[str]) -> str:
+    key = qualified.split(".", 1)[1]
+    shared = sum(other.split(".", 1)[1] == key for other in swept) > 1
+    return qualified.replace(".", "_") if shared else key
+
+
+def plot_names(spec: SweepSpec) -> dict[str, str]:
+    """``{section.key: file name}`` of the sweep's plots, in the order the keys are first swept."""
+    swept = spec.swept_keys()
+    return {key: f"{_plot_name(key, swept)}.png" for key in swept}
+
+
+def plot_series(spec: SweepSpec, results: Sequence[TrialResult], key: str) -> dict[str, list[TrialResult]]:
+    """The finished runs plotted against ``key``, as ``{legend label: runs}``.
+
+    The runs are those that set ``key`` and the baseline runs (every swept key at
+    its base value). If two of them share a value of ``key`` (a grid over several
+    keys), they are split into one series per combination of the other swept keys.
+    """
+    swept = spec.swept_keys()
+    others = [k for k in swept if k != key]
+    runs = [
+        r
+        for r in results
+        if r.status == FINISHED
+        and r.metrics
+        and (key in r.trial.overrides or all(config_value(r.trial.config, k) == config_value(spec.base, k) for k in swept))
+    ]
+    values = [config_value(r.trial.config, key) for r in runs]
+    if len(set(map(str, values))) == len(values):
+        return {"": runs} if runs else {}
+    series: dict[str, list[TrialResult]] = {}
+    for run in runs:
+        label = ", ".join(f"{k.split('.', 1)[1]}={config_value(run.trial.config, k)}" for k in others)
+        series.setdefault(label, []).append(run)
+    return series
+
+
+def write_plots(spec: SweepSpec, results: Sequence[TrialResult], out: str | Path) -> list[Path]:
+    """``out/plots/<key>.png`` for every swept key: NMI, R², Purity and Recon against the key's value.
+
+    Each run of :func:`plot_series` is a point labelled with its name; the points of
+    a series are joined by a line.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    written: list[Path] = []
+    for key, file_name in plot_names(spec).items():
+        series = plot_series(spec, results, key)
+        if not series:
+            continue
+        values = [config_value(r.trial.config, key) for runs in series.values() for r in runs]
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+        categories = sorted({str(v) for v in values})
+
+        def position(run: TrialResult) -> float:
+            value = config_value(run.trial.config, key)
+            return float(value) if numeric else float(categories.index(str(value)))
+
+        figure = Figure(figsize=(4 * len(METRIC_COLUMNS), 3.4))
+        FigureCanvasAgg(figure)
+        for index, (column, metric) in enumerate(METRIC_COLUMNS.items()):
+            axes = figure.add_subplot(1, len(METRIC_COLUMNS), index + 1)
+            scale = 100.0 if column == "Purity" else 1.0
+            for label, runs in series.items():
+                points = sorted(
+                    (position(r), scale * float(r.metrics[metric]), r.trial.name)
+                    for r in runs
+                    if r.metrics is not None and math.isfinite(float(r.metrics.get(metric, math.nan)))
+                )
+                if not points:
+                    continue
+                xs, ys, names = zip(*points)
+                axes.plot(xs, ys, "o-", linewidth=1, markersize=5, label=label or None)
+                for x, y, name in points:
+                    axes.annotate(name, (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
+            positions = [position(r) for runs in series.values() for r in runs]
+            if numeric and min(positions) > 0 and max(positions) / min(positions) >= 10:
+                axes.set_xscale("log")
+            if not numeric:
+                axes.set_xticks(range(len(categories)), categories)
+            if len(series) > 1 and index == 0:
+                axes.legend(fontsize=7)
+            axes.set_xlabel(key.split(".", 1)[1])
+            axes.set_title(f"{column} (%)" if column == "Purity" else column)
+            axes.grid(alpha=0.3)
+        figure.tight_layout()
+        path = Path(out) / PLOTS_DIR / file_name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(path, "wb") as handle:
+            figure.savefig(handle, format="png", dpi=100)
+        written.append(path)
+    return written
+
+
+# ----------------------------------------------------------------- compare
+@dataclass(frozen=True)
+class RunSummary:
+    """A finished run's label, configuration and metrics."""
+
+    label: str
+    config: RunConfig
+    metrics: Mapping[str, float]
+
+
+def read_run_summary(run_dir: str | Path, label: str | None = None) -> RunSummary:
+    """The configuration and metrics of a finished run directory.
+
+    Raises:
+        RunDirectoryError: the directory or its ``config.toml`` is missing, or it has no ``metrics.json``.
+    """
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    metrics = read_metrics(run_dir)
+    if metrics is None:
+        raise RunDirectoryError(
+            f"{str(run_dir)!r} has no metrics.json: the run is still running, diverged or failed; compare finished runs",
+            offending=str(run_dir),
+        )
+    return RunSummary(label=label or run_dir.name, config=config, metrics=metrics)
+
+
+def comparison_text(runs: Sequence[RunSummary]) -> str:
+    """The seed's "Comparison" section: NMI, R², Purity and Recon of each run, and each run's NMI relative to the first.
+
+    Example:
+        >>> run = RunSummary("H1", RunConfig(), {"nmi": 0.57, "r2": 0.996, "purity": 0.768, "recon": 3.34})
+        >>> full = RunSummary("F1", RunConfig(), {"nmi": 0.71, "r2": 0.98, "purity": 0.82, "recon": 3.3})
+        >>> print(comparison_text([full, run]).splitlines()[-1])
+        H1 (hierarchical) achieves 80% of F1 (hierarchical)'s NMI.
+    """
+    if not runs:
+        raise ConfigurationError("compare needs at least one run directory", offending=None)
+    headers = [f"{run.label} ({run.config.model.block})" for run in runs]
+    lines = [
+        f"## Comparison: {' vs '.join(headers)}",
+        "",
+        "| Metric | " + " | ".join(headers) + " |",
+        "|--------|" + "|".join("-" * (len(h) + 2) for h in headers) + "|",
+    ]
+    for column, key in METRIC_COLUMNS.items():
+        cells = [format_cell(column, _float_or_none(run.metrics.get(key))) for run in runs]
+        lines.append(f"| {column} | " + " | ".join(cells) + " |")
+    lines.append("")
+    reference = runs[0].metrics.get("nmi", math.nan)
+    for header, run in zip(headers[1:], runs[1:]):
+        nmi = run.metrics.get("nmi", math.nan)
+        if math.isfinite(reference) and reference > 0 and math.isfinite(nmi):
+            lines.append(f"{header} achieves {nmi / reference:.0%} of {headers[0]}'s NMI.")
+        else:
+            lines.append(f"{header}: the NMI ratio to {headers[0]} is undefined (NMI {reference} and {nmi}).")
+    return "\n".join(lines)
+
+
+def compare_runs(run_dirs: Sequence[str | Path]) -> str:
+    """:func:`comparison_text` of run directories, labelled by directory name (``parent/name`` where names repeat)."""
+    paths = [Path(p) for p in run_dirs]
+    names = [p.name for p in paths]
+    labels = [f"{p.parent.name}/{p.name}" if names.count(p.name) > 1 else p.name for p in paths]
+    return comparison_text([read_run_summary(path, label) for path, label in zip(paths, labels)])
+
+
+__all__ = [
+    "METRIC_COLUMNS",
+    "TABLE_COLUMNS",
+    "RunSummary",
+    "best_result",
+    "compare_runs",
+    "comparison_text",
+    "format_cell",
+    "format_learning_rate",
+    "format_table",
+    "plot_names",
+    "plot_series",
+    "read_run_summary",
+    "report_text",
+    "results_csv_text",
+    "train_command",
+    "write_plots",
+    "write_results",
+]

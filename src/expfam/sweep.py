@@ -1,0 +1,312 @@
+r"""Sweeps: run every trial of a sweep file into its own run directory, resumably.
+
+:func:`run_sweep` trains each trial of a :class:`~expfam.sweep_spec.SweepSpec`
+into ``<out>/<run name>/`` (sequentially, or ``jobs`` at a time in spawned
+processes) and rewrites the aggregate files (``results.csv``, ``report.md``;
+:mod:`expfam.report`) atomically after each trial.
+
+Resumption: a trial whose ``metrics.json`` exists and whose ``config.toml``
+equals the trial's configuration is read back, not retrained, so a sweep
+stopped by Ctrl-C or a kill loses no finished trial; rerunning the same
+command trains the rest. A trial that raises is recorded (``<run>/error.txt``
+and status ``failed``) and the others go on; it is tried again on the next run.
+
+Example:
+    >>> spec = load_sweep("examples/sweeps/digits_small.toml")          # doctest: +SKIP
+    >>> results = run_sweep(spec, "sweeps/digits_small", log=print)      # doctest: +SKIP
+    >>> [(r.trial.name, r.status) for r in results][:2]                  # doctest: +SKIP
+    [('H1', 'finished'), ('H2', 'finished')]
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import functools
+import math
+import multiprocessing
+import pickle
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from expfam.config import RunConfig, flatten_config, load_config
+from expfam.errors import ConfigurationError
+from expfam.runs import (
+    CONFIG_FILE,
+    METRICS_FILE,
+    atomic_write_text,
+    read_info,
+    read_metrics,
+    write_config,
+    write_metrics,
+)
+from expfam.sweep_spec import Phase, SweepSpec, Trial, load_sweep, parse_sweep
+
+#: ``runner(config, run_dir) -> metrics``: trains one trial into ``run_dir`` (see :func:`train_trial`).
+TrialRunner = Callable[[RunConfig, Path], Mapping[str, float]]
+#: ``log(line)``: one line per trial event.
+Log = Callable[[str], None]
+#: What :func:`attempt_trial` returns: ``(status, metrics, error, traceback, seconds)``.
+Outcome = tuple[str, "Mapping[str, float] | None", str, str, float]
+
+ERROR_FILE = "error.txt"
+FINISHED, FAILED, PENDING = "finished", "failed", "pending"
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What became of a trial.
+
+    Attributes:
+        trial: the trial.
+        status: ``"finished"``, ``"failed"`` or ``"pending"`` (not run yet, e.g. after an interruption).
+        metrics: the test metrics of a finished trial (:func:`expfam.evaluation.evaluate`).
+        error: ``"ErrorType: message"`` of a failed trial.
+        seconds: wall time of the attempt; for a trial read back, ``total_seconds`` of
+            its ``run.json`` where there is one.
+        reused: the trial had finished earlier and was read back from its run directory.
+    """
+
+    trial: Trial
+    status: str
+    metrics: Mapping[str, float] | None = None
+    error: str = ""
+    seconds: float | None = None
+    reused: bool = False
+
+
+def train_trial(config: RunConfig, run_dir: Path, *, plots: bool = True) -> dict[str, float]:
+    """The default runner: :func:`expfam.pipeline.train_run` into ``run_dir``, replacing a partial attempt.
+
+    ``plots=False`` skips the run's four PNGs (they can take longer than a short run's training).
+    """
+    from expfam.pipeline import train_run
+
+    return train_run(config, run_dir, overwrite=True, plots=plots)
+
+
+def _comparable(config: RunConfig) -> dict[str, Any]:
+    flat = flatten_config(config)
+    if flat.get("data"):
+        flat["data"] = str(Path(flat["data"]).expanduser().resolve())
+    return flat
+
+
+def config_differences(first: RunConfig, second: RunConfig) -> list[str]:
+    """``"key: a ≠ b"`` for every key where two configurations differ (data paths compared resolved)."""
+    one, two = _comparable(first), _comparable(second)
+    return [f"{key}: {one[key]!r} ≠ {two[key]!r}" for key in one if one[key] != two[key]]
+
+
+def finished_metrics(trial: Trial, run_dir: Path, *, overwrite: bool = False) -> Mapping[str, float] | None:
+    """The metrics of ``trial`` if ``run_dir`` holds it finished with the same configuration, else ``None``.
+
+    Raises:
+        ConfigurationError: ``run_dir`` holds a finished run of another configuration
+            and ``overwrite`` is off.
+    """
+    if not (run_dir / CONFIG_FILE).is_file():
+        return None
+    metrics = read_metrics(run_dir)
+    if metrics is None:
+        return None
+    try:
+        existing = load_config(run_dir / CONFIG_FILE)
+    except ConfigurationError:
+        existing = None
+    differences = config_differences(existing, trial.config) if existing is not None else ["config.toml unreadable"]
+    if not differences:
+        return metrics
+    if overwrite:
+        return None
+    raise ConfigurationError(
+        f"run {trial.name!r} in {str(run_dir)!r} finished with another configuration "
+        f"({'; '.join(differences[:4])}); pass --overwrite to retrain it, or choose another --out",
+        offending=trial.name,
+    )
+
+
+def attempt_trial(runner: TrialRunner, config: RunConfig, run_dir: Path) -> Outcome:
+    """Run one trial, catching its error: ``(status, metrics, error, traceback, seconds)``.
+
+    Module-level and returning plain values, so it runs in a spawned process too.
+    """
+    started = time.perf_counter()
+    try:
+        metrics = {key: _number(value) for key, value in runner(config, run_dir).items()}
+    except Exception as error:  # a failed trial is recorded; the sweep goes on
+        message = " ".join(f"{type(error).__name__}: {error}".split())
+        return FAILED, None, message, traceback.format_exc(), time.perf_counter() - started
+    return FINISHED, metrics, "", "", time.perf_counter() - started
+
+
+def _number(value: Any) -> Any:
+    try:
+        return float(value) if not isinstance(value, int) else value
+    except (TypeError, ValueError):
+        return value
+
+
+def _describe(result: TrialResult) -> str:
+    name = result.trial.name
+    if result.status == FAILED:
+        return f"{name} failed after {result.seconds:.1f} s: {result.error}"
+    metrics = result.metrics or {}
+    scores = ", ".join(f"{label} {metrics.get(key, math.nan):.3f}" for key, label in (("nmi", "NMI"), ("r2", "R²"), ("purity", "purity"), ("recon", "recon")))
+    if result.reused:
+        return f"{name} already finished ({scores}); read back"
+    return f"{name} finished in {result.seconds:.1f} s: {scores}"
+
+
+def run_sweep(
+    spec: SweepSpec,
+    out: str | Path,
+    *,
+    runner: TrialRunner | None = None,
+    jobs: int = 1,
+    overwrite: bool = False,
+    command: str = "",
+    log: Log | None = None,
+    plots: bool = True,
+    run_plots: bool = True,
+) -> list[TrialResult]:
+    """Run every trial of ``spec`` into ``out/<run name>/`` and write the sweep's report.
+
+    Trials already finished in ``out`` with the same configuration are read back.
+    After each trial ``out/results.csv`` and ``out/report.md`` are rewritten
+    atomically; the plots are drawn at the end.
+
+    Args:
+        spec: the parsed sweep.
+        out: the sweep's folder.
+        runner: trains one trial (default :func:`train_trial`); with ``jobs > 1`` it
+            must be picklable (a module-level function).
+        jobs: trials trained at once, each in its own spawned process.
+        overwrite: retrain trials whose run directory holds another configuration
+            (without it that is an error, raised before anything runs).
+        command: the command line shown in the report.
+        log: receives one line per trial event.
+        plots: draw ``out/plots/<key>.png`` at the end.
+        run_plots: with the default runner, write each run's own plots too.
+
+    Returns:
+        One result per trial, in sweep order.
+
+    Raises:
+        ConfigurationError: ``jobs < 1``, an unpicklable runner with ``jobs > 1``, or a
+            run directory holding another configuration without ``overwrite``.
+        KeyboardInterrupt: after writing the aggregate files; finished trials are kept.
+    """
+    from expfam import report
+
+    if runner is None:
+        runner = train_trial if run_plots else functools.partial(train_trial, plots=False)
+    say = log or (lambda line: None)
+    if jobs < 1:
+        raise ConfigurationError(f"jobs must be ≥ 1, got {jobs}", offending="jobs")
+    if jobs > 1:
+        try:
+            pickle.dumps(runner)
+        except Exception:
+            raise ConfigurationError(
+                f"runner {runner!r} cannot be sent to a worker process; use a module-level function or jobs=1",
+                offending=runner,
+            ) from None
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = {trial.name: TrialResult(trial, PENDING) for trial in spec.trials}
+    todo: list[Trial] = []
+    for trial in spec.trials:
+        metrics = finished_metrics(trial, out / trial.name, overwrite=overwrite)
+        if metrics is None:
+            todo.append(trial)
+        else:
+            seconds = read_info(out / trial.name).get("total_seconds")
+            results[trial.name] = TrialResult(trial, FINISHED, metrics, seconds=seconds, reused=True)
+            say(_describe(results[trial.name]))
+    if spec.source and Path(spec.source).is_file():
+        atomic_write_text(out / "sweep.toml", Path(spec.source).read_text(encoding="utf-8"))
+
+    def write() -> None:
+        report.write_results(spec, list(results.values()), out, command=command)
+
+    def record(trial: Trial, outcome: Outcome) -> None:
+        status, metrics, error, trace, seconds = outcome
+        run_dir = out / trial.name
+        if status == FINISHED:
+            assert metrics is not None
+            if not (run_dir / CONFIG_FILE).is_file():
+                write_config(run_dir, trial.config)
+            if not (run_dir / METRICS_FILE).is_file():
+                write_metrics(run_dir, metrics)
+        else:
+            atomic_write_text(run_dir / ERROR_FILE, f"{error}\n\n{trace}")
+        results[trial.name] = TrialResult(trial, status, metrics, error, seconds)
+        say(_describe(results[trial.name]))
+        write()
+
+    def start(trial: Trial, index: int, what: str = "training") -> Path:
+        run_dir = out / trial.name
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / ERROR_FILE).unlink(missing_ok=True)
+        say(f"[{index}/{len(todo)}] {trial.name} ({trial.phase}): {what}")
+        return run_dir
+
+    write()
+    try:
+        if jobs == 1:
+            for index, trial in enumerate(todo, 1):
+                record(trial, attempt_trial(runner, trial.config, start(trial, index)))
+        elif todo:
+            _run_parallel(runner, todo, jobs, start, record)
+    finally:
+        if plots:
+            report.write_plots(spec, list(results.values()), out)
+        write()
+    return list(results.values())
+
+
+def _run_parallel(
+    runner: TrialRunner,
+    todo: Sequence[Trial],
+    jobs: int,
+    start: Callable[[Trial, int, str], Path],
+    record: Callable[[Trial, Outcome], None],
+) -> None:
+    context = multiprocessing.get_context("spawn")
+    executor = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+    try:
+        futures = {
+            executor.submit(attempt_trial, runner, trial.config, start(trial, index, "queued")): trial
+            for index, trial in enumerate(todo, 1)
+        }
+        for future in concurrent.futures.as_completed(futures):
+            try:
+                outcome = future.result()
+            except concurrent.futures.process.BrokenProcessPool as error:
+                outcome = (FAILED, None, f"worker process died: {error}", "", math.nan)
+            record(futures[future], outcome)
+    except BaseException:
+        executor.shutdown(wait=False, cancel_futures=True)
+        raise
+    executor.shutdown(wait=True)
+
+
+__all__ = [
+    "ERROR_FILE",
+    "Phase",
+    "SweepSpec",
+    "Trial",
+    "TrialResult",
+    "TrialRunner",
+    "attempt_trial",
+    "config_differences",
+    "finished_metrics",
+    "load_sweep",
+    "parse_sweep",
+    "run_sweep",
+    "train_trial",
+]
