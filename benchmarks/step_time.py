@@ -42,17 +42,17 @@ def time_block_set(block: str, chunk_length: int, repeats: int) -> tuple[float, 
     data = jax.random.binomial(jax.random.PRNGKey(1), 16, 0.2, (4096, SEED_SHAPES["data_dim"])).astype(jnp.float32)
     config = dataclasses.replace(TrainConfig(), **SEED_TRAIN)
     optimizer = make_optimizer(config)
-    chunk = make_chunk(model, data, config, optimizer)
+    chunk = make_chunk(model, config)
     params = model.init(jax.random.PRNGKey(0), data)
     state = TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32), jax.random.PRNGKey(2), -jnp.ones((), jnp.int32))
     start = time.perf_counter()
-    state, _ = chunk(state, length=chunk_length)
+    state, _ = chunk(state, data, length=chunk_length)
     jax.block_until_ready(state.params)
     compile_s = time.perf_counter() - start
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        state, _ = chunk(state, length=chunk_length)
+        state, _ = chunk(state, data, length=chunk_length)
         jax.block_until_ready(state.params)
         times.append((time.perf_counter() - start) / chunk_length)
     return float(np.median(times)), compile_s

@@ -14,6 +14,7 @@ step and the offending term.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -81,25 +82,34 @@ def _all_finite(tree: Any) -> Array:
     return jnp.all(jnp.stack(leaves))
 
 
+_CHUNK_CACHE: dict[tuple[Any, ...], Callable[..., tuple[TrainState, dict[str, Array]]]] = {}
+
+
 def make_chunk(
     model: Harmonium,
-    data: Array,
     config: TrainConfig,
-    optimizer: optax.GradientTransformation,
     *,
     weights: Mapping[str, float] | None = None,
     registry: Registry | None = None,
 ) -> Callable[..., tuple[TrainState, dict[str, Array]]]:
-    """A jitted ``chunk(state, length)`` running ``length`` steps and returning per-step loss and term values."""
-    weights = loss_weights(config) if weights is None else weights
+    """A jitted ``chunk(state, data, length)`` running ``length`` steps; returns per-step loss and term values.
+
+    The data is an argument, not a constant, so one compiled chunk serves every
+    run with the same model and training settings (the seed only sets the
+    initial key): compiled chunks are cached on that key.
+    """
+    weights = loss_weights(config) if weights is None else dict(weights)
+    cache_key = (model, dataclasses.replace(config, seed=0), tuple(sorted(weights.items())), id(registry))
+    if cache_key in _CHUNK_CACHE:
+        return _CHUNK_CACHE[cache_key]
+    optimizer = make_optimizer(config)
     loss_fn = make_loss(
         model, weights, objective_settings(config), rho_mode=config.rho_mode, registry=registry
     )
-    n_data = data.shape[0]
 
-    def step(state: TrainState, _: None) -> tuple[TrainState, dict[str, Array]]:
+    def step(data: Array, state: TrainState, _: None) -> tuple[TrainState, dict[str, Array]]:
         key, batch_key, loss_key = jax.random.split(state.key, 3)
-        index = jax.random.randint(batch_key, (config.batch_size,), 0, n_data)
+        index = jax.random.randint(batch_key, (config.batch_size,), 0, data.shape[0])
         batch = data[index]
         (loss, values), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, loss_key, state.step)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -117,9 +127,12 @@ def make_chunk(
         return new_state, {"loss": loss, **values}
 
     @functools.partial(jax.jit, static_argnames="length")
-    def chunk(state: TrainState, length: int) -> tuple[TrainState, dict[str, Array]]:
-        return jax.lax.scan(step, state, None, length=length)
+    def chunk(state: TrainState, data: Array, length: int) -> tuple[TrainState, dict[str, Array]]:
+        return jax.lax.scan(functools.partial(step, data), state, None, length=length)
 
+    _CHUNK_CACHE[cache_key] = chunk
+    if registry is not None:
+        _CHUNK_CACHE[cache_key + ("registry",)] = registry  # type: ignore[assignment]  # keeps id() valid
     return chunk
 
 
@@ -184,7 +197,8 @@ def train(
             with the step and the term named and the last finite parameters attached.
     """
     optimizer = make_optimizer(config)
-    chunk = make_chunk(model, jnp.asarray(data), config, optimizer, weights=weights, registry=registry)
+    chunk = make_chunk(model, config, weights=weights, registry=registry)
+    data = jnp.asarray(data)
     state = TrainState(
         params=params,
         opt_state=optimizer.init(params),
@@ -196,7 +210,7 @@ def train(
     done = 0
     while done < config.n_steps:
         take = min(config.log_every, config.n_steps - done)
-        state, values = chunk(state, length=take)
+        state, values = chunk(state, data, length=take)
         piece = {name: np.asarray(series) for name, series in values.items()}
         pieces.append(piece)
         bad_step = int(state.bad_step)
