@@ -24,7 +24,9 @@ def python_blocks(path: Path) -> list[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("document", ["families.md", "mixture.md", "plugins.md", "testing.md"])
+@pytest.mark.parametrize(
+    "document", ["families.md", "mixture.md", "plugins.md", "testing.md", "model.md", "blocks.md", "objectives.md", "training.md"]
+)
 def test_examples_run(document: str, monkeypatch: pytest.MonkeyPatch) -> None:
     references = dict(scipy_reference.SCIPY_REFERENCES)  # examples may register their own
     monkeypatch.setattr(scipy_reference, "SCIPY_REFERENCES", references)

@@ -47,6 +47,27 @@ from expfam.testing.mixture_checks import (
     check_mixture_sampling,
     enumerate_mixture,
 )
+from expfam.testing.model_checks import (
+    check_block,
+    check_block_adjointness,
+    check_block_linearity,
+    check_offset_matches_statistics,
+    check_model,
+    check_joint_identity,
+    check_elbo_bound,
+    check_posterior_normalised,
+    check_posterior_kl,
+    check_monte_carlo_elbo,
+    enumerate_states,
+    model_table,
+    ModelTable,
+    exact_elbo,
+    random_model_params,
+    random_observations,
+    random_latent_statistics,
+    latent_statistics,
+    block_mixture,
+)
 from expfam.testing.sampling_checks import check_fit_recovers, check_sampling
 from expfam.testing.scipy_reference import (
     SCIPY_REFERENCES,
@@ -56,6 +77,25 @@ from expfam.testing.scipy_reference import (
 from expfam.testing.suite import check_family, check_mixture
 
 __all__ = [
+    "check_block",
+    "check_block_adjointness",
+    "check_block_linearity",
+    "check_offset_matches_statistics",
+    "check_model",
+    "check_joint_identity",
+    "check_elbo_bound",
+    "check_posterior_normalised",
+    "check_posterior_kl",
+    "check_monte_carlo_elbo",
+    "enumerate_states",
+    "model_table",
+    "ModelTable",
+    "exact_elbo",
+    "random_model_params",
+    "random_observations",
+    "random_latent_statistics",
+    "latent_statistics",
+    "block_mixture",
     "SCIPY_REFERENCES",
     "Z_LIMIT",
     "EnumeratedDistribution",
