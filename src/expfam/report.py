@@ -28,6 +28,7 @@ from typing import Any
 
 from expfam.config import RunConfig, config_to_mapping
 from expfam.errors import ConfigurationError
+from expfam.pipeline import compact_float
 from expfam.runs import RunDirectoryError, atomic_open, atomic_write_text, read_config, read_metrics
 from expfam.sweep import FAILED, FINISHED, TrialResult
 from expfam.sweep_spec import SweepSpec
@@ -76,11 +77,8 @@ def config_value(config: RunConfig, qualified: str) -> Any:
 
 
 def format_learning_rate(value: float) -> str:
-    """``1.5e-3``, ``3e-4``, ``1e-3`` as in the seed (``0`` stays ``0``)."""
-    if value == 0 or not math.isfinite(value):
-        return "0" if value == 0 else str(value)
-    mantissa, exponent = f"{value:.3e}".split("e")
-    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    """``1.5e-3``, ``3e-4``, ``1e-3`` as in the seed (``0`` stays ``0``); the same format as ``expfam train``'s row."""
+    return compact_float(value)
 
 
 def format_cell(column: str, value: Any) -> str:
