@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from expfam.block import InteractionBlock
+from expfam.families.categorical import full_logits
 from expfam.family import Array, ExponentialFamily
 from expfam.mixture import LatentMixture, MixtureParams, sample_categorical, tree_vdot
 
@@ -125,7 +126,7 @@ class Harmonium:
     def residual(self, params: Params, y: Array, k: Array) -> Array:
         r"""``r(z) = ρ̃·s_Z(z) − ψ_X(θ_X(z)) + ψ_X(a)`` per sampled state, shape ``(S,)``."""
         stats_y = jax.vmap(self.latent.sufficient_statistic)(y)
-        rho_k = jnp.concatenate([jnp.zeros(1), self.cluster_correction(params)])
+        rho_k = full_logits(self.cluster_correction(params))
         linear = jnp.sum(stats_y * params["rho_y"], axis=tuple(range(1, stats_y.ndim))) + rho_k[k]
         psi_a = self.observable.log_partition(params["likelihood"]["a"])
         return linear - self.observable_log_partition(params, y, k) + psi_a
@@ -168,9 +169,10 @@ class Harmonium:
             + jax.vmap(self.observable.log_base_measure)(x)
         )
 
-    def posterior_kl(self, params: Params, x: Array) -> Array:
+    def posterior_kl(self, params: Params, x: Array, posterior: MixtureParams | None = None) -> Array:
         """``KL(q(z | x) ‖ p(z))`` in closed form (Bregman form of ψ_Z), shape ``(B,)``."""
-        posterior = self.posterior_params(params, x)
+        if posterior is None:
+            posterior = self.posterior_params(params, x)
         return jax.vmap(self.mixture.kl_divergence, in_axes=(0, None))(posterior, params["prior"])
 
     # ------------------------------------------------------------- densities
@@ -190,7 +192,7 @@ class Harmonium:
         """``log q(z_s | x) = η_q·s_Z(z_s) + log h_Y(y_s) − ψ_Z(η_q)`` for one posterior, states ``(S,)``."""
         theta_k = self.mixture.cluster_params(posterior)[k]
         stats_y = jax.vmap(self.latent.sufficient_statistic)(y)
-        logits = jnp.concatenate([jnp.zeros(1), posterior["b_k"]])
+        logits = full_logits(posterior["b_k"])
         base = jax.vmap(self.latent.log_base_measure)(y)
         inner = jnp.sum(theta_k * stats_y, axis=tuple(range(1, stats_y.ndim)))
         return inner + logits[k] + base - self.mixture.log_partition(posterior)
@@ -236,7 +238,9 @@ class Harmonium:
         return self.residual(params, flat_y, k.reshape(-1)).reshape(batch, n_samples)
 
     # --------------------------------------------------------------- bounds
-    def elbo_terms(self, key: Array, params: Params, x: Array, n_samples: int) -> tuple[Array, Array]:
+    def elbo_terms(
+        self, key: Array, params: Params, x: Array, n_samples: int, posterior: MixtureParams | None = None
+    ) -> tuple[Array, Array]:
         r"""Score-function surrogate and Monte-Carlo ELBO for a batch (MODEL.md §5).
 
         With ``z_s ~ q(·|x)`` (stop-gradient) and ``r̄ = mean(sg(r_s))``::
@@ -250,9 +254,11 @@ class Harmonium:
         score part by ``(S − 1)/S``). With ``S = 1`` there is no baseline.
 
         Returns:
-            ``(surrogate, elbo)``, each of shape ``(B,)``.
+            ``(surrogate, elbo)``, each of shape ``(B,)``. Pass ``posterior`` (``η_q(x)``)
+            when the caller already has it, so it is not computed twice.
         """
-        posterior = self.posterior_params(params, x)
+        if posterior is None:
+            posterior = self.posterior_params(params, x)
         y, k = jax.lax.stop_gradient(self.sample_posterior(key, jax.lax.stop_gradient(posterior), n_samples))
         r = self.batch_residual(params, y, k)
         control = jnp.mean(r, axis=1, keepdims=True) if n_samples > 1 else jnp.zeros_like(r)
@@ -301,7 +307,7 @@ class Harmonium:
         """
         y, k = jax.lax.stop_gradient(self.sample_prior(key, params, n_samples))
         stats_y = jax.vmap(self.latent.sufficient_statistic)(y).reshape(n_samples, -1)
-        rho_k = jnp.concatenate([jnp.zeros(1), self.cluster_correction(params)])
+        rho_k = full_logits(self.cluster_correction(params))
         target = self.observable_log_partition(params, y, k) - rho_k[k]
         centred_stats = stats_y - jnp.mean(stats_y, axis=0)
         centred_target = target - jnp.mean(target)

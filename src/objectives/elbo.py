@@ -31,8 +31,9 @@ class Elbo(Objective):
     def __call__(
         self, model: Harmonium, params: Params, x: Array, key: Array, step: Array, settings: ObjectiveSettings
     ) -> tuple[Array, Array]:
-        surrogate, elbo = model.elbo_terms(key, params, x, settings.n_mc_samples)
+        posterior = model.posterior_params(params, x)
+        surrogate, elbo = model.elbo_terms(key, params, x, settings.n_mc_samples, posterior)
         beta = warmup(step, settings.kl_warmup_steps)
         if settings.kl_warmup_steps > 0:
-            surrogate = surrogate + (1.0 - beta) * model.posterior_kl(params, x)
+            surrogate = surrogate + (1.0 - beta) * model.posterior_kl(params, x, posterior)
         return -jnp.mean(surrogate), jnp.mean(elbo)
