@@ -36,11 +36,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-from jax import lax  # noqa: E402
+import jax
+import jax.numpy as jnp
+from jax import lax
 
-from interactions.grouped import (  # noqa: E402
+from interactions.grouped import (
     cluster_matvec,
     cluster_matvec_dense,
     default_tile_rows,
@@ -164,8 +164,10 @@ def main():
         ref = jax.jit(cluster_matvec_dense)(V, y, k)
         rows = {}
         print(f"\nS={s}  (default tile rows {default_tile_rows(s, K)})")
-        print(f"{'method':34s} {'fwd med':>9s} {'fwd min':>9s} {'xhier':>6s} "
-              f"{'f+b med':>9s} {'f+b min':>9s} {'xhier':>6s} {'max|err|':>9s}")
+        print(
+            f"{'method':34s} {'fwd med':>9s} {'fwd min':>9s} {'xhier':>6s} "
+            f"{'f+b med':>9s} {'f+b min':>9s} {'xhier':>6s} {'max|err|':>9s}"
+        )
         for name, fn in methods_for(s).items():
             if fn is None:
                 print(f"{name:34s} skipped ((S, D, n) intermediate is {s * D * N * 4 / 2**30:.1f} GiB)")
@@ -175,12 +177,19 @@ def main():
             err = 0.0 if name == "hier" else float(jnp.max(jnp.abs(fwd(V, y, k) - ref)))
             f_med, f_min, _ = _time(fwd, V, y, k)
             b_med, b_min, _ = _time(fb, V, y, k)
-            rows[name] = dict(fwd_ms=round(f_med, 2), fwd_min_ms=round(f_min, 2),
-                              fwdbwd_ms=round(b_med, 2), fwdbwd_min_ms=round(b_min, 2),
-                              max_abs_err=err)
+            rows[name] = dict(
+                fwd_ms=round(f_med, 2),
+                fwd_min_ms=round(f_min, 2),
+                fwdbwd_ms=round(b_med, 2),
+                fwdbwd_min_ms=round(b_min, 2),
+                max_abs_err=err,
+            )
             h = rows["hier"]
-            print(f"{name:34s} {f_med:9.2f} {f_min:9.2f} {f_med / h['fwd_ms']:6.1f} "
-                  f"{b_med:9.2f} {b_min:9.2f} {b_med / h['fwdbwd_ms']:6.1f} {err:9.1e}", flush=True)
+            print(
+                f"{name:34s} {f_med:9.2f} {f_min:9.2f} {f_med / h['fwd_ms']:6.1f} "
+                f"{b_med:9.2f} {b_min:9.2f} {b_med / h['fwdbwd_ms']:6.1f} {err:9.1e}",
+                flush=True,
+            )
         h = rows["hier"]
         for r in rows.values():
             r["fwd_ratio_hier"] = round(r["fwd_ms"] / h["fwd_ms"], 2)
@@ -188,10 +197,15 @@ def main():
         results[f"S={s}"] = rows
         best = f"cluster_matvec[T={default_tile_rows(s, K)}] (default)"
         d, c = rows["dense"], rows[best]
-        print(f"cluster_matvec vs dense: fwd {d['fwd_ms'] / c['fwd_ms']:.1f}x faster, "
-              f"fwd+bwd {d['fwdbwd_ms'] / c['fwdbwd_ms']:.1f}x faster")
-    print(json.dumps({"benchmark": "cluster_matvec", "D": D, "n": N, "K": K,
-                      "device": str(jax.devices()[0]), "results": results}))
+        print(
+            f"cluster_matvec vs dense: fwd {d['fwd_ms'] / c['fwd_ms']:.1f}x faster, "
+            f"fwd+bwd {d['fwdbwd_ms'] / c['fwdbwd_ms']:.1f}x faster"
+        )
+    print(
+        json.dumps(
+            {"benchmark": "cluster_matvec", "D": D, "n": N, "K": K, "device": str(jax.devices()[0]), "results": results}
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Trains the default configuration (``RunConfig()``: bundled digits,
 Binomial(64, 16), the default block set, sizes and schedule) through
-:func:`expfam.pipeline.train_run` into a temporary run directory, then fits
+:func:`expfam.experiment.pipeline.train_run` into a temporary run directory, then fits
 scikit-learn's ``KMeans(n_clusters=K, n_init=10)`` on the same training split
 and scores both on the same test split with :func:`expfam.metrics.clustering_metrics`.
 k-means' "recon" is the mean squared distance of a test point to its centroid,
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from expfam.config import RunConfig
+from expfam.experiment.config import RunConfig
+from expfam.experiment.pipeline import format_summary, prepare_run, summary_row, train_run
 from expfam.metrics import clustering_metrics
-from expfam.pipeline import format_summary, prepare_run, summary_row, train_run
 
 COLUMNS = ("nmi", "purity", "accuracy", "ari", "active_clusters", "r2", "recon")
 

@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from expfam.builder import build_model
-from expfam.config import TrainConfig
-from expfam.training import TrainState, make_chunk, make_optimizer
+from expfam.experiment.config import TrainConfig
+from expfam.experiment.training import TrainState, make_chunk, make_optimizer
 
 SEED_SHAPES = {"data_dim": 784, "n_trials": 16, "n_latent": 128, "n_clusters": 30}
 SEED_TRAIN = {"batch_size": 512, "n_mc_samples": 10, "n_conj_samples": 1024, "kl_warmup_steps": 120_000}
@@ -44,7 +44,9 @@ def time_block_set(block: str, chunk_length: int, repeats: int) -> tuple[float, 
     optimizer = make_optimizer(config)
     chunk = make_chunk(model, config)
     params = model.init(jax.random.PRNGKey(0), data)
-    state = TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32), jax.random.PRNGKey(2), -jnp.ones((), jnp.int32))
+    state = TrainState(
+        params, optimizer.init(params), jnp.zeros((), jnp.int32), jax.random.PRNGKey(2), -jnp.ones((), jnp.int32)
+    )
     start = time.perf_counter()
     state, _ = chunk(state, data, length=chunk_length)
     jax.block_until_ready(state.params)

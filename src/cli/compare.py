@@ -5,7 +5,7 @@ from typing import Annotated
 
 import typer
 
-from expfam.report import compare_runs
+from expfam.experiment.report import compare_runs
 
 
 def compare(

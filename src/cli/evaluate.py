@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from expfam.pipeline import evaluate_run, format_summary, summary_row
-from expfam.runs import metrics_equal, read_config, read_metrics
+from expfam.experiment.pipeline import evaluate_run, format_summary, summary_row
+from expfam.experiment.runs import metrics_equal, read_config, read_metrics
 
 
 def evaluate(

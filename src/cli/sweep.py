@@ -8,17 +8,17 @@ Exit codes: 0 all trials finished, 1 some trial failed, 2 bad input, 130 interru
 
 import shlex
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from expfam.report import REPORT_FILE
-from expfam.sweep import FAILED, load_sweep, run_sweep
+from expfam.experiment.report import REPORT_FILE
+from expfam.experiment.sweep import FAILED, load_sweep, run_sweep
 
 
 def sweep(
     sweep_file: Annotated[Path, typer.Argument(help="The sweep file (TOML): [base.*] sections and [[phases]].")],
-    out: Annotated[Optional[Path], typer.Option("--out", help="Sweep folder. (default: sweeps/<file name>)")] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Sweep folder. (default: sweeps/<file name>)")] = None,
     jobs: Annotated[int, typer.Option("--jobs", min=1, help="Trials trained at once, each in its own process.")] = 1,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Retrain trials whose run directory holds another configuration.")
@@ -44,5 +44,7 @@ def sweep(
     failed = [r.trial.name for r in results if r.status == FAILED]
     typer.echo(f"report: {out / REPORT_FILE}")
     if failed:
-        typer.echo(f"{len(failed)} of {len(results)} trials failed: {', '.join(failed)} (see <run>/error.txt)", err=True)
+        typer.echo(
+            f"{len(failed)} of {len(results)} trials failed: {', '.join(failed)} (see <run>/error.txt)", err=True
+        )
         raise typer.Exit(1)

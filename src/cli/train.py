@@ -3,7 +3,7 @@
 Every key of the ``[model]``, ``[data]`` and ``[train]`` sections of the run
 configuration is a flag (``learning_rate`` → ``--learning-rate``). A flag given
 on the command line overrides ``--config FILE``, which overrides the defaults
-of :class:`expfam.config.RunConfig`; ``[evaluate]`` comes from the file only.
+of :class:`expfam.experiment.config.RunConfig`; ``[evaluate]`` comes from the file only.
 """
 
 import dataclasses
@@ -16,8 +16,8 @@ from typing import Annotated, Any
 import typer
 
 from cli.progress import ProgressBar
-from expfam.config import SECTIONS, RunConfig, config_from_mapping, load_config, section_keys
-from expfam.pipeline import default_run_name, format_summary, summary_row, train_run
+from expfam.experiment.config import SECTIONS, RunConfig, config_from_mapping, load_config, section_keys
+from expfam.experiment.pipeline import default_run_name, format_summary, summary_row, train_run
 from expfam.plugins import Registry, get_registry
 
 FLAG_SECTIONS: tuple[str, ...] = ("model", "data", "train")

@@ -162,11 +162,7 @@ class ExponentialFamily(abc.ABC):
 
     def kl_divergence(self, params: Array, other: Array) -> Array:
         r"""``KL(θ₁‖θ₂) = ψ(θ₂) − ψ(θ₁) − ∇ψ(θ₁)·(θ₂ − θ₁)`` (Bregman form)."""
-        return (
-            self.log_partition(other)
-            - self.log_partition(params)
-            - vdot(self.means(params), other - params)
-        )
+        return self.log_partition(other) - self.log_partition(params) - vdot(self.means(params), other - params)
 
     def log_density(self, params: Array, x: Array) -> Array:
         r"""``log p_θ(x) = θ·s(x) + log h(x) − ψ(θ)`` for one observation."""
@@ -233,7 +229,7 @@ class ExponentialFamily(abc.ABC):
         """
         array = np.asarray(x)
         expected = self.data_shape
-        if array.shape[array.ndim - len(expected):] != expected or array.ndim < len(expected):
+        if array.shape[array.ndim - len(expected) :] != expected or array.ndim < len(expected):
             raise SupportError(
                 f"{what} has shape {array.shape}, but {self.name} of size {self.size} expects "
                 f"observations of shape {expected}; reshape the data or change the family size",

@@ -130,9 +130,7 @@ class LatentMixture:
         log_p = self.cluster_log_probabilities(params)
         return -jnp.sum(jnp.exp(log_p) * log_p)
 
-    def sample(
-        self, key: Array, params: MixtureParams, shape: tuple[int, ...] = ()
-    ) -> tuple[Array, Array]:
+    def sample(self, key: Array, params: MixtureParams, shape: tuple[int, ...] = ()) -> tuple[Array, Array]:
         """Draw ``k ~ p(k)`` then ``y ~ p(y | k)``; returns ``(y, k)`` with leading ``shape``."""
         key_k, key_y = jax.random.split(key)
         k = sample_categorical(key_k, self.cluster_logits(params), shape)

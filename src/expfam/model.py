@@ -197,9 +197,7 @@ class Harmonium:
         inner = jnp.sum(theta_k * stats_y, axis=tuple(range(1, stats_y.ndim)))
         return inner + logits[k] + base - self.mixture.log_partition(posterior)
 
-    def sample_posterior(
-        self, key: Array, posterior: MixtureParams, n_samples: int
-    ) -> tuple[Array, Array]:
+    def sample_posterior(self, key: Array, posterior: MixtureParams, n_samples: int) -> tuple[Array, Array]:
         """``n_samples`` states per observation from batched posterior parameters: ``(B, S, n)``, ``(B, S)``.
 
         All draws share one key: ``k ~ q(k|x)`` by inverse CDF,
@@ -210,7 +208,9 @@ class Harmonium:
         batch = logits.shape[0]
         k = sample_categorical(key_k, logits[:, None, :], (batch, n_samples))
         theta = jnp.take_along_axis(
-            jax.vmap(self.mixture.cluster_params)(posterior), k.reshape((batch, n_samples) + (1,) * len(self.latent.param_shape)), axis=1
+            jax.vmap(self.mixture.cluster_params)(posterior),
+            k.reshape((batch, n_samples) + (1,) * len(self.latent.param_shape)),
+            axis=1,
         )
         return self.latent.sample(key_y, theta, (batch, n_samples)), k
 

@@ -109,12 +109,10 @@ def _provider_names(manager: pluggy.PluginManager) -> dict[int, str]:
 def _items(kind: str, result: Any) -> Iterable[tuple[str, Any]]:
     if kind == "block_sets":
         return ((str(name), tuple(blocks)) for name, blocks in dict(result).items())
-    return ((getattr(item, "name"), item) for item in result)
+    return ((item.name, item) for item in result)
 
 
-def build_registry(
-    extra_plugins: Sequence[object] = (), *, load_entry_points: bool = True
-) -> Registry:
+def build_registry(extra_plugins: Sequence[object] = (), *, load_entry_points: bool = True) -> Registry:
     """Build a registry from the ``expfam`` entry points and ``extra_plugins``.
 
     Args:

@@ -148,7 +148,8 @@ def _backward(matrices, ys, gs, wcl, wstart, ends, used, tile):
         vj = lax.dynamic_index_in_dim(matrices, j, axis=0, keepdims=False)
         upd = lax.dot_general(g, rows, (((0,), (0,)), ((), ())))  # (D, n)
         dv = lax.dynamic_update_index_in_dim(
-            dv, lax.dynamic_index_in_dim(dv, j, axis=0, keepdims=False) + upd, j, axis=0)
+            dv, lax.dynamic_index_in_dim(dv, j, axis=0, keepdims=False) + upd, j, axis=0
+        )
         dyw = g @ vj  # (T, n); zero on masked rows
         dys = lax.dynamic_update_slice_in_dim(dys, _window_rows(dys, a, tile) + dyw, a, axis=0)
         return dv, dys
@@ -226,5 +227,4 @@ def cluster_matvec(matrices: Array, y: Array, k: Array, *, tile_rows: int | None
     if tile < 1:
         raise ValueError("tile_rows must be positive")
     order, rank, wcl, wstart, ends, used = _plan(k, km1, tile)
-    return _grouped(matrices.astype(dtype), y.astype(dtype), order, rank, wcl, wstart, ends,
-                    used, tile)
+    return _grouped(matrices.astype(dtype), y.astype(dtype), order, rank, wcl, wstart, ends, used, tile)

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-import expfam.sweep
-from expfam.config import config_from_mapping
-from expfam.runs import write_config, write_metrics
+import expfam.experiment.sweep
+from expfam.experiment.config import config_from_mapping
+from expfam.experiment.runs import write_config, write_metrics
 
 TINY_SWEEP = """\
 title = "Tiny sweep"
@@ -57,7 +57,7 @@ def test_bad_sweep_file_is_a_user_error(runner, app, tmp_path, assert_user_error
 
 
 def test_sweep_runs_then_resumes(runner, app, tmp_path, sweep_file, monkeypatch):
-    monkeypatch.setattr(expfam.sweep, "train_trial", _fake_trial)
+    monkeypatch.setattr(expfam.experiment.sweep, "train_trial", _fake_trial)
     out = tmp_path / "out"
     result = runner.invoke(app, ["sweep", str(sweep_file), "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -77,7 +77,7 @@ def test_failed_trial_exit_code_1(runner, app, tmp_path, sweep_file, monkeypatch
             raise RuntimeError("out of memory")
         return _fake_trial(config, run_dir)
 
-    monkeypatch.setattr(expfam.sweep, "train_trial", fail_second)
+    monkeypatch.setattr(expfam.experiment.sweep, "train_trial", fail_second)
     result = runner.invoke(app, ["sweep", str(sweep_file), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1, result.output
     assert "1 of 2 trials failed: H2" in result.stderr
@@ -88,7 +88,7 @@ def test_interrupted_sweep_exit_code_130(runner, app, tmp_path, sweep_file, monk
     def interrupt(config, run_dir):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(expfam.sweep, "train_trial", interrupt)
+    monkeypatch.setattr(expfam.experiment.sweep, "train_trial", interrupt)
     result = runner.invoke(app, ["sweep", str(sweep_file), "--out", str(tmp_path / "out")])
     assert result.exit_code == 130 and "rerun the same command to resume" in result.stderr
 
@@ -116,7 +116,10 @@ def test_tiny_sweep_end_to_end(runner, app, tmp_path, sweep_file):
         metrics = json.loads((out / name / "metrics.json").read_text())
         assert 0.0 <= metrics["nmi"] <= 1.0
     rows = list(csv.DictReader((out / "results.csv").open()))
-    assert [(row["Run"], row["lr"], row["status"]) for row in rows] == [("H1", "0.003", "finished"), ("H2", "0.01", "finished")]
+    assert [(row["Run"], row["lr"], row["status"]) for row in rows] == [
+        ("H1", "0.003", "finished"),
+        ("H2", "0.01", "finished"),
+    ]
     report = (out / "report.md").read_text()
     assert "**H" in report and "expfam train --block hierarchical --n-latent 4" in report
     assert f"expfam sweep {sweep_file} --out {out} --no-run-plots" in report

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 import cli.train
-from expfam.config import config_to_toml, load_config
-from expfam.runs import metrics_equal, read_info, read_metrics
+from expfam.experiment.config import config_to_toml, load_config
+from expfam.experiment.runs import metrics_equal, read_info, read_metrics
 
 #: A small digits run: a few seconds of training after compilation.
 FLAGS = [

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import sklearn.datasets
 
-from expfam.data import DataSplit, Dataset, Digits, check_data_for_family, load_dataset, openml, plugin, write_idx
+from expfam.data import Dataset, DataSplit, Digits, check_data_for_family, load_dataset, openml, plugin, write_idx
 from expfam.errors import DataError, SupportError, UnknownNameError
 from expfam.families.binomial import Binomial
 from expfam.plugins import build_registry
@@ -93,7 +93,9 @@ def test_load_dataset_looks_up_by_name(registry: Any, tmp_path: Path) -> None:
 def test_support_violation_names_column_and_value() -> None:
     split = tiny_split(x_test=np.array([[1, 1, 9, 1]]))
     check_data_for_family(split, Binomial(size=4, n_trials=16))
-    with pytest.raises(SupportError, match=r"tiny training data \(made in a test\): value 5\.0 at column 1 of row 1 .*n_trials=4"):
+    with pytest.raises(
+        SupportError, match=r"tiny training data \(made in a test\): value 5\.0 at column 1 of row 1 .*n_trials=4"
+    ):
         check_data_for_family(split, Binomial(size=4, n_trials=4))
     with pytest.raises(SupportError, match=r"tiny test data \(made in a test\): value 9\.0 at column 2 of row 0"):
         check_data_for_family(split, Binomial(size=4, n_trials=8))

@@ -32,7 +32,9 @@ def test_split_is_a_partition_of_the_bundled_data(original: tuple[np.ndarray, np
     images, labels = original
     split = Digits().load(seed=3)
     # Train ∪ test equals the data as a multiset of (image, label) rows: disjoint and complete.
-    joined = np.column_stack([np.concatenate([split.x_train, split.x_test]), np.concatenate([split.y_train, split.y_test])])
+    joined = np.column_stack(
+        [np.concatenate([split.x_train, split.x_test]), np.concatenate([split.y_train, split.y_test])]
+    )
     np.testing.assert_array_equal(sorted_rows(joined), sorted_rows(np.column_stack([images, labels])))
 
 

@@ -47,7 +47,7 @@ def test_write_then_read_is_identity(tmp_path: Path, gz: bool, kind: str, array:
 def test_header_layout_is_big_endian_magic_then_sizes(tmp_path: Path) -> None:
     path = write_idx(tmp_path / "x", np.zeros((2, 3, 4), np.uint8), "images")
     raw = path.read_bytes()
-    assert raw[:16] == bytes.fromhex("00000803" "00000002" "00000003" "00000004")
+    assert raw[:16] == bytes.fromhex("00000803000000020000000300000004")
     assert len(raw) == 16 + 24
 
 
@@ -108,7 +108,10 @@ def test_truncated_file(tmp_path: Path, gz: bool) -> None:
     path.unlink()
     target = tmp_path / ("t10k-images-idx3-ubyte" + (".gz" if gz else ""))
     target.write_bytes(gzip.compress(raw) if gz else raw)
-    with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte(\.gz)?: header says shape \(4, 3, 4\) .* 43 bytes; the file is truncated"):
+    with pytest.raises(
+        DataError,
+        match=r"t10k-images-idx3-ubyte(\.gz)?: header says shape \(4, 3, 4\) .* 43 bytes; the file is truncated",
+    ):
         Idx().load(path=tmp_path)
 
 
@@ -122,12 +125,14 @@ def test_truncated_gzip_stream(tmp_path: Path) -> None:
 def test_trailing_bytes_and_short_header(tmp_path: Path) -> None:
     path = write_idx(tmp_path / "labels", np.arange(3), "labels")
     path.write_bytes(path.read_bytes() + b"\x00")
-    with pytest.raises(DataError, match=r"labels: header says shape \(3,\).*holds 4 bytes; the file has trailing bytes"):
+    with pytest.raises(
+        DataError, match=r"labels: header says shape \(3,\).*holds 4 bytes; the file has trailing bytes"
+    ):
         read_idx(path, kind="labels")
     path.write_bytes(b"\x00\x00")
     with pytest.raises(DataError, match=r"labels: only 2 bytes, too short for an IDX header"):
         read_idx(path)
-    path.write_bytes(bytes.fromhex("00000803" "00000002"))
+    path.write_bytes(bytes.fromhex("0000080300000002"))
     with pytest.raises(DataError, match=r"header announces 3 dimensions but the file ends after 8 bytes"):
         read_idx(path, kind="images")
 
@@ -135,7 +140,9 @@ def test_trailing_bytes_and_short_header(tmp_path: Path) -> None:
 def test_image_and_label_counts_must_agree(tmp_path: Path) -> None:
     write_mnist_folder(tmp_path)
     write_idx(tmp_path / "train-labels-idx1-ubyte", np.arange(5), "labels")
-    with pytest.raises(DataError, match=r"train-images-idx3-ubyte holds 6 images but train-labels-idx1-ubyte holds 5 labels"):
+    with pytest.raises(
+        DataError, match=r"train-images-idx3-ubyte holds 6 images but train-labels-idx1-ubyte holds 5 labels"
+    ):
         Idx().load(path=tmp_path)
 
 
@@ -150,7 +157,9 @@ def test_missing_files_are_listed(tmp_path: Path) -> None:
     write_mnist_folder(tmp_path, gz=True)
     (tmp_path / "t10k-labels-idx1-ubyte.gz").unlink()
     (tmp_path / "train-images-idx3-ubyte.gz").unlink()
-    with pytest.raises(DataError, match=r"missing 2 of the 4 MNIST-format files: train-images-idx3-ubyte or .*; t10k-labels-idx1-ubyte") as info:
+    with pytest.raises(
+        DataError, match=r"missing 2 of the 4 MNIST-format files: train-images-idx3-ubyte or .*; t10k-labels-idx1-ubyte"
+    ) as info:
         Idx().load(path=tmp_path)
     message = str(info.value)
     assert "train-images.idx3-ubyte.gz" in message  # the accepted variants are spelled out
@@ -171,7 +180,9 @@ def test_path_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match=r"dataset 'idx' needs a path .*--data PATH"):
         Idx().load()
     (tmp_path / "file").write_bytes(b"")
-    with pytest.raises(DataError, match=r"file: expected a folder holding the four MNIST-format IDX files, found a file"):
+    with pytest.raises(
+        DataError, match=r"file: expected a folder holding the four MNIST-format IDX files, found a file"
+    ):
         Idx().load(path=tmp_path / "file")
 
 

@@ -60,7 +60,9 @@ def test_unit_interval_floats_get_a_hint(tmp_path: Path) -> None:
 
 
 def test_missing_key_is_named(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"d\.npz: missing array\(s\) y_test; expected x_train, y_train, x_test, y_test"):
+    with pytest.raises(
+        DataError, match=r"d\.npz: missing array\(s\) y_test; expected x_train, y_train, x_test, y_test"
+    ):
         Npz().load(path=save(tmp_path / "d.npz", y_test=None))
 
 

@@ -25,7 +25,8 @@ def python_blocks(path: Path) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "document", ["families.md", "mixture.md", "plugins.md", "testing.md", "model.md", "blocks.md", "objectives.md", "training.md"]
+    "document",
+    ["families.md", "mixture.md", "plugins.md", "testing.md", "model.md", "blocks.md", "objectives.md", "training.md"],
 )
 def test_examples_run(document: str, monkeypatch: pytest.MonkeyPatch) -> None:
     references = dict(scipy_reference.SCIPY_REFERENCES)  # examples may register their own
@@ -36,7 +37,7 @@ def test_examples_run(document: str, monkeypatch: pytest.MonkeyPatch) -> None:
     namespace: dict[str, object] = {"__name__": f"docs_{document.removesuffix('.md')}"}
     for number, source in enumerate(blocks, start=1):
         code = compile(source, f"{document} (python block {number})", "exec", dont_inherit=True)
-        exec(code, namespace)  # noqa: S102
+        exec(code, namespace)
     for name, value in list(namespace.items()):
         if name.startswith("test_") and callable(value):
             value()

@@ -51,7 +51,9 @@ MAX_SIZE = 2
 def family_with_points(name: str, *, scale: float = 3.0) -> st.SearchStrategy[tuple[ExponentialFamily, object, object]]:
     """A small instance of the registered family ``name`` with two interior natural-parameter points."""
     return sized_family(REGISTRY.family(name), max_size=MAX_SIZE).flatmap(
-        lambda family: st.tuples(st.just(family), natural_params(family, scale=scale), natural_params(family, scale=scale))
+        lambda family: st.tuples(
+            st.just(family), natural_params(family, scale=scale), natural_params(family, scale=scale)
+        )
     )
 
 

@@ -33,7 +33,13 @@ def test_perfect_clustering_scores_one_under_renaming() -> None:
     labels = np.array([0, 0, 1, 1, 2, 2, 2])
     renamed = np.array([5, 5, 0, 0, 3, 3, 3])
     result = clustering_metrics(labels, renamed, n_clusters=6)
-    assert result == {"nmi": pytest.approx(1.0), "purity": 1.0, "accuracy": 1.0, "ari": pytest.approx(1.0), "active_clusters": 3}
+    assert result == {
+        "nmi": pytest.approx(1.0),
+        "purity": 1.0,
+        "accuracy": 1.0,
+        "ari": pytest.approx(1.0),
+        "active_clusters": 3,
+    }
 
 
 def test_contingency_table_by_hand() -> None:

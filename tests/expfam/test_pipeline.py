@@ -1,4 +1,4 @@
-"""expfam.pipeline: train_run / evaluate_run / summaries on a small digits run.
+"""expfam.experiment.pipeline: train_run / evaluate_run / summaries on a small digits run.
 
 One short run (module fixture) is shared by the tests marked slow: JAX compiles
 the training step once per run, which dominates the cost on a CPU. The other
@@ -12,12 +12,11 @@ import math
 import numpy as np
 import pytest
 
-import expfam.pipeline as pipeline
-from expfam.config import config_from_mapping, load_config
+import expfam.experiment.pipeline as pipeline
 from expfam.errors import ConfigurationError, DataError, SupportError, TrainingDivergedError, UnknownNameError
-from expfam.evaluation import assignments
-from expfam.metrics import clustering_metrics
-from expfam.pipeline import (
+from expfam.experiment.config import config_from_mapping, load_config
+from expfam.experiment.evaluation import assignments
+from expfam.experiment.pipeline import (
     evaluate_run,
     format_summary,
     parse_blocks,
@@ -25,7 +24,8 @@ from expfam.pipeline import (
     summary_row,
     train_run,
 )
-from expfam.runs import PLOT_FILES, RunDirectoryError, load_params, metrics_equal, read_history, read_info
+from expfam.experiment.runs import PLOT_FILES, RunDirectoryError, load_params, metrics_equal, read_history, read_info
+from expfam.metrics import clustering_metrics
 
 #: A short run that learns something on digits in a few hundred steps.
 SMALL = {
@@ -214,7 +214,7 @@ def test_cluster_prototypes_are_the_observable_mean_at_the_conditional_latent_me
     import jax
 
     from expfam.builder import build_model
-    from expfam.plots import cluster_prototypes
+    from expfam.experiment.plots import cluster_prototypes
 
     model = build_model(
         observable="binomial",

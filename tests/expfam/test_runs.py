@@ -1,4 +1,4 @@
-"""Run-directory I/O (expfam.runs): atomic writes, refusal of existing runs, round trips."""
+"""Run-directory I/O (expfam.experiment.runs): atomic writes, refusal of existing runs, round trips."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from expfam.config import RunConfig, config_from_mapping
-from expfam.runs import (
+from expfam.experiment.config import RunConfig, config_from_mapping
+from expfam.experiment.runs import (
     CONFIG_FILE,
     RunDirectoryError,
     atomic_open,

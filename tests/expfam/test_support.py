@@ -46,7 +46,9 @@ def test_value_outside_support_names_column_and_value(
     family: ExponentialFamily, row: list[float], column: int, value: str
 ) -> None:
     data = np.array([[0.0] * family.size, row])
-    with pytest.raises(SupportError, match=rf"value {value} at column {column} of row 1 is outside the support of {family.name}"):
+    with pytest.raises(
+        SupportError, match=rf"value {value} at column {column} of row 1 is outside the support of {family.name}"
+    ):
         family.check_support(data, what="train.npz")
 
 
@@ -90,7 +92,10 @@ def test_wrong_shape_is_refused(name: str) -> None:
     if family.data_shape == ():
         pytest.skip(f"{name} observations are scalars: every array is a batch of them")
     data = np.zeros((4, family.data_dim + 1))
-    with pytest.raises(SupportError, match=rf"has shape \(4, {family.data_dim + 1}\), but {name} of size {family.size} expects observations of shape"):
+    with pytest.raises(
+        SupportError,
+        match=rf"has shape \(4, {family.data_dim + 1}\), but {name} of size {family.size} expects observations of shape",
+    ):
         family.check_support(data)
 
 

@@ -1,4 +1,4 @@
-"""Sweeps (expfam.sweep, expfam.sweep_spec, expfam.report) with fake trial runners: no training here.
+"""Sweeps (expfam.experiment.sweep, expfam.experiment.sweep_spec, expfam.experiment.report) with fake trial runners: no training here.
 
 Checked: sweep-file parsing and its errors, grid expansion and run lists, resumption
 after an interruption, failed trials, the report's table in the seed's layout, the
@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-import expfam.report
-import expfam.sweep_spec
-from expfam.config import RunConfig, config_from_mapping
+import expfam.experiment.report
+import expfam.experiment.sweep_spec
 from expfam.errors import ConfigurationError
-from expfam.report import (
+from expfam.experiment.config import RunConfig, config_from_mapping
+from expfam.experiment.report import (
     best_result,
     compare_runs,
     format_cell,
@@ -29,8 +29,8 @@ from expfam.report import (
     train_command,
     write_plots,
 )
-from expfam.runs import RunDirectoryError, write_config, write_metrics
-from expfam.sweep import (
+from expfam.experiment.runs import RunDirectoryError, write_config, write_metrics
+from expfam.experiment.sweep import (
     ERROR_FILE,
     TrialResult,
     finished_metrics,
@@ -132,7 +132,12 @@ def test_grid_is_a_cartesian_product_last_key_fastest():
     spec = parse_sweep({"phases": [{"name": "P", "grid": {"n_latent": [4, 8], "lr": [1e-3, 2e-3, 3e-3]}}]})
     assert [t.name for t in spec.trials] == [f"T{i}" for i in range(1, 7)]
     assert [(t.config.model.n_latent, t.config.train.learning_rate) for t in spec.trials] == [
-        (4, 1e-3), (4, 2e-3), (4, 3e-3), (8, 1e-3), (8, 2e-3), (8, 3e-3),
+        (4, 1e-3),
+        (4, 2e-3),
+        (4, 3e-3),
+        (8, 1e-3),
+        (8, 2e-3),
+        (8, 3e-3),
     ]
 
 
@@ -156,7 +161,12 @@ def test_run_lists_names_counter_set_and_keys():
         }
     )
     smoke, second, third = spec.trials
-    assert (smoke.name, smoke.note, smoke.config.model.n_clusters, smoke.config.train.n_steps) == ("smoke", "own note", 10, 7)
+    assert (smoke.name, smoke.note, smoke.config.model.n_clusters, smoke.config.train.n_steps) == (
+        "smoke",
+        "own note",
+        10,
+        7,
+    )
     assert (second.name, second.note) == ("R1", "phase note")  # the counter advanced past "smoke"
     assert (second.config.train.kl_warmup_steps, second.config.train.entropy_weight) == (50, 1.0)
     assert second.config.train.posterior_entropy_weight == 2.0
@@ -168,9 +178,18 @@ def test_run_lists_names_counter_set_and_keys():
     [
         ({"phase": []}, ["unknown field 'phase'", "allowed"]),
         ({"phases": [{"name": "P", "grids": {}}]}, ["phase 'P'", "unknown field 'grids'"]),
-        ({"phases": [{"name": "P", "grid": {"n_latnet": [1]}}]}, ["phase 'P' grid", "unknown key 'n_latnet'", "did you mean 'n_latent'?"]),
-        ({"phases": [{"name": "P", "runs": [{"lerning_rate": 1.0}]}]}, ["phase 'P' run 1", "unknown key 'lerning_rate'"]),
-        ({"phases": [{"name": "P", "runs": [{"learning_rate": "fast"}]}]}, ["run 'T1'", "learning_rate must be float", "'fast'"]),
+        (
+            {"phases": [{"name": "P", "grid": {"n_latnet": [1]}}]},
+            ["phase 'P' grid", "unknown key 'n_latnet'", "did you mean 'n_latent'?"],
+        ),
+        (
+            {"phases": [{"name": "P", "runs": [{"lerning_rate": 1.0}]}]},
+            ["phase 'P' run 1", "unknown key 'lerning_rate'"],
+        ),
+        (
+            {"phases": [{"name": "P", "runs": [{"learning_rate": "fast"}]}]},
+            ["run 'T1'", "learning_rate must be float", "'fast'"],
+        ),
         ({"phases": [{"name": "P", "grid": {"n_latent": 4}}]}, ["'n_latent' must be a non-empty list"]),
         ({"phases": [{"name": "P", "grid": {"n_latent": [4.5]}}]}, ["n_latent must be int"]),
         ({"phases": [{"name": "P", "runs": [{}], "grid": {"n_latent": [4]}}]}, ["exactly one of 'grid'", "'runs'"]),
@@ -179,7 +198,10 @@ def test_run_lists_names_counter_set_and_keys():
         ({"phases": [{"name": "P", "runs": [{"name": "A"}, {"name": "A"}]}]}, ["'A' is used twice"]),
         ({"phases": [{"name": "P", "runs": [{"name": "../x"}]}]}, ["cannot name a directory"]),
         ({"phases": [{"name": "P", "runs": [{"n_clusters": 1}]}]}, ["n_clusters must be ≥ 2"]),
-        ({"base": {"train": {"n_step": 3}}, "phases": [{"name": "P", "runs": [{}]}]}, ["unknown key 'n_step' in [train]"]),
+        (
+            {"base": {"train": {"n_step": 3}}, "phases": [{"name": "P", "runs": [{}]}]},
+            ["unknown key 'n_step' in [train]"],
+        ),
         ({"prefix": 3, "phases": [{"name": "P", "runs": [{}]}]}, ["prefix must be a string"]),
     ],
 )
@@ -267,7 +289,9 @@ def test_changed_configuration_is_refused_unless_overwrite(tmp_path):
     changed["phases"][1]["grid"] = {"n_latent": [4, 32]}
     spec = parse_sweep(changed)
     runner = Recorder()
-    with pytest.raises(ConfigurationError, match=r"run 'H3' .* another configuration \(n_latent: 16 ≠ 32\).*--overwrite"):
+    with pytest.raises(
+        ConfigurationError, match=r"run 'H3' .* another configuration \(n_latent: 16 ≠ 32\).*--overwrite"
+    ):
         run_sweep(spec, tmp_path, runner=runner, plots=False)
     assert runner.calls == []
     run_sweep(spec, tmp_path, runner=runner, overwrite=True, plots=False)
@@ -285,7 +309,9 @@ def test_failed_trial_is_recorded_and_the_others_go_on(tmp_path):
     line = next(line for line in (tmp_path / "report.md").read_text().splitlines() if line.startswith("| H2 "))
     assert line.endswith("| — | — | — | — | failed: ValueError: boom \\| bad |")
     rows = {row["Run"]: row for row in csv.DictReader((tmp_path / "results.csv").open())}
-    assert rows["H2"]["status"] == "failed" and rows["H2"]["error"] == "ValueError: boom | bad" and rows["H2"]["NMI"] == ""
+    assert (
+        rows["H2"]["status"] == "failed" and rows["H2"]["error"] == "ValueError: boom | bad" and rows["H2"]["NMI"] == ""
+    )
 
     retry = Recorder()
     results = run_sweep(spec, tmp_path, runner=retry, plots=False)
@@ -344,7 +370,8 @@ def test_format_learning_rate_reads_back():
 def _results(*metrics):
     spec = parse_sweep({"phases": [{"name": "P", "grid": {"n_latent": list(range(2, 2 + len(metrics)))}}]})
     return [
-        TrialResult(t, "finished" if m is not None else "failed", m, "" if m else "E: x") for t, m in zip(spec.trials, metrics)
+        TrialResult(t, "finished" if m is not None else "failed", m, "" if m else "E: x")
+        for t, m in zip(spec.trials, metrics)
     ], spec
 
 
@@ -367,7 +394,9 @@ def test_best_rule_prefers_high_r2_then_falls_back():
 
 
 def test_train_command_lists_the_non_default_flags():
-    config = config_from_mapping({"model": {"n_latent": 128}, "train": {"learning_rate": 1.5e-3, "rho_mode": "analytic"}})
+    config = config_from_mapping(
+        {"model": {"n_latent": 128}, "train": {"learning_rate": 1.5e-3, "rho_mode": "analytic"}}
+    )
     command = train_command(config, per_line=100)
     assert command.startswith("expfam train --block hierarchical --n-latent 128 --n-clusters 20")
     assert "--learning-rate 1.5e-3" in command and "--rho-mode analytic" in command
@@ -423,7 +452,7 @@ def test_compare_refuses_an_unfinished_run(tmp_path):
         compare_runs([tmp_path / "missing"])
 
 
-@pytest.mark.parametrize("module", [expfam.sweep_spec, expfam.report], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [expfam.experiment.sweep_spec, expfam.experiment.report], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     failures, tried = doctest.testmod(module)
     assert tried > 0 and failures == 0

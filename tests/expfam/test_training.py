@@ -12,21 +12,29 @@ import pytest
 
 from expfam import TrainingDivergedError, build_registry
 from expfam.builder import build_model
-from expfam.config import TrainConfig
+from expfam.experiment.config import TrainConfig
+from expfam.experiment.training import loss_weights, make_optimizer, train
 from expfam.hookspecs import hookimpl
 from expfam.objective import Objective
-from expfam.training import loss_weights, make_optimizer, train
 
 TINY = TrainConfig(
-    n_steps=10, log_every=5, batch_size=16, n_mc_samples=2, n_conj_samples=32,
-    kl_warmup_steps=4, conj_warmup_steps=4, lr_warmup_steps=3, learning_rate=1e-2,
+    n_steps=10,
+    log_every=5,
+    batch_size=16,
+    n_mc_samples=2,
+    n_conj_samples=32,
+    kl_warmup_steps=4,
+    conj_warmup_steps=4,
+    lr_warmup_steps=3,
+    learning_rate=1e-2,
 )
 
 
 @pytest.fixture(scope="module")
 def model_and_data():
-    model = build_model(observable="binomial", observable_options={"n_trials": 4}, data_dim=6,
-                        n_latent=3, n_clusters=3, blocks="full")
+    model = build_model(
+        observable="binomial", observable_options={"n_trials": 4}, data_dim=6, n_latent=3, n_clusters=3, blocks="full"
+    )
     data = jax.random.binomial(jax.random.PRNGKey(0), 4, 0.3, (40, 6)).astype(jnp.float32)
     return model, data
 

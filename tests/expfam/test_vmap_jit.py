@@ -113,7 +113,9 @@ def test_mixture_is_static_and_its_methods_jit_and_vmap() -> None:
     assert jax.tree.leaves(mixture) == []
     assert hash(mixture) == hash(LatentMixture(Bernoulli(3), 4))
     generator = np.random.default_rng(3)
-    batch = {name: jnp.asarray(generator.normal(size=(BATCH,) + shape)) for name, shape in mixture.param_shapes().items()}
+    batch = {
+        name: jnp.asarray(generator.normal(size=(BATCH,) + shape)) for name, shape in mixture.param_shapes().items()
+    }
 
     def summary(params: dict[str, jax.Array]) -> tuple[jax.Array, ...]:
         return (
@@ -136,5 +138,7 @@ def test_mixture_is_static_and_its_methods_jit_and_vmap() -> None:
         params = {name: value[index] for name, value in batch.items()}
         for got, expected in zip(batched, single(params), strict=True):
             np.testing.assert_allclose(got[index], expected, rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(through_argument(LatentMixture(Bernoulli(3), 4), params), batched[0][index], rtol=1e-12)
+        np.testing.assert_allclose(
+            through_argument(LatentMixture(Bernoulli(3), 4), params), batched[0][index], rtol=1e-12
+        )
     assert len(traces) == 1

@@ -2,11 +2,10 @@
 
 from functools import partial
 
-import numpy as np
-import pytest
-
 import jax
 import jax.numpy as jnp
+import numpy as np
+import pytest
 
 from interactions.grouped import cluster_matvec, cluster_matvec_dense, default_tile_rows
 
@@ -84,8 +83,13 @@ def _numpy_reference(V, y, k, cot):
 
 def test_float32_default_tile():
     V, y, k, cot = _case(0, 300, 7, 13, 10, "random")
-    got = _value_and_grads(cluster_matvec, jnp.asarray(V, jnp.float32), jnp.asarray(y, jnp.float32),
-                           jnp.asarray(k), jnp.asarray(cot, jnp.float32))
+    got = _value_and_grads(
+        cluster_matvec,
+        jnp.asarray(V, jnp.float32),
+        jnp.asarray(y, jnp.float32),
+        jnp.asarray(k),
+        jnp.asarray(cot, jnp.float32),
+    )
     assert got[0].dtype == jnp.float32
     for a, b in zip(got, _numpy_reference(V, y, k, cot)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
@@ -98,10 +102,12 @@ def test_vmap_over_sample_batches():
         y = rng.random((2, 9, 4))
         k = np.stack([rng.integers(0, 4, 9), np.full(9, 2)])
         out = jax.jit(jax.vmap(lambda y, k: cluster_matvec(jnp.asarray(V), y, k, tile_rows=4)))(
-            jnp.asarray(y), jnp.asarray(k))
+            jnp.asarray(y), jnp.asarray(k)
+        )
         for i in range(2):
-            np.testing.assert_allclose(out[i], _numpy_reference(V, y[i], k[i], np.zeros((9, 5)))[0],
-                                       rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(
+                out[i], _numpy_reference(V, y[i], k[i], np.zeros((9, 5)))[0], rtol=1e-12, atol=1e-12
+            )
 
 
 def test_no_matrices_and_no_samples():

@@ -81,8 +81,7 @@ class Dataset(abc.ABC):
         if path is None:
             if self.needs_path:
                 raise ConfigurationError(
-                    f"{owner} needs a path ({self.path_meaning}); pass path=... "
-                    "(on the command line: --data PATH)",
+                    f"{owner} needs a path ({self.path_meaning}); pass path=... (on the command line: --data PATH)",
                     offending=self.name,
                 )
             return None

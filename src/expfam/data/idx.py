@@ -95,8 +95,7 @@ def read_idx(path: str | Path, *, kind: Literal["images", "labels"] | None = Non
         else:
             hint = f"the file holds {n_dims}-D data of type code 0x{type_code:02x}"
         raise DataError(
-            f"{path.name}: magic number 0x{magic:08x}, expected 0x{_MAGIC[kind]:08x} "
-            f"({_DESCRIPTION[kind]}); {hint}",
+            f"{path.name}: magic number 0x{magic:08x}, expected 0x{_MAGIC[kind]:08x} ({_DESCRIPTION[kind]}); {hint}",
             offending=magic,
         )
     if data[:2] != b"\x00\x00" or type_code not in _DTYPES:
@@ -144,9 +143,7 @@ def write_idx(path: str | Path, array: np.ndarray, kind: Literal["images", "labe
     values = np.asarray(array)
     wanted = 3 if kind == "images" else 1
     if values.ndim != wanted:
-        raise DataError(
-            f"write_idx: {kind} must be {wanted}-D, got shape {values.shape}", offending=values.shape
-        )
+        raise DataError(f"write_idx: {kind} must be {wanted}-D, got shape {values.shape}", offending=values.shape)
     if values.size and (values.min() < 0 or values.max() > 255 or not np.array_equal(values, np.round(values))):
         raise DataError(f"write_idx: {kind} must be whole numbers in 0..255", offending=kind)
     header = _MAGIC[kind].to_bytes(4, "big") + b"".join(int(s).to_bytes(4, "big") for s in values.shape)
@@ -182,7 +179,8 @@ def find_idx_files(folder: Path) -> dict[tuple[str, str], Path]:
     if missing:
         present = sorted(p.name for p in folder.iterdir())[:10]
         raise DataError(
-            f"{folder}: missing {len(missing)} of the 4 MNIST-format files: " + "; ".join(missing)
+            f"{folder}: missing {len(missing)} of the 4 MNIST-format files: "
+            + "; ".join(missing)
             + f". Expected {', '.join(IDX_FILES.values())} (each optionally .gz); "
             f"the folder holds {present or 'nothing'}",
             offending=missing,
@@ -255,6 +253,4 @@ class Idx(Dataset):
                 offending=(shapes["train"], shapes["test"]),
             )
         height, width = shapes["train"]
-        return DataSplit(
-            **arrays, name=self.name, n_trials=n_trials, image_shape=(height, width), source=str(path)
-        )
+        return DataSplit(**arrays, name=self.name, n_trials=n_trials, image_shape=(height, width), source=str(path))

@@ -74,7 +74,7 @@ def _counts(images: np.ndarray, *, where: str, n_trials: int) -> np.ndarray:
         value = values[row, column].item()
         hint = (
             "values look like intensities in [0, 1]; convert to uint8 0..255 so they are rescaled"
-            if np.isfinite(values).all() and 0.0 <= values.min() and values.max() <= 1.0
+            if np.isfinite(values).all() and values.min() >= 0.0 and values.max() <= 1.0
             else f"store 8-bit images as uint8 (rescaled to 0..{n_trials}), or pass n_trials ≥ the largest count"
         )
         raise DataError(

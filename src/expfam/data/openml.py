@@ -29,7 +29,11 @@ def _fetch(data_home: Path | None) -> tuple[Any, Any]:
 
     parser = "pandas" if importlib.util.find_spec("pandas") is not None else "liac-arff"
     return fetch_openml(
-        "mnist_784", version=1, as_frame=False, return_X_y=True, parser=parser,
+        "mnist_784",
+        version=1,
+        as_frame=False,
+        return_X_y=True,
+        parser=parser,
         data_home=None if data_home is None else str(data_home),
     )
 
@@ -62,7 +66,7 @@ class OpenML(Dataset):
                 f"{source}: images have shape {pixels.shape}, expected {MNIST_SHAPE}", offending=pixels.shape
             )
         whole = np.isfinite(pixels).all() and (pixels == np.round(pixels)).all()
-        if not (whole and 0 <= pixels.min() and pixels.max() <= 255):
+        if not (whole and pixels.min() >= 0 and pixels.max() <= 255):
             raise DataError(
                 f"{source}: pixels are not whole numbers in 0..255; clear the cache and fetch again", offending=source
             )
@@ -73,7 +77,12 @@ class OpenML(Dataset):
         check_labels(classes, where=source, n_classes=10)
         counts = counts_from_intensities(pixels, n_trials=n_trials, max_value=255)
         return DataSplit(
-            x_train=counts[:MNIST_N_TRAIN], y_train=classes[:MNIST_N_TRAIN],
-            x_test=counts[MNIST_N_TRAIN:], y_test=classes[MNIST_N_TRAIN:],
-            name=self.name, n_trials=n_trials, image_shape=(28, 28), source=source,
+            x_train=counts[:MNIST_N_TRAIN],
+            y_train=classes[:MNIST_N_TRAIN],
+            x_test=counts[MNIST_N_TRAIN:],
+            y_test=classes[MNIST_N_TRAIN:],
+            name=self.name,
+            n_trials=n_trials,
+            image_shape=(28, 28),
+            source=source,
         )

@@ -94,7 +94,11 @@ def assert_z_scores(
     error = np.broadcast_to(np.asarray(standard_error, dtype=float), estimate_array.shape)
     difference = estimate_array - expected_array
     with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where(error > 0, difference / np.where(error > 0, error, 1.0), np.where(np.abs(difference) <= EXACT_ATOL, 0.0, np.inf))
+        z = np.where(
+            error > 0,
+            difference / np.where(error > 0, error, 1.0),
+            np.where(np.abs(difference) <= EXACT_ATOL, 0.0, np.inf),
+        )
     bad = ~(np.abs(z) < limit)
     if bad.any():
         worst = np.unravel_index(np.nanargmax(np.where(bad, np.abs(np.nan_to_num(z, nan=np.inf)), -1.0)), z.shape)

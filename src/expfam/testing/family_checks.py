@@ -67,9 +67,7 @@ def check_mean_map(
     return True
 
 
-def check_normalisation(
-    family: ExponentialFamily, params: Array, *, max_points: int = DEFAULT_MAX_POINTS
-) -> bool:
+def check_normalisation(family: ExponentialFamily, params: Array, *, max_points: int = DEFAULT_MAX_POINTS) -> bool:
     r"""``ψ(θ) = log Σ_x h(x) exp(θ·s(x))`` and ``Σ_x exp(log p_θ(x)) = 1``, by enumeration.
 
     A support unbounded above is truncated where its edge mass is below 1e-14

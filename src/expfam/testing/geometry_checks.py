@@ -85,12 +85,16 @@ def check_conjugate_duality(family: ExponentialFamily, params: Array, other: Arr
     name = family.describe()
     terms = jax.device_get(_duality_terms(family, params, other))
     assert_close(
-        f"{name}: ψ(θ) + φ(∇ψ(θ)) = θ·∇ψ(θ)", terms["total"], terms["pairing"],
+        f"{name}: ψ(θ) + φ(∇ψ(θ)) = θ·∇ψ(θ)",
+        terms["total"],
+        terms["pairing"],
         atol=roundoff(terms["pairing"], terms["total"]),
     )
     assert_close(f"{name}: ∇φ(∇ψ(θ)) = θ", terms["dual_gradient"], params, rtol=1e-7, atol=1e-7)
     assert_at_least(
-        f"{name}: Fenchel–Young gap ψ(θ) + φ(η′) − θ·η′", terms["gap"], 0.0,
+        f"{name}: Fenchel–Young gap ψ(θ) + φ(η′) − θ·η′",
+        terms["gap"],
+        0.0,
         tol=roundoff(terms["other_pairing"], terms["pairing"]),
     )
     return True
@@ -121,9 +125,7 @@ def _fisher_terms(family: ExponentialFamily, params: Array) -> tuple[Array, Arra
     return fisher, jax.jacfwd(flat_means)(jnp.ravel(params)), jnp.linalg.eigvalsh(fisher)
 
 
-def check_fisher_information(
-    family: ExponentialFamily, params: Array, *, max_points: int = DEFAULT_MAX_POINTS
-) -> bool:
+def check_fisher_information(family: ExponentialFamily, params: Array, *, max_points: int = DEFAULT_MAX_POINTS) -> bool:
     r"""``I(θ) = ∇²ψ(θ)`` is symmetric, positive semi-definite, and the Jacobian of the mean map.
 
     By enumeration it also equals ``Cov_θ[s(x)]``. Tolerances are

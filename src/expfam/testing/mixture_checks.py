@@ -111,7 +111,9 @@ def _conditional_log_densities(mixture: LatentMixture, params: MixtureParams, po
 
 
 @partial(jax.jit, static_argnames="n_samples")
-def _mixture_draws(mixture: LatentMixture, key: Array, params: MixtureParams, n_samples: int) -> tuple[Array, Array, Array]:
+def _mixture_draws(
+    mixture: LatentMixture, key: Array, params: MixtureParams, n_samples: int
+) -> tuple[Array, Array, Array]:
     y, k = mixture.sample(key, params, (n_samples,))
     statistics = jax.vmap(mixture.latent.sufficient_statistic)(y).reshape(n_samples, mixture.latent.dim)
     return y, k, statistics

@@ -22,9 +22,7 @@ def _check_in_support(family: ExponentialFamily, samples: Array) -> None:
         raise AssertionError(f"{family.describe()}: sampled value {bad!r} is outside the family's own support")
 
 
-def check_sampling(
-    family: ExponentialFamily, params: Array, *, key: Array, n_samples: int = DEFAULT_SAMPLES
-) -> bool:
+def check_sampling(family: ExponentialFamily, params: Array, *, key: Array, n_samples: int = DEFAULT_SAMPLES) -> bool:
     r"""Draws have shape ``(n,) + data_shape``, lie in the support, and ``mean s(x) ≈ ∇ψ(θ)``.
 
     Each coordinate of the sample mean must lie within ``5·√(∇²ψ_ii(θ)/n)``
@@ -35,7 +33,9 @@ def check_sampling(
     samples, statistics = sample_statistics(family, key, params, n_samples)
     expected_shape = (n_samples,) + family.data_shape
     if samples.shape != expected_shape:
-        raise AssertionError(f"{name}: sample of shape {(n_samples,)} returned {samples.shape}, expected {expected_shape}")
+        raise AssertionError(
+            f"{name}: sample of shape {(n_samples,)} returned {samples.shape}, expected {expected_shape}"
+        )
     _check_in_support(family, samples)
     error = np.sqrt(np.diag(evaluate(family, "fisher_information", params)) / n_samples)
     means = evaluate(family, "means", params).ravel()

@@ -38,7 +38,9 @@ def natural_params(family: ExponentialFamily, *, scale: float = 3.0) -> st.Searc
     )
 
 
-def observations(family: ExponentialFamily, *, max_count: int = 20, scale: float = 10.0) -> st.SearchStrategy[np.ndarray]:
+def observations(
+    family: ExponentialFamily, *, max_count: int = 20, scale: float = 10.0
+) -> st.SearchStrategy[np.ndarray]:
     """Single observations of ``family.data_shape`` inside its support.
 
     Discrete supports (found by :func:`~expfam.testing.enumeration.integer_support`)

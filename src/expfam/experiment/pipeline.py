@@ -4,11 +4,11 @@ r"""The public functions behind the ``expfam`` command: train a run, re-evaluate
 (configuration ranges, every registry name, the data files, the data against
 the observable family's support, the run directory), then initialises the
 parameters from the seed, trains, evaluates on the test split and writes the
-run directory (:mod:`expfam.runs`). The same configuration and seed give the
+run directory (:mod:`expfam.experiment.runs`). The same configuration and seed give the
 same numbers.
 
 Example:
-    >>> from expfam.config import RunConfig, config_from_mapping
+    >>> from expfam.experiment.config import RunConfig, config_from_mapping
     >>> config = config_from_mapping({"train": {"n_steps": 200}})          # doctest: +SKIP
     >>> metrics = train_run(config, Path("runs/quick"))                     # doctest: +SKIP
     >>> print(format_summary([summary_row(config, metrics, run="quick")]))  # doctest: +SKIP
@@ -30,13 +30,11 @@ import numpy as np
 
 from expfam import __version__ as expfam_version
 from expfam.builder import build_model, resolve_blocks
-from expfam.config import RunConfig, validate_config
 from expfam.data import DataSplit, check_data_for_family, load_dataset
 from expfam.errors import TrainingDivergedError
-from expfam.evaluation import evaluate, quick_metrics
-from expfam.model import Harmonium, Params
-from expfam.plugins import Registry, get_registry
-from expfam.runs import (
+from expfam.experiment.config import RunConfig, validate_config
+from expfam.experiment.evaluation import evaluate, quick_metrics
+from expfam.experiment.runs import (
     create_run_dir,
     read_run,
     save_params,
@@ -45,7 +43,9 @@ from expfam.runs import (
     write_info,
     write_metrics,
 )
-from expfam.training import train
+from expfam.experiment.training import train
+from expfam.model import Harmonium, Params
+from expfam.plugins import Registry, get_registry
 
 #: ``progress(step, n_steps, row)`` after every logged chunk; ``row`` is the history row.
 ProgressCallback = Callable[[int, int, Mapping[str, float]], None]
@@ -193,7 +193,7 @@ def train_run(
         registry: where names are looked up (default: the installed plugins).
 
     Returns:
-        The test-split metrics of :func:`expfam.evaluation.evaluate`.
+        The test-split metrics of :func:`expfam.experiment.evaluation.evaluate`.
 
     Raises:
         ExpfamError: a bad configuration, name, data file, support violation or
@@ -257,7 +257,7 @@ def train_run(
         write_metrics(run_dir, metrics)
         write_history(run_dir, rows)
         if plots:
-            from expfam.plots import save_run_plots
+            from expfam.experiment.plots import save_run_plots
 
             say("writing plots")
             save_run_plots(

@@ -25,9 +25,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from expfam.experiment.runs import atomic_open
 from expfam.family import Array
 from expfam.model import Harmonium, Params
-from expfam.runs import atomic_open
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -36,8 +36,8 @@ from typing import IO, Any
 
 import numpy as np
 
-from expfam.config import RunConfig, config_to_toml, load_config
 from expfam.errors import ExpfamError
+from expfam.experiment.config import RunConfig, config_to_toml, load_config
 
 CONFIG_FILE = "config.toml"
 PARAMS_FILE = "params.npz"
@@ -198,7 +198,7 @@ def load_params(run_dir: str | Path) -> dict[str, Any]:
 
 # ----------------------------------------------------------------- config, metrics, info
 def write_config(run_dir: str | Path, config: RunConfig) -> Path:
-    """Write ``run_dir/config.toml`` (every key; :func:`expfam.config.load_config` reads it back equal)."""
+    """Write ``run_dir/config.toml`` (every key; :func:`expfam.experiment.config.load_config` reads it back equal)."""
     path = Path(run_dir) / CONFIG_FILE
     atomic_write_text(path, config_to_toml(config))
     return path

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from expfam.config import RunConfig, config_to_mapping
 from expfam.errors import ConfigurationError
-from expfam.pipeline import compact_float
-from expfam.runs import RunDirectoryError, atomic_open, atomic_write_text, read_config, read_metrics
-from expfam.sweep import FAILED, FINISHED, TrialResult
-from expfam.sweep_spec import SweepSpec
+from expfam.experiment.config import RunConfig, config_to_mapping
+from expfam.experiment.pipeline import compact_float
+from expfam.experiment.runs import RunDirectoryError, atomic_open, atomic_write_text, read_config, read_metrics
+from expfam.experiment.sweep_spec import SweepSpec
+from expfam.experiment.trials import FAILED, FINISHED, TrialResult
 
 #: The seed table's columns with the widths of its separator row.
 TABLE_COLUMNS: tuple[tuple[str, int], ...] = (
@@ -144,7 +144,9 @@ def best_result(results: Sequence[TrialResult], min_r2: float) -> tuple[TrialRes
         ``(result, qualified)``: ``qualified`` is False for the fallback; ``result`` is
         ``None`` when no trial finished with a finite NMI.
     """
-    finished = [r for r in results if r.status == FINISHED and r.metrics and math.isfinite(r.metrics.get("nmi", math.nan))]
+    finished = [
+        r for r in results if r.status == FINISHED and r.metrics and math.isfinite(r.metrics.get("nmi", math.nan))
+    ]
     qualified = [r for r in finished if r.metrics is not None and r.metrics.get("r2", math.nan) >= min_r2]
     pool = qualified or finished
     if not pool:
@@ -194,14 +196,25 @@ def best_section(spec: SweepSpec, results: Sequence[TrialResult]) -> list[str]:
     assert best.metrics is not None
     if not qualified:
         lines += [f"No run reached R² ≥ {spec.min_r2:g}; falling back to the highest NMI of all finished runs.", ""]
-    lines += [f"**{best.trial.name}** ({best.trial.phase}): {_scores(best.metrics)}.", "", "```", train_command(best.trial.config), "```"]
+    lines += [
+        f"**{best.trial.name}** ({best.trial.phase}): {_scores(best.metrics)}.",
+        "",
+        "```",
+        train_command(best.trial.config),
+        "```",
+    ]
     if config_to_mapping(best.trial.config)["evaluate"] != config_to_mapping(RunConfig())["evaluate"]:
-        lines += ["", f"Its `[evaluate]` section is not the default: add `--config {best.trial.name}/config.toml` for the same evaluation."]
+        lines += [
+            "",
+            f"Its `[evaluate]` section is not the default: add `--config {best.trial.name}/config.toml` for the same evaluation.",
+        ]
     return lines
 
 
 # ----------------------------------------------------------------- report and csv
-def report_text(spec: SweepSpec, results: Sequence[TrialResult], *, command: str = "", plots: Sequence[str] = ()) -> str:
+def report_text(
+    spec: SweepSpec, results: Sequence[TrialResult], *, command: str = "", plots: Sequence[str] = ()
+) -> str:
     """The Markdown report of a sweep (``plots``: paths relative to the report)."""
     counts = {status: sum(r.status == status for r in results) for status in (FINISHED, FAILED)}
     pending = len(results) - counts[FINISHED] - counts[FAILED]
@@ -215,7 +228,12 @@ def report_text(spec: SweepSpec, results: Sequence[TrialResult], *, command: str
     lines += [status, ""]
     by_name = {r.trial.name: r for r in results}
     for phase in spec.phases:
-        lines += [f"## {phase.name}", "", format_table([by_name[t.name] for t in phase.trials if t.name in by_name]), ""]
+        lines += [
+            f"## {phase.name}",
+            "",
+            format_table([by_name[t.name] for t in phase.trials if t.name in by_name]),
+            "",
+        ]
     lines += [*best_section(spec, results), ""]
     if plots:
         lines += ["## Plots", "", *(f"![{Path(p).stem}]({p})" for p in plots), ""]
@@ -237,7 +255,12 @@ def results_csv_text(results: Sequence[TrialResult]) -> str:
         metrics = result.metrics or {}
         row.update({key: metrics.get(key) for key in extra})
         row.update(Phase=result.trial.phase, status=result.status, error=result.error, seconds=result.seconds)
-        writer.writerow({key: "" if value is None else (repr(value) if isinstance(value, float) else value) for key, value in row.items()})
+        writer.writerow(
+            {
+                key: "" if value is None else (repr(value) if isinstance(value, float) else value)
+                for key, value in row.items()
+            }
+        )
     return buffer.getvalue()
 
 
@@ -276,7 +299,10 @@ def plot_series(spec: SweepSpec, results: Sequence[TrialResult], key: str) -> di
         for r in results
         if r.status == FINISHED
         and r.metrics
-        and (key in r.trial.overrides or all(config_value(r.trial.config, k) == config_value(spec.base, k) for k in swept))
+        and (
+            key in r.trial.overrides
+            or all(config_value(r.trial.config, k) == config_value(spec.base, k) for k in swept)
+        )
     ]
     values = [config_value(r.trial.config, key) for r in runs]
     if len(set(map(str, values))) == len(values):

@@ -1,9 +1,9 @@
 r"""Sweeps: run every trial of a sweep file into its own run directory, resumably.
 
-:func:`run_sweep` trains each trial of a :class:`~expfam.sweep_spec.SweepSpec`
+:func:`run_sweep` trains each trial of a :class:`~expfam.experiment.sweep_spec.SweepSpec`
 into ``<out>/<run name>/`` (sequentially, or ``jobs`` at a time in spawned
 processes) and rewrites the aggregate files (``results.csv``, ``report.md``;
-:mod:`expfam.report`) atomically after each trial.
+:mod:`expfam.experiment.report`) atomically after each trial.
 
 Resumption: a trial whose ``metrics.json`` exists and whose ``config.toml``
 equals the trial's configuration is read back, not retrained, so a sweep
@@ -28,13 +28,13 @@ import pickle
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from expfam.config import RunConfig, flatten_config, load_config
 from expfam.errors import ConfigurationError
-from expfam.runs import (
+from expfam.experiment import report
+from expfam.experiment.config import RunConfig, flatten_config, load_config
+from expfam.experiment.runs import (
     CONFIG_FILE,
     METRICS_FILE,
     atomic_write_text,
@@ -43,7 +43,8 @@ from expfam.runs import (
     write_config,
     write_metrics,
 )
-from expfam.sweep_spec import Phase, SweepSpec, Trial, load_sweep, parse_sweep
+from expfam.experiment.sweep_spec import Phase, SweepSpec, Trial, load_sweep, parse_sweep
+from expfam.experiment.trials import FAILED, FINISHED, PENDING, TrialResult
 
 #: ``runner(config, run_dir) -> metrics``: trains one trial into ``run_dir`` (see :func:`train_trial`).
 TrialRunner = Callable[[RunConfig, Path], Mapping[str, float]]
@@ -53,37 +54,14 @@ Log = Callable[[str], None]
 Outcome = tuple[str, "Mapping[str, float] | None", str, str, float]
 
 ERROR_FILE = "error.txt"
-FINISHED, FAILED, PENDING = "finished", "failed", "pending"
-
-
-@dataclass(frozen=True)
-class TrialResult:
-    """What became of a trial.
-
-    Attributes:
-        trial: the trial.
-        status: ``"finished"``, ``"failed"`` or ``"pending"`` (not run yet, e.g. after an interruption).
-        metrics: the test metrics of a finished trial (:func:`expfam.evaluation.evaluate`).
-        error: ``"ErrorType: message"`` of a failed trial.
-        seconds: wall time of the attempt; for a trial read back, ``total_seconds`` of
-            its ``run.json`` where there is one.
-        reused: the trial had finished earlier and was read back from its run directory.
-    """
-
-    trial: Trial
-    status: str
-    metrics: Mapping[str, float] | None = None
-    error: str = ""
-    seconds: float | None = None
-    reused: bool = False
 
 
 def train_trial(config: RunConfig, run_dir: Path, *, plots: bool = True) -> dict[str, float]:
-    """The default runner: :func:`expfam.pipeline.train_run` into ``run_dir``, replacing a partial attempt.
+    """The default runner: :func:`expfam.experiment.pipeline.train_run` into ``run_dir``, replacing a partial attempt.
 
     ``plots=False`` skips the run's four PNGs (they can take longer than a short run's training).
     """
-    from expfam.pipeline import train_run
+    from expfam.experiment.pipeline import train_run
 
     return train_run(config, run_dir, overwrite=True, plots=plots)
 
@@ -155,7 +133,10 @@ def _describe(result: TrialResult) -> str:
     if result.status == FAILED:
         return f"{name} failed after {result.seconds:.1f} s: {result.error}"
     metrics = result.metrics or {}
-    scores = ", ".join(f"{label} {metrics.get(key, math.nan):.3f}" for key, label in (("nmi", "NMI"), ("r2", "R²"), ("purity", "purity"), ("recon", "recon")))
+    scores = ", ".join(
+        f"{label} {metrics.get(key, math.nan):.3f}"
+        for key, label in (("nmi", "NMI"), ("r2", "R²"), ("purity", "purity"), ("recon", "recon"))
+    )
     if result.reused:
         return f"{name} already finished ({scores}); read back"
     return f"{name} finished in {result.seconds:.1f} s: {scores}"
@@ -200,8 +181,6 @@ def run_sweep(
             run directory holding another configuration without ``overwrite``.
         KeyboardInterrupt: after writing the aggregate files; finished trials are kept.
     """
-    from expfam import report
-
     if runner is None:
         runner = train_trial if run_plots else functools.partial(train_trial, plots=False)
     say = log or (lambda line: None)
@@ -297,6 +276,9 @@ def _run_parallel(
 
 __all__ = [
     "ERROR_FILE",
+    "FAILED",
+    "FINISHED",
+    "PENDING",
     "Phase",
     "SweepSpec",
     "Trial",

@@ -193,7 +193,9 @@ def _check(condition: bool, message: str, key: str) -> None:
 def validate_config(config: RunConfig) -> None:
     """Range checks that need no registry (names are checked when the model is built)."""
     model, train, data, evaluation = config.model, config.train, config.data, config.evaluate
-    _check(model.n_clusters >= 2, f"n_clusters must be ≥ 2, got {model.n_clusters}; use at least 2 clusters", "n_clusters")
+    _check(
+        model.n_clusters >= 2, f"n_clusters must be ≥ 2, got {model.n_clusters}; use at least 2 clusters", "n_clusters"
+    )
     _check(model.n_latent >= 1, f"n_latent must be ≥ 1, got {model.n_latent}", "n_latent")
     _check(model.n_trials >= 1, f"n_trials must be ≥ 1, got {model.n_trials}", "n_trials")
     _check(
@@ -210,8 +212,14 @@ def validate_config(config: RunConfig) -> None:
     for key in ("weight_decay", "conj_weight", "entropy_weight", "posterior_entropy_weight", "recognition_conj_weight"):
         value = getattr(train, key)
         _check(math.isfinite(value) and value >= 0, f"{key} must be a finite number ≥ 0, got {value}", key)
-    _check(train.rho_mode in ("learned", "analytic"), f"rho_mode must be 'learned' or 'analytic', got {train.rho_mode!r}", "rho_mode")
-    _check(0.0 < data.test_fraction < 1.0, f"test_fraction must be in (0, 1), got {data.test_fraction}", "test_fraction")
+    _check(
+        train.rho_mode in ("learned", "analytic"),
+        f"rho_mode must be 'learned' or 'analytic', got {train.rho_mode!r}",
+        "rho_mode",
+    )
+    _check(
+        0.0 < data.test_fraction < 1.0, f"test_fraction must be in (0, 1), got {data.test_fraction}", "test_fraction"
+    )
     for key in ("n_r2_samples", "n_elbo_samples", "n_iwae_samples", "batch_size"):
         value = getattr(evaluation, key)
         _check(value >= 1, f"[evaluate] {key} must be ≥ 1, got {value}", key)

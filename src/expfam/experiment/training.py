@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from expfam.config import TrainConfig
 from expfam.errors import TrainingDivergedError
+from expfam.experiment.config import TrainConfig
 from expfam.family import Array
 from expfam.model import Harmonium, Params
 from expfam.objective import ObjectiveSettings, make_loss
@@ -103,9 +103,7 @@ def make_chunk(
     if cache_key in _CHUNK_CACHE:
         return _CHUNK_CACHE[cache_key]
     optimizer = make_optimizer(config)
-    loss_fn = make_loss(
-        model, weights, objective_settings(config), rho_mode=config.rho_mode, registry=registry
-    )
+    loss_fn = make_loss(model, weights, objective_settings(config), rho_mode=config.rho_mode, registry=registry)
 
     def step(data: Array, state: TrainState, _: None) -> tuple[TrainState, dict[str, Array]]:
         key, batch_key, loss_key = jax.random.split(state.key, 3)

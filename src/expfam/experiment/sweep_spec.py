@@ -27,14 +27,14 @@ Runs are numbered by one counter over the whole file (``prefix`` + number), in
 order; a run's ``name`` replaces its default name but the counter still
 advances. Names must be unique.
 
-Override keys are the flat keys of :func:`expfam.config.flatten_config`
+Override keys are the flat keys of :func:`expfam.experiment.config.flatten_config`
 (``n_latent``, ``learning_rate``), section-qualified keys (``train.batch_size``,
 ``evaluate.batch_size``) or the seed table's column names (``lr``,
 ``kl_warmup``, ``entropy_w``, ``post_entropy_w``). A bare key that two sections
 share means the first section that has it, as in ``flatten_config``
 (``batch_size`` is ``train.batch_size``).
 
-:func:`expfam.sweep.run_sweep` runs a parsed sweep.
+:func:`expfam.experiment.sweep.run_sweep` runs a parsed sweep.
 
 Example:
     >>> spec = parse_sweep({"prefix": "H", "phases": [{"name": "P", "grid": {"n_latent": [4, 8]}}]})
@@ -53,8 +53,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from expfam.config import SECTIONS, RunConfig, config_from_mapping, section_keys
 from expfam.errors import ConfigurationError
+from expfam.experiment.config import SECTIONS, RunConfig, config_from_mapping, section_keys
 
 #: The seed table's column names accepted as override keys.
 ALIASES: dict[str, str] = {
@@ -195,7 +195,9 @@ def _grid_runs(grid: Any, where: str) -> list[dict[str, Any]]:
                 offending=key,
             )
         axes.append((qualified, values))
-    return [dict(zip([key for key, _ in axes], combination)) for combination in itertools.product(*(v for _, v in axes))]
+    return [
+        dict(zip([key for key, _ in axes], combination)) for combination in itertools.product(*(v for _, v in axes))
+    ]
 
 
 def _check_name(name: str, where: str) -> str:
@@ -245,7 +247,9 @@ def parse_sweep(mapping: Mapping[str, Any], *, source: str = "") -> SweepSpec:
         common = _overrides(_require_table(phase_in.get("set", {}), f"{where} set"), f"{where} set")
         phase_note = _require_str(phase_in.get("note", ""), f"{where} note")
         if "grid" in phase_in:
-            runs_in: list[dict[str, Any]] = [{"overrides": o, "name": None, "note": phase_note} for o in _grid_runs(phase_in["grid"], where)]
+            runs_in: list[dict[str, Any]] = [
+                {"overrides": o, "name": None, "note": phase_note} for o in _grid_runs(phase_in["grid"], where)
+            ]
         else:
             if not isinstance(phase_in["runs"], list) or not phase_in["runs"]:
                 raise ConfigurationError(f"{where} runs must be a non-empty list of tables", offending="runs")
@@ -263,7 +267,9 @@ def parse_sweep(mapping: Mapping[str, Any], *, source: str = "") -> SweepSpec:
             run_where = f"{where} run {name!r}"
             name = _check_name(_require_str(name, f"{run_where} name"), run_where)
             if name in names:
-                raise ConfigurationError(f"{run_where}: the run name {name!r} is used twice; names must be unique", offending=name)
+                raise ConfigurationError(
+                    f"{run_where}: the run name {name!r} is used twice; names must be unique", offending=name
+                )
             names.add(name)
             overrides = {**common, **run["overrides"]}
             config = _apply(base, overrides, run_where)

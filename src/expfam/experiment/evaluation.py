@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from expfam.config import EvaluateConfig
+from expfam.experiment.config import EvaluateConfig
 from expfam.family import Array
 from expfam.metrics import clustering_metrics
 from expfam.model import Harmonium, Params
