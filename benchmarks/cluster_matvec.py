@@ -95,7 +95,7 @@ def _padded_tiles(k, km1, tile):
 
 
 def _pad0(x):
-    return jnp.concatenate([x, jnp.zeros((1,) + x.shape[1:], x.dtype)], axis=0)
+    return jnp.concatenate([x, jnp.zeros((1, *x.shape[1:]), x.dtype)], axis=0)
 
 
 def tiles_gather(V, y, k, tile=64):
@@ -173,7 +173,7 @@ def main():
                 print(f"{name:34s} skipped ((S, D, n) intermediate is {s * D * N * 4 / 2**30:.1f} GiB)")
                 continue
             fwd = jax.jit(fn)
-            fb = jax.jit(jax.grad(lambda V, y, k, fn=fn: jnp.sum(fn(V, y, k) * cot), argnums=(0, 1)))
+            fb = jax.jit(jax.grad(lambda V, y, k, fn=fn, cot=cot: jnp.sum(fn(V, y, k) * cot), argnums=(0, 1)))
             err = 0.0 if name == "hier" else float(jnp.max(jnp.abs(fwd(V, y, k) - ref)))
             f_med, f_min, _ = _time(fwd, V, y, k)
             b_med, b_min, _ = _time(fb, V, y, k)

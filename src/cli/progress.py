@@ -18,7 +18,7 @@ def format_duration(seconds: float) -> str:
     """``42s``, ``3m05s``, ``1h02m``."""
     if not math.isfinite(seconds):
         return "?"
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds}s"
     if seconds < 3600:
@@ -52,7 +52,7 @@ class ProgressBar:
     def line(self, step: int, n_steps: int, row: Mapping[str, float], now: float) -> str:
         """The text of one update."""
         fraction = step / n_steps if n_steps else 1.0
-        filled = int(round(self.width * fraction))
+        filled = round(self.width * fraction)
         bar = "#" * filled + "-" * (self.width - filled)
         if step >= n_steps:
             eta = 0.0

@@ -37,13 +37,13 @@ def sample_categorical(key: Array, logits: Array, shape: tuple[int, ...]) -> Arr
     which needs ``K`` random numbers per draw.
     """
     cumulative = jnp.cumsum(jax.nn.softmax(logits, axis=-1), axis=-1)
-    u = jax.random.uniform(key, shape + (1,)) * cumulative[..., -1:]
+    u = jax.random.uniform(key, (*shape, 1)) * cumulative[..., -1:]
     return jnp.minimum(jnp.sum(cumulative < u, axis=-1), logits.shape[-1] - 1)
 
 
 def tree_vdot(a: MixtureParams, b: MixtureParams) -> Array:
     """``Σ`` over every leaf of ``a * b`` (inner product of two named pytrees)."""
-    return sum(jnp.sum(x * y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+    return sum(jnp.sum(x * y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
 
 
 @final
@@ -71,7 +71,7 @@ class LatentMixture:
     def param_shapes(self) -> dict[str, tuple[int, ...]]:
         """Shapes of the named parameters."""
         shape = self.latent.param_shape
-        return {"b_y": shape, "W_yk": shape + (self.n_clusters - 1,), "b_k": (self.n_clusters - 1,)}
+        return {"b_y": shape, "W_yk": (*shape, self.n_clusters - 1), "b_k": (self.n_clusters - 1,)}
 
     def zeros(self) -> MixtureParams:
         """All-zero parameters (a valid point only if the latent's θ = 0 is)."""

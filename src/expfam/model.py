@@ -79,7 +79,7 @@ class Harmonium:
             "b_k": 0.1 * jax.random.normal(keys[2], shapes["b_k"]),
         }
         bias = self.observable.initialize(keys[3], data=data)
-        blocks = {block.name: block.init(block_key) for block, block_key in zip(self.blocks, keys[4:])}
+        blocks = {block.name: block.init(block_key) for block, block_key in zip(self.blocks, keys[4:], strict=True)}
         return {
             "prior": prior,
             "likelihood": {"a": bias, "blocks": blocks},
@@ -92,7 +92,7 @@ class Harmonium:
         likelihood = params["likelihood"]
         stats_y = jax.vmap(self.latent.sufficient_statistic)(y)
         offset = sum(block.offset(likelihood["blocks"][block.name], stats_y, k) for block in self.blocks)
-        bias = jnp.broadcast_to(likelihood["a"], (y.shape[0],) + self.observable.param_shape)
+        bias = jnp.broadcast_to(likelihood["a"], (y.shape[0], *self.observable.param_shape))
         return self.observable.add_offset(bias, offset)
 
     def observable_params_at_statistics(self, params: Params, statistics: MixtureParams) -> Array:
@@ -111,7 +111,7 @@ class Harmonium:
     def cluster_correction(self, params: Params) -> Array:
         r"""``ρ_k[j] = ψ_X(θ_X(y=0, k=j)) − ψ_X(a)`` for ``j = 1..K−1`` (computed, not learned)."""
         clusters = jnp.arange(1, self.n_clusters)
-        y = jnp.zeros((self.n_clusters - 1,) + self.latent.param_shape)
+        y = jnp.zeros((self.n_clusters - 1, *self.latent.param_shape))
         psi = self.observable_log_partition(params, y, clusters)
         return psi - self.observable.log_partition(params["likelihood"]["a"])
 
@@ -140,7 +140,7 @@ class Harmonium:
         stats = jax.vmap(self.observable.sufficient_statistic)(x)
         statistic = self.observable.coupled_statistic(stats)
         base = jax.tree.map(jnp.subtract, params["prior"], self.correction(params))
-        posterior = {name: jnp.broadcast_to(value, (x.shape[0],) + value.shape) for name, value in base.items()}
+        posterior = {name: jnp.broadcast_to(value, (x.shape[0], *value.shape)) for name, value in base.items()}
         for block in self.blocks:
             update = block.adjoint(params["likelihood"]["blocks"][block.name], statistic)
             for name, value in update.items():
@@ -234,7 +234,7 @@ class Harmonium:
         samples by cluster across the whole batch.
         """
         batch, n_samples = k.shape
-        flat_y = y.reshape((batch * n_samples,) + y.shape[2:])
+        flat_y = y.reshape((batch * n_samples, *y.shape[2:]))
         return self.residual(params, flat_y, k.reshape(-1)).reshape(batch, n_samples)
 
     # --------------------------------------------------------------- bounds

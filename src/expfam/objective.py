@@ -115,7 +115,7 @@ def make_loss(
             params = {**params, "rho_y": jax.lax.stop_gradient(rho_y)}
         total = jnp.zeros(())
         values: dict[str, Array] = {}
-        for (name, term, weight), term_key in zip(terms, keys):
+        for (name, term, weight), term_key in zip(terms, keys[:-1], strict=True):
             contribution, value = term(model, params, x, term_key, step, settings)
             total = total + weight * contribution
             values[name] = value

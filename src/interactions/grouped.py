@@ -166,7 +166,7 @@ def _grouped(matrices, y, order, rank, wcl, wstart, ends, used, tile):
 
 def _sorted_padded(x, order, tile):
     xs = x[order]
-    return jnp.concatenate([xs, jnp.zeros((tile,) + x.shape[1:], x.dtype)], axis=0)
+    return jnp.concatenate([xs, jnp.zeros((tile, *x.shape[1:]), x.dtype)], axis=0)
 
 
 def _grouped_fwd(matrices, y, order, rank, wcl, wstart, ends, used, tile):

@@ -22,7 +22,7 @@ def small(name: str) -> ExponentialFamily:
 
 def valid_rows(family: ExponentialFamily, count: int = 3) -> np.ndarray:
     """``count`` observations of zeros, which every built-in support contains."""
-    return np.zeros((count,) + family.data_shape)
+    return np.zeros((count, *family.data_shape))
 
 
 @pytest.mark.parametrize(

@@ -230,7 +230,7 @@ def test_seed_example_reproduces_the_seed_rows():
     assert [t.name for t in spec.trials] == list(SEED_ROWS)
     table = format_table([TrialResult(t, "pending") for t in spec.trials]).splitlines()
     assert table[:2] == [SEED_HEADER, SEED_SEPARATOR]
-    for line, (name, cells) in zip(table[2:], SEED_ROWS.items()):
+    for line, (name, cells) in zip(table[2:], SEED_ROWS.items(), strict=True):
         assert line.startswith(f"| {name} | {cells} | — | — | — | — |"), line
     assert spec.trials[0].config.data.dataset == "idx" and spec.trials[0].config.train.batch_size == 512
     assert len(spec.phases) == 6
@@ -371,7 +371,7 @@ def _results(*metrics):
     spec = parse_sweep({"phases": [{"name": "P", "grid": {"n_latent": list(range(2, 2 + len(metrics)))}}]})
     return [
         TrialResult(t, "finished" if m is not None else "failed", m, "" if m else "E: x")
-        for t, m in zip(spec.trials, metrics)
+        for t, m in zip(spec.trials, metrics, strict=True)
     ], spec
 
 
@@ -446,7 +446,7 @@ def test_compare_table_and_ratio(tmp_path):
 def test_compare_refuses_an_unfinished_run(tmp_path):
     (tmp_path / "r").mkdir()
     write_config(tmp_path / "r", RunConfig())
-    with pytest.raises(RunDirectoryError, match="no metrics.json"):
+    with pytest.raises(RunDirectoryError, match=r"no metrics\.json"):
         compare_runs([tmp_path / "r"])
     with pytest.raises(RunDirectoryError, match="does not exist"):
         compare_runs([tmp_path / "missing"])

@@ -47,7 +47,7 @@ def test_chunk_length_does_not_change_the_result(model_and_data):
     assert a.steps == b.steps == 10
     assert len(a.history["loss"]) == 10
     np.testing.assert_allclose(a.history["loss"], b.history["loss"], rtol=1e-5)
-    for leaf_a, leaf_b in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+    for leaf_a, leaf_b in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
         np.testing.assert_allclose(leaf_a, leaf_b, rtol=1e-5, atol=1e-6)
 
 
@@ -56,7 +56,9 @@ def test_training_moves_every_parameter_group(model_and_data):
     params = model.init(jax.random.PRNGKey(1), data)
     result = train(model, params, data, TINY)
     for path, (before, after) in zip(
-        jax.tree_util.tree_flatten_with_path(params)[0], zip(jax.tree.leaves(params), jax.tree.leaves(result.params))
+        jax.tree_util.tree_flatten_with_path(params)[0],
+        zip(jax.tree.leaves(params), jax.tree.leaves(result.params), strict=True),
+        strict=True,
     ):
         assert not np.allclose(before, after), f"{path[0]} did not change"
 
@@ -99,7 +101,7 @@ def test_nan_stops_training_with_step_and_term(model_and_data):
     assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(info.value.last_params))
     # The kept parameters are those after step 6: the same as a clean 7-step run.
     clean = train(model, params, data, dataclasses.replace(TINY, n_steps=7), weights=weights, registry=registry)
-    for kept, expected in zip(jax.tree.leaves(info.value.last_params), jax.tree.leaves(clean.params)):
+    for kept, expected in zip(jax.tree.leaves(info.value.last_params), jax.tree.leaves(clean.params), strict=True):
         np.testing.assert_allclose(kept, expected, rtol=1e-5, atol=1e-6)
 
 

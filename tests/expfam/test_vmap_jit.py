@@ -28,7 +28,7 @@ def build(name: str, size: int | None = None) -> ExponentialFamily:
 
 def batch_of_params(family: ExponentialFamily, seed: int = 0) -> jax.Array:
     """``BATCH`` interior natural-parameter points, stacked."""
-    raw = np.random.default_rng(seed).normal(size=(BATCH,) + family.param_shape)
+    raw = np.random.default_rng(seed).normal(size=(BATCH, *family.param_shape))
     return jax.jit(jax.vmap(family.natural_from_unconstrained))(raw)
 
 
@@ -66,7 +66,7 @@ def test_equal_families_share_one_compilation(name: str) -> None:
 def alternating_data(family: ExponentialFamily) -> np.ndarray:
     """``BATCH`` observations filled with 0 or 1 (inside every built-in support)."""
     fill = np.arange(BATCH) % 2
-    return np.broadcast_to(fill.reshape((BATCH,) + (1,) * len(family.data_shape)), (BATCH,) + family.data_shape).astype(
+    return np.broadcast_to(fill.reshape((BATCH,) + (1,) * len(family.data_shape)), (BATCH, *family.data_shape)).astype(
         data_dtype(family)
     )
 
@@ -114,7 +114,7 @@ def test_mixture_is_static_and_its_methods_jit_and_vmap() -> None:
     assert hash(mixture) == hash(LatentMixture(Bernoulli(3), 4))
     generator = np.random.default_rng(3)
     batch = {
-        name: jnp.asarray(generator.normal(size=(BATCH,) + shape)) for name, shape in mixture.param_shapes().items()
+        name: jnp.asarray(generator.normal(size=(BATCH, *shape))) for name, shape in mixture.param_shapes().items()
     }
 
     def summary(params: dict[str, jax.Array]) -> tuple[jax.Array, ...]:

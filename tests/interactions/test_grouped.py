@@ -66,7 +66,7 @@ def test_matches_dense_float64(s, kc, d, n, tile):
             got = _value_and_grads(_grouped(tile), V, y, k, cot)
             ref = _value_and_grads(cluster_matvec_dense, V, y, k, cot)
             assert got[0].shape == (s, d) and got[0].dtype == jnp.float64
-            for a, b in zip(got, ref):  # out, d/dV, d/dy
+            for a, b in zip(got, ref, strict=True):  # out, d/dV, d/dy
                 np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, err_msg=mode)
             np.testing.assert_array_equal(np.asarray(got[0])[np.asarray(k) == 0], 0.0)
 
@@ -91,7 +91,7 @@ def test_float32_default_tile():
         jnp.asarray(cot, jnp.float32),
     )
     assert got[0].dtype == jnp.float32
-    for a, b in zip(got, _numpy_reference(V, y, k, cot)):
+    for a, b in zip(got, _numpy_reference(V, y, k, cot), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 

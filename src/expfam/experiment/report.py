@@ -332,7 +332,9 @@ def write_plots(spec: SweepSpec, results: Sequence[TrialResult], out: str | Path
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
         categories = sorted({str(v) for v in values})
 
-        def position(run: TrialResult) -> float:
+        def position(
+            run: TrialResult, key: str = key, numeric: bool = numeric, categories: list[str] = categories
+        ) -> float:
             value = config_value(run.trial.config, key)
             return float(value) if numeric else float(categories.index(str(value)))
 
@@ -349,7 +351,7 @@ def write_plots(spec: SweepSpec, results: Sequence[TrialResult], out: str | Path
                 )
                 if not points:
                     continue
-                xs, ys, names = zip(*points)
+                xs, ys, _ = zip(*points, strict=True)
                 axes.plot(xs, ys, "o-", linewidth=1, markersize=5, label=label or None)
                 for x, y, name in points:
                     axes.annotate(name, (x, y), textcoords="offset points", xytext=(3, 3), fontsize=7)
@@ -422,7 +424,7 @@ def comparison_text(runs: Sequence[RunSummary]) -> str:
         lines.append(f"| {column} | " + " | ".join(cells) + " |")
     lines.append("")
     reference = runs[0].metrics.get("nmi", math.nan)
-    for header, run in zip(headers[1:], runs[1:]):
+    for header, run in zip(headers[1:], runs[1:], strict=True):
         nmi = run.metrics.get("nmi", math.nan)
         if math.isfinite(reference) and reference > 0 and math.isfinite(nmi):
             lines.append(f"{header} achieves {nmi / reference:.0%} of {headers[0]}'s NMI.")
@@ -436,7 +438,7 @@ def compare_runs(run_dirs: Sequence[str | Path]) -> str:
     paths = [Path(p) for p in run_dirs]
     names = [p.name for p in paths]
     labels = [f"{p.parent.name}/{p.name}" if names.count(p.name) > 1 else p.name for p in paths]
-    return comparison_text([read_run_summary(path, label) for path, label in zip(paths, labels)])
+    return comparison_text([read_run_summary(path, label) for path, label in zip(paths, labels, strict=True)])
 
 
 __all__ = [

@@ -196,7 +196,8 @@ def _grid_runs(grid: Any, where: str) -> list[dict[str, Any]]:
             )
         axes.append((qualified, values))
     return [
-        dict(zip([key for key, _ in axes], combination)) for combination in itertools.product(*(v for _, v in axes))
+        dict(zip([key for key, _ in axes], combination, strict=True))
+        for combination in itertools.product(*(v for _, v in axes))
     ]
 
 

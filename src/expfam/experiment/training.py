@@ -130,7 +130,7 @@ def make_chunk(
 
     _CHUNK_CACHE[cache_key] = chunk
     if registry is not None:
-        _CHUNK_CACHE[cache_key + ("registry",)] = registry  # type: ignore[assignment]  # keeps id() valid
+        _CHUNK_CACHE[(*cache_key, "registry")] = registry  # type: ignore[assignment]  # keeps id() valid
     return chunk
 
 

@@ -22,7 +22,7 @@ from expfam.family import Array, ExponentialFamily, register_family
 
 def full_logits(params: Array) -> Array:
     """Prepend the reference category's fixed 0: ``(..., K−1) → (..., K)``."""
-    zeros = jnp.zeros(params.shape[:-1] + (1,), dtype=params.dtype)
+    zeros = jnp.zeros((*params.shape[:-1], 1), dtype=params.dtype)
     return jnp.concatenate([zeros, params], axis=-1)
 
 

@@ -81,7 +81,7 @@ def _sample_dtype(family: ExponentialFamily, default_float: np.dtype) -> np.dtyp
 def _grid(family: ExponentialFamily, values: np.ndarray) -> np.ndarray:
     """Every observation whose coordinates all lie in ``values``: shape ``(m,) + data_shape``."""
     axes = np.meshgrid(*([values] * family.data_dim), indexing="ij")
-    points = np.stack(axes, axis=-1).reshape((-1,) + family.data_shape)
+    points = np.stack(axes, axis=-1).reshape((-1, *family.data_shape))
     return points.astype(data_dtype(family))
 
 
@@ -125,7 +125,7 @@ def enumerate_support(
         return _grid(family, values) if len(values) ** family.data_dim <= max_points else None
     if params is None:
         return None
-    stack = np.reshape(np.asarray(params), (-1,) + family.param_shape)
+    stack = np.reshape(np.asarray(params), (-1, *family.param_shape))
     top = 8
     while top <= PROBE_LIMIT and int(np.sum(values <= top)) ** family.data_dim <= max_points:
         points = _grid(family, values[values <= top])

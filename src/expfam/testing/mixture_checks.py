@@ -223,7 +223,7 @@ def check_mixture_sampling(
     require_x64()
     name, latent = _name(mixture), mixture.latent
     y, k, statistics = map(np.asarray, _mixture_draws(mixture, key, params, n_samples))
-    if y.shape != (n_samples,) + latent.data_shape or k.shape != (n_samples,):
+    if y.shape != (n_samples, *latent.data_shape) or k.shape != (n_samples,):
         raise AssertionError(f"{name}: sample of {n_samples} returned shapes {y.shape} and {k.shape}")
     table = enumerate_mixture(mixture, params)
     if table is None:

@@ -103,7 +103,7 @@ def generator(key: Array) -> np.random.Generator:
 def random_latent_statistics(key: Array, mixture: LatentMixture, n_draws: int) -> LatentStatistics:
     """Arbitrary latent statistics (standard normal entries), not necessarily ``s_Z`` of any state."""
     rng = generator(key)
-    return {name: jnp.asarray(rng.normal(size=(n_draws,) + shape)) for name, shape in mixture.param_shapes().items()}
+    return {name: jnp.asarray(rng.normal(size=(n_draws, *shape))) for name, shape in mixture.param_shapes().items()}
 
 
 def random_model_params(model: Harmonium, key: Array, *, scale: float = 1.0) -> Params:
@@ -131,7 +131,7 @@ def random_observations(family: ExponentialFamily, seed: int, batch: int) -> Arr
     """
     rng = np.random.default_rng(seed)
     support = integer_support(family)
-    shape = (batch,) + family.data_shape
+    shape = (batch, *family.data_shape)
     if support is None:
         return jnp.asarray(rng.normal(size=shape))
     values = support[0][support[0] <= 8]
@@ -180,7 +180,7 @@ def _pairings(block: InteractionBlock, params: Array, statistic: Array, statisti
         )
     right = jnp.zeros((batch, n_draws))
     for slot, value in adjoint.items():
-        expected_shape = (batch,) + statistics[slot].shape[1:]
+        expected_shape = (batch, *statistics[slot].shape[1:])
         if value.shape != expected_shape:
             raise AssertionError(f"{name}: adjoint entry {slot!r} has shape {value.shape}, expected {expected_shape}")
         right = right + jnp.einsum("b...,m...->bm", value, statistics[slot])
@@ -363,7 +363,7 @@ def _table(model: Harmonium, params: Params, x: Array, y: Array, k: Array) -> Mo
     by_definition = jax.vmap(
         lambda one: jax.vmap(model.observable.log_density, in_axes=(0, None))(theta, one) + log_prior
     )(x)
-    zero = jnp.zeros((model.n_clusters,) + y.shape[1:], y.dtype)
+    zero = jnp.zeros((model.n_clusters, *y.shape[1:]), y.dtype)
     return ModelTable(
         log_joint=jax.vmap(lambda one: model.log_joint(params, one, y, k))(x),
         log_posterior=jax.vmap(lambda p: model.posterior_log_density(p, y, k))(posterior),

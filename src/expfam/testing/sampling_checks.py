@@ -31,7 +31,7 @@ def check_sampling(family: ExponentialFamily, params: Array, *, key: Array, n_sa
     require_x64()
     name = family.describe()
     samples, statistics = sample_statistics(family, key, params, n_samples)
-    expected_shape = (n_samples,) + family.data_shape
+    expected_shape = (n_samples, *family.data_shape)
     if samples.shape != expected_shape:
         raise AssertionError(
             f"{name}: sample of shape {(n_samples,)} returned {samples.shape}, expected {expected_shape}"

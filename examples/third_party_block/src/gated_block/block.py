@@ -53,4 +53,4 @@ class GatedCoupling(InteractionBlock):
 
     def adjoint(self, params: Array, statistic: Array) -> LatentStatistics:
         per_unit = statistic @ params  # (B, n)
-        return {"W_yk": jnp.broadcast_to(per_unit[:, :, None], per_unit.shape + (self.n_clusters - 1,))}
+        return {"W_yk": jnp.broadcast_to(per_unit[:, :, None], (*per_unit.shape, self.n_clusters - 1))}
