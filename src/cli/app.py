@@ -1,10 +1,12 @@
 """The ``expfam`` typer application and its entry point.
 
-Exit codes: 0 success; 1 a sweep trial failed (``expfam sweep``); 2 bad input — an :class:`~expfam.errors.ExpfamError`
-(printed as one line ``error: ...`` on stderr, no traceback) or a usage error
-from typer (unknown option, missing argument); 130 interrupted.
+Exit codes (:data:`EXIT_CODES`, also in ``expfam --help``): 0 success; 2 bad input — a
+usage error from typer (unknown option, missing argument) or an
+:class:`~expfam.errors.ExpfamError` about the configuration or the data (printed as
+one line ``error: ...`` on stderr, no traceback); 1 a run that failed (it diverged,
+a file could not be written, a sweep trial failed); 130 interrupted.
 
-Run ``expfam --help``, or ``python -m cli.app --help``.
+Run ``expfam --help``, or ``python -m expfam --help``.
 """
 
 from __future__ import annotations
@@ -12,17 +14,42 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from cli import compare, evaluate, plugins, sweep, train
+from expfam import __version__
 from expfam.errors import ExpfamError
-from expfam.plugins import Registry
+from expfam.plugins import Registry, get_registry
 
 USER_ERROR = 2
-HELP = "Exponential-family harmoniums: train and evaluate runs, sweep and compare them, list plugins. See docs/cli.md."
+HELP = "Exponential-family harmoniums: train and evaluate runs, sweep and compare them, list plugins."
+
+#: Exit status → meaning, shared by every command.
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "a run failed (it diverged, a file could not be written, a sweep trial failed)",
+    2: "bad input (usage, configuration, data)",
+    130: "interrupted (Ctrl-C)",
+}
+EPILOG = "Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()) + "."
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"expfam {__version__}")
+        raise typer.Exit()
+
+
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the expfam version and exit."),
+    ] = False,
+) -> None:
+    """Exponential-family harmoniums: train and evaluate runs, sweep and compare them, list plugins."""
 
 
 def report_error(error: BaseException) -> None:
@@ -48,21 +75,26 @@ def create_app(registry: Registry | None = None) -> typer.Typer:
         cls=ExpfamGroup,
         name="expfam",
         help=HELP,
+        epilog=EPILOG,
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,
         pretty_exceptions_enable=False,
         rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
     )
-    application.command("train")(train.make_command(registry))
-    application.command("evaluate")(evaluate.evaluate)
-    application.command("plugins")(plugins.make_command(registry))
-    application.command("sweep")(sweep.sweep)
-    application.command("compare")(compare.compare)
+    application.callback(epilog=EPILOG)(_root)
+    application.command("train", epilog=EPILOG)(train.make_command(registry))
+    application.command("evaluate", epilog=EPILOG)(evaluate.evaluate)
+    application.command("plugins", epilog=EPILOG)(plugins.make_command(registry))
+    application.command("sweep", epilog=EPILOG)(sweep.sweep)
+    application.command("compare", epilog=EPILOG)(compare.compare)
     return application
 
 
 @functools.lru_cache(maxsize=1)
 def _default_app() -> typer.Typer:
+    for failure in get_registry().failures:
+        typer.echo(f"warning: plugin skipped: {failure.line()} (see `expfam plugins`)", err=True)
     return create_app()
 
 

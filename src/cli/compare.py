@@ -1,15 +1,44 @@
-"""``expfam compare``: the seed's comparison table of finished runs, and each run's NMI relative to the first."""
+"""``expfam compare``: a comparison table of finished runs, and each run's NMI relative to the first."""
 
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from expfam.experiment.report import compare_runs
+from cli.output import JsonFlag, emit_json
+from expfam.experiment.report import comparison_text, read_run_summaries
 
 
 def compare(
-    runs: Annotated[list[Path], typer.Argument(help="Run directories; the first is the reference of the NMI ratios.")],
+    runs: Annotated[
+        list[Path],
+        typer.Argument(metavar="RUN_DIR", help="Run directories; the first is the reference of the NMI ratios."),
+    ],
+    json_output: JsonFlag = False,
 ) -> None:
     """Print NMI, R², Purity and Recon of each run side by side (Markdown)."""
-    typer.echo(compare_runs(runs))
+    summaries = read_run_summaries(runs)
+    if not json_output:
+        typer.echo(comparison_text(summaries))
+        return
+    reference = summaries[0].metrics.get("nmi") if summaries else None
+    emit_json(
+        {
+            "runs": [
+                {
+                    "label": summary.label,
+                    "run_dir": path,
+                    "block": summary.config.model.block,
+                    "metrics": summary.metrics,
+                    "nmi_ratio": _ratio(summary.metrics.get("nmi"), reference),
+                }
+                for path, summary in zip(runs, summaries, strict=True)
+            ]
+        }
+    )
+
+
+def _ratio(value: float | None, reference: float | None) -> float | None:
+    if value is None or reference is None or not reference > 0:
+        return None
+    return value / reference

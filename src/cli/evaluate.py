@@ -8,22 +8,33 @@ from typing import Annotated
 
 import typer
 
+from cli.output import JsonFlag, emit_json
 from expfam.experiment.pipeline import evaluate_run, format_summary, summary_row
 from expfam.experiment.runs import metrics_equal, read_config, read_metrics
 
 
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", help="A run directory written by `expfam train`.")],
+    json_output: JsonFlag = False,
 ) -> None:
     """Recompute the metrics of RUN_DIR on its test split and print them (and whether metrics.json agrees)."""
     metrics = evaluate_run(run_dir)
-    typer.echo(format_summary([summary_row(read_config(run_dir), metrics, run=run_dir.name)]))
-    typer.echo(f"metrics: {json.dumps(metrics)}")
+    row = summary_row(read_config(run_dir), metrics, run=run_dir.name)
     stored = read_metrics(run_dir)
+    changed: list[str] = []
     if stored is None:
-        typer.echo("metrics.json: none stored (the run diverged or did not finish)", err=True)
+        agreement = "none stored (the run diverged or did not finish)"
     elif metrics_equal(stored, metrics):
-        typer.echo("metrics.json: identical", err=True)
+        agreement = "identical"
     else:
         changed = sorted(key for key in set(stored) | set(metrics) if stored.get(key) != metrics.get(key))
-        typer.echo(f"metrics.json: differs in {', '.join(changed)}", err=True)
+        agreement = f"differs in {', '.join(changed)}"
+    if json_output:
+        stored_state = "none" if stored is None else ("identical" if not changed else "differs")
+        emit_json(
+            {"run_dir": run_dir, "summary": row, "metrics": metrics, "stored": stored_state, "differs_in": changed}
+        )
+        return
+    typer.echo(format_summary([row]))
+    typer.echo(f"metrics: {json.dumps(metrics)}")
+    typer.echo(f"metrics.json: {agreement}", err=True)

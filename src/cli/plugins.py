@@ -1,4 +1,9 @@
-"""``expfam plugins``: every registered family, block, block set, objective and dataset, with its provider."""
+"""``expfam plugins``: every registered family, block, block set, objective and dataset, with its provider.
+
+Plugins that failed to load are listed after them, one line each (entry-point name,
+distribution, error), and so is any other distribution that installs one of
+expfam's top-level packages.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from collections.abc import Callable
 
 import typer
 
-from expfam.plugins import KINDS, Registry, describe, get_registry
+from expfam.plugins import KINDS, Registry, describe, get_registry, package_clashes
 
 TITLES = {
     "families": "families",
@@ -37,6 +42,15 @@ def make_command(registry: Registry | None = None) -> Callable[[], None]:
             width = max((len(name) for name, _ in listing[kind]), default=0)
             for name, provider in listing[kind]:
                 typer.echo(f"  {name.ljust(width)}  {provider}{_detail(current, kind, name)}")
+        if current.failures:
+            typer.echo("failed to load (skipped):")
+            for failure in current.failures:
+                typer.echo(f"  {failure.line()}")
+        clashes = package_clashes()
+        if clashes:
+            typer.echo("package-name clashes:")
+            for clash in clashes:
+                typer.echo(f"  {clash.line()}")
         return None
 
     return plugins

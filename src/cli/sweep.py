@@ -3,7 +3,7 @@
 Each trial trains into ``<out>/<run name>/``; ``<out>/report.md`` and
 ``<out>/results.csv`` are rewritten after each trial. Rerunning the same
 command reads finished trials back and trains the rest (see docs/sweeps.md).
-Exit codes: 0 all trials finished, 1 some trial failed, 2 bad input, 130 interrupted.
+Exit codes: 0 all trials finished, 1 some trial failed, 2 bad input, 130 interrupted (as every command).
 """
 
 import shlex
@@ -17,9 +17,15 @@ from expfam.experiment.sweep import FAILED, load_sweep, run_sweep
 
 
 def sweep(
-    sweep_file: Annotated[Path, typer.Argument(help="The sweep file (TOML): [base.*] sections and [[phases]].")],
-    out: Annotated[Path | None, typer.Option("--out", help="Sweep folder. (default: sweeps/<file name>)")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Trials trained at once, each in its own process.")] = 1,
+    sweep_file: Annotated[
+        Path, typer.Argument(metavar="SWEEP_FILE", help="The sweep file (TOML): [base.*] sections and [[phases]].")
+    ],
+    out: Annotated[
+        Path | None, typer.Option("--out", metavar="PATH", help="Sweep folder. (default: sweeps/<file name>)")
+    ] = None,
+    jobs: Annotated[
+        int, typer.Option("--jobs", min=1, metavar="INTEGER", help="Trials trained at once, each in its own process.")
+    ] = 1,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Retrain trials whose run directory holds another configuration.")
     ] = False,

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.output import JsonFlag, emit_json
 from cli.progress import ProgressBar
 from expfam.experiment.config import SECTIONS, RunConfig, config_from_mapping, load_config, section_keys
 from expfam.experiment.pipeline import default_run_name, format_summary, summary_row, train_run
@@ -54,11 +55,19 @@ def _parameter(name: str, annotation: Any, default: Any = None) -> inspect.Param
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
+#: Metavariables of the flags: names of registered components, paths, and the value's type otherwise.
+METAVARS: dict[str, str] = {"block": "NAME[,NAME...]", "observable": "NAME", "dataset": "NAME", "data": "PATH"}
+TYPE_METAVARS: dict[type, str] = {str: "TEXT", int: "INTEGER", float: "FLOAT", bool: "BOOLEAN"}
+
+
 def _option(key: str, kind: type, default: Any, names: dict[str, str]) -> inspect.Parameter:
     """``--key-name``, ``None`` unless given, with the config default in its help."""
     text = HELP.get(key, key.replace("_", " ") + ".").format(**names)
     shown = default if default != "" else "none"
-    option = typer.Option(f"--{key.replace('_', '-')}", help=f"{text} (default: {shown})", show_default=False)
+    metavar = METAVARS.get(key, TYPE_METAVARS.get(kind, "VALUE"))
+    option = typer.Option(
+        f"--{key.replace('_', '-')}", help=f"{text} (default: {shown})", show_default=False, metavar=metavar
+    )
     return _parameter(key, Annotated[kind | None, option])
 
 
@@ -81,14 +90,16 @@ def make_command(registry: Registry | None = None) -> Any:
     out_help = "Run directory. (default: runs/<block>-<YYYYmmdd-HHMMSS>)"
     overwrite_help = "Replace the run files of an existing non-empty --out."
     parameters += [
-        _parameter("config", Annotated[Path | None, typer.Option("--config", help=config_help)]),
-        _parameter("out", Annotated[Path | None, typer.Option("--out", help=out_help)]),
+        _parameter("config", Annotated[Path | None, typer.Option("--config", help=config_help, metavar="PATH")]),
+        _parameter("out", Annotated[Path | None, typer.Option("--out", help=out_help, metavar="PATH")]),
         _parameter("overwrite", Annotated[bool, typer.Option("--overwrite", help=overwrite_help)], default=False),
+        _parameter("json_output", JsonFlag, default=False),
     ]
 
     def train(**options: Any) -> None:
         """Train a harmonium, evaluate it on the test split, and write the run directory."""
         config_file, out, overwrite = options.pop("config"), options.pop("out"), options.pop("overwrite")
+        json_output = options.pop("json_output")
         base = load_config(config_file) if config_file is not None else RunConfig()
         overrides = {
             section: {key: options[key] for key in section_keys(section) if options[key] is not None}
@@ -99,6 +110,9 @@ def make_command(registry: Registry | None = None) -> Any:
         bar = ProgressBar()
         metrics = train_run(config, out, overwrite=overwrite, progress=bar, log=bar.message, registry=registry)
         bar.close()
+        if json_output:
+            emit_json({"run_dir": out, "summary": summary_row(config, metrics, run=out.name), "metrics": metrics})
+            return
         typer.echo(format_summary([summary_row(config, metrics, run=out.name)]))
         typer.echo(f"metrics: {json.dumps(metrics)}")
         typer.echo(f"run directory: {out}")

@@ -86,13 +86,14 @@ def build_family(name: str, size: int, options: Mapping[str, Any], registry: Reg
     """Instantiate the family ``name`` with ``size`` and ``options``; bad options are named."""
     cls = registry.family(name)
     try:
-        return cls(size, **dict(options))
+        family: ExponentialFamily = cls(size, **dict(options))
     except TypeError as error:
         raise ConfigurationError(
             f"{role} family {name!r} does not accept options {dict(options)!r} ({error}); "
             f"see `expfam plugins` and the family's documentation for its options",
             offending=options,
         ) from None
+    return family
 
 
 def build_model(spec: ModelSpec | None = None, *, registry: Registry | None = None, **fields: Any) -> Harmonium:

@@ -43,7 +43,7 @@ def sample_categorical(key: Array, logits: Array, shape: tuple[int, ...]) -> Arr
 
 def tree_vdot(a: MixtureParams, b: MixtureParams) -> Array:
     """``Σ`` over every leaf of ``a * b`` (inner product of two named pytrees)."""
-    return sum(jnp.sum(x * y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+    return jnp.asarray(sum(jnp.sum(x * y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)))
 
 
 @final

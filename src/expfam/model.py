@@ -91,15 +91,15 @@ class Harmonium:
         """``θ_X(z_s) = a + Σ_b L_b(z_s)`` at sampled states; shape ``(S,) + param_shape``."""
         likelihood = params["likelihood"]
         stats_y = jax.vmap(self.latent.sufficient_statistic)(y)
-        offset = sum(block.offset(likelihood["blocks"][block.name], stats_y, k) for block in self.blocks)
+        offset = jnp.asarray(sum(block.offset(likelihood["blocks"][block.name], stats_y, k) for block in self.blocks))
         bias = jnp.broadcast_to(likelihood["a"], (y.shape[0], *self.observable.param_shape))
         return self.observable.add_offset(bias, offset)
 
     def observable_params_at_statistics(self, params: Params, statistics: MixtureParams) -> Array:
         """``a + Σ_b L_b(s)`` for one set of latent statistics (e.g. posterior means)."""
         likelihood = params["likelihood"]
-        offset = sum(
-            block.offset_from_statistics(likelihood["blocks"][block.name], statistics) for block in self.blocks
+        offset = jnp.asarray(
+            sum(block.offset_from_statistics(likelihood["blocks"][block.name], statistics) for block in self.blocks)
         )
         return self.observable.add_offset(likelihood["a"], offset)
 

@@ -7,6 +7,12 @@ passed in explicitly. Look-ups are by name; an unknown name raises
 plugins registering one name raise :class:`~expfam.errors.DuplicateNameError`
 naming both providers.
 
+Each entry point is loaded on its own: a plugin that fails to import, fails
+pluggy's validation or raises from a hook is recorded as a
+:class:`PluginFailure` in :attr:`Registry.failures` and skipped, so one broken
+third-party package cannot take down every command. :func:`package_clashes`
+names another distribution that installs one of expfam's top-level packages.
+
 Example:
     >>> from expfam.plugins import get_registry
     >>> get_registry().family("binomial").name
@@ -16,8 +22,11 @@ Example:
 from __future__ import annotations
 
 import functools
+import importlib.util
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -44,11 +53,30 @@ class Entry:
     provider: str
 
 
+@dataclass(frozen=True)
+class PluginFailure:
+    """A plugin that could not be used: its entry-point name, its distribution and the error, on one line."""
+
+    plugin: str
+    distribution: str
+    error: str
+
+    def line(self) -> str:
+        """``<plugin> (<distribution>): <error>``, as ``expfam plugins`` prints it."""
+        return f"{self.plugin} ({self.distribution}): {self.error}"
+
+
+def _one_line(error: BaseException) -> str:
+    message = " ".join(str(error).split()) or "(no message)"
+    return f"{type(error).__name__}: {message}"
+
+
 @dataclass
 class Registry:
-    """Components of every kind, by name, with their providers."""
+    """Components of every kind, by name, with their providers, and the plugins that failed to load."""
 
     entries: dict[str, dict[str, Entry]] = field(default_factory=lambda: {k: {} for k in KINDS})
+    failures: list[PluginFailure] = field(default_factory=list)
 
     def add(self, kind: str, name: str, value: Any, provider: str) -> None:
         """Register ``value`` under ``name``; a second provider of a name is an error."""
@@ -99,11 +127,27 @@ class Registry:
         return self.get("datasets", name)
 
 
-def _provider_names(manager: pluggy.PluginManager) -> dict[int, str]:
-    names: dict[int, str] = {}
-    for plugin, dist in manager.list_plugin_distinfo():
-        names[id(plugin)] = f"{dist.project_name} ({manager.get_name(plugin)})"
-    return names
+def _load_entry_points(manager: pluggy.PluginManager, failures: list[PluginFailure]) -> dict[int, str]:
+    """Import and register each ``expfam`` entry point on its own; ``{id(plugin): provider}``.
+
+    Like pluggy's ``load_setuptools_entrypoints`` (a name registered or blocked
+    already is skipped), except that an entry point that raises on import or
+    fails validation is recorded in ``failures`` instead of propagating.
+    """
+    providers: dict[int, str] = {}
+    for entry_point in metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP):
+        if manager.get_plugin(entry_point.name) is not None or manager.is_blocked(entry_point.name):
+            continue
+        dist = entry_point.dist
+        distribution = f"{dist.name} {dist.version}" if dist is not None else "unknown distribution"
+        try:
+            plugin = entry_point.load()
+            manager.register(plugin, name=entry_point.name)
+        except Exception as error:  # a third party's import-time failure must not stop the host
+            failures.append(PluginFailure(entry_point.name, distribution, _one_line(error)))
+            continue
+        providers[id(plugin)] = f"{dist.name if dist is not None else entry_point.name} ({entry_point.name})"
+    return providers
 
 
 def _items(kind: str, result: Any) -> Iterable[tuple[str, Any]]:
@@ -125,20 +169,24 @@ def build_registry(extra_plugins: Sequence[object] = (), *, load_entry_points: b
     """
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
-    if load_entry_points:
-        manager.load_setuptools_entrypoints(hookspecs.ENTRY_POINT_GROUP)
+    registry = Registry()
+    providers = _load_entry_points(manager, registry.failures) if load_entry_points else {}
     for plugin in extra_plugins:
         manager.register(plugin)
-    providers = _provider_names(manager)
-    registry = Registry()
     for kind in KINDS:
         caller = getattr(manager.hook, f"expfam_{kind}")
         for impl in caller.get_hookimpls():
             provider = providers.get(id(impl.plugin), impl.plugin_name)
-            result = impl.function()
-            if result is None:
+            try:
+                result = impl.function()
+                items = [] if result is None else list(_items(kind, result))
+            except Exception as error:  # a broken hook of one plugin is skipped, not fatal
+                if id(impl.plugin) not in providers:
+                    raise  # a plugin passed in code: its author wants the traceback
+                failures = registry.failures
+                failures.append(PluginFailure(impl.plugin_name, provider, f"expfam_{kind}: {_one_line(error)}"))
                 continue
-            for name, value in _items(kind, result):
+            for name, value in items:
                 registry.add(kind, name, value, provider)
     return registry
 
@@ -147,6 +195,67 @@ def build_registry(extra_plugins: Sequence[object] = (), *, load_entry_points: b
 def get_registry() -> Registry:
     """The process-wide registry of installed plugins (built on first call)."""
     return build_registry()
+
+
+#: The top-level import names the ``expfam`` distribution installs (the design card's layout).
+OWN_PACKAGES: tuple[str, ...] = ("expfam", "interactions", "objectives", "cli")
+
+
+@dataclass(frozen=True)
+class PackageClash:
+    """Another distribution installs (or shadows) one of expfam's top-level packages."""
+
+    package: str
+    others: tuple[str, ...]
+    location: str
+
+    def line(self) -> str:
+        """One line naming the package, the other distribution(s) and what to do."""
+        who = ", ".join(repr(o) for o in self.others) if self.others else "another installation"
+        return (
+            f"the top-level package {self.package!r} is also installed by {who} (imported from {self.location}); "
+            f"expfam needs its own {self.package!r}: uninstall {who} or install expfam in its own virtual environment"
+        )
+
+
+def _own_root() -> Path:
+    """The directory holding expfam's top-level packages (``site-packages`` or ``src``)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def _location(package: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None if spec is None or spec.origin is None else Path(spec.origin).resolve()
+    return Path(next(iter(spec.submodule_search_locations))).resolve()
+
+
+def package_clashes(packages: Sequence[str] = OWN_PACKAGES, *, thorough: bool = True) -> list[PackageClash]:
+    """Top-level packages of expfam that another distribution installs or shadows.
+
+    A clash is found when the name imports from somewhere other than the directory
+    that holds ``expfam`` (the other package comes first on ``sys.path``), or, with
+    ``thorough``, when another distribution's metadata claims the name (the two
+    share one directory). The thorough check reads every installed distribution's
+    file list, which takes about a second; the quick one costs a few milliseconds.
+
+    Args:
+        packages: top-level names to check.
+        thorough: also consult the metadata of every installed distribution.
+
+    Returns:
+        One :class:`PackageClash` per clashing name, in the order given.
+    """
+    root = _own_root()
+    claims: Mapping[str, list[str]] = metadata.packages_distributions() if thorough else {}
+    clashes = []
+    for package in packages:
+        location = _location(package)
+        others = tuple(sorted({d for d in claims.get(package, []) if d.lower() != "expfam"}))
+        shadowed = location is not None and location != root / package
+        if shadowed or others:
+            clashes.append(PackageClash(package, others, str(location)))
+    return clashes
 
 
 def describe(registry: Registry) -> Mapping[str, list[tuple[str, str]]]:

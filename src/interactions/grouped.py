@@ -94,7 +94,7 @@ def cluster_matvec_dense(matrices: Array, y: Array, k: Array) -> Array:
     return feats @ jnp.transpose(matrices, (2, 0, 1)).reshape(n * km1, d)
 
 
-def _plan(k: Array, km1: int, tile: int):
+def _plan(k: Array, km1: int, tile: int) -> tuple[Array, Array, Array, Array, Array, Array]:
     """Sort permutation and window table for the sorted-window scheme."""
     s = k.shape[0]
     k = k.astype(jnp.int32)
@@ -118,13 +118,13 @@ def _window_rows(x: Array, start: Array, tile: int) -> Array:
     return lax.dynamic_slice_in_dim(x, start, tile, axis=0)
 
 
-def _forward(matrices, ys, wcl, wstart, ends, used, tile):
+def _forward(matrices: Array, ys: Array, wcl: Array, wstart: Array, ends: Array, used: Array, tile: int) -> Array:
     """Grouped product in sorted order; ``ys`` is sorted y padded by ``tile`` rows."""
     rows_total = ys.shape[0]
     d = matrices.shape[1]
     offs = jnp.arange(tile, dtype=jnp.int32)
 
-    def body(i, out):
+    def body(i: Array, out: Array) -> Array:
         j, a = wcl[i], wstart[i]
         rows = _window_rows(ys, a, tile)
         vj = lax.dynamic_index_in_dim(matrices, j, axis=0, keepdims=False)
@@ -133,13 +133,16 @@ def _forward(matrices, ys, wcl, wstart, ends, used, tile):
         old = _window_rows(out, a, tile)
         return lax.dynamic_update_slice_in_dim(out, jnp.where(keep, prod, old), a, axis=0)
 
-    return lax.fori_loop(0, used, body, jnp.zeros((rows_total, d), ys.dtype))
+    out: Array = lax.fori_loop(0, used, body, jnp.zeros((rows_total, d), ys.dtype))
+    return out
 
 
-def _backward(matrices, ys, gs, wcl, wstart, ends, used, tile):
+def _backward(
+    matrices: Array, ys: Array, gs: Array, wcl: Array, wstart: Array, ends: Array, used: Array, tile: int
+) -> tuple[Array, Array]:
     offs = jnp.arange(tile, dtype=jnp.int32)
 
-    def body(i, carry):
+    def body(i: Array, carry: tuple[Array, Array]) -> tuple[Array, Array]:
         dv, dys = carry
         j, a = wcl[i], wstart[i]
         keep = (a + offs < ends[j])[:, None]
@@ -155,28 +158,33 @@ def _backward(matrices, ys, gs, wcl, wstart, ends, used, tile):
         return dv, dys
 
     init = (jnp.zeros_like(matrices), jnp.zeros_like(ys))
-    return lax.fori_loop(0, used, body, init)
+    grads: tuple[Array, Array] = lax.fori_loop(0, used, body, init)
+    return grads
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(8,))
-def _grouped(matrices, y, order, rank, wcl, wstart, ends, used, tile):
+def _grouped(
+    matrices: Array, y: Array, order: Array, rank: Array, wcl: Array, wstart: Array, ends: Array, used: Array, tile: int
+) -> Array:
     out, _ = _grouped_fwd(matrices, y, order, rank, wcl, wstart, ends, used, tile)
     return out
 
 
-def _sorted_padded(x, order, tile):
+def _sorted_padded(x: Array, order: Array, tile: int) -> Array:
     xs = x[order]
     return jnp.concatenate([xs, jnp.zeros((tile, *x.shape[1:]), x.dtype)], axis=0)
 
 
-def _grouped_fwd(matrices, y, order, rank, wcl, wstart, ends, used, tile):
+def _grouped_fwd(
+    matrices: Array, y: Array, order: Array, rank: Array, wcl: Array, wstart: Array, ends: Array, used: Array, tile: int
+) -> tuple[Array, tuple[Array, ...]]:
     ys = _sorted_padded(y, order, tile)
     outs = _forward(matrices, ys, wcl, wstart, ends, used, tile)
     out = outs[rank]
     return out, (matrices, ys, order, rank, wcl, wstart, ends, used)
 
 
-def _grouped_bwd(tile, res, g):
+def _grouped_bwd(tile: int, res: tuple[Array, ...], g: Array) -> tuple[Array | None, ...]:
     matrices, ys, order, rank, wcl, wstart, ends, used = res
     gs = _sorted_padded(g.astype(ys.dtype), order, tile)
     dv, dys = _backward(matrices, ys, gs, wcl, wstart, ends, used, tile)

@@ -129,7 +129,8 @@ def load_dataset(
 
         registry = get_registry()
     dataset = registry.dataset(name)
-    return dataset.load(path=path, n_trials=n_trials, seed=seed, test_fraction=test_fraction)
+    split: DataSplit = dataset.load(path=path, n_trials=n_trials, seed=seed, test_fraction=test_fraction)
+    return split
 
 
 def check_data_for_family(split: DataSplit, family: ExponentialFamily) -> None:

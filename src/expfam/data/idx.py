@@ -13,7 +13,7 @@ import gzip
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal, final
+from typing import Any, ClassVar, Literal, final
 
 import numpy as np
 
@@ -28,7 +28,7 @@ _DESCRIPTION = {
     "images": "an IDX image file: unsigned bytes, 3 dimensions",
     "labels": "an IDX label file: unsigned bytes, 1 dimension",
 }
-_DTYPES = {
+_DTYPES: dict[int, np.dtype[Any]] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),

@@ -165,7 +165,7 @@ def _info(prepared: PreparedRun, status: str, **extra: Any) -> dict[str, Any]:
         "expfam_version": expfam_version,
         "jax_version": jax.__version__,
         "backend": jax.default_backend(),
-        "x64": bool(jax.config.jax_enable_x64),
+        "x64": jax.dtypes.canonicalize_dtype(np.float64) == np.float64,
         **extra,
     }
 

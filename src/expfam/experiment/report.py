@@ -433,12 +433,17 @@ def comparison_text(runs: Sequence[RunSummary]) -> str:
     return "\n".join(lines)
 
 
-def compare_runs(run_dirs: Sequence[str | Path]) -> str:
-    """:func:`comparison_text` of run directories, labelled by directory name (``parent/name`` where names repeat)."""
+def read_run_summaries(run_dirs: Sequence[str | Path]) -> list[RunSummary]:
+    """:func:`read_run_summary` of each directory, labelled by its name (``parent/name`` where names repeat)."""
     paths = [Path(p) for p in run_dirs]
     names = [p.name for p in paths]
     labels = [f"{p.parent.name}/{p.name}" if names.count(p.name) > 1 else p.name for p in paths]
-    return comparison_text([read_run_summary(path, label) for path, label in zip(paths, labels, strict=True)])
+    return [read_run_summary(path, label) for path, label in zip(paths, labels, strict=True)]
+
+
+def compare_runs(run_dirs: Sequence[str | Path]) -> str:
+    """:func:`comparison_text` of run directories, labelled by directory name (``parent/name`` where names repeat)."""
+    return comparison_text(read_run_summaries(run_dirs))
 
 
 __all__ = [
@@ -453,6 +458,7 @@ __all__ = [
     "format_table",
     "plot_names",
     "plot_series",
+    "read_run_summaries",
     "read_run_summary",
     "report_text",
     "results_csv_text",

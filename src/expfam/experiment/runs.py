@@ -70,7 +70,8 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         text = "b" not in mode
-        with os.fdopen(descriptor, mode, **({"encoding": "utf-8", "newline": ""} if text else {})) as handle:
+        handle = os.fdopen(descriptor, mode, encoding="utf-8", newline="") if text else os.fdopen(descriptor, mode)
+        with handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -179,7 +180,7 @@ def save_params(run_dir: str | Path, params: Mapping[str, Any]) -> Path:
     path = Path(run_dir) / PARAMS_FILE
     arrays = flatten_params(params)
     with atomic_open(path, "wb") as handle:
-        np.savez(handle, **arrays)
+        np.savez(handle, allow_pickle=False, **arrays)
     return path
 
 
@@ -226,9 +227,10 @@ def read_metrics(run_dir: str | Path) -> dict[str, float] | None:
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        metrics: dict[str, float] = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise RunDirectoryError(f"{str(path)!r} is not valid JSON ({error})", offending=str(path)) from None
+    return metrics
 
 
 def write_info(run_dir: str | Path, info: Mapping[str, Any]) -> Path:

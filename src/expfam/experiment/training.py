@@ -113,7 +113,10 @@ def make_chunk(
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         healthy = (state.bad_step < 0) & jnp.isfinite(loss) & _all_finite(values) & _all_finite(params)
-        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(healthy, a, b), new, old)  # noqa: E731
+
+        def keep(new: Any, old: Any) -> Any:
+            return jax.tree.map(lambda a, b: jnp.where(healthy, a, b), new, old)
+
         bad_step = jnp.where((state.bad_step < 0) & ~healthy, state.step, state.bad_step)
         new_state = TrainState(
             params=keep(params, state.params),

@@ -27,7 +27,7 @@ def evaluate(owner: Any, method: str, *args: Any) -> Any:
     Example:
         >>> evaluate(Poisson(2), "means", params)  # doctest: +SKIP
     """
-    return jax.tree.map(np.asarray, _compiled_method(type(owner), method)(owner, *args))
+    return jax.tree.map(np.asarray, _compiled_method(owner.__class__, method)(owner, *args))
 
 
 @functools.partial(jax.jit, static_argnames="n_samples")

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 from scipy.special import logsumexp
 
 from expfam.family import Array, ExponentialFamily
@@ -50,7 +51,7 @@ def _accepts(family: ExponentialFamily, values: np.ndarray) -> np.ndarray:
     probe = np.broadcast_to(values.reshape((-1,) + (1,) * len(shape)), values.shape + shape)
     with np.errstate(invalid="ignore"):
         mask = np.asarray(family.in_support(probe), dtype=bool)
-    return mask.reshape(len(values), -1).all(axis=1)
+    return np.asarray(mask.reshape(len(values), -1).all(axis=1))
 
 
 def integer_support(family: ExponentialFamily) -> tuple[np.ndarray, bool] | None:
@@ -103,7 +104,7 @@ def tabulate(family: ExponentialFamily, params: Array, points: np.ndarray) -> tu
 
 
 def enumerate_support(
-    family: ExponentialFamily, max_points: int = DEFAULT_MAX_POINTS, *, params: Array | None = None
+    family: ExponentialFamily, max_points: int = DEFAULT_MAX_POINTS, *, params: ArrayLike | None = None
 ) -> np.ndarray | None:
     """All points of a small discrete support, or ``None`` when it cannot be enumerated.
 

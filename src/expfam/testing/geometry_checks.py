@@ -12,6 +12,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from expfam.family import Array, ExponentialFamily, vdot
 from expfam.testing._assertions import (
@@ -35,7 +36,7 @@ def _line(family: ExponentialFamily, params: Array, direction: Array, step: Arra
     return values, jax.grad(slope)(jnp.zeros(()))
 
 
-def check_convexity(family: ExponentialFamily, params: Array, direction: Array) -> bool:
+def check_convexity(family: ExponentialFamily, params: ArrayLike, direction: ArrayLike) -> bool:
     r"""``t ↦ ψ(θ + t·d)`` is convex.
 
     Checks ``d²/dt² ψ(θ + t d)|₀ ≥ 0`` by autodiff and the second differences

@@ -19,11 +19,12 @@ from ``Σ_d |s_d|·|L_b(t)_d|`` times ``1 + D``.
 from __future__ import annotations
 
 from functools import cache, partial
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 from scipy.special import logsumexp
 
 from expfam.block import InteractionBlock, LatentStatistics
@@ -44,7 +45,7 @@ SLOTS: tuple[str, ...] = ("b_y", "W_yk", "b_k")
 _data_dtype = cache(data_dtype)
 
 
-def _roundoff(*values: Array) -> float:
+def _roundoff(*values: ArrayLike) -> float:
     """Absolute tolerance for float64 roundoff among terms of these magnitudes."""
     scale = max(float(np.max(np.abs(np.asarray(v)))) for v in values)
     return ROUNDOFF_FACTOR * float(np.finfo(np.float64).eps) * (1.0 + scale)
@@ -165,7 +166,9 @@ def _offsets(block: InteractionBlock, params: Array, statistics: LatentStatistic
 
 
 @partial(jax.jit, static_argnums=0)
-def _pairings(block: InteractionBlock, params: Array, statistic: Array, statistics: LatentStatistics) -> tuple:
+def _pairings(
+    block: InteractionBlock, params: Array, statistic: Array, statistics: LatentStatistics
+) -> tuple[Any, ...]:
     """``(s·L_b(t), L_bᵀ(s)·t, Σ_d |s_d||L_b(t)_d|)`` for every pair; shapes are checked while tracing."""
     offsets = _offsets(block, params, statistics)
     adjoint = block.adjoint(params, statistic)
@@ -265,7 +268,7 @@ def _block_report(
     linearity: tuple[LatentStatistics, LatentStatistics, Array],
     y: Array,
     k: Array,
-) -> tuple:
+) -> tuple[Any, ...]:
     """Everything :func:`check_block` compares, in one compiled call: pairings, linearity, offsets."""
     statistics = jax.tree.map(lambda u, v: jnp.concatenate([u, v]), latent_statistics(mixture, y, k), arbitrary)
     return (
@@ -333,19 +336,19 @@ class ModelTable(NamedTuple):
         posterior_kl: the model's closed-form ``KL(q(z|x_b) ‖ p(z))``, ``(B,)``.
     """
 
-    log_joint: np.ndarray
-    log_posterior: np.ndarray
-    log_prior: np.ndarray
-    baseline: np.ndarray
-    residual: np.ndarray
-    log_joint_by_definition: np.ndarray
-    residual_at_zero: np.ndarray
-    posterior_kl: np.ndarray
+    log_joint: Array | np.ndarray
+    log_posterior: Array | np.ndarray
+    log_prior: Array | np.ndarray
+    baseline: Array | np.ndarray
+    residual: Array | np.ndarray
+    log_joint_by_definition: Array | np.ndarray
+    residual_at_zero: Array | np.ndarray
+    posterior_kl: Array | np.ndarray
 
     @property
     def elbo(self) -> np.ndarray:
         """``ELBO(x_b) = c(x_b) + Σ_z q(z | x_b) r(z)``, ``(B,)``."""
-        return self.baseline + np.exp(self.log_posterior) @ self.residual
+        return np.asarray(self.baseline + np.exp(self.log_posterior) @ self.residual)
 
     @property
     def log_marginal(self) -> np.ndarray:
@@ -457,7 +460,7 @@ def check_posterior_kl(model: Harmonium, params: Params, x: Array) -> bool:
 
 
 @partial(jax.jit, static_argnums=(0, 4))
-def _monte_carlo_elbo(model: Harmonium, params: Params, x: Array, key: Array, n_samples: int) -> tuple:
+def _monte_carlo_elbo(model: Harmonium, params: Params, x: Array, key: Array, n_samples: int) -> tuple[Any, ...]:
     surrogate, elbo = model.elbo_terms(key, params, x, n_samples)
     posterior = model.posterior_params(params, x)
     y, k = model.sample_posterior(key, posterior, n_samples)

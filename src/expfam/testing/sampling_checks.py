@@ -8,6 +8,7 @@ the maximum-likelihood estimate ``θ̂`` is asymptotically normal with covarianc
 from __future__ import annotations
 
 import numpy as np
+from jax.typing import ArrayLike
 
 from expfam.family import Array, ExponentialFamily
 from expfam.testing._assertions import assert_z_scores, require_x64
@@ -15,7 +16,7 @@ from expfam.testing._compiled import evaluate, sample_statistics
 from expfam.testing.family_checks import DEFAULT_SAMPLES
 
 
-def _check_in_support(family: ExponentialFamily, samples: Array) -> None:
+def _check_in_support(family: ExponentialFamily, samples: ArrayLike) -> None:
     inside = np.asarray(family.in_support(np.asarray(samples)), dtype=bool)
     if not inside.all():
         bad = np.asarray(samples)[~inside][0]

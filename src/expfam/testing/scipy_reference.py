@@ -12,9 +12,11 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import numpy as np
+from jax.typing import ArrayLike
 from scipy import special, stats
 
-from expfam.family import Array, ExponentialFamily
+from expfam.families.binomial import Binomial
+from expfam.family import ExponentialFamily
 from expfam.testing._assertions import assert_close, require_x64
 from expfam.testing._compiled import evaluate, log_densities
 
@@ -37,6 +39,8 @@ def _bernoulli(family: ExponentialFamily, params: np.ndarray) -> ScipyReference:
 
 
 def _binomial(family: ExponentialFamily, params: np.ndarray) -> ScipyReference:
+    if not isinstance(family, Binomial):
+        raise TypeError(f"the binomial scipy reference needs a Binomial family, got {family.describe()}")
     return _product(stats.binom(family.n_trials, special.expit(params)), discrete=True)
 
 
@@ -66,7 +70,7 @@ SCIPY_REFERENCES: dict[str, Callable[[ExponentialFamily, np.ndarray], ScipyRefer
 """Registry name → builder of the scipy reference at given natural parameters."""
 
 
-def check_against_scipy(family: ExponentialFamily, params: Array, x: Array) -> bool:
+def check_against_scipy(family: ExponentialFamily, params: ArrayLike, x: ArrayLike) -> bool:
     r"""``log p_θ(x)`` and ``H(θ)`` agree with :mod:`scipy.stats` (``rtol = 1e-8``, ``atol = 1e-9``).
 
     Args:
