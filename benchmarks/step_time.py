@@ -1,6 +1,6 @@
-"""Median warm training-step time at the seed's configuration, hierarchical vs full.
+"""Median warm training-step time at the reference MNIST configuration, hierarchical vs full.
 
-Shapes (MODEL.md §6): 784 Binomial(16) pixels, n_latent 128, n_clusters 30,
+Shapes (docs/objectives.md): 784 Binomial(16) pixels, n_latent 128, n_clusters 30,
 batch 512, 10 Monte-Carlo samples, 1024 conjugation samples. Each block set's
 step is compiled once, then timed as ``--repeats`` scan chunks of
 ``--chunk`` steps; the median chunk time divided by the chunk length is the

@@ -33,7 +33,7 @@ def sweep(
         bool, typer.Option("--run-plots/--no-run-plots", help="Write each run's own PNGs (slow for short runs).")
     ] = True,
 ) -> None:
-    """Train every trial of a sweep file and write report.md and results.csv in the seed's layout."""
+    """Train every trial of a sweep file and write report.md and results.csv in the reference table's layout."""
     spec = load_sweep(sweep_file)
     out = out if out is not None else Path("sweeps") / sweep_file.stem
     argv = ["expfam", "sweep", str(sweep_file), "--out", str(out)]

@@ -1,4 +1,4 @@
-r"""The interaction-block base class (MODEL.md §3).
+r"""The interaction-block base class (docs/blocks.md).
 
 A block is a bilinear coupling between the observable's coupled statistic
 ``s ∈ ℝ^D`` and the latent statistics ``s_Z(z)``. It is defined by a linear map
@@ -48,7 +48,7 @@ class InteractionBlock(abc.ABC):
 
     @abc.abstractmethod
     def init(self, key: Array) -> Array:
-        """Random initial parameters (MODEL.md §6)."""
+        """Random initial parameters (docs/model.md, "Parameters")."""
 
     @abc.abstractmethod
     def offset_from_statistics(self, params: Array, statistics: LatentStatistics) -> Array:

@@ -133,7 +133,7 @@ def active_clusters(assignments: IntArray, n_clusters: int) -> int:
 
 
 def clustering_metrics(labels: IntArray, assignments: IntArray, n_clusters: int) -> dict[str, float]:
-    """All clustering metrics of MODEL.md §8 in one dictionary.
+    """All clustering metrics of docs/metrics.md in one dictionary.
 
     Returns:
         ``{"nmi", "purity", "accuracy", "ari", "active_clusters"}``; the last is an integer count.

@@ -1,4 +1,4 @@
-r"""The latent mixture ``p(y, k)`` of MODEL.md §2 over any base family.
+r"""The latent mixture ``p(y, k)`` of docs/mixture.md over any base family.
 
 The prior over ``z = (y, k)`` is an exponential family with
 

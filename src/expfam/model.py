@@ -1,4 +1,4 @@
-r"""The variational conjugated mixture harmonium (MODEL.md §3–§5, §7).
+r"""The variational conjugated mixture harmonium (docs/model.md).
 
 .. math::
 
@@ -65,7 +65,7 @@ class Harmonium:
 
     # ------------------------------------------------------------ parameters
     def init(self, key: Array, data: Array | None = None) -> Params:
-        r"""Initial parameters (MODEL.md §6).
+        r"""Initial parameters (docs/model.md, "Parameters").
 
         ``a`` = the observable fit to ``data`` with means shrunk 1% toward the
         reference plus ``N(0, 0.1²)``; ``b_y, b_k ~ N(0, 0.1²)``;
@@ -241,7 +241,7 @@ class Harmonium:
     def elbo_terms(
         self, key: Array, params: Params, x: Array, n_samples: int, posterior: MixtureParams | None = None
     ) -> tuple[Array, Array]:
-        r"""Score-function surrogate and Monte-Carlo ELBO for a batch (MODEL.md §5).
+        r"""Score-function surrogate and Monte-Carlo ELBO for a batch (docs/model.md).
 
         With ``z_s ~ q(·|x)`` (stop-gradient) and ``r̄ = mean(sg(r_s))``::
 
@@ -292,7 +292,7 @@ class Harmonium:
     def fit_correction(
         self, key: Array, params: Params, n_samples: int, *, ridge: float = 1e-6
     ) -> tuple[Array, Array, Array]:
-        r"""Least-squares ``ρ_y`` (MODEL.md §7).
+        r"""Least-squares ``ρ_y`` (docs/model.md).
 
         Regress ``ψ_X(θ_X(z_m)) − ρ_k·e_{k_m}`` on ``[1, s_Y(y_m)]`` over prior
         samples; the coefficients are ``(χ, ρ_y)`` and the fitted residual

@@ -1,4 +1,4 @@
-r"""Loss terms and their weighted combination (MODEL.md §6).
+r"""Loss terms and their weighted combination (docs/objectives.md).
 
 A loss term is a plugin object with a ``name`` and a pure ``__call__`` that
 returns ``(contribution, value)``: the contribution is what the optimiser
@@ -90,7 +90,7 @@ def make_loss(
         weights: ``{term name: weight}``; zero-weight terms are still evaluated and reported.
         settings: warmups and sample counts.
         rho_mode: ``"learned"`` (ρ_y is a parameter) or ``"analytic"`` (ρ_y is
-            refit by least squares on prior samples at every step, MODEL.md §7).
+            refit by least squares on prior samples at every step, docs/model.md).
         registry: where term names are looked up.
 
     Returns:

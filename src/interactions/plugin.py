@@ -1,4 +1,4 @@
-"""Entry-point plugin registering the built-in blocks and block sets (MODEL.md §3)."""
+"""Entry-point plugin registering the built-in blocks and block sets (docs/blocks.md)."""
 
 from __future__ import annotations
 

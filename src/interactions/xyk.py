@@ -6,7 +6,7 @@ r"""The ``xyk`` block: one X↔Y matrix per cluster.
     L^\top(s) = \{W_{yk} \mathrel{+}= V^\top s\}\ \ (\text{an } n\times(K-1) \text{ matrix}).
 
 Storage: ``V`` has shape ``(K−1, D, n)``; ``V[k−1]`` is the ``D×n`` matrix of
-cluster ``k`` (MODEL.md writes the same tensor as ``D×n×(K−1)``; the cluster
+cluster ``k`` (the usual notation writes the same tensor as ``D×n×(K−1)``; the cluster
 axis comes first here so that each cluster's slice is contiguous). At sampled
 clusters the offset groups samples by cluster (:func:`interactions.grouped.cluster_matvec`)
 instead of multiplying by the dense one-hot product ``y ⊗ e_k``.

@@ -1,4 +1,4 @@
-"""Built-in loss-term plugins of MODEL.md §6."""
+"""Built-in loss-term plugins of docs/objectives.md."""
 
 from objectives.conjugation import Conjugation
 from objectives.elbo import Elbo

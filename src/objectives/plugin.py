@@ -1,4 +1,4 @@
-"""Entry-point plugin registering the built-in loss terms (MODEL.md §6)."""
+"""Entry-point plugin registering the built-in loss terms (docs/objectives.md)."""
 
 from __future__ import annotations
 

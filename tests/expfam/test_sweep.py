@@ -226,7 +226,7 @@ def test_load_sweep_errors_name_the_file(tmp_path):
 
 
 def test_seed_example_reproduces_the_seed_rows():
-    spec = load_sweep(EXAMPLES / "seed_mnist.toml")
+    spec = load_sweep(EXAMPLES / "reference_mnist.toml")
     assert [t.name for t in spec.trials] == list(SEED_ROWS)
     table = format_table([TrialResult(t, "pending") for t in spec.trials]).splitlines()
     assert table[:2] == [SEED_HEADER, SEED_SEPARATOR]
@@ -237,7 +237,7 @@ def test_seed_example_reproduces_the_seed_rows():
 
 
 def test_digits_small_keeps_the_seed_phases():
-    seed, small = load_sweep(EXAMPLES / "seed_mnist.toml"), load_sweep(EXAMPLES / "digits_small.toml")
+    seed, small = load_sweep(EXAMPLES / "reference_mnist.toml"), load_sweep(EXAMPLES / "digits_small.toml")
     assert [p.name for p in small.phases] == [p.name for p in seed.phases]
     assert [t.name for t in small.trials] == [t.name for t in seed.trials]
     assert [list(t.overrides) for t in small.trials] == [list(t.overrides) for t in seed.trials]

@@ -26,7 +26,7 @@ def require_n_trials(owner: str, n_trials: int) -> None:
     if not isinstance(n_trials, (int, np.integer)) or isinstance(n_trials, bool) or n_trials < 1:
         raise ConfigurationError(
             f"{owner}: n_trials must be a positive integer, got {n_trials!r}; pass a whole number ≥ 1 "
-            f"(16 matches the seed protocol)",
+            f"(16 is the usual choice for MNIST)",
             offending=n_trials,
         )
 

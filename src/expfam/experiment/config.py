@@ -48,7 +48,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation and loss settings (MODEL.md §6); names follow the seed's columns."""
+    """Optimisation and loss settings (docs/objectives.md); names follow the reference table's columns."""
 
     learning_rate: float = 3e-3
     lr_warmup_steps: int = 200
@@ -70,7 +70,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    """Sample counts of the final evaluation (MODEL.md §7–§8)."""
+    """Sample counts of the final evaluation (docs/metrics.md)."""
 
     n_r2_samples: int = 10_000
     n_elbo_samples: int = 10

@@ -1,4 +1,4 @@
-r"""Evaluation of a trained model: the seed's columns and more (MODEL.md §7–§8).
+r"""Evaluation of a trained model: the reference table's columns and more (docs/metrics.md).
 
 On the test split, with assignments ``argmax_k q(k | x)``: NMI, purity,
 Hungarian accuracy, ARI, active clusters; reconstruction error
@@ -70,7 +70,7 @@ def evaluate(
     key: Array,
     config: EvaluateConfig | None = None,
 ) -> dict[str, float]:
-    """All metrics of MODEL.md §8 on ``(x, labels)``.
+    """All metrics of docs/metrics.md on ``(x, labels)``.
 
     Returns:
         ``{"nmi", "purity", "accuracy", "ari", "active_clusters", "recon", "r2",

@@ -50,7 +50,7 @@ from expfam.plugins import Registry, get_registry
 #: ``progress(step, n_steps, row)`` after every logged chunk; ``row`` is the history row.
 ProgressCallback = Callable[[int, int, Mapping[str, float]], None]
 
-#: The seed table's columns, in order (``../seeds``; MODEL.md §8).
+#: The reference table's columns, in order (docs/metrics.md).
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "Run",
     "n_latent",
@@ -313,7 +313,7 @@ def default_run_name(config: RunConfig, *, now: float | None = None) -> str:
 
 # ----------------------------------------------------------------- summary
 def summary_row(config: RunConfig, metrics: Mapping[str, float], *, run: str = "-") -> dict[str, Any]:
-    """One row of the seed's results table: ``{column: value}`` in :data:`SUMMARY_COLUMNS` order.
+    """One row of the reference results table: ``{column: value}`` in :data:`SUMMARY_COLUMNS` order.
 
     Values are raw numbers (``Purity`` a fraction); :func:`format_summary` formats them.
     """
@@ -336,7 +336,7 @@ def summary_row(config: RunConfig, metrics: Mapping[str, float], *, run: str = "
 
 
 def compact_float(value: float) -> str:
-    """``3e-4``, ``1.5e-3`` as in the seed table (``0`` stays ``0``)."""
+    """``3e-4``, ``1.5e-3`` as in the reference table (``0`` stays ``0``)."""
     if value == 0:
         return "0"
     if not math.isfinite(value):
@@ -367,7 +367,7 @@ def _format_cell(column: str, value: Any) -> str:
 
 
 def format_summary(rows: Sequence[Mapping[str, Any]]) -> str:
-    """A markdown table (header, separator, one line per row) in the seed table's format."""
+    """A markdown table (header, separator, one line per row) in the reference table's format."""
     columns = list(SUMMARY_COLUMNS)
     lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("-" * (len(c) + 2) for c in columns) + "|"]
     for row in rows:

@@ -1,13 +1,13 @@
-r"""Sweep reports in the seed's layout, the sweep's plots, and side-by-side comparisons of runs.
+r"""Sweep reports in the reference table's layout, the sweep's plots, and side-by-side comparisons of runs.
 
 A sweep's ``report.md`` has a title, an optional Context section, one
-``## <phase name>`` table per phase with the seed's columns (:data:`TABLE_COLUMNS`),
+``## <phase name>`` table per phase with the reference table's columns (:data:`TABLE_COLUMNS`),
 ``## Best Configuration`` chosen by a stated rule (:func:`best_result`) with the
 ``expfam train`` line that reruns it, links to the plots, and the
 ``expfam sweep`` command that produced the report. ``results.csv`` holds the
 same rows, unrounded (Purity as a fraction), with the phase, status and error.
 
-Cell formats follow the seed: NMI 2 decimals, R² 3, Purity a percentage with
+Cell formats follow the reference table: NMI 2 decimals, R² 3, Purity a percentage with
 1 decimal, Recon 2, ``lr`` as ``1.5e-3``; a run without metrics shows ``—``.
 
 Example:
@@ -33,7 +33,7 @@ from expfam.experiment.runs import RunDirectoryError, atomic_open, atomic_write_
 from expfam.experiment.sweep_spec import SweepSpec
 from expfam.experiment.trials import FAILED, FINISHED, TrialResult
 
-#: The seed table's columns with the widths of its separator row.
+#: The reference table's columns with the widths of its separator row.
 TABLE_COLUMNS: tuple[tuple[str, int], ...] = (
     ("Run", 5),
     ("n_latent", 10),
@@ -77,12 +77,12 @@ def config_value(config: RunConfig, qualified: str) -> Any:
 
 
 def format_learning_rate(value: float) -> str:
-    """``1.5e-3``, ``3e-4``, ``1e-3`` as in the seed (``0`` stays ``0``); the same format as ``expfam train``'s row."""
+    """``1.5e-3``, ``3e-4``, ``1e-3`` as in the reference table (``0`` stays ``0``); the same format as ``expfam train``'s row."""
     return compact_float(value)
 
 
 def format_cell(column: str, value: Any) -> str:
-    """One table cell in the seed's format (``None`` is ``—``)."""
+    """One table cell in the reference table's format (``None`` is ``—``)."""
     if value is None:
         return MISSING
     if isinstance(value, str):
@@ -125,7 +125,7 @@ def _float_or_none(value: Any) -> float | None:
 
 
 def format_table(results: Sequence[TrialResult]) -> str:
-    """The seed's markdown table of ``results``: header, separator, one line per trial."""
+    """The reference table (Markdown) of ``results``: header, separator, one line per trial."""
     lines = [
         "| " + " | ".join(name for name, _ in TABLE_COLUMNS) + " |",
         "|" + "|".join("-" * width for _, width in TABLE_COLUMNS) + "|",
@@ -402,7 +402,7 @@ def read_run_summary(run_dir: str | Path, label: str | None = None) -> RunSummar
 
 
 def comparison_text(runs: Sequence[RunSummary]) -> str:
-    """The seed's "Comparison" section: NMI, R², Purity and Recon of each run, and each run's NMI relative to the first.
+    """A "Comparison" section: NMI, R², Purity and Recon of each run, and each run's NMI relative to the first.
 
     Example:
         >>> run = RunSummary("H1", RunConfig(), {"nmi": 0.57, "r2": 0.996, "purity": 0.768, "recon": 3.34})

@@ -29,7 +29,7 @@ advances. Names must be unique.
 
 Override keys are the flat keys of :func:`expfam.experiment.config.flatten_config`
 (``n_latent``, ``learning_rate``), section-qualified keys (``train.batch_size``,
-``evaluate.batch_size``) or the seed table's column names (``lr``,
+``evaluate.batch_size``) or the reference table's column names (``lr``,
 ``kl_warmup``, ``entropy_w``, ``post_entropy_w``). A bare key that two sections
 share means the first section that has it, as in ``flatten_config``
 (``batch_size`` is ``train.batch_size``).
@@ -56,7 +56,7 @@ from typing import Any
 from expfam.errors import ConfigurationError
 from expfam.experiment.config import SECTIONS, RunConfig, config_from_mapping, section_keys
 
-#: The seed table's column names accepted as override keys.
+#: The reference table's column names accepted as override keys.
 ALIASES: dict[str, str] = {
     "lr": "train.learning_rate",
     "kl_warmup": "train.kl_warmup_steps",

@@ -1,4 +1,4 @@
-r"""The training engine (MODEL.md §6).
+r"""The training engine (docs/objectives.md).
 
 One jitted step: draw a batch uniformly with replacement, evaluate the
 combined loss, take an optax Adam (or AdamW) step with a learning rate that
@@ -34,7 +34,7 @@ from expfam.plugins import Registry
 
 
 def loss_weights(config: TrainConfig) -> dict[str, float]:
-    """The loss terms of a training config: ``{term: weight}`` (MODEL.md §6)."""
+    """The loss terms of a training config: ``{term: weight}`` (docs/objectives.md)."""
     weights = {
         "elbo": 1.0,
         "conjugation": config.conj_weight,
@@ -95,7 +95,7 @@ def make_chunk(
     """A jitted ``chunk(state, data, length)`` running ``length`` steps; returns per-step loss and term values.
 
     The data is an argument, not a constant, so one compiled chunk serves every
-    run with the same model and training settings (the seed only sets the
+    run with the same model and training settings (the reference runs only set the
     initial key): compiled chunks are cached on that key.
     """
     weights = loss_weights(config) if weights is None else dict(weights)

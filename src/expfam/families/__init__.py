@@ -1,4 +1,4 @@
-"""The built-in exponential families of MODEL.md §1."""
+"""The built-in exponential families of docs/families.md."""
 
 from expfam.families.bernoulli import Bernoulli
 from expfam.families.binomial import Binomial

@@ -8,5 +8,5 @@ from expfam.hookspecs import hookimpl
 
 @hookimpl
 def expfam_families() -> list[type]:
-    """The five families of MODEL.md §1."""
+    """The five families of docs/families.md."""
     return [Bernoulli, Binomial, Poisson, Categorical, DiagonalNormal]

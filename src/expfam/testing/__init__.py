@@ -1,7 +1,7 @@
 r"""A reusable kit of identity checks for exponential-family plugins.
 
 A plugin author calls these on their own family; each check states an
-identity of MODEL.md §1–§2, computes both sides in float64 and raises
+identity of docs/families.md and docs/mixture.md, computes both sides in float64 and raises
 :class:`AssertionError` naming the identity and the tolerance when they
 disagree. Checks return ``True`` when they applied and ``False`` when the
 identity cannot be checked for the family (e.g. enumeration of a continuous

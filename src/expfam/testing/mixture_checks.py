@@ -1,4 +1,4 @@
-r"""Identity checks of the latent mixture ``p(y, k)`` of MODEL.md §2.
+r"""Identity checks of the latent mixture ``p(y, k)`` of docs/mixture.md.
 
 The brute-force reference tabulates, for every enumerated ``y`` and every
 cluster ``k``, the unnormalised log weight written from the definition of

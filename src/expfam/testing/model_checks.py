@@ -1,4 +1,4 @@
-r"""Identity checks of interaction blocks and of whole harmoniums (MODEL.md §3–§5).
+r"""Identity checks of interaction blocks and of whole harmoniums (docs/model.md).
 
 A block author runs :func:`check_block` on a block and :func:`check_model` on a
 small model that uses it. Each check states its identity, computes both sides

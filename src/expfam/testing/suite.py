@@ -70,7 +70,7 @@ def check_mixture(
     other: MixtureParams,
     n_samples: int = family_checks.DEFAULT_SAMPLES,
 ) -> dict[str, bool]:
-    """Run every latent-mixture check (MODEL.md §2) at ``params``; ``other`` is a second point for KL.
+    """Run every latent-mixture check (docs/mixture.md) at ``params``; ``other`` is a second point for KL.
 
     Returns:
         ``{check name: whether it applied}``; a failing identity raises ``AssertionError``.
