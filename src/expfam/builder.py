@@ -3,7 +3,7 @@
 Every name is looked up in the plugin registry and every size is validated
 before anything is built, so a bad spec fails with one clear message.
 
-Example:
+Examples:
     >>> from expfam.builder import build_model
     >>> model = build_model(observable="binomial", observable_options={"n_trials": 16},
     ...                     data_dim=64, n_latent=8, n_clusters=10, blocks=["xy", "xk"])

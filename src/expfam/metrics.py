@@ -5,7 +5,7 @@ indices, e.g. ``argmax_k q(k|x)``) of equal length ``n``. Write
 :math:`n_{kc}` for the contingency table (points of cluster :math:`k` with class
 :math:`c`), :math:`a_k = \sum_c n_{kc}` and :math:`b_c = \sum_k n_{kc}`.
 
-Example:
+Examples:
     >>> clustering_metrics([0, 0, 1, 1], [1, 1, 0, 0], n_clusters=2)
     {'nmi': 1.0, 'purity': 1.0, 'accuracy': 1.0, 'ari': 1.0, 'active_clusters': 2}
 """

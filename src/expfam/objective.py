@@ -12,9 +12,16 @@ the registry and returns one function
 
 that also returns every term's value, so a NaN can be traced to its term.
 
-Example:
-    >>> loss_fn = make_loss(model, {"elbo": 1.0, "conjugation": 0.1})  # doctest: +SKIP
-    >>> loss, values = loss_fn(params, x, key, step)                     # doctest: +SKIP
+Examples:
+    >>> import jax, jax.numpy as jnp
+    >>> from expfam.builder import build_model
+    >>> model = build_model(observable="bernoulli", data_dim=4, n_latent=2, n_clusters=3, blocks="hierarchical")
+    >>> x = jnp.array([[0.0, 1.0, 1.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
+    >>> params = model.init(jax.random.key(0), x)
+    >>> loss_fn = make_loss(model, {"elbo": 1.0, "conjugation": 0.1})
+    >>> loss, values = loss_fn(params, x, jax.random.key(1), 0)
+    >>> sorted(values), loss.shape
+    (['conjugation', 'elbo'], ())
 """
 
 from __future__ import annotations

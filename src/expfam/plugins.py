@@ -13,7 +13,7 @@ pluggy's validation or raises from a hook is recorded as a
 third-party package cannot take down every command. :func:`package_clashes`
 names another distribution that installs one of expfam's top-level packages.
 
-Example:
+Examples:
     >>> from expfam.plugins import get_registry
     >>> get_registry().family("binomial").name
     'binomial'

@@ -4,7 +4,7 @@ Built-in loaders: ``digits`` (scikit-learn's bundled 8×8 digits, no download), 
 (a folder of MNIST-format files), ``npz`` (an archive) and ``openml`` (MNIST downloaded
 on request). Look one up by name with :func:`load_dataset`.
 
-Example:
+Examples:
     >>> from expfam.data import Digits
     >>> split = Digits().load(n_trials=16, seed=0)
     >>> split.x_train.shape, int(split.x_train.max())

@@ -113,13 +113,16 @@ def load_dataset(
 
     Args:
         name: a registered dataset name (``digits``, ``idx``, ``npz``, ``openml``, ...).
-        path, n_trials, seed, test_fraction: passed to :meth:`Dataset.load`.
+        path: file or folder for file datasets; passed to :meth:`Dataset.load`.
+        n_trials: trial count N of the count mapping; passed on.
+        seed: seed of the train/test split; passed on.
+        test_fraction: share held out for testing; passed on.
         registry: the registry to look in (default: the installed plugins).
 
     Returns:
         The loaded :class:`DataSplit`.
 
-    Example:
+    Examples:
         >>> split = load_dataset("digits", n_trials=16)
         >>> split.x_train.shape, split.image_shape
         ((1437, 64), (8, 8))

@@ -131,7 +131,7 @@ def write_idx(path: str | Path, array: np.ndarray, kind: Literal["images", "labe
 
     Meant for tests and examples: it makes the small files :class:`Idx` reads.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> folder = Path(tempfile.mkdtemp())
         >>> _ = write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.array([3, 1, 4]), "labels")

@@ -48,7 +48,7 @@ def counts_from_intensities(values: np.ndarray, *, n_trials: int, max_value: int
     Returns:
         A float64 array of the same shape holding whole numbers in ``0..n_trials``.
 
-    Example:
+    Examples:
         >>> counts_from_intensities(np.array([0, 8, 255]), n_trials=16, max_value=255)
         array([ 0.,  1., 16.])
     """

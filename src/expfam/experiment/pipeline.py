@@ -7,7 +7,10 @@ parameters from the seed, trains, evaluates on the test split and writes the
 run directory (:mod:`expfam.experiment.runs`). The same configuration and seed give the
 same numbers.
 
-Example:
+Examples:
+    Not run as a doctest: it trains and evaluates a model and writes ``runs/quick``
+    (about a minute on two cores); ``tests/expfam/test_pipeline.py`` runs the same path.
+
     >>> from expfam.experiment.config import RunConfig, config_from_mapping
     >>> config = config_from_mapping({"train": {"n_steps": 200}})          # doctest: +SKIP
     >>> metrics = train_run(config, Path("runs/quick"))                     # doctest: +SKIP

@@ -10,7 +10,7 @@ same rows, unrounded (Purity as a fraction), with the phase, status and error.
 Cell formats follow the reference table: NMI 2 decimals, R² 3, Purity a percentage with
 1 decimal, Recon 2, ``lr`` as ``1.5e-3``; a run without metrics shows ``—``.
 
-Example:
+Examples:
     >>> format_learning_rate(0.0015), format_learning_rate(3e-4)
     ('1.5e-3', '3e-4')
 """
@@ -404,7 +404,7 @@ def read_run_summary(run_dir: str | Path, label: str | None = None) -> RunSummar
 def comparison_text(runs: Sequence[RunSummary]) -> str:
     """A "Comparison" section: NMI, R², Purity and Recon of each run, and each run's NMI relative to the first.
 
-    Example:
+    Examples:
         >>> run = RunSummary("H1", RunConfig(), {"nmi": 0.57, "r2": 0.996, "purity": 0.768, "recon": 3.34})
         >>> full = RunSummary("F1", RunConfig(), {"nmi": 0.71, "r2": 0.98, "purity": 0.82, "recon": 3.3})
         >>> print(comparison_text([full, run]).splitlines()[-1])

@@ -12,11 +12,12 @@ A run directory holds ::
 Every file is written to a temporary file in the same directory and moved into
 place with :func:`os.replace`, so a reader (or a crash) never sees half a file.
 
-Example:
+Examples:
     >>> import numpy as np, tempfile
     >>> from pathlib import Path
     >>> run = create_run_dir(Path(tempfile.mkdtemp()) / "run")
-    >>> save_params(run, {"prior": {"b_y": np.zeros(3)}, "rho_y": np.ones(3)})
+    >>> save_params(run, {"prior": {"b_y": np.zeros(3)}, "rho_y": np.ones(3)}).name
+    'params.npz'
     >>> sorted(load_params(run))
     ['prior', 'rho_y']
 """

@@ -11,7 +11,10 @@ stopped by Ctrl-C or a kill loses no finished trial; rerunning the same
 command trains the rest. A trial that raises is recorded (``<run>/error.txt``
 and status ``failed``) and the others go on; it is tried again on the next run.
 
-Example:
+Examples:
+    Not run as a doctest: it trains the 16 runs of the example sweep (tens of
+    minutes); ``tests/expfam/test_sweep.py`` runs small sweeps.
+
     >>> spec = load_sweep("examples/sweeps/digits_small.toml")          # doctest: +SKIP
     >>> results = run_sweep(spec, "sweeps/digits_small", log=print)      # doctest: +SKIP
     >>> [(r.trial.name, r.status) for r in results][:2]                  # doctest: +SKIP

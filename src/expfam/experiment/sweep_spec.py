@@ -36,7 +36,7 @@ share means the first section that has it, as in ``flatten_config``
 
 :func:`expfam.experiment.sweep.run_sweep` runs a parsed sweep.
 
-Example:
+Examples:
     >>> spec = parse_sweep({"prefix": "H", "phases": [{"name": "P", "grid": {"n_latent": [4, 8]}}]})
     >>> [(trial.name, trial.config.model.n_latent) for trial in spec.trials]
     [('H1', 4), ('H2', 8)]

@@ -12,11 +12,14 @@ configuration.
 Hypothesis strategies live in :mod:`expfam.testing.strategies` (they need the
 ``hypothesis`` package).
 
-Example:
+Examples:
     >>> import jax
     >>> from expfam.families import Poisson
     >>> from expfam.testing import check_family
-    >>> report = check_family(Poisson(2), jax.numpy.array([0.5, -1.0]), key=jax.random.key(0))  # doctest: +SKIP
+    >>> jax.config.update("jax_enable_x64", True)  # the kit compares in float64
+    >>> report = check_family(Poisson(2), jax.numpy.array([0.5, -1.0]), key=jax.random.key(0))
+    >>> report["mean_map"], report["normalisation"]
+    (True, True)
 """
 
 from expfam.testing._assertions import Z_LIMIT, require_x64

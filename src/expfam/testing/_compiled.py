@@ -24,7 +24,7 @@ def _compiled_method(cls: type, method: str) -> Callable[..., Any]:
 def evaluate(owner: Any, method: str, *args: Any) -> Any:
     """``owner.<method>(*args)`` as NumPy, compiled once per class, method and shapes.
 
-    Example:
+    Examples:
         >>> evaluate(Poisson(2), "means", params)  # doctest: +SKIP
     """
     return jax.tree.map(np.asarray, _compiled_method(owner.__class__, method)(owner, *args))

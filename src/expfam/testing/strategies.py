@@ -29,9 +29,14 @@ def unconstrained(shape: tuple[int, ...], *, scale: float) -> st.SearchStrategy[
 def natural_params(family: ExponentialFamily, *, scale: float = 3.0) -> st.SearchStrategy[Array]:
     """Interior natural parameters of ``family.param_shape``.
 
-    Example:
-        >>> @given(natural_params(Poisson(2)))  # doctest: +SKIP
-        ... def test_positive_rate(params): ...
+    Examples:
+        >>> from hypothesis import given, settings
+        >>> from expfam.families import Poisson
+        >>> @settings(max_examples=5)
+        ... @given(natural_params(Poisson(2)))
+        ... def test_finite_rate(params):
+        ...     assert bool(jnp.all(jnp.isfinite(Poisson(2).means(params))))
+        >>> test_finite_rate()
     """
     return unconstrained(family.param_shape, scale=scale).map(
         lambda u: family.natural_from_unconstrained(jnp.asarray(u))

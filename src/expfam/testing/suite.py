@@ -38,8 +38,12 @@ def check_family(
     Returns:
         ``{check name: whether it applied}``; a failing identity raises ``AssertionError``.
 
-    Example:
-        >>> report = check_family(Poisson(2), jnp.array([0.3, -1.0]), key=jax.random.key(0))  # doctest: +SKIP
+    Examples:
+        >>> from expfam.families import Poisson
+        >>> jax.config.update("jax_enable_x64", True)  # the kit compares in float64
+        >>> report = check_family(Poisson(2), jax.numpy.array([0.3, -1.0]), key=jax.random.key(0))
+        >>> all(isinstance(applied, bool) for applied in report.values())
+        True
     """
     sample_key, kl_key, fit_key = jax.random.split(key, 3)
     generator = np.random.default_rng(np.asarray(jax.random.key_data(key)).ravel())
