@@ -149,3 +149,18 @@ def test_flags_override_the_config_file_and_defaults_fill_the_rest(runner, app, 
     assert out.parent == Path("runs") and out.name.startswith("xy+xk-")
     assert result.stdout.splitlines()[2].startswith(f"| {out.name} | 32 | 20 | 1e-3 | ")
     assert result.stdout.splitlines()[-1] == f"run directory: {out}"
+
+
+def test_evaluate_and_compare_print_json_with_json(process_run, runner, app):
+    out, _ = process_run
+    evaluated = runner.invoke(app, ["evaluate", str(out), "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    document = json.loads(evaluated.stdout)
+    assert document["stored"] == "identical" and document["differs_in"] == []
+    assert metrics_equal(document["metrics"], read_metrics(out))
+    assert document["summary"]["Run"] == out.name
+    compared = runner.invoke(app, ["compare", str(out), str(out), "--json"])
+    assert compared.exit_code == 0, compared.output
+    runs = json.loads(compared.stdout)["runs"]
+    assert [run["run_dir"] for run in runs] == [str(out), str(out)]
+    assert runs[1]["nmi_ratio"] == pytest.approx(1.0)
