@@ -179,9 +179,9 @@ def unflatten_params(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
 def save_params(run_dir: str | Path, params: Mapping[str, Any]) -> Path:
     """Write the parameter pytree to ``run_dir/params.npz`` (keys are '/'-joined paths)."""
     path = Path(run_dir) / PARAMS_FILE
-    arrays = flatten_params(params)
+    arrays: dict[str, Any] = flatten_params(params)  # Any: savez's stubs would read a key as its allow_pickle flag
     with atomic_open(path, "wb") as handle:
-        np.savez(handle, allow_pickle=False, **arrays)
+        np.savez(handle, **arrays)
     return path
 
 
