@@ -102,3 +102,26 @@ def test_two_third_party_plugins_with_one_name() -> None:
         match=r"two plugins register the family 'gamma_test_only': '(first|second)_gamma' and '(first|second)_gamma'",
     ):
         build_registry(plugins, load_entry_points=False)
+
+
+def test_a_failing_entry_point_is_recorded_and_the_others_load(monkeypatch):
+    from importlib import metadata
+
+    from expfam import plugins
+
+    good = metadata.EntryPoint(name="families", value="expfam.families.plugin", group="expfam")
+    bad = metadata.EntryPoint(name="broken", value="expfam_no_such_module.plugin", group="expfam")
+    monkeypatch.setattr(plugins.metadata, "entry_points", lambda group: [bad, good])
+    registry = plugins.build_registry()
+    assert "binomial" in registry.names("families")
+    [failure] = registry.failures
+    assert failure.plugin == "broken" and failure.error.startswith("ModuleNotFoundError: ")
+    assert failure.line().startswith("broken (unknown distribution): ModuleNotFoundError: ")
+
+
+def test_no_package_clash_in_this_installation():
+    from expfam.plugins import OWN_PACKAGES, package_clashes
+
+    assert OWN_PACKAGES == ("expfam", "interactions", "objectives", "cli")
+    assert package_clashes(thorough=False) == []
+    assert package_clashes() == []
