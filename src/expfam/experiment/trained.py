@@ -1,0 +1,133 @@
+r"""A trained run in Python: its model, parameters and configuration, rebuilt without the training data.
+
+:func:`load_run` reads ``config.toml``, ``params.npz`` and ``model.json`` (the
+family and block names, their options, ``data_dim``, ``image_shape`` and ``n_trials``)
+of a run directory and rebuilds the :class:`~expfam.model.Harmonium`; the
+training data is not read. The returned :class:`TrainedRun` unpacks as
+``model, params, config`` and has batched, shape-checked helpers.
+
+Example:
+    >>> run = load_run("runs/quick")                          # doctest: +SKIP
+    >>> model, params, config = run                           # doctest: +SKIP
+    >>> run.assign(x)                                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from expfam.builder import build_model
+from expfam.experiment.config import RunConfig
+from expfam.experiment.runs import MODEL_FILE, RunDirectoryError, load_params, read_config, read_model_spec
+from expfam.model import Harmonium, Params
+from expfam.plugins import Registry
+from expfam.shapes import as_observations
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A trained model with its parameters and configuration.
+
+    Attributes:
+        model: the rebuilt harmonium.
+        params: the trained parameters (jax arrays).
+        config: the run's configuration.
+        image_shape: ``(height, width)`` of one observation as an image.
+        n_trials: the trial count ``N`` pixels were mapped to.
+        run_dir: where it was read from.
+    """
+
+    model: Harmonium
+    params: Params
+    config: RunConfig
+    image_shape: tuple[int, int]
+    n_trials: int
+    run_dir: Path
+
+    def __iter__(self) -> Iterator[Any]:
+        """``model, params, config = load_run(run_dir)``."""
+        return iter((self.model, self.params, self.config))
+
+    def _batch(self, x: Any) -> tuple[jax.Array, bool]:
+        return as_observations(self.model.observable, x, image_shape=self.image_shape)
+
+    def responsibilities(self, x: Any) -> np.ndarray:
+        r"""``q(k | x)`` for each observation: ``(B, K)``, or ``(K,)`` for one observation.
+
+        ``x`` is ``(B, D)``, ``(B, height, width)``, one ``(D,)`` or one ``(height, width)`` image.
+        """
+        batch, single = self._batch(x)
+        values = np.asarray(self.model.cluster_responsibilities(self.params, batch))
+        return values[0] if single else values
+
+    def assign(self, x: Any) -> np.ndarray:
+        r"""Clusters ``argmax_k q(k | x)``: ``(B,)``, or a 0-d array for one observation."""
+        return np.argmax(self.responsibilities(x), axis=-1)
+
+    def reconstruct(self, x: Any) -> np.ndarray:
+        r"""``x̂ = ∇ψ_X(θ_X(E_q[s_Z]))`` per observation, same leading shape as ``x`` (flat ``D`` per observation)."""
+        batch, single = self._batch(x)
+        values = np.asarray(self.model.reconstruct(self.params, batch))
+        return values[0] if single else values
+
+    def sample(self, n_samples: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """``n_samples`` generative samples ``x ~ p(x)`` and their clusters: ``(S, D)`` and ``(S,)``."""
+        x, _, k = self.model.sample(jax.random.key(seed), self.params, int(n_samples))
+        return np.asarray(x), np.asarray(k)
+
+
+def load_run(run_dir: str | Path, *, registry: Registry | None = None) -> TrainedRun:
+    """Load a trained run: its model, parameters and configuration, without reading the training data.
+
+    Args:
+        run_dir: a run directory written by ``expfam train`` / :func:`~expfam.experiment.pipeline.train_run`.
+        registry: where the family and block names are looked up (default: the installed plugins).
+
+    Returns:
+        A :class:`TrainedRun` (unpacks as ``model, params, config``).
+
+    Raises:
+        RunDirectoryError: the directory, ``config.toml``, ``params.npz`` or ``model.json``
+            is missing or unreadable.
+    """
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    params = jax.tree.map(jnp.asarray, load_params(run_dir))
+    try:
+        spec = read_model_spec(run_dir)
+    except RunDirectoryError as error:
+        raise RunDirectoryError(
+            f"{error} — {MODEL_FILE} is written by expfam since version 0.2; for an older run use "
+            "expfam.experiment.pipeline.prepare_run(read_config(run_dir)).model, which reloads the data",
+            offending=str(run_dir),
+        ) from None
+    model = build_model(
+        observable=spec["observable"],
+        observable_options=spec.get("observable_options", {}),
+        data_dim=int(spec["data_dim"]),
+        n_latent=int(spec["n_latent"]),
+        n_clusters=int(spec["n_clusters"]),
+        blocks=list(spec["blocks"]),
+        block_options=spec.get("block_options", {}),
+        latent=spec.get("latent", "bernoulli"),
+        registry=registry,
+    )
+    height, width = (int(s) for s in spec["image_shape"])
+    return TrainedRun(
+        model=model,
+        params=params,
+        config=config,
+        image_shape=(height, width),
+        n_trials=int(spec["n_trials"]),
+        run_dir=run_dir,
+    )
+
+
+__all__ = ["TrainedRun", "load_run"]
