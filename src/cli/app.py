@@ -17,7 +17,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from cli import compare, evaluate, plugins, sweep, train
+from cli import assign, compare, evaluate, plugins, sweep, train
 from expfam.errors import ExpfamError
 from expfam.plugins import Registry
 
@@ -55,6 +55,7 @@ def create_app(registry: Registry | None = None) -> typer.Typer:
     )
     application.command("train")(train.make_command(registry))
     application.command("evaluate")(evaluate.evaluate)
+    application.command("assign")(assign.assign)
     application.command("plugins")(plugins.make_command(registry))
     application.command("sweep")(sweep.sweep)
     application.command("compare")(compare.compare)

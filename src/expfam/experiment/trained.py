@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,14 @@ import numpy as np
 
 from expfam.builder import build_model
 from expfam.experiment.config import RunConfig
-from expfam.experiment.runs import MODEL_FILE, RunDirectoryError, load_params, read_config, read_model_spec
+from expfam.experiment.runs import (
+    MODEL_FILE,
+    RunDirectoryError,
+    atomic_write_text,
+    load_params,
+    read_config,
+    read_model_spec,
+)
 from expfam.model import Harmonium, Params
 from expfam.plugins import Registry
 from expfam.shapes import as_observations
@@ -58,13 +66,17 @@ class TrainedRun:
     def _batch(self, x: Any) -> tuple[jax.Array, bool]:
         return as_observations(self.model.observable, x, image_shape=self.image_shape)
 
-    def responsibilities(self, x: Any) -> np.ndarray:
+    def responsibilities(self, x: Any, *, batch_size: int = 1000) -> np.ndarray:
         r"""``q(k | x)`` for each observation: ``(B, K)``, or ``(K,)`` for one observation.
 
-        ``x`` is ``(B, D)``, ``(B, height, width)``, one ``(D,)`` or one ``(height, width)`` image.
+        ``x`` is ``(B, D)``, ``(B, height, width)``, one ``(D,)`` or one ``(height, width)`` image;
+        its values are checked against the observable's support. Computed ``batch_size`` rows at a time.
         """
         batch, single = self._batch(x)
-        values = np.asarray(self.model.cluster_responsibilities(self.params, batch))
+        self.model.observable.check_support(np.asarray(batch), what="x")
+        function = _jitted(self.model, "cluster_responsibilities")
+        pieces = [np.asarray(function(self.params, batch[i : i + batch_size])) for i in range(0, batch.shape[0], batch_size)]
+        values = np.concatenate(pieces) if pieces else np.zeros((0, self.model.n_clusters))
         return values[0] if single else values
 
     def assign(self, x: Any) -> np.ndarray:
@@ -74,13 +86,49 @@ class TrainedRun:
     def reconstruct(self, x: Any) -> np.ndarray:
         r"""``x̂ = ∇ψ_X(θ_X(E_q[s_Z]))`` per observation, same leading shape as ``x`` (flat ``D`` per observation)."""
         batch, single = self._batch(x)
-        values = np.asarray(self.model.reconstruct(self.params, batch))
+        values = np.asarray(_jitted(self.model, "reconstruct")(self.params, batch))
         return values[0] if single else values
 
     def sample(self, n_samples: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """``n_samples`` generative samples ``x ~ p(x)`` and their clusters: ``(S, D)`` and ``(S,)``."""
         x, _, k = self.model.sample(jax.random.key(seed), self.params, int(n_samples))
         return np.asarray(x), np.asarray(k)
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted(model: Harmonium, method: str) -> Any:
+    return jax.jit(getattr(model, method))
+
+
+def write_assignments(
+    run: TrainedRun, x: Any, out: str | Path, *, probabilities: bool = False, overwrite: bool = False
+) -> Path:
+    """Write ``out`` (CSV): one row per observation, ``index, cluster, probability`` and, with
+    ``probabilities``, ``p_0 .. p_{K-1}`` (all responsibilities ``q(k | x)``).
+
+    ``cluster = argmax_k q(k | x)`` and ``probability = q(cluster | x)``. The file is written
+    to a temporary file and renamed; an existing ``out`` is refused unless ``overwrite``.
+
+    Raises:
+        RunDirectoryError: ``out`` exists and ``overwrite`` is false.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise RunDirectoryError(
+            f"{str(out)!r} already exists; pass --overwrite to replace it, or choose another --out", offending=str(out)
+        )
+    values = run.responsibilities(np.asarray(x).reshape((-1, *tuple(run.model.observable.data_shape))))
+    clusters = np.argmax(values, axis=1)
+    header = ["index", "cluster", "probability"] + ([f"p_{k}" for k in range(values.shape[1])] if probabilities else [])
+    lines = [",".join(header)]
+    for index, (cluster, row) in enumerate(zip(clusters, values, strict=False)):
+        cells = [str(index), str(int(cluster)), repr(float(row[cluster]))]
+        if probabilities:
+            cells += [repr(float(p)) for p in row]
+        lines.append(",".join(cells))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, "\n".join(lines) + "\n")
+    return out
 
 
 def load_run(run_dir: str | Path, *, registry: Registry | None = None) -> TrainedRun:
@@ -130,4 +178,4 @@ def load_run(run_dir: str | Path, *, registry: Registry | None = None) -> Traine
     )
 
 
-__all__ = ["TrainedRun", "load_run"]
+__all__ = ["TrainedRun", "load_run", "write_assignments"]
