@@ -50,13 +50,15 @@ def trained(tmp_path_factory):
 
 # ----------------------------------------------------------------- load_run
 def test_load_run_rebuilds_the_model_without_the_data(trained, monkeypatch):
-    out, metrics = trained
+    out = trained[0]
     import expfam.data.dataset as dataset
+    import expfam.experiment.pipeline as pipeline
 
     def no_data(*args, **kwargs):
         raise AssertionError("load_run must not read the training data")
 
     monkeypatch.setattr(dataset, "load_dataset", no_data)
+    monkeypatch.setattr(pipeline, "load_dataset", no_data)
     run = expfam.load_run(out)
     model, params, config = run
     assert config.model.n_latent == 4 and model.n_clusters == 5 and run.image_shape == (8, 8)
@@ -96,7 +98,7 @@ def test_a_run_without_model_json_says_how_to_load_it(trained, tmp_path):
     out.mkdir()
     for name in ("config.toml", "params.npz"):
         (out / name).write_bytes((trained[0] / name).read_bytes())
-    with pytest.raises(RunDirectoryError, match="model.json.*prepare_run"):
+    with pytest.raises(RunDirectoryError, match=r"model\.json.*prepare_run"):
         expfam.load_run(out)
 
 

@@ -75,7 +75,9 @@ class TrainedRun:
         batch, single = self._batch(x)
         self.model.observable.check_support(np.asarray(batch), what="x")
         function = _jitted(self.model, "cluster_responsibilities")
-        pieces = [np.asarray(function(self.params, batch[i : i + batch_size])) for i in range(0, batch.shape[0], batch_size)]
+        pieces = [
+            np.asarray(function(self.params, batch[i : i + batch_size])) for i in range(0, batch.shape[0], batch_size)
+        ]
         values = np.concatenate(pieces) if pieces else np.zeros((0, self.model.n_clusters))
         return values[0] if single else values
 
@@ -117,7 +119,8 @@ def write_assignments(
         raise RunDirectoryError(
             f"{str(out)!r} already exists; pass --overwrite to replace it, or choose another --out", offending=str(out)
         )
-    values = run.responsibilities(np.asarray(x).reshape((-1, *tuple(run.model.observable.data_shape))))
+    values = run.responsibilities(x)
+    values = values[None] if values.ndim == 1 else values
     clusters = np.argmax(values, axis=1)
     header = ["index", "cluster", "probability"] + ([f"p_{k}" for k in range(values.shape[1])] if probabilities else [])
     lines = [",".join(header)]
