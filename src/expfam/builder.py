@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,6 +114,15 @@ def build_block(
             f"block {name!r}: {reserved} are set from the model, not from block options; remove them",
             offending=reserved,
         )
+    if dataclasses.is_dataclass(cls):
+        accepted = sorted({f.name for f in dataclasses.fields(cls)} - {"observable_size", "latent_size", "n_clusters"})
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise ConfigurationError(
+                f"block {name!r} has no option(s) {', '.join(unknown)}; it accepts {', '.join(accepted) or 'no options'} "
+                f"([model.block_options.{name}] in a run.toml)",
+                offending=unknown,
+            )
     try:
         return cls(observable_size=observable_size, latent_size=latent_size, n_clusters=n_clusters, **dict(options))
     except TypeError as error:

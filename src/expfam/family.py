@@ -189,7 +189,9 @@ class ExponentialFamily(abc.ABC):
 
         ``η = (1 − shrinkage)·mean s(x) + shrinkage·∇ψ(θ_ref)``, ``θ = (∇ψ)⁻¹(η) + N(0, noise²)``.
         For a Binomial this is ``logit(p̂)`` with ``p̂`` shrunk toward ½. Without
-        data, the reference parameters plus noise.
+        data, the reference parameters plus noise. The noise is halved (up to 7 times,
+        then dropped) until :meth:`is_valid_params` holds, so the result is always valid
+        when the noise-free start is.
         """
         reference = self.reference_params()
         if data is None:
@@ -199,9 +201,20 @@ class ExponentialFamily(abc.ABC):
             means = (1.0 - shrinkage) * self.average_statistic(data) + shrinkage * target
             params = self.natural_from_means(means)
         if self.coupling_index is None:
-            return params + noise * jax.random.normal(key, self.param_shape)
-        jitter = noise * jax.random.normal(key, (self.size,))
-        return self.add_offset(params, jitter)
+            jitter = jax.random.normal(key, self.param_shape)
+        else:
+            jitter = jax.random.normal(key, (self.size,))
+        # Keep the result a valid natural parameter (ψ and ∇ψ finite): halve the noise until it is,
+        # e.g. a geometric θ < 0 near 0; without any valid noisy point, the noise-free start.
+        result = params
+        for halvings in reversed(range(8)):
+            candidate = self.add_offset(params, noise * 0.5**halvings * jitter)
+            result = jnp.where(self.is_valid_params(candidate), candidate, result)
+        return result
+
+    def is_valid_params(self, params: Array) -> Array:
+        r"""Whether ``params`` is a usable natural parameter: ``ψ(θ)`` and ``∇ψ(θ)`` finite (a jax bool)."""
+        return jnp.isfinite(self.log_partition(params)) & jnp.all(jnp.isfinite(self.means(params)))
 
     # ------------------------------------------------------- coupling helpers
     def add_offset(self, params: Array, offset: Array) -> Array:
