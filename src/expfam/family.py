@@ -31,7 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from expfam.errors import ConfigurationError, SupportError
+from expfam.errors import ConfigurationError, ShapeError, SupportError
+from expfam.shapes import check_batch
 
 Array = jax.Array
 
@@ -165,9 +166,25 @@ class ExponentialFamily(abc.ABC):
         return self.log_partition(other) - self.log_partition(params) - vdot(self.means(params), other - params)
 
     def log_density(self, params: Array, x: Array) -> Array:
-        r"""``log p_θ(x) = θ·s(x) + log h(x) − ψ(θ)`` for one observation."""
+        r"""``log p_θ(x) = θ·s(x) + log h(x) − ψ(θ)`` for one observation ``x`` of :attr:`data_shape`.
+
+        A batch is refused (its sum would be a meaningless single number): use :meth:`log_densities`.
+        """
+        shape = tuple(jnp.shape(x))
+        if shape != tuple(self.data_shape):
+            hint = " for a batch use log_densities(params, x)" if shape[1:] == tuple(self.data_shape) else ""
+            raise ShapeError(
+                f"{type(self).__name__}.log_density takes one observation of shape {self.data_shape}, "
+                f"got shape {shape};{hint or ' reshape it'}",
+                offending=shape,
+            )
         stats = self.sufficient_statistic(x)
         return vdot(params, stats) + self.log_base_measure(x) - self.log_partition(params)
+
+    def log_densities(self, params: Array, x: Array) -> Array:
+        r"""``log p_θ(x_i)`` for a batch ``x`` of shape ``(B,) + data_shape``; returns ``(B,)``."""
+        check_batch(self, x, what=f"{type(self).__name__}.log_densities: x")
+        return jax.vmap(lambda row: self.log_density(params, row))(jnp.asarray(x))
 
     def average_statistic(self, data: Array) -> Array:
         """Mean of ``s(x)`` over the leading axis of ``data``."""

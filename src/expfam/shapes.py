@@ -16,14 +16,22 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from expfam.errors import ShapeError
-from expfam.family import ExponentialFamily
+
+
+class ExponentialFamily(Protocol):
+    """What a shape check reads of a family (:class:`expfam.family.ExponentialFamily` has it)."""
+
+    @property
+    def data_shape(self) -> tuple[int, ...]: ...
+
+    def describe(self) -> str: ...
 
 
 def as_observations(
