@@ -26,7 +26,21 @@ def python_blocks(path: Path) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "document",
-    ["families.md", "mixture.md", "plugins.md", "testing.md", "model.md", "blocks.md", "objectives.md", "training.md"],
+    [
+        "families.md",
+        "mixture.md",
+        "plugins.md",
+        "testing.md",
+        "model.md",
+        "blocks.md",
+        "objectives.md",
+        "training.md",
+        "trained-models.md",
+        "assign.md",
+        "sklearn.md",
+        "resume.md",
+        "plugin-options.md",
+    ],
 )
 def test_examples_run(document: str, monkeypatch: pytest.MonkeyPatch) -> None:
     references = dict(scipy_reference.SCIPY_REFERENCES)  # examples may register their own
