@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from cli import compare, evaluate, plugins, sweep, train
+from cli import assign, compare, evaluate, plugins, sweep, train
 from expfam import __version__
 from expfam.errors import ExpfamError
 from expfam.plugins import Registry, get_registry
@@ -85,6 +85,7 @@ def create_app(registry: Registry | None = None) -> typer.Typer:
     application.callback(epilog=EPILOG)(_root)
     application.command("train", epilog=EPILOG)(train.make_command(registry))
     application.command("evaluate", epilog=EPILOG)(evaluate.evaluate)
+    application.command("assign", epilog=EPILOG)(assign.assign)
     application.command("plugins", epilog=EPILOG)(plugins.make_command(registry))
     application.command("sweep", epilog=EPILOG)(sweep.sweep)
     application.command("compare", epilog=EPILOG)(compare.compare)

@@ -3,13 +3,18 @@
 Every key of the ``[model]``, ``[data]`` and ``[train]`` sections of the run
 configuration is a flag (``learning_rate`` → ``--learning-rate``). A flag given
 on the command line overrides ``--config FILE``, which overrides the defaults
-of :class:`expfam.experiment.config.RunConfig`; ``[evaluate]`` comes from the file only.
+of :class:`expfam.experiment.config.RunConfig`; ``[evaluate]`` and the option tables
+(``[model.observable_options]``, ``[model.block_options.NAME]``, ``[data.options]``) come
+from the file only; ``--loss NAME=WEIGHT`` (repeatable) adds to ``[train.loss_weights]``.
+``--resume RUN_DIR`` continues an interrupted run from its checkpoint.
 """
 
+import contextlib
 import dataclasses
 import inspect
 import json
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,8 +22,10 @@ import typer
 
 from cli.output import JsonFlag, emit_json
 from cli.progress import ProgressBar
-from expfam.experiment.config import SECTIONS, RunConfig, config_from_mapping, load_config, section_keys
-from expfam.experiment.pipeline import default_run_name, format_summary, summary_row, train_run
+from expfam.errors import ConfigurationError
+from expfam.experiment.config import SECTIONS, Options, RunConfig, config_from_mapping, load_config, section_keys
+from expfam.experiment.pipeline import default_run_name, format_summary, resume_run, summary_row, train_run
+from expfam.experiment.runs import read_config
 from expfam.plugins import Registry, get_registry
 
 FLAG_SECTIONS: tuple[str, ...] = ("model", "data", "train")
@@ -48,7 +55,35 @@ HELP: dict[str, str] = {
     "rho_mode": "'learned' (ρ_y is trained) or 'analytic' (least-squares fit every step).",
     "seed": "Seed of initialisation, batches, data split and evaluation.",
     "log_every": "Steps per chunk between progress lines, history rows and NMI/R² checks.",
+    "checkpoint_every": "Chunks between checkpoints (0: none); Ctrl-C and SIGTERM always checkpoint.",
 }
+
+
+@contextlib.contextmanager
+def _interrupt_exit(run_dir: Path) -> Iterator[None]:
+    """Ctrl-C or SIGTERM: the run has written a checkpoint; say how to resume and exit with 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        typer.echo(f"\ninterrupted: continue with `expfam train --resume {run_dir}`", err=True)
+        raise typer.Exit(130) from None
+
+
+def parse_loss(values: list[str]) -> dict[str, float]:
+    """``["prior_entropy=2.5", ...]`` as ``{"prior_entropy": 2.5}``; a malformed item is named."""
+    weights: dict[str, float] = {}
+    for item in values:
+        name, sep, text = item.partition("=")
+        try:
+            weight = float(text)
+        except ValueError:
+            weight = None
+        if not sep or not name.strip() or weight is None:
+            raise ConfigurationError(
+                f"--loss {item!r}: expected NAME=WEIGHT, e.g. --loss prior_entropy=2.5", offending=item
+            )
+        weights[name.strip()] = weight
+    return weights
 
 
 def _parameter(name: str, annotation: Any, default: Any = None) -> inspect.Parameter:
@@ -72,7 +107,8 @@ def _option(key: str, kind: type, default: Any, names: dict[str, str]) -> inspec
 
 
 def _names(registry: Registry) -> dict[str, str]:
-    return {kind: ", ".join(registry.names(kind)) for kind in ("families", "blocks", "block_sets", "datasets")}
+    kinds = ("families", "blocks", "block_sets", "datasets", "objectives")
+    return {kind: ", ".join(registry.names(kind)) for kind in kinds}
 
 
 def make_command(registry: Registry | None = None) -> Any:
@@ -84,12 +120,21 @@ def make_command(registry: Registry | None = None) -> Any:
     for section in FLAG_SECTIONS:
         kinds = typing.get_type_hints(SECTIONS[section])
         for field in dataclasses.fields(SECTIONS[section]):
+            if kinds[field.name] is Options:  # option tables come from --config (and --loss)
+                continue
             default = getattr(getattr(defaults, section), field.name)
             parameters.append(_option(field.name, kinds[field.name], default, names))
     config_help = "A run.toml (e.g. a run's config.toml); flags override it."
     out_help = "Run directory. (default: runs/<block>-<YYYYmmdd-HHMMSS>)"
     overwrite_help = "Replace the run files of an existing non-empty --out."
+    loss_help = "A loss term and its weight, NAME=WEIGHT (repeatable); 0 turns a term off. Terms: {objectives}."
+    resume_help = "Continue the interrupted run RUN_DIR from its last checkpoint (other options not allowed)."
     parameters += [
+        _parameter(
+            "loss",
+            Annotated[list[str] | None, typer.Option("--loss", help=loss_help.format(objectives=names["objectives"]), metavar="NAME=WEIGHT")],
+        ),
+        _parameter("resume", Annotated[Path | None, typer.Option("--resume", metavar="RUN_DIR", help=resume_help)]),
         _parameter("config", Annotated[Path | None, typer.Option("--config", help=config_help, metavar="PATH")]),
         _parameter("out", Annotated[Path | None, typer.Option("--out", help=out_help, metavar="PATH")]),
         _parameter("overwrite", Annotated[bool, typer.Option("--overwrite", help=overwrite_help)], default=False),
@@ -100,16 +145,34 @@ def make_command(registry: Registry | None = None) -> Any:
         """Train a harmonium, evaluate it on the test split, and write the run directory."""
         config_file, out, overwrite = options.pop("config"), options.pop("out"), options.pop("overwrite")
         json_output = options.pop("json_output")
-        base = load_config(config_file) if config_file is not None else RunConfig()
-        overrides = {
-            section: {key: options[key] for key in section_keys(section) if options[key] is not None}
-            for section in FLAG_SECTIONS
-        }
-        config = config_from_mapping(overrides, base)
-        out = out if out is not None else Path("runs") / default_run_name(config)
-        bar = ProgressBar()
-        metrics = train_run(config, out, overwrite=overwrite, progress=bar, log=bar.message, registry=registry)
-        bar.close()
+        loss, resume = options.pop("loss") or [], options.pop("resume")
+        given = [f"--{key.replace('_', '-')}" for key, value in options.items() if value is not None]
+        if resume is not None:
+            extra = given + [flag for flag, value in (("--config", config_file), ("--out", out)) if value is not None]
+            if extra or loss or overwrite:
+                raise ConfigurationError(
+                    f"--resume continues RUN_DIR with its own config.toml; drop {', '.join(extra or ['--loss'])}",
+                    offending=extra,
+                )
+            bar = ProgressBar()
+            with _interrupt_exit(resume):
+                metrics = resume_run(resume, progress=bar, log=bar.message, registry=registry)
+            bar.close()
+            config, out = read_config(resume), resume
+        else:
+            base = load_config(config_file) if config_file is not None else RunConfig()
+            overrides: dict[str, dict[str, Any]] = {
+                section: {key: options[key] for key in section_keys(section) if options.get(key) is not None}
+                for section in FLAG_SECTIONS
+            }
+            if loss:
+                overrides["train"]["loss_weights"] = {**base.train.loss_weights, **parse_loss(loss)}
+            config = config_from_mapping(overrides, base)
+            out = out if out is not None else Path("runs") / default_run_name(config)
+            bar = ProgressBar()
+            with _interrupt_exit(out):
+                metrics = train_run(config, out, overwrite=overwrite, progress=bar, log=bar.message, registry=registry)
+            bar.close()
         if json_output:
             emit_json({"run_dir": out, "summary": summary_row(config, metrics, run=out.name), "metrics": metrics})
             return

@@ -13,6 +13,7 @@ Examples:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,7 @@ class ModelSpec:
         blocks: a block-set name (``"hierarchical"``, ``"full"``) or a list of block names.
         observable_options: extra options of the observable family (e.g. ``{"n_trials": 16}``).
         latent: registry name of the latent base family (default ``"bernoulli"``).
+        block_options: ``{block name: {option: value}}``, extra constructor options of blocks.
     """
 
     observable: str = "binomial"
@@ -45,6 +47,7 @@ class ModelSpec:
     blocks: str | Sequence[str] = "hierarchical"
     observable_options: Mapping[str, Any] = field(default_factory=dict)
     latent: str = "bernoulli"
+    block_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def _positive(name: str, value: Any, minimum: int = 1) -> int:
@@ -96,6 +99,41 @@ def build_family(name: str, size: int, options: Mapping[str, Any], registry: Reg
     return family
 
 
+def build_block(
+    name: str,
+    observable_size: int,
+    latent_size: int,
+    n_clusters: int,
+    options: Mapping[str, Any],
+    registry: Registry,
+) -> Any:
+    """Instantiate the block ``name`` with its sizes and ``options``; an option it does not accept is named."""
+    cls = registry.block(name)
+    reserved = sorted({"observable_size", "latent_size", "n_clusters"} & set(options))
+    if reserved:
+        raise ConfigurationError(
+            f"block {name!r}: {reserved} are set from the model, not from block options; remove them",
+            offending=reserved,
+        )
+    if dataclasses.is_dataclass(cls):
+        accepted = sorted({f.name for f in dataclasses.fields(cls)} - {"observable_size", "latent_size", "n_clusters"})
+        unknown = sorted(set(options) - set(accepted))
+        if unknown:
+            raise ConfigurationError(
+                f"block {name!r} has no option(s) {', '.join(unknown)}; it accepts {', '.join(accepted) or 'no options'} "
+                f"([model.block_options.{name}] in a run.toml)",
+                offending=unknown,
+            )
+    try:
+        return cls(observable_size=observable_size, latent_size=latent_size, n_clusters=n_clusters, **dict(options))
+    except TypeError as error:
+        raise ConfigurationError(
+            f"block {name!r} does not accept options {dict(options)!r} ({error}); "
+            "see the block's documentation for its options",
+            offending=options,
+        ) from None
+
+
 def build_model(spec: ModelSpec | None = None, *, registry: Registry | None = None, **fields: Any) -> Harmonium:
     """Build a harmonium from a spec (or from the spec's fields as keywords).
 
@@ -124,8 +162,15 @@ def build_model(spec: ModelSpec | None = None, *, registry: Registry | None = No
             offending=spec.latent,
         )
     names = resolve_blocks(spec.blocks, registry)
+    unused = sorted(set(spec.block_options) - set(names))
+    if unused:
+        raise ConfigurationError(
+            f"block_options for {unused}, which the model does not use (its blocks: {', '.join(names)}); "
+            "remove them or add the blocks",
+            offending=unused,
+        )
     blocks = tuple(
-        registry.block(name)(observable_size=observable.coupled_size, latent_size=n_latent, n_clusters=n_clusters)
+        build_block(name, observable.coupled_size, n_latent, n_clusters, spec.block_options.get(name, {}), registry)
         for name in names
     )
     return Harmonium(observable=observable, mixture=LatentMixture(latent, n_clusters), blocks=blocks)

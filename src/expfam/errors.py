@@ -38,6 +38,10 @@ class SupportError(ExpfamError):
     """Data lies outside the support of a family."""
 
 
+class ShapeError(ExpfamError):
+    """Observations whose trailing shape does not match the family or model they are given to."""
+
+
 class ConfigurationError(ExpfamError):
     """A model, training or sweep configuration is invalid."""
 

@@ -31,7 +31,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from expfam.errors import ConfigurationError, SupportError
+from expfam.errors import ConfigurationError, ShapeError, SupportError
+from expfam.shapes import check_batch
 
 Array = jax.Array
 
@@ -165,9 +166,25 @@ class ExponentialFamily(abc.ABC):
         return self.log_partition(other) - self.log_partition(params) - vdot(self.means(params), other - params)
 
     def log_density(self, params: Array, x: Array) -> Array:
-        r"""``log p_θ(x) = θ·s(x) + log h(x) − ψ(θ)`` for one observation."""
+        r"""``log p_θ(x) = θ·s(x) + log h(x) − ψ(θ)`` for one observation ``x`` of :attr:`data_shape`.
+
+        A batch is refused (its sum would be a meaningless single number): use :meth:`log_densities`.
+        """
+        shape = tuple(jnp.shape(x))
+        if shape != tuple(self.data_shape):
+            hint = " for a batch use log_densities(params, x)" if shape[1:] == tuple(self.data_shape) else ""
+            raise ShapeError(
+                f"{type(self).__name__}.log_density takes one observation of shape {self.data_shape}, "
+                f"got shape {shape};{hint or ' reshape it'}",
+                offending=shape,
+            )
         stats = self.sufficient_statistic(x)
         return vdot(params, stats) + self.log_base_measure(x) - self.log_partition(params)
+
+    def log_densities(self, params: Array, x: Array) -> Array:
+        r"""``log p_θ(x_i)`` for a batch ``x`` of shape ``(B,) + data_shape``; returns ``(B,)``."""
+        check_batch(self, x, what=f"{type(self).__name__}.log_densities: x")
+        return jax.vmap(lambda row: self.log_density(params, row))(jnp.asarray(x))
 
     def average_statistic(self, data: Array) -> Array:
         """Mean of ``s(x)`` over the leading axis of ``data``."""
@@ -189,7 +206,9 @@ class ExponentialFamily(abc.ABC):
 
         ``η = (1 − shrinkage)·mean s(x) + shrinkage·∇ψ(θ_ref)``, ``θ = (∇ψ)⁻¹(η) + N(0, noise²)``.
         For a Binomial this is ``logit(p̂)`` with ``p̂`` shrunk toward ½. Without
-        data, the reference parameters plus noise.
+        data, the reference parameters plus noise. The noise is halved (up to 7 times,
+        then dropped) until :meth:`is_valid_params` holds, so the result is always valid
+        when the noise-free start is.
         """
         reference = self.reference_params()
         if data is None:
@@ -199,9 +218,20 @@ class ExponentialFamily(abc.ABC):
             means = (1.0 - shrinkage) * self.average_statistic(data) + shrinkage * target
             params = self.natural_from_means(means)
         if self.coupling_index is None:
-            return params + noise * jax.random.normal(key, self.param_shape)
-        jitter = noise * jax.random.normal(key, (self.size,))
-        return self.add_offset(params, jitter)
+            jitter = jax.random.normal(key, self.param_shape)
+        else:
+            jitter = jax.random.normal(key, (self.size,))
+        # Keep the result a valid natural parameter (ψ and ∇ψ finite): halve the noise until it is,
+        # e.g. a geometric θ < 0 near 0; without any valid noisy point, the noise-free start.
+        result = params
+        for halvings in reversed(range(8)):
+            candidate = self.add_offset(params, noise * 0.5**halvings * jitter)
+            result = jnp.where(self.is_valid_params(candidate), candidate, result)
+        return result
+
+    def is_valid_params(self, params: Array) -> Array:
+        r"""Whether ``params`` is a usable natural parameter: ``ψ(θ)`` and ``∇ψ(θ)`` finite (a jax bool)."""
+        return jnp.isfinite(self.log_partition(params)) & jnp.all(jnp.isfinite(self.means(params)))
 
     # ------------------------------------------------------- coupling helpers
     def add_offset(self, params: Array, offset: Array) -> Array:

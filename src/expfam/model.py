@@ -17,7 +17,9 @@ Parameters are the named pytree ::
      "likelihood": {"a", "blocks": {block name: array}},
      "rho_y": (n,)}
 
-Methods on observations take a batch ``x`` of shape ``(B,) + data_shape``.
+Methods on observations take a batch ``x`` of shape ``(B,) + data_shape`` and refuse
+any other shape with a :class:`~expfam.errors.ShapeError` (one observation: ``x[None]``;
+:func:`expfam.load_run`'s helpers accept one observation or images too).
 Methods on sampled states take ``y`` ``(S, n)`` and ``k`` ``(S,)``; blocks see
 the latent statistics ``s_Y(y)``.
 """
@@ -31,9 +33,11 @@ import jax
 import jax.numpy as jnp
 
 from expfam.block import InteractionBlock
+from expfam.errors import ShapeError
 from expfam.families.categorical import full_logits
 from expfam.family import Array, ExponentialFamily
 from expfam.mixture import LatentMixture, MixtureParams, sample_categorical, tree_vdot
+from expfam.shapes import check_batch
 
 Params = dict[str, Any]
 
@@ -136,7 +140,11 @@ class Harmonium:
         r"""``η_q(x) = θ_Z − ρ̃ + Σ_b L_bᵀ(s_X(x))`` for a batch ``x`` ``(B,) + data_shape``.
 
         Returns mixture parameters whose leaves carry a leading batch axis.
+
+        Raises:
+            ShapeError: ``x`` is not a batch of observations (e.g. one unbatched image).
         """
+        check_batch(self.observable, x)
         stats = jax.vmap(self.observable.sufficient_statistic)(x)
         statistic = self.observable.coupled_statistic(stats)
         base = jax.tree.map(jnp.subtract, params["prior"], self.correction(params))
@@ -159,6 +167,7 @@ class Harmonium:
         r"""``c(x) = s_X(x)·a + ψ_Z(η_q(x)) − ψ_Z(θ_Z) − ψ_X(a) + log h_X(x)``, shape ``(B,)``."""
         if posterior is None:
             posterior = self.posterior_params(params, x)
+        check_batch(self.observable, x)
         bias = params["likelihood"]["a"]
         stats = jax.vmap(self.observable.sufficient_statistic)(x)
         return (
@@ -177,7 +186,13 @@ class Harmonium:
 
     # ------------------------------------------------------------- densities
     def log_joint(self, params: Params, x: Array, y: Array, k: Array) -> Array:
-        """``log p(x, z_s)`` for one observation ``x`` and sampled states ``(S,)``."""
+        """``log p(x, z_s)`` for one observation ``x`` (of ``data_shape``) and sampled states ``(S,)``."""
+        if tuple(jnp.shape(x)) != tuple(self.observable.data_shape):
+            raise ShapeError(
+                f"Harmonium.log_joint takes one observation of shape {self.observable.data_shape}, got "
+                f"{tuple(jnp.shape(x))}; vmap it over a batch",
+                offending=tuple(jnp.shape(x)),
+            )
         stats = self.observable.sufficient_statistic(x)
         theta = self.observable_params(params, y, k)
         log_likelihood = (

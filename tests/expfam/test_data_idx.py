@@ -200,3 +200,11 @@ def test_write_idx_refuses_bad_input(tmp_path: Path) -> None:
         write_idx(tmp_path / "x", np.zeros((2, 3)), "images")
     with pytest.raises(DataError, match=r"whole numbers in 0\.\.255"):
         write_idx(tmp_path / "x", np.array([256]), "labels")
+
+
+def test_label_files_are_optional_together(tmp_path: Path) -> None:
+    write_mnist_folder(tmp_path)
+    for name in ("train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte"):
+        (tmp_path / name).unlink()
+    split = Idx().load(path=tmp_path)
+    assert not split.has_labels and split.x_train.shape[0] > 0 and split.y_test is None

@@ -59,11 +59,31 @@ def test_unit_interval_floats_get_a_hint(tmp_path: Path) -> None:
         Npz().load(path=save(tmp_path / "d.npz", x_train=x, x_test=x[:2]))
 
 
-def test_missing_key_is_named(tmp_path: Path) -> None:
-    with pytest.raises(
-        DataError, match=r"d\.npz: missing array\(s\) y_test; expected x_train, y_train, x_test, y_test"
-    ):
+def test_one_label_array_without_the_other_is_named(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"d\.npz: holds y_train but not the other label array"):
         Npz().load(path=save(tmp_path / "d.npz", y_test=None))
+
+
+def test_missing_image_array_is_named(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"d\.npz: missing array\(s\) x_test; expected x_train and x_test"):
+        Npz().load(path=save(tmp_path / "d.npz", x_test=None))
+
+
+def test_labels_are_optional(tmp_path: Path) -> None:
+    split = Npz().load(path=save(tmp_path / "d.npz", y_train=None, y_test=None))
+    assert not split.has_labels and split.y_train is None and split.n_classes == 0
+    assert "no labels" in split.describe()
+
+
+def test_a_single_array_x_is_split_by_the_seed(tmp_path: Path) -> None:
+    x = np.tile(np.arange(10.0)[:, None], (1, 4))  # counts; each row distinct
+    path = tmp_path / "x.npz"
+    np.savez(path, x=x)
+    first, again = Npz().load(path=path, seed=3), Npz().load(path=path, seed=3)
+    assert first.x_train.shape == (8, 4) and first.x_test.shape == (2, 4) and not first.has_labels
+    np.testing.assert_array_equal(first.x_test, again.x_test)
+    rows = {tuple(row) for row in np.concatenate([first.x_train, first.x_test])}
+    assert len(rows) == 10  # a partition of the rows
 
 
 @pytest.mark.parametrize(

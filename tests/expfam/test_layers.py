@@ -9,6 +9,11 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGES = ("expfam", "interactions", "objectives", "cli")
+#: Floor 2: the experiment machinery, and the scikit-learn adapter that trains through it.
+#: (``expfam/__init__`` serves ``expfam.load_run`` lazily through ``importlib`` in its module
+#: ``__getattr__``: that one named bridge is the facade's, and ``import expfam`` stays floor 1,
+#: which test_trained.py checks by importing it in a fresh interpreter.)
+FLOOR_TWO = ("expfam.experiment", "expfam.sklearn")
 
 
 def _module_name(path: Path) -> str:
@@ -38,9 +43,9 @@ def _graph() -> dict[str, set[str]]:
 
 def test_floor_one_never_imports_the_experiment_machinery() -> None:
     offenders = {
-        name: sorted(m for m in deps if m.startswith("expfam.experiment"))
+        name: sorted(m for m in deps if m.startswith(FLOOR_TWO))
         for name, deps in _graph().items()
-        if name.startswith("expfam") and not name.startswith("expfam.experiment")
+        if name.startswith("expfam") and not name.startswith(FLOOR_TWO)
     }
     offenders = {name: deps for name, deps in offenders.items() if deps}
     assert not offenders, f"floor-1 modules import floor 2: {offenders}"

@@ -164,7 +164,7 @@ def test_existing_run_directory_is_refused_before_training_and_left_untouched(mo
 
 
 def test_divergence_saves_the_last_finite_params_and_history_then_reraises(monkeypatch, tmp_path):
-    def diverging_train(model, params, data, config, *, callback, registry=None):
+    def diverging_train(model, params, data, config, *, callback, **_):
         callback(100, params, {"loss": np.ones(100), "elbo": -np.ones(100)})
         raise TrainingDivergedError(
             "training diverged at step 123: term 'elbo' is not finite", step=123, term="elbo", last_params=params

@@ -13,6 +13,7 @@ import pytest
 from expfam import TrainingDivergedError, build_registry
 from expfam.builder import build_model
 from expfam.experiment.config import TrainConfig
+from expfam.experiment.streams import stream_key
 from expfam.experiment.training import loss_weights, make_optimizer, train
 from expfam.hookspecs import hookimpl
 from expfam.objective import Objective
@@ -112,7 +113,7 @@ def test_analytic_rho_mode_stores_the_fit(model_and_data):
     result = train(model, params, data, config)
     assert not np.allclose(result.params["rho_y"], 0.0)
     # The stored rho_y minimises the prior residual variance on the samples it was fitted to.
-    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), config.n_steps)
+    key = jax.random.fold_in(stream_key(config.seed, "correction"), config.n_steps)
     _, rho_y, variance = model.fit_correction(key, result.params, config.n_conj_samples)
     np.testing.assert_allclose(result.params["rho_y"], rho_y, rtol=1e-5)
     shifted = {**result.params, "rho_y": rho_y + 0.1}

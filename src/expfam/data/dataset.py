@@ -9,8 +9,10 @@ the loader's :meth:`Dataset.read`. Third-party loaders subclass
 from __future__ import annotations
 
 import abc
+import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from expfam.data.split import DataSplit, require_n_trials
 from expfam.errors import ConfigurationError, DataError
@@ -100,6 +102,30 @@ class Dataset(abc.ABC):
         return resolved
 
 
+def dataset_options(dataset: Dataset) -> list[str]:
+    """The options a loader accepts: the fields of a dataclass loader (none otherwise)."""
+    return [f.name for f in dataclasses.fields(dataset)] if dataclasses.is_dataclass(dataset) else []
+
+
+def configure_dataset(dataset: Dataset, options: Mapping[str, Any]) -> Dataset:
+    """``dataset`` with ``options`` set (e.g. ``{"n_classes": 26}``), each checked against its fields.
+
+    Raises:
+        ConfigurationError: an option the loader does not have, listing the ones it has.
+    """
+    if not options:
+        return dataset
+    accepted = dataset_options(dataset)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ConfigurationError(
+            f"dataset {dataset.name!r} has no option(s) {', '.join(unknown)}; it accepts "
+            f"{', '.join(accepted) or 'no options'} ([data.options] in a run.toml)",
+            offending=unknown,
+        )
+    return dataclasses.replace(dataset, **dict(options))  # type: ignore[type-var]
+
+
 def load_dataset(
     name: str,
     *,
@@ -108,6 +134,7 @@ def load_dataset(
     seed: int = 0,
     test_fraction: float = 0.2,
     registry: Registry | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> DataSplit:
     """Look the loader ``name`` up in the registry and load it.
 
@@ -118,6 +145,7 @@ def load_dataset(
         seed: seed of the train/test split; passed on.
         test_fraction: share held out for testing; passed on.
         registry: the registry to look in (default: the installed plugins).
+        options: the loader's own options (:func:`configure_dataset`).
 
     Returns:
         The loaded :class:`DataSplit`.
@@ -131,7 +159,7 @@ def load_dataset(
         from expfam.plugins import get_registry
 
         registry = get_registry()
-    dataset = registry.dataset(name)
+    dataset = configure_dataset(registry.dataset(name), options or {})
     split: DataSplit = dataset.load(path=path, n_trials=n_trials, seed=seed, test_fraction=test_fraction)
     return split
 

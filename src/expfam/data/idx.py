@@ -160,7 +160,11 @@ def _candidates(base: str) -> list[str]:
 
 
 def find_idx_files(folder: Path) -> dict[tuple[str, str], Path]:
-    """Locate the four MNIST-format files in ``folder``, or raise listing what is missing."""
+    """Locate the MNIST-format files in ``folder``, or raise listing what is missing.
+
+    The two image files are required; the two label files are optional together
+    (neither: unlabelled data, only the label-free metrics are reported).
+    """
     if not folder.is_dir():
         raise DataError(
             f"{folder}: expected a folder holding the four MNIST-format IDX files, found a file; "
@@ -176,6 +180,9 @@ def find_idx_files(folder: Path) -> dict[tuple[str, str], Path]:
             found[key] = hits[0]
         else:
             missing.append(" or ".join(names))
+    label_keys = [key for key in IDX_FILES if key[1] == "labels"]
+    if len(missing) == 2 and not any(key in found for key in label_keys):
+        return found  # both label files absent: unlabelled data
     if missing:
         present = sorted(p.name for p in folder.iterdir())[:10]
         raise DataError(
@@ -219,7 +226,7 @@ class Idx(Dataset):
     needs_path: ClassVar[bool] = True
     path_meaning: ClassVar[str | None] = (
         "a folder holding train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte "
-        "and t10k-labels-idx1-ubyte, each optionally .gz"
+        "and t10k-labels-idx1-ubyte, each optionally .gz (the two label files may be left out)"
     )
     fixed_split: ClassVar[bool] = True
 
@@ -228,11 +235,19 @@ class Idx(Dataset):
     def read(self, path: Path | None, *, n_trials: int, seed: int, test_fraction: float) -> DataSplit:
         assert path is not None  # load() refuses a missing path
         files = find_idx_files(path)
-        arrays: dict[str, np.ndarray] = {}
+        arrays: dict[str, np.ndarray | None] = {}
         shapes: dict[str, tuple[int, ...]] = {}
         for part in ("train", "test"):
-            images_file, labels_file = files[(part, "images")], files[(part, "labels")]
+            images_file = files[(part, "images")]
             images = read_idx(images_file, kind="images")
+            shapes[part] = images.shape[1:]
+            arrays[f"x_{part}"] = counts_from_intensities(
+                images.reshape(images.shape[0], -1), n_trials=n_trials, max_value=255
+            )
+            arrays[f"y_{part}"] = None
+            if (part, "labels") not in files:
+                continue
+            labels_file = files[(part, "labels")]
             labels = read_idx(labels_file, kind="labels")
             if images.shape[0] != labels.shape[0]:
                 raise DataError(
@@ -241,10 +256,6 @@ class Idx(Dataset):
                     offending=(images.shape[0], labels.shape[0]),
                 )
             check_labels(labels, where=labels_file.name, n_classes=self.n_classes)
-            shapes[part] = images.shape[1:]
-            arrays[f"x_{part}"] = counts_from_intensities(
-                images.reshape(images.shape[0], -1), n_trials=n_trials, max_value=255
-            )
             arrays[f"y_{part}"] = labels.astype(np.int64)
         if shapes["train"] != shapes["test"]:
             raise DataError(

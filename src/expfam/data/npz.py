@@ -26,7 +26,8 @@ from expfam.data.idx import check_labels
 from expfam.data.split import DataSplit, counts_from_intensities
 from expfam.errors import DataError
 
-REQUIRED_KEYS: tuple[str, ...] = ("x_train", "y_train", "x_test", "y_test")
+REQUIRED_KEYS: tuple[str, ...] = ("x_train", "x_test")
+LABEL_KEYS: tuple[str, ...] = ("y_train", "y_test")
 
 
 def _open(path: Path) -> dict[str, np.ndarray]:
@@ -43,12 +44,18 @@ def _open(path: Path) -> dict[str, np.ndarray]:
         raise DataError(f"{path.name}: holds a single array, expected an .npz archive", offending=str(path))
     with archive:
         missing = [key for key in REQUIRED_KEYS if key not in archive.files]
-        if missing:
+        if missing and "x" not in archive.files:
             raise DataError(
-                f"{path.name}: missing array(s) {', '.join(missing)}; expected {', '.join(REQUIRED_KEYS)} "
-                f"(found {', '.join(archive.files) or 'none'}). Save with "
-                "np.savez(path, x_train=..., y_train=..., x_test=..., y_test=...)",
+                f"{path.name}: missing array(s) {', '.join(missing)}; expected x_train and x_test "
+                f"(labels y_train, y_test optional), or one array x (found {', '.join(archive.files) or 'none'}). "
+                "Save with np.savez(path, x_train=..., x_test=...) or np.savez(path, x=...)",
                 offending=missing,
+            )
+        labels = [key for key in LABEL_KEYS if key in archive.files]
+        if not missing and len(labels) == 1:
+            raise DataError(
+                f"{path.name}: holds {labels[0]} but not the other label array; give y_train and y_test, or neither",
+                offending=labels,
             )
         try:
             return {key: archive[key] for key in archive.files}
@@ -100,19 +107,35 @@ def _image_shape(arrays: dict[str, np.ndarray], n_features: int, name: str) -> t
     return (side, side) if side * side == n_features else (1, n_features)
 
 
+def _split_single(arrays: dict[str, np.ndarray], *, seed: int, test_fraction: float) -> dict[str, np.ndarray]:
+    """``x`` (and ``y``) split into ``x_train, x_test`` (``y_train, y_test``) by a seeded permutation."""
+    x = arrays["x"]
+    n_test = max(1, round(test_fraction * x.shape[0]))
+    if x.ndim < 2 or x.shape[0] - n_test < 1:
+        raise DataError(f"array x of shape {x.shape} is too small to split into train and test", offending=x.shape)
+    order = np.random.default_rng(seed).permutation(x.shape[0])
+    test, train = order[:n_test], order[n_test:]
+    split = {"x_train": x[train], "x_test": x[test]}
+    if "y" in arrays:
+        split.update(y_train=arrays["y"][train], y_test=arrays["y"][test])
+    if "image_shape" in arrays:
+        split["image_shape"] = arrays["image_shape"]
+    return split
+
+
 @final
 @dataclass(frozen=True)
 class Npz(Dataset):
-    """An ``.npz`` archive with ``x_train, y_train, x_test, y_test`` (see the module for the pixel rule).
+    """An ``.npz`` archive with ``x_train, x_test`` and optional labels (see the module for the pixel rule).
 
     Attributes:
         n_classes: labels must lie in ``0..n_classes-1`` (``None``: any non-negative label).
     """
 
     name: ClassVar[str] = "npz"
-    description: ClassVar[str] = "an .npz archive with x_train, y_train, x_test, y_test (uint8 images are rescaled)"
+    description: ClassVar[str] = "an .npz archive with x_train, x_test [, y_train, y_test] or x (uint8 is rescaled)"
     needs_path: ClassVar[bool] = True
-    path_meaning: ClassVar[str | None] = "an .npz file with arrays x_train, y_train, x_test, y_test"
+    path_meaning: ClassVar[str | None] = "an .npz file with arrays x_train, x_test (labels y_train, y_test optional)"
     fixed_split: ClassVar[bool] = True
 
     n_classes: int | None = None
@@ -120,10 +143,12 @@ class Npz(Dataset):
     def read(self, path: Path | None, *, n_trials: int, seed: int, test_fraction: float) -> DataSplit:
         assert path is not None  # load() refuses a missing path
         arrays = _open(path)
-        fields: dict[str, np.ndarray] = {}
+        if "x_train" not in arrays:
+            arrays = _split_single(arrays, seed=seed, test_fraction=test_fraction)
+        fields: dict[str, np.ndarray | None] = {}
         pixel_shape: tuple[int, ...] | None = None
         for part in ("train", "test"):
-            images, labels = arrays[f"x_{part}"], arrays[f"y_{part}"]
+            images, labels = arrays[f"x_{part}"], arrays.get(f"y_{part}")
             if images.ndim not in (2, 3):
                 raise DataError(
                     f"{path.name}: x_{part} has shape {images.shape}, expected (n, height, width) or (n, D)",
@@ -136,6 +161,10 @@ class Npz(Dataset):
                     offending=(pixel_shape, images.shape[1:]),
                 )
             pixel_shape = images.shape[1:]
+            fields[f"x_{part}"] = _counts(images, where=f"{path.name}: x_{part}", n_trials=n_trials)
+            fields[f"y_{part}"] = None
+            if labels is None:
+                continue
             if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
                 raise DataError(
                     f"{path.name}: y_{part} has shape {labels.shape}, expected ({images.shape[0]},) "
@@ -149,7 +178,8 @@ class Npz(Dataset):
                     offending=labels.dtype,
                 )
             check_labels(labels, where=f"{path.name}: y_{part}", n_classes=self.n_classes)
-            fields[f"x_{part}"] = _counts(images, where=f"{path.name}: x_{part}", n_trials=n_trials)
             fields[f"y_{part}"] = labels.astype(np.int64)
-        image_shape = _image_shape(arrays, fields["x_train"].shape[1], path.name)
+        x_train = fields["x_train"]
+        assert x_train is not None
+        image_shape = _image_shape(arrays, x_train.shape[1], path.name)
         return DataSplit(**fields, name=self.name, n_trials=n_trials, image_shape=image_shape, source=str(path))

@@ -69,9 +69,10 @@ class DataSplit:
 
     Attributes:
         x_train: ``(n_train, D)`` float64 counts in ``0..n_trials``.
-        y_train: ``(n_train,)`` int64 class labels (used only for evaluation).
+        y_train: ``(n_train,)`` int64 class labels (used only for evaluation), or ``None``
+            for unlabelled data (then ``y_test`` is ``None`` too).
         x_test: ``(n_test, D)`` float64 counts.
-        y_test: ``(n_test,)`` int64 labels.
+        y_test: ``(n_test,)`` int64 labels, or ``None``.
         name: the dataset's registry name.
         n_trials: the Binomial trial count ``N`` the counts were mapped to.
         image_shape: ``(height, width)`` with ``height·width == D`` (for plots).
@@ -81,9 +82,9 @@ class DataSplit:
     """
 
     x_train: np.ndarray = dataclasses.field(repr=False)
-    y_train: np.ndarray = dataclasses.field(repr=False)
+    y_train: np.ndarray | None = dataclasses.field(repr=False)
     x_test: np.ndarray = dataclasses.field(repr=False)
-    y_test: np.ndarray = dataclasses.field(repr=False)
+    y_test: np.ndarray | None = dataclasses.field(repr=False)
     name: str
     n_trials: int
     image_shape: tuple[int, int]
@@ -91,11 +92,18 @@ class DataSplit:
 
     def __post_init__(self) -> None:
         require_n_trials(f"DataSplit {self.name!r}", self.n_trials)
+        if (self.y_train is None) != (self.y_test is None):
+            raise _field_error(
+                self.name, "labels for one split only; give both y_train and y_test, or neither", "labels"
+            )
         for part in ("train", "test"):
             x = np.asarray(getattr(self, f"x_{part}"))
-            y = np.asarray(getattr(self, f"y_{part}"))
             if x.ndim != 2:
                 raise _field_error(self.name, f"x_{part} has shape {x.shape}, expected (n_{part}, D)", x.shape)
+            object.__setattr__(self, f"x_{part}", x.astype(np.float64, copy=False))
+            if getattr(self, f"y_{part}") is None:
+                continue
+            y = np.asarray(getattr(self, f"y_{part}"))
             if y.ndim != 1:
                 raise _field_error(self.name, f"y_{part} has shape {y.shape}, expected (n_{part},)", y.shape)
             if x.shape[0] != y.shape[0]:
@@ -109,7 +117,6 @@ class DataSplit:
                 raise _field_error(self.name, f"y_{part} has dtype {y.dtype}, expected integer labels", y.dtype)
             if y.size and y.min() < 0:
                 raise _field_error(self.name, f"y_{part} holds the negative label {y.min()}", int(y.min()))
-            object.__setattr__(self, f"x_{part}", x.astype(np.float64, copy=False))
             object.__setattr__(self, f"y_{part}", y.astype(np.int64, copy=False))
         n_features = self.x_train.shape[1]
         if self.x_test.shape[1] != n_features:
@@ -134,8 +141,15 @@ class DataSplit:
         return int(self.x_train.shape[1])
 
     @property
+    def has_labels(self) -> bool:
+        """Whether the data carries class labels (NMI, purity and accuracy need them)."""
+        return self.y_train is not None
+
+    @property
     def n_classes(self) -> int:
-        """One more than the largest label in either split."""
+        """One more than the largest label in either split (0 without labels)."""
+        if self.y_train is None or self.y_test is None:
+            return 0
         labels = np.concatenate([self.y_train, self.y_test])
         return int(labels.max()) + 1 if labels.size else 0
 
@@ -143,6 +157,7 @@ class DataSplit:
         """One line, e.g. ``digits: 1437 train / 360 test, D=64 (8×8), counts 0..16, 10 classes``."""
         height, width = self.image_shape
         return (
-            f"{self.name}: {len(self.y_train)} train / {len(self.y_test)} test, D={self.n_features} "
-            f"({height}×{width}), counts 0..{self.n_trials}, {self.n_classes} classes, from {self.source}"
+            f"{self.name}: {len(self.x_train)} train / {len(self.x_test)} test, D={self.n_features} "
+            f"({height}×{width}), counts 0..{self.n_trials}, "
+            f"{f'{self.n_classes} classes' if self.has_labels else 'no labels'}, from {self.source}"
         )

@@ -3,9 +3,16 @@
 Sections mirror the TOML file::
 
     [model]     block, observable, n_trials, n_latent, n_clusters
+    [model.observable_options]   options of the observable family
+    [model.block_options.NAME]   options of block NAME
     [data]      dataset, data, test_fraction
+    [data.options]               options of the dataset plugin
     [train]     learning_rate, n_steps, batch_size, warmups, loss weights, ...
+    [train.loss_weights]         {loss term: weight}, over the named weights
     [evaluate]  sample counts of the final evaluation
+
+The option tables are :class:`Options`, an immutable, hashable mapping; their
+names are checked against the plugin when the run is prepared.
 
 Every key is optional in a file; unknown keys and wrong types are errors
 that name the key. Defaults are sized for the bundled digits data on a
@@ -18,12 +25,54 @@ import dataclasses
 import math
 import tomllib
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from expfam.errors import ConfigurationError
+
+
+class Options(Mapping[str, Any]):
+    """An immutable, hashable ``{name: value}`` table (values: TOML scalars, lists, or nested tables)."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, Any] | None = None) -> None:
+        frozen = {str(k): Options(v) if isinstance(v, Mapping) else _freeze(v) for k, v in dict(items or {}).items()}
+        object.__setattr__(self, "_items", frozen)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(tuple(sorted(self._items.items())))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
+
+    def __repr__(self) -> str:
+        return f"Options({self._items!r})"
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Options:
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain nested ``dict`` (lists for sequences)."""
+        return {
+            k: v.to_dict() if isinstance(v, Options) else (list(v) if isinstance(v, tuple) else v)
+            for k, v in self.items()
+        }
+
+
+def _freeze(value: Any) -> Any:
+    return tuple(_freeze(v) for v in value) if isinstance(value, (list, tuple)) else value
 
 
 @dataclass(frozen=True)
@@ -35,6 +84,8 @@ class ModelConfig:
     n_trials: int = 16
     n_latent: int = 32
     n_clusters: int = 20
+    observable_options: Options = field(default_factory=Options)
+    block_options: Options = field(default_factory=Options)
 
 
 @dataclass(frozen=True)
@@ -44,6 +95,7 @@ class DataConfig:
     dataset: str = "digits"
     data: str = ""
     test_fraction: float = 0.2
+    options: Options = field(default_factory=Options)
 
 
 @dataclass(frozen=True)
@@ -66,6 +118,8 @@ class TrainConfig:
     rho_mode: str = "learned"
     seed: int = 0
     log_every: int = 250
+    checkpoint_every: int = 4
+    loss_weights: Options = field(default_factory=Options)
 
 
 @dataclass(frozen=True)
@@ -113,8 +167,17 @@ def _coerce(section: str, key: str, value: Any, expected: type) -> Any:
         return value
     if expected is bool and isinstance(value, bool):
         return value
+    if expected is Options and isinstance(value, Mapping):
+        if key == "block_options" and not all(isinstance(v, Mapping) for v in value.values()):
+            raise ConfigurationError(
+                f"{where} must hold one table per block, e.g. [{section}.{key}.xy], got {value!r}", offending=key
+            )
+        if key == "loss_weights":
+            return Options({name: _coerce(section, f"{key}.{name}", w, float) for name, w in value.items()})
+        return Options(value)
+    kind = "a table" if expected is Options else expected.__name__
     raise ConfigurationError(
-        f"{where} must be {expected.__name__}, got {type(value).__name__} {value!r}; fix the value",
+        f"{where} must be {kind}, got {type(value).__name__} {value!r}; fix the value",
         offending=key,
     )
 
@@ -162,17 +225,28 @@ def load_config(path: str | Path, base: RunConfig | None = None) -> RunConfig:
 
 
 def config_to_mapping(config: RunConfig) -> dict[str, dict[str, Any]]:
-    """``{section: {key: value}}`` of a configuration."""
+    """``{section: {key: value}}`` of a configuration (option tables as :class:`Options`)."""
     return {section: dataclasses.asdict(getattr(config, section)) for section in SECTIONS}
 
 
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, (int, float)):
         return repr(value)
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     text = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'
+
+
+def _toml_key(key: str) -> str:
+    bare = key.replace("_", "").replace("-", "").isalnum() and key.isascii()
+    return key if bare else _toml_value(key)
 
 
 def config_to_toml(config: RunConfig) -> str:
@@ -206,6 +280,17 @@ def validate_config(config: RunConfig) -> None:
     for key in ("n_steps", "batch_size", "n_mc_samples", "n_conj_samples", "log_every"):
         value = getattr(train, key)
         _check(value >= 1, f"{key} must be ≥ 1, got {value}", key)
+    _check(
+        train.checkpoint_every >= 0,
+        f"checkpoint_every must be ≥ 0 (chunks between checkpoints; 0: none), got {train.checkpoint_every}",
+        "checkpoint_every",
+    )
+    for name, weight in train.loss_weights.items():
+        _check(
+            math.isfinite(weight) and weight >= 0,
+            f"[train.loss_weights] {name} must be a finite number ≥ 0, got {weight}; 0 turns the term off",
+            name,
+        )
     for key in ("lr_warmup_steps", "kl_warmup_steps", "conj_warmup_steps"):
         value = getattr(train, key)
         _check(value >= 0, f"{key} must be ≥ 0, got {value}", key)
@@ -238,6 +323,7 @@ __all__ = [
     "DataConfig",
     "EvaluateConfig",
     "ModelConfig",
+    "Options",
     "RunConfig",
     "TrainConfig",
     "config_from_mapping",

@@ -18,7 +18,7 @@ import numpy as np
 
 from expfam.experiment.config import EvaluateConfig
 from expfam.family import Array
-from expfam.metrics import clustering_metrics
+from expfam.metrics import active_clusters, clustering_metrics
 from expfam.model import Harmonium, Params
 
 
@@ -51,13 +51,19 @@ def reconstruction_error(model: Harmonium, params: Params, x: np.ndarray, batch_
     return float(np.mean((np.asarray(x, dtype=float) - x_hat) ** 2))
 
 
+#: The metrics that compare clusters with class labels; unlabelled data has none of them.
+LABEL_METRICS: tuple[str, ...] = ("nmi", "purity", "accuracy", "ari")
+
+
 def quick_metrics(
-    model: Harmonium, params: Params, x: np.ndarray, labels: np.ndarray, key: Array, n_r2_samples: int = 2000
+    model: Harmonium, params: Params, x: np.ndarray, labels: np.ndarray | None, key: Array, n_r2_samples: int = 2000
 ) -> dict[str, float]:
-    """The cheap progress metrics: NMI and R² (fewer prior samples than the final evaluation)."""
+    """The cheap progress metrics: NMI (with labels) and R² (fewer prior samples than the final evaluation)."""
+    r2 = float(_compiled(model, "r_squared", n_r2_samples)(key, params))
+    if labels is None:
+        return {"r2": r2}
     assigned = assignments(model, params, x)
     scores = clustering_metrics(labels, assigned, model.n_clusters)
-    r2 = float(_compiled(model, "r_squared", n_r2_samples)(key, params))
     return {"nmi": scores["nmi"], "r2": r2}
 
 
@@ -65,7 +71,7 @@ def evaluate(
     model: Harmonium,
     params: Params,
     x: np.ndarray,
-    labels: np.ndarray,
+    labels: np.ndarray | None,
     *,
     key: Array,
     config: EvaluateConfig | None = None,
@@ -74,12 +80,16 @@ def evaluate(
 
     Returns:
         ``{"nmi", "purity", "accuracy", "ari", "active_clusters", "recon", "r2",
-        "rho_norm", "elbo", "iwae"}`` as floats.
+        "rho_norm", "elbo", "iwae"}`` as floats; without labels (``labels=None``) the
+        label metrics of :data:`LABEL_METRICS` are left out.
     """
     config = config or EvaluateConfig()
     key_r2, key_elbo, key_iwae = jax.random.split(key, 3)
     assigned = assignments(model, params, x, config.batch_size)
-    results: dict[str, float] = dict(clustering_metrics(labels, assigned, model.n_clusters))
+    if labels is None:
+        results: dict[str, float] = {"active_clusters": active_clusters(assigned, model.n_clusters)}
+    else:
+        results = dict(clustering_metrics(labels, assigned, model.n_clusters))
     results["recon"] = reconstruction_error(model, params, x, config.batch_size)
     results["r2"] = float(_compiled(model, "r_squared", config.n_r2_samples)(key_r2, params))
     results["rho_norm"] = float(model.correction_norm(params))

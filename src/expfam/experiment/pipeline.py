@@ -19,10 +19,12 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import math
+import signal
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,41 +36,31 @@ import numpy as np
 from expfam import __version__ as expfam_version
 from expfam.builder import build_model, resolve_blocks
 from expfam.data import DataSplit, check_data_for_family, load_dataset
-from expfam.errors import TrainingDivergedError
+from expfam.errors import ConfigurationError, TrainingDivergedError
 from expfam.experiment.config import RunConfig, validate_config
 from expfam.experiment.evaluation import evaluate, quick_metrics
 from expfam.experiment.runs import (
+    RunDirectoryError,
     create_run_dir,
+    read_config,
+    read_history,
+    read_info,
     read_run,
     save_params,
     write_config,
     write_history,
     write_info,
     write_metrics,
+    write_model_spec,
 )
-from expfam.experiment.training import train
+from expfam.experiment.streams import run_keys
+from expfam.experiment.summary import SUMMARY_COLUMNS, compact_float, format_summary, summary_row
+from expfam.experiment.training import TrainState, make_optimizer, train
 from expfam.model import Harmonium, Params
 from expfam.plugins import Registry, get_registry
 
 #: ``progress(step, n_steps, row)`` after every logged chunk; ``row`` is the history row.
 ProgressCallback = Callable[[int, int, Mapping[str, float]], None]
-
-#: The reference table's columns, in order (docs/metrics.md).
-SUMMARY_COLUMNS: tuple[str, ...] = (
-    "Run",
-    "n_latent",
-    "n_clusters",
-    "lr",
-    "kl_warmup",
-    "conj_weight",
-    "entropy_w",
-    "post_entropy_w",
-    "n_steps",
-    "NMI",
-    "R²",
-    "Purity",
-    "Recon",
-)
 
 
 @dataclass(frozen=True)
@@ -88,10 +80,38 @@ def parse_blocks(text: str) -> str | list[str]:
 
 
 def observable_options(config: RunConfig, registry: Registry) -> dict[str, Any]:
-    """Options of the observable family taken from ``[model]`` (``n_trials`` where the family has it)."""
+    """Options of the observable family: ``n_trials`` from ``[model]`` where the family has it, then
+    ``[model.observable_options]``, each checked against the family's fields.
+
+    Raises:
+        ConfigurationError: an option the family does not have (listing the ones it has), or
+            ``n_trials`` given in both places.
+    """
     cls = registry.family(config.model.observable)
     names = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
-    return {name: getattr(config.model, name) for name in sorted(names - {"size"}) if hasattr(config.model, name)}
+    options = {name: getattr(config.model, name) for name in sorted(names - {"size"}) if hasattr(config.model, name)}
+    extra = config.model.observable_options.to_dict()
+    unknown = sorted(set(extra) - (names - {"size"}))
+    if unknown:
+        accepted = ", ".join(sorted(names - {"size"})) or "no options"
+        raise ConfigurationError(
+            f"[model.observable_options]: family {config.model.observable!r} has no option(s) {', '.join(unknown)}; "
+            f"it accepts {accepted}",
+            offending=unknown,
+        )
+    clash = sorted(set(extra) & set(options))
+    if clash:
+        raise ConfigurationError(
+            f"[model.observable_options] sets {', '.join(clash)}, which [model] sets already; set it in [model] only",
+            offending=clash,
+        )
+    return {**options, **extra}
+
+
+def check_loss_weights(config: RunConfig, registry: Registry) -> None:
+    """Every name of ``[train.loss_weights]`` is a registered loss term (else the error lists them)."""
+    for name in config.train.loss_weights:
+        registry.objective(name)
 
 
 def _resolved_data_path(config: RunConfig) -> RunConfig:
@@ -117,6 +137,7 @@ def prepare_run(config: RunConfig, *, registry: Registry | None = None) -> Prepa
     config = _resolved_data_path(config)
     options = observable_options(config, registry)
     blocks = resolve_blocks(parse_blocks(config.model.block), registry)
+    check_loss_weights(config, registry)
     registry.dataset(config.data.dataset)
     split = load_dataset(
         config.data.dataset,
@@ -125,6 +146,7 @@ def prepare_run(config: RunConfig, *, registry: Registry | None = None) -> Prepa
         seed=config.train.seed,
         test_fraction=config.data.test_fraction,
         registry=registry,
+        options=config.data.options.to_dict(),
     )
     model = build_model(
         observable=config.model.observable,
@@ -133,25 +155,35 @@ def prepare_run(config: RunConfig, *, registry: Registry | None = None) -> Prepa
         n_latent=config.model.n_latent,
         n_clusters=config.model.n_clusters,
         blocks=list(blocks),
+        block_options=config.model.block_options.to_dict(),
         registry=registry,
     )
     check_data_for_family(split, model.observable)
     return PreparedRun(config=config, split=split, model=model)
 
 
-def run_keys(seed: int) -> dict[str, jax.Array]:
-    """The keys of a run, all from ``seed``: ``init``, ``progress``, ``evaluate``, ``plots``.
-
-    (Training draws its batches and samples from its own key, ``PRNGKey(seed + 1)``.)
-    """
-    init, progress, evaluation, plots = jax.random.split(jax.random.PRNGKey(seed), 4)
-    return {"init": init, "progress": progress, "evaluate": evaluation, "plots": plots}
-
-
 def _history_row(step: int, piece: Mapping[str, np.ndarray]) -> dict[str, float]:
     first = [name for name in ("loss", "elbo") if name in piece]
     names = first + sorted(name for name in piece if name not in first)
     return {"step": step, **{name: float(np.mean(piece[name])) for name in names}}
+
+
+def model_spec(prepared: PreparedRun, registry: Registry) -> dict[str, Any]:
+    """What :func:`expfam.load_run` rebuilds the model from, without the data (``model.json``)."""
+    config = prepared.config
+    return {
+        "observable": config.model.observable,
+        "observable_options": observable_options(config, registry),
+        "latent": "bernoulli",
+        "data_dim": prepared.split.n_features,
+        "n_latent": config.model.n_latent,
+        "n_clusters": config.model.n_clusters,
+        "blocks": list(prepared.model.block_names),
+        "block_options": config.model.block_options.to_dict(),
+        "image_shape": list(prepared.split.image_shape),
+        "n_trials": prepared.split.n_trials,
+        "has_labels": prepared.split.has_labels,
+    }
 
 
 def _info(prepared: PreparedRun, status: str, **extra: Any) -> dict[str, Any]:
@@ -203,26 +235,97 @@ def train_run(
             run directory, all before training starts.
         TrainingDivergedError: after saving the last finite parameters and the
             history into ``out``.
+        KeyboardInterrupt: Ctrl-C or SIGTERM, after writing a checkpoint and marking
+            the run ``interrupted`` (continue it with :func:`resume_run`).
     """
-    say = log or (lambda text: None)
     registry = registry or get_registry()
     prepared = prepare_run(config, registry=registry)
-    config, split, model = prepared.config, prepared.split, prepared.model
     run_dir = create_run_dir(out, overwrite) if out is not None else None
+    if run_dir is not None:
+        write_config(run_dir, prepared.config)
+        write_model_spec(run_dir, model_spec(prepared, registry))
+    return _train_and_write(prepared, run_dir, None, [], progress=progress, log=log, plots=plots, registry=registry)
+
+
+def resume_run(
+    run_dir: str | Path,
+    *,
+    progress: ProgressCallback | None = None,
+    log: Callable[[str], None] | None = None,
+    plots: bool = True,
+    registry: Registry | None = None,
+) -> dict[str, float]:
+    """Continue an interrupted run from its last checkpoint; ends with the numbers of an uninterrupted run.
+
+    The run's ``config.toml`` is used as it is; the data order and every random key
+    are functions of (seed, step) (:mod:`expfam.experiment.streams`), and the
+    checkpoint holds the parameters, optimiser state, step and keys.
+
+    Raises:
+        RunDirectoryError: ``run_dir`` is not a run, has no checkpoint, or has completed.
+    """
+    from expfam.experiment.checkpoints import load_checkpoint
+
+    registry = registry or get_registry()
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    if read_info(run_dir).get("status") == "completed":
+        raise RunDirectoryError(
+            f"run {str(run_dir)!r} has completed; there is nothing to resume (train a new run with --out)",
+            offending=str(run_dir),
+        )
+    prepared = prepare_run(config, registry=registry)
+    state = load_checkpoint(run_dir, make_optimizer(prepared.config.train))
+    step = int(state.step)
+    rows = [row for row in read_history(run_dir) if row["step"] <= step]
+    (log or (lambda text: None))(f"resuming {run_dir} from step {step}")
+    return _train_and_write(prepared, run_dir, state, rows, progress=progress, log=log, plots=plots, registry=registry)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While training, SIGTERM raises ``KeyboardInterrupt`` like Ctrl-C (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _train_and_write(
+    prepared: PreparedRun,
+    run_dir: Path | None,
+    start: TrainState | None,
+    rows: list[dict[str, float]],
+    *,
+    progress: ProgressCallback | None,
+    log: Callable[[str], None] | None,
+    plots: bool,
+    registry: Registry,
+) -> dict[str, float]:
+    say = log or (lambda text: None)
+    config, split, model = prepared.config, prepared.split, prepared.model
     say(f"data: {split.describe()}")
     say(
         f"model: {model.observable.describe()} ↔ blocks {'+'.join(model.block_names)}, "
         f"n_latent={config.model.n_latent}, n_clusters={model.n_clusters}"
     )
+    if not split.has_labels:
+        say("no labels: NMI, purity and accuracy need labels; reporting ELBO, IWAE, R², recon and active clusters")
     if run_dir is not None:
-        write_config(run_dir, config)
         write_info(run_dir, _info(prepared, "running"))
         say(f"run directory: {run_dir}")
     say(f"training {config.train.n_steps} steps (the first chunk includes compilation)")
 
     keys = run_keys(config.train.seed)
     params = model.init(keys["init"], jnp.asarray(split.x_train))
-    rows: list[dict[str, float]] = []
 
     def callback(step: int, current: Params, piece: Mapping[str, np.ndarray]) -> None:
         row = _history_row(step, piece)
@@ -233,9 +336,32 @@ def train_run(
         if progress is not None:
             progress(step, config.train.n_steps, row)
 
+    def checkpoint(state: TrainState) -> None:
+        if run_dir is not None:
+            from expfam.experiment.checkpoints import save_checkpoint
+
+            save_checkpoint(run_dir, state)
+
     started = time.perf_counter()
     try:
-        result = train(model, params, jnp.asarray(split.x_train), config.train, callback=callback, registry=registry)
+        with _sigterm_as_interrupt():
+            result = train(
+                model,
+                params,
+                jnp.asarray(split.x_train),
+                config.train,
+                callback=callback,
+                registry=registry,
+                start=start,
+                checkpoint=checkpoint if config.train.checkpoint_every > 0 else None,
+                checkpoint_every=config.train.checkpoint_every,
+            )
+    except KeyboardInterrupt:
+        if run_dir is not None:
+            done = rows[-1]["step"] if rows else 0
+            write_info(run_dir, _info(prepared, "interrupted", steps=done))
+            say(f"interrupted; checkpoint written to {run_dir} — continue with: expfam train --resume {run_dir}")
+        raise
     except TrainingDivergedError as error:
         if run_dir is not None:
             save_params(run_dir, error.last_params if error.last_params is not None else params)
@@ -314,70 +440,6 @@ def default_run_name(config: RunConfig, *, now: float | None = None) -> str:
     return f"{label}-{stamp}"
 
 
-# ----------------------------------------------------------------- summary
-def summary_row(config: RunConfig, metrics: Mapping[str, float], *, run: str = "-") -> dict[str, Any]:
-    """One row of the reference results table: ``{column: value}`` in :data:`SUMMARY_COLUMNS` order.
-
-    Values are raw numbers (``Purity`` a fraction); :func:`format_summary` formats them.
-    """
-    model, train_config = config.model, config.train
-    return {
-        "Run": run,
-        "n_latent": model.n_latent,
-        "n_clusters": model.n_clusters,
-        "lr": train_config.learning_rate,
-        "kl_warmup": train_config.kl_warmup_steps,
-        "conj_weight": train_config.conj_weight,
-        "entropy_w": train_config.entropy_weight,
-        "post_entropy_w": train_config.posterior_entropy_weight,
-        "n_steps": train_config.n_steps,
-        "NMI": metrics.get("nmi", math.nan),
-        "R²": metrics.get("r2", math.nan),
-        "Purity": metrics.get("purity", math.nan),
-        "Recon": metrics.get("recon", math.nan),
-    }
-
-
-def compact_float(value: float) -> str:
-    """``3e-4``, ``1.5e-3`` as in the reference table (``0`` stays ``0``)."""
-    if value == 0:
-        return "0"
-    if not math.isfinite(value):
-        return str(value)
-    mantissa, exponent = f"{value:.3e}".split("e")
-    mantissa = mantissa.rstrip("0").rstrip(".")
-    return f"{mantissa}e{int(exponent)}"
-
-
-def _format_cell(column: str, value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, float) and math.isnan(value):
-        return "nan"
-    if column == "lr":
-        return compact_float(float(value))
-    if column == "NMI":
-        return f"{value:.2f}"
-    if column == "R²":
-        return f"{value:.3f}"
-    if column == "Purity":
-        return f"{100 * value:.1f}%"
-    if column == "Recon":
-        return f"{value:.2f}"
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
-
-
-def format_summary(rows: Sequence[Mapping[str, Any]]) -> str:
-    """A markdown table (header, separator, one line per row) in the reference table's format."""
-    columns = list(SUMMARY_COLUMNS)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("-" * (len(c) + 2) for c in columns) + "|"]
-    for row in rows:
-        lines.append("| " + " | ".join(_format_cell(c, row.get(c, "")) for c in columns) + " |")
-    return "\n".join(lines)
-
-
 __all__ = [
     "SUMMARY_COLUMNS",
     "PreparedRun",
@@ -389,6 +451,7 @@ __all__ = [
     "observable_options",
     "parse_blocks",
     "prepare_run",
+    "resume_run",
     "run_keys",
     "summary_row",
     "train_run",

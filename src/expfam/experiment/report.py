@@ -173,8 +173,10 @@ def train_command(config: RunConfig, *, per_line: int = 4) -> str:
         f"--{key.replace('_', '-')} {_flag_value(value)}"
         for section in FLAG_SECTIONS
         for key, value in values[section].items()
-        if value != defaults[section][key] or f"{section}.{key}" in always
+        if not isinstance(value, Mapping) and (value != defaults[section][key] or f"{section}.{key}" in always)
     ]
+    # option tables have no flags (they come from --config); loss weights do: --loss NAME=WEIGHT
+    flags += [f"--loss {name}={_flag_value(weight)}" for name, weight in config.train.loss_weights.items()]
     lines = [" ".join(["expfam train", *flags[:per_line]])]
     lines += ["  " + " ".join(flags[i : i + per_line]) for i in range(per_line, len(flags), per_line)]
     return " \\\n".join(lines)

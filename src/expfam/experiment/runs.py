@@ -3,7 +3,9 @@ r"""Run directories: what one training run leaves on disk, written atomically.
 A run directory holds ::
 
     config.toml       the full RunConfig (every key), readable by ``expfam train --config``
-    run.json          status ("running", "completed", "diverged"), steps, timing, data, versions
+    run.json          status ("running", "completed", "diverged", "interrupted"), steps, timing, data, versions
+    model.json        what rebuilding the model needs without the data: names, options, sizes, image shape
+    checkpoint.npz    parameters, optimiser state, step and key of the last checkpoint (resume)
     history.csv       one row per logged chunk: step, the chunk mean of every loss term, nmi, r2
     params.npz        the parameter pytree, one array per '/'-joined path ("likelihood/blocks/xy")
     metrics.json      the final evaluation on the test split (absent if training diverged)
@@ -45,9 +47,20 @@ PARAMS_FILE = "params.npz"
 METRICS_FILE = "metrics.json"
 HISTORY_FILE = "history.csv"
 INFO_FILE = "run.json"
+MODEL_FILE = "model.json"
+CHECKPOINT_FILE = "checkpoint.npz"
 PLOT_FILES: tuple[str, ...] = ("prototypes.png", "samples.png", "reconstructions.png", "training_curves.png")
 #: Every file a run writes; ``--overwrite`` removes exactly these (and nothing else).
-RUN_FILES: tuple[str, ...] = (CONFIG_FILE, PARAMS_FILE, METRICS_FILE, HISTORY_FILE, INFO_FILE, *PLOT_FILES)
+RUN_FILES: tuple[str, ...] = (
+    CONFIG_FILE,
+    PARAMS_FILE,
+    METRICS_FILE,
+    HISTORY_FILE,
+    INFO_FILE,
+    MODEL_FILE,
+    CHECKPOINT_FILE,
+    *PLOT_FILES,
+)
 
 _SEPARATOR = "/"
 
@@ -241,6 +254,26 @@ def write_info(run_dir: str | Path, info: Mapping[str, Any]) -> Path:
     return path
 
 
+def write_model_spec(run_dir: str | Path, spec: Mapping[str, Any]) -> Path:
+    """Write ``run_dir/model.json``: what :func:`expfam.experiment.trained.load_run` rebuilds the model from."""
+    path = Path(run_dir) / MODEL_FILE
+    atomic_write_text(path, _json_text({key: _plain(value) for key, value in spec.items()}))
+    return path
+
+
+def read_model_spec(run_dir: str | Path) -> dict[str, Any]:
+    """``model.json`` of a run.
+
+    Raises:
+        RunDirectoryError: the file is missing (a run written before expfam stored it) or not JSON.
+    """
+    path = _require(Path(run_dir), MODEL_FILE)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise RunDirectoryError(f"{str(path)!r} is not valid JSON ({error})", offending=str(path)) from None
+
+
 def read_info(run_dir: str | Path) -> dict[str, Any]:
     """``run.json`` of a run (empty when absent)."""
     path = Path(run_dir) / INFO_FILE
@@ -340,10 +373,12 @@ def metrics_equal(first: Mapping[str, float], second: Mapping[str, float]) -> bo
 
 
 __all__ = [
+    "CHECKPOINT_FILE",
     "CONFIG_FILE",
     "HISTORY_FILE",
     "INFO_FILE",
     "METRICS_FILE",
+    "MODEL_FILE",
     "PARAMS_FILE",
     "PLOT_FILES",
     "RUN_FILES",
@@ -356,10 +391,12 @@ __all__ = [
     "read_history",
     "read_info",
     "read_metrics",
+    "read_model_spec",
     "read_run",
     "save_params",
     "write_config",
     "write_history",
     "write_info",
     "write_metrics",
+    "write_model_spec",
 ]

@@ -27,6 +27,7 @@ import optax
 
 from expfam.errors import TrainingDivergedError
 from expfam.experiment.config import TrainConfig
+from expfam.experiment.streams import stream_key
 from expfam.family import Array
 from expfam.model import Harmonium, Params
 from expfam.objective import ObjectiveSettings, make_loss
@@ -34,7 +35,12 @@ from expfam.plugins import Registry
 
 
 def loss_weights(config: TrainConfig) -> dict[str, float]:
-    """The loss terms of a training config: ``{term: weight}`` (docs/objectives.md)."""
+    """The loss terms of a training config: ``{term: weight}`` (docs/objectives.md).
+
+    The named knobs (``conj_weight``, ``entropy_weight``, ...) give the built-in terms;
+    ``config.loss_weights`` then sets any registered term by name (a weight of 0 given there drops
+    the term, except the ELBO, which is always reported).
+    """
     weights = {
         "elbo": 1.0,
         "conjugation": config.conj_weight,
@@ -43,7 +49,9 @@ def loss_weights(config: TrainConfig) -> dict[str, float]:
     }
     if config.recognition_conj_weight > 0:
         weights["recognition_conjugation"] = config.recognition_conj_weight
-    return weights
+    weights.update(config.loss_weights)  # [train.loss_weights] / --loss NAME=WEIGHT: by name, over the knobs
+    dropped = {name for name, weight in config.loss_weights.items() if weight == 0 and name != "elbo"}
+    return {name: weight for name, weight in weights.items() if name not in dropped}
 
 
 def objective_settings(config: TrainConfig) -> ObjectiveSettings:
@@ -68,13 +76,19 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
 
 
 class TrainState(NamedTuple):
-    """What the scan carries: parameters, optimiser state, step, key, and the first bad step (−1: none)."""
+    """What the scan carries: parameters, optimiser state, step, keys, and the first bad step (−1: none).
+
+    ``key`` (the training stream: Monte-Carlo samples) and ``data_key`` (the data-order
+    stream: batch indices) stay fixed; step ``t`` uses ``fold_in(key, t)`` and
+    ``fold_in(data_key, t)``, so every step's randomness is a function of (seed, step).
+    """
 
     params: Params
     opt_state: Any
     step: Array
     key: Array
     bad_step: Array
+    data_key: Array
 
 
 def _all_finite(tree: Any) -> Array:
@@ -91,22 +105,31 @@ def make_chunk(
     *,
     weights: Mapping[str, float] | None = None,
     registry: Registry | None = None,
+    optimizer: optax.GradientTransformation | None = None,
 ) -> Callable[..., tuple[TrainState, dict[str, Array]]]:
     """A jitted ``chunk(state, data, length)`` running ``length`` steps; returns per-step loss and term values.
 
     The data is an argument, not a constant, so one compiled chunk serves every
     run with the same model and training settings (the reference runs only set the
-    initial key): compiled chunks are cached on that key.
+    initial key): compiled chunks are cached on that key. ``optimizer`` replaces
+    :func:`make_optimizer`'s Adam (any ``optax.GradientTransformation``).
     """
     weights = loss_weights(config) if weights is None else dict(weights)
-    cache_key = (model, dataclasses.replace(config, seed=0), tuple(sorted(weights.items())), id(registry))
+    cache_key = (
+        model,
+        dataclasses.replace(config, seed=0),
+        tuple(sorted(weights.items())),
+        id(registry),
+        id(optimizer),
+    )
     if cache_key in _CHUNK_CACHE:
         return _CHUNK_CACHE[cache_key]
-    optimizer = make_optimizer(config)
+    optimizer = make_optimizer(config) if optimizer is None else optimizer
     loss_fn = make_loss(model, weights, objective_settings(config), rho_mode=config.rho_mode, registry=registry)
 
     def step(data: Array, state: TrainState, _: None) -> tuple[TrainState, dict[str, Array]]:
-        key, batch_key, loss_key = jax.random.split(state.key, 3)
+        batch_key = jax.random.fold_in(state.data_key, state.step)
+        loss_key = jax.random.fold_in(state.key, state.step)
         index = jax.random.randint(batch_key, (config.batch_size,), 0, data.shape[0])
         batch = data[index]
         (loss, values), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, loss_key, state.step)
@@ -122,8 +145,9 @@ def make_chunk(
             params=keep(params, state.params),
             opt_state=keep(opt_state, state.opt_state),
             step=state.step + 1,
-            key=key,
+            key=state.key,
             bad_step=bad_step,
+            data_key=state.data_key,
         )
         return new_state, {"loss": loss, **values}
 
@@ -132,8 +156,8 @@ def make_chunk(
         return jax.lax.scan(functools.partial(step, data), state, None, length=length)
 
     _CHUNK_CACHE[cache_key] = chunk
-    if registry is not None:
-        _CHUNK_CACHE[(*cache_key, "registry")] = registry  # type: ignore[assignment]  # keeps id() valid
+    # keep the registry and optimizer alive so that their id() in the cache key stays theirs
+    _CHUNK_CACHE[(*cache_key, "alive")] = (registry, optimizer)  # type: ignore[assignment]
     return chunk
 
 
@@ -163,9 +187,25 @@ def _diverged(history: dict[str, np.ndarray], offset: int, bad_step: int, params
 
 def _store_fitted_correction(model: Harmonium, params: Params, config: TrainConfig, step: int) -> Params:
     """In analytic ρ mode, write the least-squares ``ρ_y`` into the parameters (for evaluation and saving)."""
-    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), step)
+    key = jax.random.fold_in(stream_key(config.seed, "correction"), step)
     _, rho_y, _ = model.fit_correction(key, params, config.n_conj_samples)
     return {**params, "rho_y": rho_y}
+
+
+def initial_state(params: Params, config: TrainConfig, optimizer: optax.GradientTransformation) -> TrainState:
+    """The state at step 0: the optimiser's initial state and the run's ``train`` and ``data`` streams."""
+    return TrainState(
+        params=params,
+        opt_state=optimizer.init(params),
+        step=jnp.zeros((), jnp.int32),
+        key=stream_key(config.seed, "train"),
+        bad_step=-jnp.ones((), jnp.int32),
+        data_key=stream_key(config.seed, "data"),
+    )
+
+
+#: ``checkpoint(state)``: called with a complete state to be written (see :mod:`expfam.experiment.checkpoints`).
+CheckpointCallback = Callable[[TrainState], None]
 
 
 def train(
@@ -177,50 +217,72 @@ def train(
     callback: Callable[[int, Params, dict[str, np.ndarray]], None] | None = None,
     weights: Mapping[str, float] | None = None,
     registry: Registry | None = None,
+    optimizer: optax.GradientTransformation | None = None,
+    start: TrainState | None = None,
+    checkpoint: CheckpointCallback | None = None,
+    checkpoint_every: int = 0,
 ) -> TrainResult:
-    """Train ``params`` on ``data`` for ``config.n_steps`` steps.
+    """Train ``params`` on ``data`` up to step ``config.n_steps``.
+
+    Step ``t`` draws its batch with ``fold_in(data stream, t)`` and its samples with
+    ``fold_in(train stream, t)`` (:mod:`expfam.experiment.streams`), so training
+    resumed from a state at step ``t`` gives the same numbers as training
+    straight through, to the last bit on one device.
 
     Args:
         model: the harmonium.
-        params: initial parameters.
+        params: initial parameters (ignored when ``start`` is given).
         data: training observations ``(N,) + data_shape``.
         config: the training section of a run configuration.
         callback: called after every chunk with ``(step, params, chunk_history)``.
         weights: ``{loss term: weight}`` replacing the terms of :func:`loss_weights`
             (e.g. to add a third-party objective).
         registry: where loss-term names are looked up.
+        optimizer: any ``optax.GradientTransformation`` (default: :func:`make_optimizer`).
+        start: a state to continue from (e.g. a checkpoint); its ``step`` must be a
+            multiple of ``config.log_every`` for chunks to line up with an uninterrupted run.
+        checkpoint: called with the state every ``checkpoint_every`` chunks, after the
+            last chunk, and before re-raising ``KeyboardInterrupt``.
+        checkpoint_every: chunks between checkpoints (0: only at the end and on interrupt).
 
     Returns:
-        The final parameters and the per-step history.
+        The final parameters and the per-step history of the steps run here.
 
     Raises:
         TrainingDivergedError: NaN or inf in the loss, a term or the parameters,
             with the step and the term named and the last finite parameters attached.
+        KeyboardInterrupt: Ctrl-C (or SIGTERM turned into it by the caller), after
+            ``checkpoint`` was given the last complete state.
     """
-    optimizer = make_optimizer(config)
-    chunk = make_chunk(model, config, weights=weights, registry=registry)
+    optimizer = make_optimizer(config) if optimizer is None else optimizer
+    chunk = make_chunk(model, config, weights=weights, registry=registry, optimizer=optimizer)
     data = jnp.asarray(data)
-    state = TrainState(
-        params=params,
-        opt_state=optimizer.init(params),
-        step=jnp.zeros((), jnp.int32),
-        key=jax.random.PRNGKey(config.seed + 1),
-        bad_step=-jnp.ones((), jnp.int32),
-    )
+    state = initial_state(params, config, optimizer) if start is None else start
     pieces: list[dict[str, np.ndarray]] = []
-    done = 0
-    while done < config.n_steps:
-        take = min(config.log_every, config.n_steps - done)
-        state, values = chunk(state, data, length=take)
-        piece = {name: np.asarray(series) for name, series in values.items()}
-        pieces.append(piece)
-        bad_step = int(state.bad_step)
-        if bad_step >= 0:
-            raise _diverged(piece, done, bad_step, state.params)
-        done += take
-        if config.rho_mode == "analytic":
-            state = state._replace(params=_store_fitted_correction(model, state.params, config, done))
-        if callback is not None:
-            callback(done, state.params, piece)
+    done = first = int(state.step)
+    chunks = 0
+    try:
+        while done < config.n_steps:
+            take = min(config.log_every, config.n_steps - done)
+            new_state, values = chunk(state, data, length=take)
+            piece = {name: np.asarray(series) for name, series in values.items()}
+            bad_step = int(new_state.bad_step)
+            if bad_step >= 0:
+                raise _diverged(piece, done, bad_step, new_state.params)
+            if config.rho_mode == "analytic":
+                new_params = _store_fitted_correction(model, new_state.params, config, done + take)
+                new_state = new_state._replace(params=new_params)
+            pieces.append(piece)
+            if callback is not None:  # before the state is committed: an interrupt here checkpoints the previous one
+                callback(done + take, new_state.params, piece)
+            state, done, chunks = new_state, done + take, chunks + 1
+            if checkpoint is not None and checkpoint_every > 0 and chunks % checkpoint_every == 0:
+                checkpoint(state)
+    except KeyboardInterrupt:
+        if checkpoint is not None:
+            checkpoint(state)
+        raise
+    if checkpoint is not None and done > first and not (checkpoint_every > 0 and chunks % checkpoint_every == 0):
+        checkpoint(state)
     history = {name: np.concatenate([p[name] for p in pieces]) for name in pieces[0]} if pieces else {}
     return TrainResult(params=state.params, history=history, steps=done)

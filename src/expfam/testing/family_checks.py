@@ -153,3 +153,32 @@ def check_kl(
     error = np.std(ratio) / np.sqrt(n_samples)
     assert_z_scores(f"{name}: mean log(p/q) over samples of p vs KL", ratio.mean(), kl, error)
     return True
+
+
+def check_initialize(family: ExponentialFamily, data: Array, *, key: Array, n_keys: int = 16) -> bool:
+    r"""``initialize`` returns valid natural parameters: shape ``param_shape``, ``θ``, ``ψ(θ)`` and ``∇ψ(θ)`` finite.
+
+    Checked without data and with ``data`` (observations, e.g. samples of the family),
+    over ``n_keys`` keys, since the noise added to the starting point may leave
+    the parameter space (a geometric ``θ < 0`` near 0).
+    """
+    import jax
+
+    name = family.describe()
+    for index, subkey in enumerate(jax.random.split(key, n_keys)):
+        for label, observed in (("without data", None), ("with data", data)):
+            params = np.asarray(family.initialize(subkey, data=observed))
+            if params.shape != tuple(family.param_shape):
+                raise AssertionError(
+                    f"{name}.initialize ({label}) returned shape {params.shape}, expected param_shape "
+                    f"{family.param_shape}"
+                )
+            psi = float(family.log_partition(params))
+            means = np.asarray(family.means(params))
+            if not (np.all(np.isfinite(params)) and np.isfinite(psi) and np.all(np.isfinite(means))):
+                raise AssertionError(
+                    f"{name}.initialize ({label}, key {index}) returned natural parameters outside the "
+                    f"parameter space: θ={params}, ψ(θ)={psi}, ∇ψ(θ)={means}; keep the start valid "
+                    "(ExponentialFamily.initialize halves its noise until is_valid_params holds)"
+                )
+    return True

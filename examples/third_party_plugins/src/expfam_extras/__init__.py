@@ -1,0 +1,1 @@
+"""Example expfam plugins: ``geometric`` (family), ``xy_scaled`` (block), ``l2`` (loss term), ``stripes`` (dataset)."""

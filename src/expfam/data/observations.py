@@ -1,0 +1,60 @@
+"""Observations to cluster, read from a file without a train/test split and without labels.
+
+:func:`read_observations` is what ``expfam assign --data PATH`` reads: every
+observation of the file, in file order, as counts in ``0..n_trials``.
+
+* ``npz``: the array ``x`` if the archive has one, else ``x_train`` followed by ``x_test``;
+* ``idx``: one IDX image file, or a folder (train images, then test images);
+* any other dataset plugin: its training then test observations.
+
+Labels, when present, are ignored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from expfam.data.idx import read_idx
+from expfam.data.npz import _counts, _open
+from expfam.data.split import counts_from_intensities
+from expfam.errors import DataError
+
+
+def read_observations(
+    path: str | Path,
+    dataset: str = "npz",
+    *,
+    n_trials: int,
+    registry: Any = None,
+) -> np.ndarray:
+    """Every observation in ``path`` as float counts of shape ``(N, D)``, in file order.
+
+    Args:
+        path: an ``.npz`` archive, an IDX image file or a folder of IDX files.
+        dataset: the format (``npz``, ``idx``, or another registered dataset name).
+        n_trials: the trial count pixels are mapped to (uint8 intensities are rescaled).
+        registry: where other dataset names are looked up.
+
+    Raises:
+        DataError: a missing or malformed file, naming it.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise DataError(f"data path {str(path)!r} does not exist; check --data", offending=str(path))
+    if dataset == "npz" and path.is_file():
+        arrays = _open(path)
+        parts = ["x"] if "x" in arrays else ["x_train", "x_test"]
+        return np.concatenate([_counts(arrays[p], where=f"{path.name}: {p}", n_trials=n_trials) for p in parts])
+    if dataset == "idx" and path.is_file():
+        images = read_idx(path, kind="images")
+        return counts_from_intensities(images.reshape(images.shape[0], -1), n_trials=n_trials, max_value=255)
+    from expfam.data.dataset import load_dataset
+
+    split = load_dataset(dataset, path=path, n_trials=n_trials, registry=registry)
+    return np.concatenate([split.x_train, split.x_test])
+
+
+__all__ = ["read_observations"]

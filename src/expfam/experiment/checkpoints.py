@@ -1,0 +1,102 @@
+r"""Checkpoints: the whole training state in one ``checkpoint.npz``, written atomically.
+
+The archive holds ``params/<path>`` (the parameter pytree, '/'-joined as in
+``params.npz``), ``opt_state/<i>`` (the optimiser state's leaves in
+``jax.tree`` order), ``step``, ``key`` and ``data_key`` (the raw key data of the
+training and data-order streams). Reading it back needs the optimiser, whose
+``init`` gives the state's structure; any ``optax.GradientTransformation`` works.
+
+Example:
+    >>> save_checkpoint(run_dir, state)                        # doctest: +SKIP
+    >>> state = load_checkpoint(run_dir, optimizer)            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from expfam.experiment.runs import (
+    CHECKPOINT_FILE,
+    RunDirectoryError,
+    atomic_open,
+    flatten_params,
+    unflatten_params,
+)
+from expfam.experiment.training import TrainState
+
+
+def save_checkpoint(run_dir: str | Path, state: TrainState) -> Path:
+    """Write ``state`` to ``run_dir/checkpoint.npz`` (temporary file, then rename)."""
+    path = Path(run_dir) / CHECKPOINT_FILE
+    arrays: dict[str, np.ndarray] = {f"params/{k}": v for k, v in flatten_params(state.params).items()}
+    for index, leaf in enumerate(jax.tree.leaves(state.opt_state)):
+        arrays[f"opt_state/{index}"] = np.asarray(leaf)
+    arrays["step"] = np.asarray(state.step)
+    arrays["key"] = np.asarray(jax.random.key_data(state.key))
+    arrays["data_key"] = np.asarray(jax.random.key_data(state.data_key))
+    with atomic_open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+    return path
+
+
+def checkpoint_step(run_dir: str | Path) -> int | None:
+    """The step of ``run_dir``'s checkpoint, or ``None`` when it has none."""
+    path = Path(run_dir) / CHECKPOINT_FILE
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as archive:
+        return int(archive["step"])
+
+
+def load_checkpoint(run_dir: str | Path, optimizer: optax.GradientTransformation) -> TrainState:
+    """The :class:`~expfam.experiment.training.TrainState` saved by :func:`save_checkpoint`.
+
+    Args:
+        run_dir: the run directory.
+        optimizer: the optimiser the run trains with (its ``init`` gives the state's structure).
+
+    Raises:
+        RunDirectoryError: no checkpoint, or one that does not fit the optimiser.
+    """
+    path = Path(run_dir) / CHECKPOINT_FILE
+    if not path.is_file():
+        raise RunDirectoryError(
+            f"{str(run_dir)!r} has no {CHECKPOINT_FILE} to resume from; the run was not checkpointed "
+            "(set [train] checkpoint_every ≥ 1) or it finished — train it again",
+            offending=str(path),
+        )
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            flat = {key: archive[key] for key in archive.files}
+    except (OSError, ValueError, EOFError) as error:
+        raise RunDirectoryError(f"{str(path)!r} is not a readable checkpoint ({error})", offending=str(path)) from None
+    params: Any = jax.tree.map(
+        jnp.asarray,
+        unflatten_params({k.removeprefix("params/"): v for k, v in flat.items() if k.startswith("params/")}),
+    )
+    structure = jax.tree.structure(optimizer.init(params))
+    count = sum(1 for key in flat if key.startswith("opt_state/"))
+    if count != structure.num_leaves:
+        raise RunDirectoryError(
+            f"{str(path)!r} holds {count} optimiser-state arrays but the optimiser has {structure.num_leaves}; "
+            "resume with the optimiser the run was trained with",
+            offending=str(path),
+        )
+    leaves = [jnp.asarray(flat[f"opt_state/{index}"]) for index in range(count)]
+    return TrainState(
+        params=params,
+        opt_state=jax.tree.unflatten(structure, leaves),
+        step=jnp.asarray(flat["step"], jnp.int32),
+        key=jax.random.wrap_key_data(jnp.asarray(flat["key"])),
+        bad_step=-jnp.ones((), jnp.int32),
+        data_key=jax.random.wrap_key_data(jnp.asarray(flat["data_key"])),
+    )
+
+
+__all__ = ["checkpoint_step", "load_checkpoint", "save_checkpoint"]

@@ -1,0 +1,93 @@
+"""The reference results table: one row per run, formatted as markdown (docs/metrics.md)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from expfam.experiment.config import RunConfig
+
+#: The reference table's columns, in order (docs/metrics.md).
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "Run",
+    "n_latent",
+    "n_clusters",
+    "lr",
+    "kl_warmup",
+    "conj_weight",
+    "entropy_w",
+    "post_entropy_w",
+    "n_steps",
+    "NMI",
+    "R²",
+    "Purity",
+    "Recon",
+)
+
+
+# ----------------------------------------------------------------- summary
+def summary_row(config: RunConfig, metrics: Mapping[str, float], *, run: str = "-") -> dict[str, Any]:
+    """One row of the reference results table: ``{column: value}`` in :data:`SUMMARY_COLUMNS` order.
+
+    Values are raw numbers (``Purity`` a fraction); :func:`format_summary` formats them.
+    """
+    model, train_config = config.model, config.train
+    return {
+        "Run": run,
+        "n_latent": model.n_latent,
+        "n_clusters": model.n_clusters,
+        "lr": train_config.learning_rate,
+        "kl_warmup": train_config.kl_warmup_steps,
+        "conj_weight": train_config.conj_weight,
+        "entropy_w": train_config.entropy_weight,
+        "post_entropy_w": train_config.posterior_entropy_weight,
+        "n_steps": train_config.n_steps,
+        "NMI": metrics.get("nmi", math.nan),
+        "R²": metrics.get("r2", math.nan),
+        "Purity": metrics.get("purity", math.nan),
+        "Recon": metrics.get("recon", math.nan),
+    }
+
+
+def compact_float(value: float) -> str:
+    """``3e-4``, ``1.5e-3`` as in the reference table (``0`` stays ``0``)."""
+    if value == 0:
+        return "0"
+    if not math.isfinite(value):
+        return str(value)
+    mantissa, exponent = f"{value:.3e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _format_cell(column: str, value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and math.isnan(value):
+        return "nan"
+    if column == "lr":
+        return compact_float(float(value))
+    if column == "NMI":
+        return f"{value:.2f}"
+    if column == "R²":
+        return f"{value:.3f}"
+    if column == "Purity":
+        return f"{100 * value:.1f}%"
+    if column == "Recon":
+        return f"{value:.2f}"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def format_summary(rows: Sequence[Mapping[str, Any]]) -> str:
+    """A markdown table (header, separator, one line per row) in the reference table's format."""
+    columns = list(SUMMARY_COLUMNS)
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("-" * (len(c) + 2) for c in columns) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(_format_cell(c, row.get(c, "")) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+__all__ = ["SUMMARY_COLUMNS", "compact_float", "format_summary", "summary_row"]

@@ -1,0 +1,184 @@
+r"""A trained run in Python: its model, parameters and configuration, rebuilt without the training data.
+
+:func:`load_run` reads ``config.toml``, ``params.npz`` and ``model.json`` (the
+family and block names, their options, ``data_dim``, ``image_shape`` and ``n_trials``)
+of a run directory and rebuilds the :class:`~expfam.model.Harmonium`; the
+training data is not read. The returned :class:`TrainedRun` unpacks as
+``model, params, config`` and has batched, shape-checked helpers.
+
+Example:
+    >>> run = load_run("runs/quick")                          # doctest: +SKIP
+    >>> model, params, config = run                           # doctest: +SKIP
+    >>> run.assign(x)                                         # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from expfam.builder import build_model
+from expfam.experiment.config import RunConfig
+from expfam.experiment.runs import (
+    MODEL_FILE,
+    RunDirectoryError,
+    atomic_write_text,
+    load_params,
+    read_config,
+    read_model_spec,
+)
+from expfam.model import Harmonium, Params
+from expfam.plugins import Registry
+from expfam.shapes import as_observations
+
+
+@dataclass(frozen=True)
+class TrainedRun:
+    """A trained model with its parameters and configuration.
+
+    Attributes:
+        model: the rebuilt harmonium.
+        params: the trained parameters (jax arrays).
+        config: the run's configuration.
+        image_shape: ``(height, width)`` of one observation as an image.
+        n_trials: the trial count ``N`` pixels were mapped to.
+        run_dir: where it was read from.
+    """
+
+    model: Harmonium
+    params: Params
+    config: RunConfig
+    image_shape: tuple[int, int]
+    n_trials: int
+    run_dir: Path
+
+    def __iter__(self) -> Iterator[Any]:
+        """``model, params, config = load_run(run_dir)``."""
+        return iter((self.model, self.params, self.config))
+
+    def _batch(self, x: Any) -> tuple[jax.Array, bool]:
+        return as_observations(self.model.observable, x, image_shape=self.image_shape)
+
+    def responsibilities(self, x: Any, *, batch_size: int = 1000) -> np.ndarray:
+        r"""``q(k | x)`` for each observation: ``(B, K)``, or ``(K,)`` for one observation.
+
+        ``x`` is ``(B, D)``, ``(B, height, width)``, one ``(D,)`` or one ``(height, width)`` image;
+        its values are checked against the observable's support. Computed ``batch_size`` rows at a time.
+        """
+        batch, single = self._batch(x)
+        self.model.observable.check_support(np.asarray(batch), what="x")
+        function = _jitted(self.model, "cluster_responsibilities")
+        pieces = [
+            np.asarray(function(self.params, batch[i : i + batch_size])) for i in range(0, batch.shape[0], batch_size)
+        ]
+        values = np.concatenate(pieces) if pieces else np.zeros((0, self.model.n_clusters))
+        return values[0] if single else values
+
+    def assign(self, x: Any) -> np.ndarray:
+        r"""Clusters ``argmax_k q(k | x)``: ``(B,)``, or a 0-d array for one observation."""
+        return np.argmax(self.responsibilities(x), axis=-1)
+
+    def reconstruct(self, x: Any) -> np.ndarray:
+        r"""``x̂ = ∇ψ_X(θ_X(E_q[s_Z]))`` per observation, same leading shape as ``x`` (flat ``D`` per observation)."""
+        batch, single = self._batch(x)
+        values = np.asarray(_jitted(self.model, "reconstruct")(self.params, batch))
+        return values[0] if single else values
+
+    def sample(self, n_samples: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """``n_samples`` generative samples ``x ~ p(x)`` and their clusters: ``(S, D)`` and ``(S,)``."""
+        x, _, k = self.model.sample(jax.random.key(seed), self.params, int(n_samples))
+        return np.asarray(x), np.asarray(k)
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted(model: Harmonium, method: str) -> Any:
+    return jax.jit(getattr(model, method))
+
+
+def write_assignments(
+    run: TrainedRun, x: Any, out: str | Path, *, probabilities: bool = False, overwrite: bool = False
+) -> Path:
+    """Write ``out`` (CSV): one row per observation, ``index, cluster, probability`` and, with
+    ``probabilities``, ``p_0 .. p_{K-1}`` (all responsibilities ``q(k | x)``).
+
+    ``cluster = argmax_k q(k | x)`` and ``probability = q(cluster | x)``. The file is written
+    to a temporary file and renamed; an existing ``out`` is refused unless ``overwrite``.
+
+    Raises:
+        RunDirectoryError: ``out`` exists and ``overwrite`` is false.
+    """
+    out = Path(out)
+    if out.exists() and not overwrite:
+        raise RunDirectoryError(
+            f"{str(out)!r} already exists; pass --overwrite to replace it, or choose another --out", offending=str(out)
+        )
+    values = run.responsibilities(x)
+    values = values[None] if values.ndim == 1 else values
+    clusters = np.argmax(values, axis=1)
+    header = ["index", "cluster", "probability"] + ([f"p_{k}" for k in range(values.shape[1])] if probabilities else [])
+    lines = [",".join(header)]
+    for index, (cluster, row) in enumerate(zip(clusters, values, strict=False)):
+        cells = [str(index), str(int(cluster)), repr(float(row[cluster]))]
+        if probabilities:
+            cells += [repr(float(p)) for p in row]
+        lines.append(",".join(cells))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, "\n".join(lines) + "\n")
+    return out
+
+
+def load_run(run_dir: str | Path, *, registry: Registry | None = None) -> TrainedRun:
+    """Load a trained run: its model, parameters and configuration, without reading the training data.
+
+    Args:
+        run_dir: a run directory written by ``expfam train`` / :func:`~expfam.experiment.pipeline.train_run`.
+        registry: where the family and block names are looked up (default: the installed plugins).
+
+    Returns:
+        A :class:`TrainedRun` (unpacks as ``model, params, config``).
+
+    Raises:
+        RunDirectoryError: the directory, ``config.toml``, ``params.npz`` or ``model.json``
+            is missing or unreadable.
+    """
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    params = jax.tree.map(jnp.asarray, load_params(run_dir))
+    try:
+        spec = read_model_spec(run_dir)
+    except RunDirectoryError as error:
+        raise RunDirectoryError(
+            f"{error} — {MODEL_FILE} is written by expfam since version 0.2; for an older run use "
+            "expfam.experiment.pipeline.prepare_run(read_config(run_dir)).model, which reloads the data",
+            offending=str(run_dir),
+        ) from None
+    model = build_model(
+        observable=spec["observable"],
+        observable_options=spec.get("observable_options", {}),
+        data_dim=int(spec["data_dim"]),
+        n_latent=int(spec["n_latent"]),
+        n_clusters=int(spec["n_clusters"]),
+        blocks=list(spec["blocks"]),
+        block_options=spec.get("block_options", {}),
+        latent=spec.get("latent", "bernoulli"),
+        registry=registry,
+    )
+    height, width = (int(s) for s in spec["image_shape"])
+    return TrainedRun(
+        model=model,
+        params=params,
+        config=config,
+        image_shape=(height, width),
+        n_trials=int(spec["n_trials"]),
+        run_dir=run_dir,
+    )
+
+
+__all__ = ["TrainedRun", "load_run", "write_assignments"]

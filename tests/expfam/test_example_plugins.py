@@ -1,0 +1,168 @@
+"""The example package examples/third_party_plugins: a family, a block, a loss term and a dataset, trained by ``expfam train``.
+
+In process, the plugin module is registered with ``build_registry(extra_plugins=...)``
+and the CLI app is built over that registry; the slow test pip-installs the
+package and runs the installed ``expfam`` script, which finds it through its entry point.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import expfam
+from cli.app import create_app
+from expfam.experiment.runs import read_config, read_history
+from expfam.plugins import build_registry
+from expfam.testing import check_family
+from expfam.testing.family_checks import check_initialize
+
+PACKAGE = Path(__file__).resolve().parents[2] / "examples" / "third_party_plugins"
+
+RUN_TOML = """\
+[model]
+n_latent = 3
+n_clusters = 4
+n_trials = 4
+
+[model.block_options.xy_scaled]
+init_scale = 0.5
+
+[data.options]
+n_images = 200
+side = 4
+
+[train]
+n_steps = 30
+log_every = 15
+batch_size = 32
+n_mc_samples = 2
+n_conj_samples = 64
+kl_warmup_steps = 10
+conj_warmup_steps = 5
+lr_warmup_steps = 5
+
+[evaluate]
+n_r2_samples = 200
+n_elbo_samples = 2
+n_iwae_samples = 4
+batch_size = 100
+"""
+FLAGS = ["--observable", "geometric", "--block", "xy_scaled", "--dataset", "stripes", "--loss", "l2=0.001"]
+
+
+@pytest.fixture(scope="module")
+def plugin():
+    sys.path.insert(0, str(PACKAGE / "src"))
+    try:
+        from expfam_extras import plugin as module
+    finally:
+        sys.path.remove(str(PACKAGE / "src"))
+    return module
+
+
+@pytest.fixture(scope="module")
+def registry(plugin):
+    return build_registry([plugin])
+
+
+@pytest.fixture()
+def run_toml(tmp_path):
+    path = tmp_path / "run.toml"
+    path.write_text(RUN_TOML)
+    return path
+
+
+def test_all_four_kinds_register(registry):
+    assert "geometric" in registry.names("families")
+    assert "xy_scaled" in registry.names("blocks")
+    assert "l2" in registry.names("objectives")
+    assert "stripes" in registry.names("datasets")
+
+
+def test_the_example_family_passes_the_kit_including_initialize(plugin):
+    from expfam_extras.geometric import Geometric
+
+    report = check_family(Geometric(2), jnp.array([-0.3, -1.2]), key=jax.random.key(0), n_samples=4000)
+    assert report["initialize"]
+
+
+def test_the_kit_catches_an_initialize_that_leaves_the_parameter_space(plugin, monkeypatch):
+    from expfam_extras.geometric import Geometric
+
+    family = Geometric(8)
+    data = np.full((50, 8), 40.0)  # mean 40: θ = log(40/41) ≈ −0.025, within the noise of 0
+    assert check_initialize(family, data, key=jax.random.key(1))
+    monkeypatch.setattr(Geometric, "is_valid_params", lambda self, params: jnp.bool_(True))  # the old, unguarded noise
+    with pytest.raises(AssertionError, match="outside the parameter space"):
+        check_initialize(family, data, key=jax.random.key(1))
+
+
+def test_expfam_train_uses_every_example_plugin_from_flags_and_toml(registry, run_toml, tmp_path):
+    out = tmp_path / "run"
+    result = CliRunner().invoke(create_app(registry), ["train", *FLAGS, "--config", str(run_toml), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    config = read_config(out)
+    assert dict(config.model.block_options) == {"xy_scaled": {"init_scale": 0.5}}
+    assert dict(config.data.options) == {"n_images": 200, "side": 4}
+    assert dict(config.train.loss_weights) == {"l2": 0.001}
+    assert "l2" in read_history(out)[0]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert np.isfinite(metrics["elbo"]) and 0.0 <= metrics["nmi"] <= 1.0
+    run = expfam.load_run(out, registry=registry)
+    assert run.model.observable.name == "geometric" and run.model.blocks[0].init_scale == 0.5
+    assert run.image_shape == (4, 4) and run.assign(np.zeros((3, 16))).shape == (3,)
+
+
+def test_plugin_options_are_checked_against_the_plugin(registry, run_toml, tmp_path):
+    app, out = create_app(registry), str(tmp_path / "never")
+    run_toml.write_text(RUN_TOML.replace("init_scale = 0.5", "init_scal = 0.5"))
+    result = CliRunner().invoke(app, ["train", *FLAGS, "--config", str(run_toml), "--out", out])
+    assert result.exit_code == 2 and "init_scal" in result.stderr and "accepts init_scale" in result.stderr
+    run_toml.write_text(RUN_TOML.replace("side = 4", "sides = 4"))
+    result = CliRunner().invoke(app, ["train", *FLAGS, "--config", str(run_toml), "--out", out])
+    assert result.exit_code == 2 and "sides" in result.stderr and "n_images, side, noise" in result.stderr
+
+
+def _pip_install_command(source: Path, target: Path) -> list[str]:
+    """``pip install --no-deps --target``; offline (no build isolation) when setuptools can build wheels here."""
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target)]
+    try:
+        import setuptools
+    except ImportError:
+        return [*command, str(source)]
+    version = tuple(int(part) for part in setuptools.__version__.split(".")[:2] if part.isdigit())
+    if version >= (70, 1) or importlib.util.find_spec("wheel") is not None:
+        command.append("--no-build-isolation")
+    return [*command, str(source)]
+
+
+@pytest.mark.slow
+def test_the_installed_package_trains_from_the_expfam_script(tmp_path, run_toml):
+    source, target = tmp_path / "package", tmp_path / "site"
+    shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+    installed = subprocess.run(_pip_install_command(source, target), capture_output=True, text=True, timeout=600)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+    script = [sys.executable, "-c", "from cli.app import main; main()"]
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [*script, "train", *FLAGS, "--config", str(run_toml), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (out / "metrics.json").is_file() and "l2" in read_history(out)[0]
