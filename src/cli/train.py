@@ -31,6 +31,7 @@ HELP: dict[str, str] = {
     "dataset": "Dataset ({datasets}).",
     "data": "Path for file datasets: a folder of IDX files (idx) or an .npz archive (npz).",
     "test_fraction": "Share of the data held out for testing (datasets that draw a split).",
+    "validation_fraction": "Share of the training split held out and evaluated instead of the test split (0: off).",
     "learning_rate": "Adam learning rate.",
     "lr_warmup_steps": "Steps of the linear learning-rate warmup from 0.",
     "weight_decay": "AdamW weight decay (0: plain Adam).",
@@ -42,6 +43,8 @@ HELP: dict[str, str] = {
     "entropy_weight": "Weight of the prior cluster entropy H(p(k)).",
     "posterior_entropy_weight": "Weight of the entropy of the batch-mean responsibilities.",
     "recognition_conj_weight": "Weight of the recognition-conjugation term (0: off).",
+    "elbo_estimator": "Loss term that estimates the ELBO: 'elbo' (score of q(y, k | x)) or "
+    "'rao_blackwell_elbo' (cluster summed out of the score).",
     "n_mc_samples": "Posterior samples per observation for the ELBO.",
     "n_conj_samples": "Prior samples for the conjugation penalty (and the analytic ρ fit).",
     "rho_mode": "'learned' (ρ_y is trained) or 'analytic' (least-squares fit every step).",

@@ -3,7 +3,7 @@
 Sections mirror the TOML file::
 
     [model]     block, observable, n_trials, n_latent, n_clusters
-    [data]      dataset, data, test_fraction
+    [data]      dataset, data, test_fraction, validation_fraction
     [train]     learning_rate, n_steps, batch_size, warmups, loss weights, ...
     [evaluate]  sample counts of the final evaluation
 
@@ -39,11 +39,16 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which data to load: a dataset plugin name and, for file datasets, a path."""
+    """Which data to load: a dataset plugin name and, for file datasets, a path.
+
+    ``validation_fraction > 0`` holds out that share of the training split and
+    evaluates on it instead of the test split (model selection in sweeps).
+    """
 
     dataset: str = "digits"
     data: str = ""
     test_fraction: float = 0.2
+    validation_fraction: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,7 @@ class TrainConfig:
     entropy_weight: float = 5.0
     posterior_entropy_weight: float = 10.0
     recognition_conj_weight: float = 0.0
+    elbo_estimator: str = "elbo"
     n_mc_samples: int = 10
     n_conj_samples: int = 1024
     rho_mode: str = "learned"
@@ -213,12 +219,22 @@ def validate_config(config: RunConfig) -> None:
         value = getattr(train, key)
         _check(math.isfinite(value) and value >= 0, f"{key} must be a finite number ≥ 0, got {value}", key)
     _check(
+        bool(train.elbo_estimator),
+        "elbo_estimator must name a loss term, e.g. 'elbo' or 'rao_blackwell_elbo'",
+        "elbo_estimator",
+    )
+    _check(
         train.rho_mode in ("learned", "analytic"),
         f"rho_mode must be 'learned' or 'analytic', got {train.rho_mode!r}",
         "rho_mode",
     )
     _check(
         0.0 < data.test_fraction < 1.0, f"test_fraction must be in (0, 1), got {data.test_fraction}", "test_fraction"
+    )
+    _check(
+        0.0 <= data.validation_fraction < 1.0,
+        f"validation_fraction must be in [0, 1), got {data.validation_fraction}; 0 evaluates on the test split",
+        "validation_fraction",
     )
     for key in ("n_r2_samples", "n_elbo_samples", "n_iwae_samples", "batch_size"):
         value = getattr(evaluation, key)

@@ -123,6 +123,8 @@ def prepare_run(config: RunConfig, *, registry: Registry | None = None) -> Prepa
         test_fraction=config.data.test_fraction,
         registry=registry,
     )
+    if config.data.validation_fraction > 0:
+        split = split.validation_split(config.data.validation_fraction, seed=config.train.seed)
     model = build_model(
         observable=config.model.observable,
         observable_options=options,

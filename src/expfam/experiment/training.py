@@ -36,7 +36,7 @@ from expfam.plugins import Registry
 def loss_weights(config: TrainConfig) -> dict[str, float]:
     """The loss terms of a training config: ``{term: weight}`` (MODEL.md §6)."""
     weights = {
-        "elbo": 1.0,
+        config.elbo_estimator: 1.0,
         "conjugation": config.conj_weight,
         "prior_entropy": config.entropy_weight,
         "posterior_entropy": config.posterior_entropy_weight,
