@@ -3,7 +3,8 @@
 Every key of the ``[model]``, ``[data]`` and ``[train]`` sections of the run
 configuration is a flag (``learning_rate`` → ``--learning-rate``). A flag given
 on the command line overrides ``--config FILE``, which overrides the defaults
-of :class:`expfam.experiment.config.RunConfig`; ``[evaluate]`` comes from the file only.
+of :class:`expfam.experiment.config.RunConfig` for the chosen block set
+(:func:`expfam.experiment.config.default_config`); ``[evaluate]`` comes from the file only.
 """
 
 import dataclasses
@@ -16,8 +17,15 @@ from typing import Annotated, Any
 import typer
 
 from cli.progress import ProgressBar
-from expfam.experiment.config import SECTIONS, RunConfig, config_from_mapping, load_config, section_keys
-from expfam.experiment.pipeline import default_run_name, format_summary, summary_row, train_run
+from expfam.experiment.config import (
+    SECTIONS,
+    RunConfig,
+    config_from_mapping,
+    default_config,
+    load_config,
+    section_keys,
+)
+from expfam.experiment.pipeline import collapse_warning, default_run_name, format_summary, summary_row, train_run
 from expfam.plugins import Registry, get_registry
 
 FLAG_SECTIONS: tuple[str, ...] = ("model", "data", "train")
@@ -92,7 +100,12 @@ def make_command(registry: Registry | None = None) -> Any:
     def train(**options: Any) -> None:
         """Train a harmonium, evaluate it on the test split, and write the run directory."""
         config_file, out, overwrite = options.pop("config"), options.pop("out"), options.pop("overwrite")
-        base = load_config(config_file) if config_file is not None else RunConfig()
+        block = options["block"]
+        if block is None and config_file is not None:
+            block = load_config(config_file).model.block
+        base = default_config(block)  # per-block-set defaults under the file and the flags
+        if config_file is not None:
+            base = load_config(config_file, base)
         overrides = {
             section: {key: options[key] for key in section_keys(section) if options[key] is not None}
             for section in FLAG_SECTIONS
@@ -103,6 +116,9 @@ def make_command(registry: Registry | None = None) -> Any:
         metrics = train_run(config, out, overwrite=overwrite, progress=bar, log=bar.message, registry=registry)
         bar.close()
         typer.echo(format_summary([summary_row(config, metrics, run=out.name)]))
+        warning = collapse_warning(metrics, config.model.n_clusters)
+        if warning is not None:
+            typer.echo(f"warning: {warning}")
         typer.echo(f"metrics: {json.dumps(metrics)}")
         typer.echo(f"run directory: {out}")
 

@@ -79,10 +79,10 @@ def test_train_prints_the_seed_columns_and_the_run_directory(process_run):
     lines = result.stdout.splitlines()
     assert lines[0] == (
         "| Run | n_latent | n_clusters | lr | kl_warmup | conj_weight | entropy_w | post_entropy_w | n_steps "
-        "| NMI | R² | Purity | Recon |"
+        "| NMI | Active | R² | Purity | Recon |"
     )
     assert lines[2].startswith("| small | 8 | 10 | 3e-3 | 200 | 0.1 | 5.0 | 10.0 | 300 | 0.")
-    assert lines[2].count("|") == 14 and lines[2].count("%") == 1
+    assert lines[2].count("|") == 15 and lines[2].count("%") == 1
     assert lines[-1] == f"run directory: {out}"
     assert metrics_equal(_metrics_line(result.stdout), read_metrics(out))
     assert read_info(out)["status"] == "completed" and read_info(out)["x64"] is True

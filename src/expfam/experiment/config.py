@@ -94,6 +94,11 @@ class RunConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
 
+#: Defaults that differ by block set, ``{block set: {section: {key: value}}}``, applied
+#: over :class:`RunConfig`'s defaults where the user sets no value (see :func:`default_config`).
+#: Chosen on digits by ``examples/sweeps/digits_defaults.toml`` (docs/results/digits_defaults/).
+BLOCK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {}
+
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "data": DataConfig,
@@ -153,6 +158,17 @@ def config_from_mapping(mapping: Mapping[str, Any], base: RunConfig | None = Non
     config = dataclasses.replace(base, **updates)
     validate_config(config)
     return config
+
+
+def default_config(block: str | None = None) -> RunConfig:
+    """The defaults of a run of ``block`` (default: the main job's, hierarchical).
+
+    :class:`RunConfig`'s defaults with ``[model] block`` set and the overrides of
+    :data:`BLOCK_DEFAULTS` for that block set applied (none for other blocks).
+    """
+    block = block or ModelConfig.block
+    base = dataclasses.replace(RunConfig(), model=dataclasses.replace(ModelConfig(), block=block))
+    return config_from_mapping(BLOCK_DEFAULTS.get(block, {}), base)
 
 
 def load_config(path: str | Path, base: RunConfig | None = None) -> RunConfig:
@@ -251,6 +267,7 @@ def flatten_config(config: RunConfig) -> dict[str, Any]:
 
 
 __all__ = [
+    "BLOCK_DEFAULTS",
     "DataConfig",
     "EvaluateConfig",
     "ModelConfig",
@@ -258,6 +275,7 @@ __all__ = [
     "TrainConfig",
     "config_from_mapping",
     "config_to_toml",
+    "default_config",
     "load_config",
     "validate_config",
 ]
