@@ -95,9 +95,9 @@ def cluster_marginal_residual(
     if not depends_on_cluster:
         return model.batch_residual(params, y, k)
     batch, n_samples, n_clusters = table.shape
-    every_y = jnp.broadcast_to(y[:, :, None], (batch, n_samples, n_clusters) + y.shape[2:])
+    every_y = jnp.broadcast_to(y[:, :, None], (batch, n_samples, n_clusters, *y.shape[2:]))
     every_k = jnp.broadcast_to(jnp.arange(n_clusters), (batch, n_samples, n_clusters))
-    flat_y = every_y.reshape((batch, n_samples * n_clusters) + y.shape[2:])
+    flat_y = every_y.reshape((batch, n_samples * n_clusters, *y.shape[2:]))
     residual = model.batch_residual(params, flat_y, every_k.reshape(batch, -1)).reshape(table.shape)
     return jnp.sum(jax.nn.softmax(table, axis=-1) * residual, axis=-1)
 
@@ -124,9 +124,7 @@ def rao_blackwell_elbo_terms(
     y, k = jax.lax.stop_gradient(model.sample_posterior(key, jax.lax.stop_gradient(posterior), n_samples))
     table = jax.vmap(joint_log_density_table, in_axes=(None, 0, 0))(model, posterior, y)
     log_q_y = jax.nn.logsumexp(table, axis=-1)
-    g = cluster_marginal_residual(
-        model, params, y, k, table, depends_on_cluster=residual_depends_on_cluster(model)
-    )
+    g = cluster_marginal_residual(model, params, y, k, table, depends_on_cluster=residual_depends_on_cluster(model))
     control = jnp.mean(g, axis=1, keepdims=True) if n_samples > 1 else jnp.zeros_like(g)
     centred = jax.lax.stop_gradient(g - control)
     score = jnp.sum(centred * log_q_y, axis=1) / max(n_samples - 1, 1)

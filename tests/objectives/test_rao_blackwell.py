@@ -69,11 +69,9 @@ def test_joint_table_and_cluster_marginal_residual_match_enumeration(name: str) 
         )
         assert_close(f"log q(y, k={cluster} | x)", table[:, :, cluster], expected)
     batch = x.shape[0]
-    y = jnp.broadcast_to(jnp.asarray(y_distinct), (batch,) + y_distinct.shape)
+    y = jnp.broadcast_to(jnp.asarray(y_distinct), (batch, *y_distinct.shape))
     k = jnp.zeros(y.shape[:2], dtype=int)
-    g = cluster_marginal_residual(
-        model, params, y, k, table, depends_on_cluster=residual_depends_on_cluster(model)
-    )
+    g = cluster_marginal_residual(model, params, y, k, table, depends_on_cluster=residual_depends_on_cluster(model))
     residual = np.stack(
         [np.asarray(model.residual(params, jnp.asarray(y_distinct), jnp.full(len(y_distinct), c))) for c in range(3)],
         axis=-1,

@@ -150,7 +150,7 @@ class DataSplit:
         if not 0.0 < fraction < 1.0:
             raise ConfigurationError(f"validation fraction must be in (0, 1), got {fraction}", offending=fraction)
         n_train = self.x_train.shape[0]
-        n_validation = int(round(fraction * n_train))
+        n_validation = round(fraction * n_train)
         if not 0 < n_validation < n_train:
             raise DataError(
                 f"DataSplit {self.name!r}: a validation fraction of {fraction} of {n_train} training rows "

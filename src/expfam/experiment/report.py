@@ -92,7 +92,13 @@ def format_cell(column: str, value: Any) -> str:
         return value.replace("|", "\\|").replace("\n", " ")
     if isinstance(value, float) and math.isnan(value):
         return "nan"
-    formats = {"lr": format_learning_rate, "NMI": "{:.2f}".format, "Active": "{:.0f}".format, "R²": "{:.3f}".format, "Recon": "{:.2f}".format}
+    formats = {
+        "lr": format_learning_rate,
+        "NMI": "{:.2f}".format,
+        "Active": "{:.0f}".format,
+        "R²": "{:.3f}".format,
+        "Recon": "{:.2f}".format,
+    }
     if column in formats:
         return formats[column](value)
     if column == "Purity":
