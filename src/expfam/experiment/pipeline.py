@@ -225,6 +225,8 @@ def train_run(
     rows: list[dict[str, float]] = []
 
     def callback(step: int, current: Params, piece: Mapping[str, np.ndarray]) -> None:
+        # the ELBO estimator's value is the ELBO whichever term estimates it
+        piece = {("elbo" if name == config.train.elbo_estimator else name): value for name, value in piece.items()}
         row = _history_row(step, piece)
         row.update(quick_metrics(model, current, split.x_test, split.y_test, keys["progress"]))
         rows.append(row)
