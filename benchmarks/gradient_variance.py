@@ -78,6 +78,8 @@ def variance_part(config: RunConfig, warm_steps: int, batch: int, repeats: int) 
         }
         out[estimator] = {"total_variance": sum(groups.values()), "by_group": groups, "seconds_per_gradient": seconds}
     plain, blackwell = out["elbo"], out["rao_blackwell_elbo"]
+    responsibilities = np.asarray(model.cluster_responsibilities(params, x))
+    out["mean_max_responsibility"] = float(responsibilities.max(axis=1).mean())
     out["variance_ratio"] = blackwell["total_variance"] / plain["total_variance"]  # type: ignore[index]
     out["time_ratio"] = blackwell["seconds_per_gradient"] / plain["seconds_per_gradient"]  # type: ignore[index]
     means = [np.concatenate([leaf.mean(axis=0).ravel() for leaf in jax.tree.leaves(draws[e])]) for e in ESTIMATORS]
@@ -139,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             f"s / gradient (median of 21, jitted): elbo {plain['seconds_per_gradient']:.4f}, "  # type: ignore[index]
             f"rao_blackwell_elbo {blackwell['seconds_per_gradient']:.4f}"  # type: ignore[index]
         )
+        print(f"mean over the batch of max_k q(k | x): {result['mean_max_responsibility']:.4f}")
         print(f"variance ratio RB/plain {result['variance_ratio']:.3f}, time ratio {result['time_ratio']:.2f}")
         print(json.dumps({"benchmark": "gradient_variance", **result}))
     if args.part in ("nmi", "both"):
