@@ -149,3 +149,37 @@ def test_flags_override_the_config_file_and_defaults_fill_the_rest(runner, app, 
     assert out.parent == Path("runs") and out.name.startswith("xy+xk-")
     assert result.stdout.splitlines()[2].startswith(f"| {out.name} | 32 | 20 | 1e-3 | ")
     assert result.stdout.splitlines()[-1] == f"run directory: {out}"
+
+
+def test_block_set_defaults_apply_under_the_file_and_the_flags(runner, app, captured, tmp_path, monkeypatch):
+    """``BLOCK_DEFAULTS[block]`` fills the keys that neither the file nor a flag sets; other blocks keep RunConfig's."""
+    from expfam.experiment import config as config_module
+
+    monkeypatch.setitem(config_module.BLOCK_DEFAULTS, "full", {"model": {"n_latent": 12}, "train": {"n_steps": 345}})
+    assert runner.invoke(app, ["train", "--block", "full", "--out", str(tmp_path / "a")]).exit_code == 0
+    assert (
+        runner.invoke(app, ["train", "--block", "full", "--n-steps", "9", "--out", str(tmp_path / "b")]).exit_code == 0
+    )
+    file = tmp_path / "full.toml"
+    file.write_text('[model]\nblock = "full"\n[train]\nn_steps = 77\n')
+    assert runner.invoke(app, ["train", "--config", str(file), "--out", str(tmp_path / "c")]).exit_code == 0
+    assert runner.invoke(app, ["train", "--block", "xy,xk", "--out", str(tmp_path / "d")]).exit_code == 0
+    (a, _, _), (b, _, _), (c, _, _), (d, _, _) = captured
+    assert (a.model.n_latent, a.train.n_steps) == (12, 345)
+    assert (b.model.n_latent, b.train.n_steps) == (12, 9)
+    assert (c.model.n_latent, c.train.n_steps) == (12, 77)
+    assert (d.model.n_latent, d.train.n_steps) == (
+        config_module.RunConfig().model.n_latent,
+        config_module.RunConfig().train.n_steps,
+    )
+
+
+def test_collapsed_run_says_so_in_its_summary(runner, app, monkeypatch, tmp_path):
+    monkeypatch.setattr(
+        cli.train, "train_run", lambda config, out, **options: {"nmi": 0.3, "active_clusters": 4, "r2": 0.9}
+    )
+    result = runner.invoke(app, ["train", "--n-clusters", "20", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "| 0.30 | 4 |" in lines[2]
+    assert lines[3].startswith("warning: cluster collapse: only 4 of 20 clusters are active")

@@ -247,3 +247,17 @@ def test_collapse_warning_below_half_of_the_clusters(active: int, collapsed: boo
     if collapsed:
         assert f"only {active} of 20 clusters are active" in warning
     assert pipeline.collapse_warning({"nmi": 0.5}, 20) is None
+
+
+def test_validation_split_holds_out_training_rows_only() -> None:
+    """``validation_fraction`` evaluates on held-out training rows: the test rows are not used at all."""
+    from expfam.experiment.config import config_from_mapping
+
+    plain = pipeline.prepare_run(config_from_mapping({"train": {"seed": 3}})).split
+    held = pipeline.prepare_run(config_from_mapping({"data": {"validation_fraction": 0.2}, "train": {"seed": 3}})).split
+    assert held.x_test.shape[0] == round(0.2 * plain.x_train.shape[0])
+    assert held.x_train.shape[0] + held.x_test.shape[0] == plain.x_train.shape[0]
+    rows = {tuple(row) for row in plain.x_train}
+    assert all(tuple(row) in rows for row in held.x_test) and all(tuple(row) in rows for row in held.x_train)
+    with pytest.raises(ValueError, match="validation_fraction must be in"):
+        config_from_mapping({"data": {"validation_fraction": 1.0}})
