@@ -81,7 +81,7 @@ def test_train_prints_the_seed_columns_and_the_run_directory(process_run):
         "| Run | n_latent | n_clusters | lr | kl_warmup | conj_weight | entropy_w | post_entropy_w | n_steps "
         "| NMI | Active | R² | Purity | Recon |"
     )
-    assert lines[2].startswith("| small | 8 | 10 | 3e-3 | 200 | 0.1 | 5.0 | 10.0 | 300 | 0.")
+    assert lines[2].startswith("| small | 8 | 10 | 3e-3 | 200 | 0.1 | 1.0 | 1.0 | 300 | 0.")
     assert lines[2].count("|") == 15 and lines[2].count("%") == 1
     assert lines[-1] == f"run directory: {out}"
     assert metrics_equal(_metrics_line(result.stdout), read_metrics(out))
@@ -147,7 +147,7 @@ def test_flags_override_the_config_file_and_defaults_fill_the_rest(runner, app, 
     assert config.train.n_steps == load_config(tiny_toml).train.n_steps  # the default
     assert options["overwrite"] is True and callable(options["progress"])
     assert out.parent == Path("runs") and out.name.startswith("xy+xk-")
-    assert result.stdout.splitlines()[2].startswith(f"| {out.name} | 32 | 20 | 1e-3 | ")
+    assert result.stdout.splitlines()[2].startswith(f"| {out.name} | 64 | 20 | 1e-3 | ")
     assert result.stdout.splitlines()[-1] == f"run directory: {out}"
 
 

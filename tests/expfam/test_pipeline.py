@@ -188,7 +188,14 @@ def test_summary_row_has_the_seed_columns_and_formats_like_the_seed():
     config = config_from_mapping(
         {
             "model": {"n_latent": 128, "n_clusters": 30},
-            "train": {"learning_rate": 1.5e-3, "kl_warmup_steps": 120000, "conj_weight": 0.1, "n_steps": 300000},
+            "train": {
+                "learning_rate": 1.5e-3,
+                "kl_warmup_steps": 120000,
+                "conj_weight": 0.1,
+                "entropy_weight": 5.0,
+                "posterior_entropy_weight": 10.0,
+                "n_steps": 300000,
+            },
         }
     )
     metrics = {"nmi": 0.5712, "active_clusters": 30, "r2": 0.99612, "purity": 0.768, "recon": 3.3412}

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from expfam.errors import ConfigurationError
-from expfam.experiment.config import RunConfig, config_to_mapping
+from expfam.experiment.config import RunConfig, config_to_mapping, default_config
 from expfam.experiment.pipeline import collapse_warning, compact_float
 from expfam.experiment.runs import RunDirectoryError, atomic_open, atomic_write_text, read_config, read_metrics
 from expfam.experiment.sweep_spec import SweepSpec
@@ -177,9 +177,10 @@ def train_command(config: RunConfig, *, per_line: int = 4) -> str:
     """The ``expfam train`` command line for ``config``.
 
     Flags: the block set and the table's hyperparameters always, then every other
-    ``[model]``, ``[data]`` and ``[train]`` key whose value is not the default.
+    ``[model]``, ``[data]`` and ``[train]`` key whose value is not the block set's
+    default (:func:`expfam.experiment.config.default_config`, what ``expfam train`` fills in).
     """
-    defaults = config_to_mapping(RunConfig())
+    defaults = config_to_mapping(default_config(config.model.block))
     values = config_to_mapping(config)
     always = {"model.block", *HYPERPARAMETER_COLUMNS.values()}
     flags = [
