@@ -3,7 +3,8 @@
 Every key of the ``[model]``, ``[data]`` and ``[train]`` sections of the run
 configuration is a flag (``learning_rate`` → ``--learning-rate``). A flag given
 on the command line overrides ``--config FILE``, which overrides the defaults
-of :class:`expfam.experiment.config.RunConfig`; ``[evaluate]`` and the option tables
+of :class:`expfam.experiment.config.RunConfig` for the chosen block set
+(:func:`expfam.experiment.config.default_config`); ``[evaluate]`` and the option tables
 (``[model.observable_options]``, ``[model.block_options.NAME]``, ``[data.options]``) come
 from the file only; ``--loss NAME=WEIGHT`` (repeatable) adds to ``[train.loss_weights]``.
 ``--resume RUN_DIR`` continues an interrupted run from its checkpoint.
@@ -23,8 +24,23 @@ import typer
 from cli.output import JsonFlag, emit_json
 from cli.progress import ProgressBar
 from expfam.errors import ConfigurationError
-from expfam.experiment.config import SECTIONS, Options, RunConfig, config_from_mapping, load_config, section_keys
-from expfam.experiment.pipeline import default_run_name, format_summary, resume_run, summary_row, train_run
+from expfam.experiment.config import (
+    SECTIONS,
+    Options,
+    RunConfig,
+    config_from_mapping,
+    default_config,
+    load_config,
+    section_keys,
+)
+from expfam.experiment.pipeline import (
+    collapse_warning,
+    default_run_name,
+    format_summary,
+    resume_run,
+    summary_row,
+    train_run,
+)
 from expfam.experiment.runs import read_config
 from expfam.plugins import Registry, get_registry
 
@@ -39,6 +55,7 @@ HELP: dict[str, str] = {
     "dataset": "Dataset ({datasets}).",
     "data": "Path for file datasets: a folder of IDX files (idx) or an .npz archive (npz).",
     "test_fraction": "Share of the data held out for testing (datasets that draw a split).",
+    "validation_fraction": "Share of the training split held out and evaluated instead of the test split (0: off).",
     "learning_rate": "Adam learning rate.",
     "lr_warmup_steps": "Steps of the linear learning-rate warmup from 0.",
     "weight_decay": "AdamW weight decay (0: plain Adam).",
@@ -50,6 +67,8 @@ HELP: dict[str, str] = {
     "entropy_weight": "Weight of the prior cluster entropy H(p(k)).",
     "posterior_entropy_weight": "Weight of the entropy of the batch-mean responsibilities.",
     "recognition_conj_weight": "Weight of the recognition-conjugation term (0: off).",
+    "elbo_estimator": "Loss term that estimates the ELBO: 'elbo' (score of q(y, k | x)) or "
+    "'rao_blackwell_elbo' (cluster summed out of the score).",
     "n_mc_samples": "Posterior samples per observation for the ELBO.",
     "n_conj_samples": "Prior samples for the conjugation penalty (and the analytic ρ fit).",
     "rho_mode": "'learned' (ρ_y is trained) or 'analytic' (least-squares fit every step).",
@@ -132,7 +151,10 @@ def make_command(registry: Registry | None = None) -> Any:
     parameters += [
         _parameter(
             "loss",
-            Annotated[list[str] | None, typer.Option("--loss", help=loss_help.format(objectives=names["objectives"]), metavar="NAME=WEIGHT")],
+            Annotated[
+                list[str] | None,
+                typer.Option("--loss", help=loss_help.format(objectives=names["objectives"]), metavar="NAME=WEIGHT"),
+            ],
         ),
         _parameter("resume", Annotated[Path | None, typer.Option("--resume", metavar="RUN_DIR", help=resume_help)]),
         _parameter("config", Annotated[Path | None, typer.Option("--config", help=config_help, metavar="PATH")]),
@@ -160,7 +182,12 @@ def make_command(registry: Registry | None = None) -> Any:
             bar.close()
             config, out = read_config(resume), resume
         else:
-            base = load_config(config_file) if config_file is not None else RunConfig()
+            block = options["block"]
+            if block is None and config_file is not None:
+                block = load_config(config_file).model.block
+            base = default_config(block)  # per-block-set defaults under the file and the flags
+            if config_file is not None:
+                base = load_config(config_file, base)
             overrides: dict[str, dict[str, Any]] = {
                 section: {key: options[key] for key in section_keys(section) if options.get(key) is not None}
                 for section in FLAG_SECTIONS
@@ -177,6 +204,9 @@ def make_command(registry: Registry | None = None) -> Any:
             emit_json({"run_dir": out, "summary": summary_row(config, metrics, run=out.name), "metrics": metrics})
             return
         typer.echo(format_summary([summary_row(config, metrics, run=out.name)]))
+        warning = collapse_warning(metrics, config.model.n_clusters)
+        if warning is not None:
+            typer.echo(f"warning: {warning}")
         typer.echo(f"metrics: {json.dumps(metrics)}")
         typer.echo(f"run directory: {out}")
 

@@ -79,10 +79,10 @@ def test_train_prints_the_seed_columns_and_the_run_directory(process_run):
     lines = result.stdout.splitlines()
     assert lines[0] == (
         "| Run | n_latent | n_clusters | lr | kl_warmup | conj_weight | entropy_w | post_entropy_w | n_steps "
-        "| NMI | R² | Purity | Recon |"
+        "| NMI | Active | R² | Purity | Recon |"
     )
-    assert lines[2].startswith("| small | 8 | 10 | 3e-3 | 200 | 0.1 | 5.0 | 10.0 | 300 | 0.")
-    assert lines[2].count("|") == 14 and lines[2].count("%") == 1
+    assert lines[2].startswith("| small | 8 | 10 | 3e-3 | 200 | 0.1 | 1.0 | 1.0 | 300 | 0.")
+    assert lines[2].count("|") == 15 and lines[2].count("%") == 1
     assert lines[-1] == f"run directory: {out}"
     assert metrics_equal(_metrics_line(result.stdout), read_metrics(out))
     assert read_info(out)["status"] == "completed" and read_info(out)["x64"] is True
@@ -147,7 +147,7 @@ def test_flags_override_the_config_file_and_defaults_fill_the_rest(runner, app, 
     assert config.train.n_steps == load_config(tiny_toml).train.n_steps  # the default
     assert options["overwrite"] is True and callable(options["progress"])
     assert out.parent == Path("runs") and out.name.startswith("xy+xk-")
-    assert result.stdout.splitlines()[2].startswith(f"| {out.name} | 32 | 20 | 1e-3 | ")
+    assert result.stdout.splitlines()[2].startswith(f"| {out.name} | 64 | 20 | 1e-3 | ")
     assert result.stdout.splitlines()[-1] == f"run directory: {out}"
 
 
@@ -164,3 +164,37 @@ def test_evaluate_and_compare_print_json_with_json(process_run, runner, app):
     runs = json.loads(compared.stdout)["runs"]
     assert [run["run_dir"] for run in runs] == [str(out), str(out)]
     assert runs[1]["nmi_ratio"] == pytest.approx(1.0)
+
+
+def test_block_set_defaults_apply_under_the_file_and_the_flags(runner, app, captured, tmp_path, monkeypatch):
+    """``BLOCK_DEFAULTS[block]`` fills the keys that neither the file nor a flag sets; other blocks keep RunConfig's."""
+    from expfam.experiment import config as config_module
+
+    monkeypatch.setitem(config_module.BLOCK_DEFAULTS, "full", {"model": {"n_latent": 12}, "train": {"n_steps": 345}})
+    assert runner.invoke(app, ["train", "--block", "full", "--out", str(tmp_path / "a")]).exit_code == 0
+    assert (
+        runner.invoke(app, ["train", "--block", "full", "--n-steps", "9", "--out", str(tmp_path / "b")]).exit_code == 0
+    )
+    file = tmp_path / "full.toml"
+    file.write_text('[model]\nblock = "full"\n[train]\nn_steps = 77\n')
+    assert runner.invoke(app, ["train", "--config", str(file), "--out", str(tmp_path / "c")]).exit_code == 0
+    assert runner.invoke(app, ["train", "--block", "xy,xk", "--out", str(tmp_path / "d")]).exit_code == 0
+    (a, _, _), (b, _, _), (c, _, _), (d, _, _) = captured
+    assert (a.model.n_latent, a.train.n_steps) == (12, 345)
+    assert (b.model.n_latent, b.train.n_steps) == (12, 9)
+    assert (c.model.n_latent, c.train.n_steps) == (12, 77)
+    assert (d.model.n_latent, d.train.n_steps) == (
+        config_module.RunConfig().model.n_latent,
+        config_module.RunConfig().train.n_steps,
+    )
+
+
+def test_collapsed_run_says_so_in_its_summary(runner, app, monkeypatch, tmp_path):
+    monkeypatch.setattr(
+        cli.train, "train_run", lambda config, out, **options: {"nmi": 0.3, "active_clusters": 4, "r2": 0.9}
+    )
+    result = runner.invoke(app, ["train", "--n-clusters", "20", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert "| 0.30 | 4 |" in lines[2]
+    assert lines[3].startswith("warning: cluster collapse: only 4 of 20 clusters are active")

@@ -188,18 +188,27 @@ def test_summary_row_has_the_seed_columns_and_formats_like_the_seed():
     config = config_from_mapping(
         {
             "model": {"n_latent": 128, "n_clusters": 30},
-            "train": {"learning_rate": 1.5e-3, "kl_warmup_steps": 120000, "conj_weight": 0.1, "n_steps": 300000},
+            "train": {
+                "learning_rate": 1.5e-3,
+                "kl_warmup_steps": 120000,
+                "conj_weight": 0.1,
+                "entropy_weight": 5.0,
+                "posterior_entropy_weight": 10.0,
+                "n_steps": 300000,
+            },
         }
     )
-    metrics = {"nmi": 0.5712, "r2": 0.99612, "purity": 0.768, "recon": 3.3412}
+    metrics = {"nmi": 0.5712, "active_clusters": 30, "r2": 0.99612, "purity": 0.768, "recon": 3.3412}
     row = summary_row(config, metrics, run="H1")
     assert tuple(row) == pipeline.SUMMARY_COLUMNS
     table = format_summary([row]).splitlines()
     assert table[0] == (
         "| Run | n_latent | n_clusters | lr | kl_warmup | conj_weight | entropy_w | post_entropy_w | n_steps "
-        "| NMI | R² | Purity | Recon |"
+        "| NMI | Active | R² | Purity | Recon |"
     )
-    assert table[2] == "| H1 | 128 | 30 | 1.5e-3 | 120000 | 0.1 | 5.0 | 10.0 | 300000 | 0.57 | 0.996 | 76.8% | 3.34 |"
+    assert table[2] == (
+        "| H1 | 128 | 30 | 1.5e-3 | 120000 | 0.1 | 5.0 | 10.0 | 300000 | 0.57 | 30 | 0.996 | 76.8% | 3.34 |"
+    )
     assert "| nan |" in format_summary([summary_row(config, {"nmi": math.nan})])
 
 
@@ -236,3 +245,26 @@ def test_cluster_prototypes_are_the_observable_mean_at_the_conditional_latent_me
         np.testing.assert_allclose(prototypes[k], 5 * sigmoid(theta_x), rtol=1e-6)
     np.testing.assert_allclose(probabilities, model.mixture.cluster_probabilities(prior), rtol=1e-6)
     assert probabilities.sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(("active", "collapsed"), [(4, True), (9, True), (10, False), (20, False)])
+def test_collapse_warning_below_half_of_the_clusters(active: int, collapsed: bool) -> None:
+    warning = pipeline.collapse_warning({"nmi": 0.5, "active_clusters": active}, 20)
+    assert (warning is not None) is collapsed
+    if collapsed:
+        assert f"only {active} of 20 clusters are active" in warning
+    assert pipeline.collapse_warning({"nmi": 0.5}, 20) is None
+
+
+def test_validation_split_holds_out_training_rows_only() -> None:
+    """``validation_fraction`` evaluates on held-out training rows: the test rows are not used at all."""
+    from expfam.experiment.config import config_from_mapping
+
+    plain = pipeline.prepare_run(config_from_mapping({"train": {"seed": 3}})).split
+    held = pipeline.prepare_run(config_from_mapping({"data": {"validation_fraction": 0.2}, "train": {"seed": 3}})).split
+    assert held.x_test.shape[0] == round(0.2 * plain.x_train.shape[0])
+    assert held.x_train.shape[0] + held.x_test.shape[0] == plain.x_train.shape[0]
+    rows = {tuple(row) for row in plain.x_train}
+    assert all(tuple(row) in rows for row in held.x_test) and all(tuple(row) in rows for row in held.x_train)
+    with pytest.raises(ValueError, match="validation_fraction must be in"):
+        config_from_mapping({"data": {"validation_fraction": 1.0}})

@@ -41,14 +41,14 @@ from expfam.experiment.sweep import (
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "sweeps"
 
-#: The seed's header and separator rows, verbatim.
+#: The seed's header and separator rows, with the active-cluster count next to NMI (issue 12).
 SEED_HEADER = (
     "| Run | n_latent | n_clusters | lr | kl_warmup | conj_weight | entropy_w | post_entropy_w | n_steps "
-    "| NMI | R² | Purity | Recon | Notes |"
+    "| NMI | Active | R² | Purity | Recon | Notes |"
 )
 SEED_SEPARATOR = (
     "|-----|----------|------------|------|-----------|-------------|-----------|----------------|---------"
-    "|-----|-----|--------|-------|-------|"
+    "|-----|--------|-----|--------|-------|-------|"
 )
 #: The hyperparameter cells of the seed's rows H1–H16 (H4, skipped there, is n_latent 512).
 SEED_ROWS = {
@@ -456,3 +456,13 @@ def test_compare_refuses_an_unfinished_run(tmp_path):
 def test_docstring_examples(module):
     failures, tried = doctest.testmod(module)
     assert tried > 0 and failures == 0
+
+
+def test_table_shows_active_clusters_and_flags_a_collapse():
+    """Active clusters sit next to NMI; a run with fewer than half of K active says so in Notes."""
+    results, _ = _results({"nmi": 0.6, "r2": 0.9, "active_clusters": 3}, {"nmi": 0.7, "r2": 0.9, "active_clusters": 12})
+    header, _, collapsed, healthy = format_table(results).splitlines()
+    columns = [cell.strip() for cell in header.strip("|").split("|")]
+    assert columns[columns.index("NMI") + 1] == "Active"
+    assert "| 0.60 | 3 |" in collapsed and "cluster collapse: only 3 of 20 clusters are active" in collapsed
+    assert "| 0.70 | 12 |" in healthy and "collapse" not in healthy

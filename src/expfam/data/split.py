@@ -153,6 +153,35 @@ class DataSplit:
         labels = np.concatenate([self.y_train, self.y_test])
         return int(labels.max()) + 1 if labels.size else 0
 
+    def validation_split(self, fraction: float, *, seed: int) -> DataSplit:
+        """Hold out ``fraction`` of the training rows as a validation split (for model selection).
+
+        Returns a split whose ``train`` part is the remaining training rows and whose
+        ``test`` part is the held-out validation rows; the original test rows are not
+        used, so selecting on it never looks at the test split. The rows are drawn by
+        a permutation from ``seed``.
+        """
+        if not 0.0 < fraction < 1.0:
+            raise ConfigurationError(f"validation fraction must be in (0, 1), got {fraction}", offending=fraction)
+        n_train = self.x_train.shape[0]
+        n_validation = round(fraction * n_train)
+        if not 0 < n_validation < n_train:
+            raise DataError(
+                f"DataSplit {self.name!r}: a validation fraction of {fraction} of {n_train} training rows "
+                f"leaves {n_validation} validation rows; use a larger dataset or fraction",
+                offending=fraction,
+            )
+        order = np.random.default_rng(seed).permutation(n_train)
+        held, kept = order[:n_validation], order[n_validation:]
+        return dataclasses.replace(
+            self,
+            x_train=self.x_train[kept],
+            y_train=self.y_train[kept],
+            x_test=self.x_train[held],
+            y_test=self.y_train[held],
+            source=f"{self.source} (validation: {n_validation} of the training rows)",
+        )
+
     def describe(self) -> str:
         """One line, e.g. ``digits: 1437 train / 360 test, D=64 (8×8), counts 0..16, 10 classes``."""
         height, width = self.image_shape

@@ -5,7 +5,7 @@ Sections mirror the TOML file::
     [model]     block, observable, n_trials, n_latent, n_clusters
     [model.observable_options]   options of the observable family
     [model.block_options.NAME]   options of block NAME
-    [data]      dataset, data, test_fraction
+    [data]      dataset, data, test_fraction, validation_fraction
     [data.options]               options of the dataset plugin
     [train]     learning_rate, n_steps, batch_size, warmups, loss weights, ...
     [train.loss_weights]         {loss term: weight}, over the named weights
@@ -82,7 +82,7 @@ class ModelConfig:
     block: str = "hierarchical"
     observable: str = "binomial"
     n_trials: int = 16
-    n_latent: int = 32
+    n_latent: int = 64
     n_clusters: int = 20
     observable_options: Options = field(default_factory=Options)
     block_options: Options = field(default_factory=Options)
@@ -90,31 +90,43 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Which data to load: a dataset plugin name and, for file datasets, a path."""
+    """Which data to load: a dataset plugin name and, for file datasets, a path.
+
+    ``validation_fraction > 0`` holds out that share of the training split and
+    evaluates on it instead of the test split (model selection in sweeps).
+    """
 
     dataset: str = "digits"
     data: str = ""
     test_fraction: float = 0.2
     options: Options = field(default_factory=Options)
+    validation_fraction: float = 0.0
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation and loss settings (docs/objectives.md); names follow the reference table's columns."""
+    """Optimisation and loss settings (docs/objectives.md); names follow the reference table's columns.
+
+    The defaults are the main job's (hierarchical, bundled digits), chosen on a
+    validation split by ``examples/sweeps/digits_defaults.toml`` (phase 11) within the
+    training time of the previous defaults; other block sets may override them
+    (:data:`BLOCK_DEFAULTS`).
+    """
 
     learning_rate: float = 3e-3
     lr_warmup_steps: int = 200
     weight_decay: float = 0.0
-    n_steps: int = 6000
-    batch_size: int = 256
+    n_steps: int = 8000
+    batch_size: int = 128
     kl_warmup_steps: int = 2000
     conj_warmup_steps: int = 1000
     conj_weight: float = 0.1
-    entropy_weight: float = 5.0
-    posterior_entropy_weight: float = 10.0
+    entropy_weight: float = 1.0
+    posterior_entropy_weight: float = 1.0
     recognition_conj_weight: float = 0.0
-    n_mc_samples: int = 10
-    n_conj_samples: int = 1024
+    elbo_estimator: str = "elbo"
+    n_mc_samples: int = 4
+    n_conj_samples: int = 256
     rho_mode: str = "learned"
     seed: int = 0
     log_every: int = 250
@@ -141,6 +153,18 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
+
+#: Defaults that differ by block set, ``{block set: {section: {key: value}}}``, applied
+#: over :class:`RunConfig`'s defaults where the user sets no value (see :func:`default_config`).
+#: Chosen on digits by ``examples/sweeps/digits_defaults.toml`` (docs/results/digits_defaults/).
+BLOCK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    # phase 5 of the sweep (validation NMI 0.823 at 2000 steps); the full step costs about
+    # 2× the hierarchical one at these sizes, so 2000 steps keep it within the main job's time
+    "full": {
+        "model": {"n_latent": 32},
+        "train": {"n_steps": 2000, "batch_size": 256, "n_mc_samples": 10, "n_conj_samples": 1024},
+    },
+}
 
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
@@ -210,6 +234,17 @@ def config_from_mapping(mapping: Mapping[str, Any], base: RunConfig | None = Non
     config = dataclasses.replace(base, **updates)
     validate_config(config)
     return config
+
+
+def default_config(block: str | None = None) -> RunConfig:
+    """The defaults of a run of ``block`` (default: the main job's, hierarchical).
+
+    :class:`RunConfig`'s defaults with ``[model] block`` set and the overrides of
+    :data:`BLOCK_DEFAULTS` for that block set applied (none for other blocks).
+    """
+    block = block or ModelConfig.block
+    base = dataclasses.replace(RunConfig(), model=dataclasses.replace(ModelConfig(), block=block))
+    return config_from_mapping(BLOCK_DEFAULTS.get(block, {}), base)
 
 
 def load_config(path: str | Path, base: RunConfig | None = None) -> RunConfig:
@@ -298,12 +333,22 @@ def validate_config(config: RunConfig) -> None:
         value = getattr(train, key)
         _check(math.isfinite(value) and value >= 0, f"{key} must be a finite number ≥ 0, got {value}", key)
     _check(
+        bool(train.elbo_estimator),
+        "elbo_estimator must name a loss term, e.g. 'elbo' or 'rao_blackwell_elbo'",
+        "elbo_estimator",
+    )
+    _check(
         train.rho_mode in ("learned", "analytic"),
         f"rho_mode must be 'learned' or 'analytic', got {train.rho_mode!r}",
         "rho_mode",
     )
     _check(
         0.0 < data.test_fraction < 1.0, f"test_fraction must be in (0, 1), got {data.test_fraction}", "test_fraction"
+    )
+    _check(
+        0.0 <= data.validation_fraction < 1.0,
+        f"validation_fraction must be in [0, 1), got {data.validation_fraction}; 0 evaluates on the test split",
+        "validation_fraction",
     )
     for key in ("n_r2_samples", "n_elbo_samples", "n_iwae_samples", "batch_size"):
         value = getattr(evaluation, key)
@@ -320,6 +365,7 @@ def flatten_config(config: RunConfig) -> dict[str, Any]:
 
 
 __all__ = [
+    "BLOCK_DEFAULTS",
     "DataConfig",
     "EvaluateConfig",
     "ModelConfig",
@@ -328,6 +374,7 @@ __all__ = [
     "TrainConfig",
     "config_from_mapping",
     "config_to_toml",
+    "default_config",
     "load_config",
     "validate_config",
 ]

@@ -54,7 +54,7 @@ from expfam.experiment.runs import (
     write_model_spec,
 )
 from expfam.experiment.streams import run_keys
-from expfam.experiment.summary import SUMMARY_COLUMNS, compact_float, format_summary, summary_row
+from expfam.experiment.summary import SUMMARY_COLUMNS, collapse_warning, compact_float, format_summary, summary_row
 from expfam.experiment.training import TrainState, make_optimizer, train
 from expfam.model import Harmonium, Params
 from expfam.plugins import Registry, get_registry
@@ -148,6 +148,8 @@ def prepare_run(config: RunConfig, *, registry: Registry | None = None) -> Prepa
         registry=registry,
         options=config.data.options.to_dict(),
     )
+    if config.data.validation_fraction > 0:
+        split = split.validation_split(config.data.validation_fraction, seed=config.train.seed)
     model = build_model(
         observable=config.model.observable,
         observable_options=options,
@@ -328,6 +330,8 @@ def _train_and_write(
     params = model.init(keys["init"], jnp.asarray(split.x_train))
 
     def callback(step: int, current: Params, piece: Mapping[str, np.ndarray]) -> None:
+        # the ELBO estimator's value is the ELBO whichever term estimates it
+        piece = {("elbo" if name == config.train.elbo_estimator else name): value for name, value in piece.items()}
         row = _history_row(step, piece)
         row.update(quick_metrics(model, current, split.x_test, split.y_test, keys["progress"]))
         rows.append(row)
@@ -444,6 +448,7 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "PreparedRun",
     "ProgressCallback",
+    "collapse_warning",
     "compact_float",
     "default_run_name",
     "evaluate_run",

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from expfam.errors import ConfigurationError
-from expfam.experiment.config import RunConfig, config_to_mapping
-from expfam.experiment.pipeline import compact_float
+from expfam.experiment.config import RunConfig, config_to_mapping, default_config
+from expfam.experiment.pipeline import collapse_warning, compact_float
 from expfam.experiment.runs import RunDirectoryError, atomic_open, atomic_write_text, read_config, read_metrics
 from expfam.experiment.sweep_spec import SweepSpec
 from expfam.experiment.trials import FAILED, FINISHED, TrialResult
@@ -45,6 +45,7 @@ TABLE_COLUMNS: tuple[tuple[str, int], ...] = (
     ("post_entropy_w", 16),
     ("n_steps", 9),
     ("NMI", 5),
+    ("Active", 8),
     ("R²", 5),
     ("Purity", 8),
     ("Recon", 7),
@@ -63,6 +64,8 @@ HYPERPARAMETER_COLUMNS: dict[str, str] = {
 }
 #: Metric columns → keys of ``metrics.json``.
 METRIC_COLUMNS: dict[str, str] = {"NMI": "nmi", "R²": "r2", "Purity": "purity", "Recon": "recon"}
+#: Table columns that are not plotted or compared: active clusters (next to NMI, so a collapse is visible).
+COUNT_COLUMNS: dict[str, str] = {"Active": "active_clusters"}
 MISSING = "—"
 REPORT_FILE, RESULTS_FILE, PLOTS_DIR = "report.md", "results.csv", "plots"
 #: Flags of ``expfam train`` come from these sections; ``[evaluate]`` only from a ``--config`` file.
@@ -89,7 +92,13 @@ def format_cell(column: str, value: Any) -> str:
         return value.replace("|", "\\|").replace("\n", " ")
     if isinstance(value, float) and math.isnan(value):
         return "nan"
-    formats = {"lr": format_learning_rate, "NMI": "{:.2f}".format, "R²": "{:.3f}".format, "Recon": "{:.2f}".format}
+    formats = {
+        "lr": format_learning_rate,
+        "NMI": "{:.2f}".format,
+        "Active": "{:.0f}".format,
+        "R²": "{:.3f}".format,
+        "Recon": "{:.2f}".format,
+    }
     if column in formats:
         return formats[column](value)
     if column == "Purity":
@@ -103,6 +112,9 @@ def notes(result: TrialResult) -> str:
     hidden = [f"{key.split('.', 1)[1]}={value}" for key, value in result.trial.overrides.items() if key not in shown]
     parts = [", ".join(hidden)] if hidden else []
     parts += [result.trial.note] if result.trial.note else []
+    if result.status == FINISHED and result.metrics is not None:
+        warning = collapse_warning(result.metrics, result.trial.config.model.n_clusters)
+        parts += [warning.split(";")[0]] if warning else []
     if result.status == FAILED:
         parts.append(f"failed: {result.error}")
     elif result.status != FINISHED:
@@ -116,6 +128,7 @@ def table_row(result: TrialResult) -> dict[str, Any]:
     row.update({column: config_value(result.trial.config, key) for column, key in HYPERPARAMETER_COLUMNS.items()})
     metrics = result.metrics if result.status == FINISHED and result.metrics is not None else {}
     row.update({column: _float_or_none(metrics.get(key)) for column, key in METRIC_COLUMNS.items()})
+    row.update({column: _float_or_none(metrics.get(key)) for column, key in COUNT_COLUMNS.items()})
     row["Notes"] = notes(result)
     return row
 
@@ -164,9 +177,10 @@ def train_command(config: RunConfig, *, per_line: int = 4) -> str:
     """The ``expfam train`` command line for ``config``.
 
     Flags: the block set and the table's hyperparameters always, then every other
-    ``[model]``, ``[data]`` and ``[train]`` key whose value is not the default.
+    ``[model]``, ``[data]`` and ``[train]`` key whose value is not the block set's
+    default (:func:`expfam.experiment.config.default_config`, what ``expfam train`` fills in).
     """
-    defaults = config_to_mapping(RunConfig())
+    defaults = config_to_mapping(default_config(config.model.block))
     values = config_to_mapping(config)
     always = {"model.block", *HYPERPARAMETER_COLUMNS.values()}
     flags = [
@@ -246,7 +260,8 @@ def report_text(
 
 def results_csv_text(results: Sequence[TrialResult]) -> str:
     """``results.csv``: the table's rows unrounded, with phase, status, error and every other metric."""
-    extra = sorted({key for r in results for key in (r.metrics or {}) if key not in METRIC_COLUMNS.values()})
+    shown = {*METRIC_COLUMNS.values(), *COUNT_COLUMNS.values()}
+    extra = sorted({key for r in results for key in (r.metrics or {}) if key not in shown})
     columns = ["Phase", *(name for name, _ in TABLE_COLUMNS), *extra, "status", "error", "seconds"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")

@@ -20,6 +20,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "post_entropy_w",
     "n_steps",
     "NMI",
+    "Active",
     "R²",
     "Purity",
     "Recon",
@@ -44,10 +45,26 @@ def summary_row(config: RunConfig, metrics: Mapping[str, float], *, run: str = "
         "post_entropy_w": train_config.posterior_entropy_weight,
         "n_steps": train_config.n_steps,
         "NMI": metrics.get("nmi", math.nan),
+        "Active": metrics.get("active_clusters", math.nan),
         "R²": metrics.get("r2", math.nan),
         "Purity": metrics.get("purity", math.nan),
         "Recon": metrics.get("recon", math.nan),
     }
+
+
+def collapse_warning(metrics: Mapping[str, float], n_clusters: int) -> str | None:
+    """A warning when fewer than half of the ``K`` clusters are active (hold a test point), else ``None``.
+
+    Such a run has collapsed: its NMI compares a coarser clustering than asked for.
+    """
+    active = metrics.get("active_clusters", math.nan)
+    if math.isnan(active) or active >= n_clusters / 2:
+        return None
+    return (
+        f"cluster collapse: only {active:.0f} of {n_clusters} clusters are active on the test split "
+        "(below half); try a larger posterior_entropy_weight (spreads each batch over the clusters), "
+        "a longer kl_warmup_steps, or fewer clusters"
+    )
 
 
 def compact_float(value: float) -> str:
@@ -70,6 +87,8 @@ def _format_cell(column: str, value: Any) -> str:
         return compact_float(float(value))
     if column == "NMI":
         return f"{value:.2f}"
+    if column == "Active":
+        return f"{value:.0f}"
     if column == "R²":
         return f"{value:.3f}"
     if column == "Purity":
@@ -90,4 +109,4 @@ def format_summary(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["SUMMARY_COLUMNS", "compact_float", "format_summary", "summary_row"]
+__all__ = ["SUMMARY_COLUMNS", "collapse_warning", "compact_float", "format_summary", "summary_row"]

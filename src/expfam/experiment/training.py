@@ -42,7 +42,7 @@ def loss_weights(config: TrainConfig) -> dict[str, float]:
     the term, except the ELBO, which is always reported).
     """
     weights = {
-        "elbo": 1.0,
+        config.elbo_estimator: 1.0,
         "conjugation": config.conj_weight,
         "prior_entropy": config.entropy_weight,
         "posterior_entropy": config.posterior_entropy_weight,
