@@ -24,11 +24,14 @@ the latent statistics ``s_Y(y)``.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, final
+from typing import Any, NamedTuple, final
 
 import jax
 import jax.numpy as jnp
+from jax._src.core import get_opaque_trace_state
 
 from expfam.block import InteractionBlock
 from expfam.families.categorical import full_logits
@@ -36,6 +39,60 @@ from expfam.family import Array, ExponentialFamily
 from expfam.mixture import LatentMixture, MixtureParams, sample_categorical, tree_vdot
 
 Params = dict[str, Any]
+
+_SHARED: list[dict[tuple[str, int, int], tuple[Any, Any, Any, Any]]] = []
+
+
+@contextlib.contextmanager
+def shared_computations() -> Iterator[None]:
+    """Inside this block, ``η_q(x)`` and its cluster summary are computed once per ``(params, x)``.
+
+    Loss terms each call :meth:`Harmonium.posterior_params` (and the ELBO, KL and
+    entropy terms all need ``q(k | x)``); within one trace they then share one
+    value, so the gradient flows back through the posterior once (for the full
+    model that is one ``D × n(K−1)`` adjoint product instead of one per term).
+    Entries are keyed on the identity of the arguments and live only as long as
+    the block, so nothing outlives the trace. :func:`expfam.objective.make_loss`
+    opens it around the terms.
+    """
+    _SHARED.append({})
+    try:
+        yield
+    finally:
+        _SHARED.pop()
+
+
+def _memo(name: str, first: Any, second: Any, compute: Any) -> Any:
+    """``compute()``, reused for the same ``(first, second)`` objects under the same JAX trace."""
+    if not _SHARED:
+        return compute()
+    cache = _SHARED[-1]
+    key = (name, id(first), id(second))
+    trace = get_opaque_trace_state()  # a value made inside vmap/scan must not leak out of it
+    hit = cache.get(key)
+    if hit is not None and hit[0] is first and hit[1] is second and hit[2] == trace:
+        return hit[3]
+    value = compute()
+    cache[key] = (first, second, trace, value)
+    return value
+
+
+class PosteriorSummary(NamedTuple):
+    r"""``η_q(x)`` and the cluster quantities every loss term reads, computed once.
+
+    Attributes:
+        params: ``η_q(x)``, mixture parameters with a leading batch axis ``B``.
+        cluster_params: ``θ_{q,k} = b_y^q + W_yk^q e_k``, shape ``(B, K) + latent param_shape``.
+        logits: ``log q(k | x) + ψ_Z(η_q)``: ``b_k^q·e_k + ψ_Y(θ_{q,k})``, shape ``(B, K)``.
+        log_partition: ``ψ_Z(η_q(x)) = logsumexp_k logits``, shape ``(B,)``.
+        responsibilities: ``q(k | x) = softmax_k logits``, shape ``(B, K)``.
+    """
+
+    params: MixtureParams
+    cluster_params: Array
+    logits: Array
+    log_partition: Array
+    responsibilities: Array
 
 
 @final
@@ -137,6 +194,9 @@ class Harmonium:
 
         Returns mixture parameters whose leaves carry a leading batch axis.
         """
+        return _memo("posterior", params, x, lambda: self._posterior_params(params, x))
+
+    def _posterior_params(self, params: Params, x: Array) -> MixtureParams:
         stats = jax.vmap(self.observable.sufficient_statistic)(x)
         statistic = self.observable.coupled_statistic(stats)
         base = jax.tree.map(jnp.subtract, params["prior"], self.correction(params))
@@ -147,9 +207,30 @@ class Harmonium:
                 posterior[name] = posterior[name] + value
         return posterior
 
+    def summarise_posterior(self, posterior: MixtureParams) -> PosteriorSummary:
+        r"""Cluster parameters, logits, ``ψ_Z`` and ``q(k | x)`` of batched posterior parameters, in one pass.
+
+        ``θ_{q,k} = b_y + W_yk e_k``; ``logits_k = b_k·e_k + ψ_Y(θ_{q,k})``;
+        ``ψ_Z = logsumexp_k logits_k``; ``q(k|x) = exp(logits_k − ψ_Z)``.
+        """
+
+        def compute() -> PosteriorSummary:
+            cluster_params = jax.vmap(self.mixture.cluster_params)(posterior)
+            psi = jax.vmap(jax.vmap(self.latent.log_partition))(cluster_params)
+            logits = full_logits(posterior["b_k"]) + psi
+            log_partition = jax.nn.logsumexp(logits, axis=-1)
+            responsibilities = jnp.exp(logits - log_partition[:, None])
+            return PosteriorSummary(posterior, cluster_params, logits, log_partition, responsibilities)
+
+        return _memo("summary", posterior, None, compute)
+
+    def posterior_summary(self, params: Params, x: Array) -> PosteriorSummary:
+        """:meth:`summarise_posterior` of ``η_q(x)`` (shared with every other caller inside :func:`shared_computations`)."""
+        return self.summarise_posterior(self.posterior_params(params, x))
+
     def cluster_responsibilities(self, params: Params, x: Array) -> Array:
         """``q(k | x)``, the cluster marginal of ``η_q(x)``, shape ``(B, K)``."""
-        return jax.vmap(self.mixture.cluster_probabilities)(self.posterior_params(params, x))
+        return self.posterior_summary(params, x).responsibilities
 
     def assign(self, params: Params, x: Array) -> Array:
         """Cluster assignments ``argmax_k q(k | x)``, shape ``(B,)``."""
@@ -163,17 +244,38 @@ class Harmonium:
         stats = jax.vmap(self.observable.sufficient_statistic)(x)
         return (
             jnp.sum(stats * bias, axis=tuple(range(1, stats.ndim)))
-            + jax.vmap(self.mixture.log_partition)(posterior)
+            + self.summarise_posterior(posterior).log_partition
             - self.mixture.log_partition(params["prior"])
             - self.observable.log_partition(bias)
             + jax.vmap(self.observable.log_base_measure)(x)
         )
 
     def posterior_kl(self, params: Params, x: Array, posterior: MixtureParams | None = None) -> Array:
-        """``KL(q(z | x) ‖ p(z))`` in closed form (Bregman form of ψ_Z), shape ``(B,)``."""
+        r"""``KL(q(z | x) ‖ p(z))`` in closed form (Bregman form of ψ_Z), shape ``(B,)``.
+
+        ``KL = ψ_Z(θ_Z) − ψ_Z(η_q) − E_q[s_Z]·(θ_Z − η_q)`` with the mixture means
+        written out: ``E_q[s_Z] = (Σ_k q_k μ_k,\ μ_k q_k\ (k ≥ 1),\ q_k\ (k ≥ 1))``,
+        ``μ_k = ∇ψ_Y(θ_{q,k})``, so no second-order autodiff of ``ψ_Z`` is needed.
+        """
         if posterior is None:
             posterior = self.posterior_params(params, x)
-        return jax.vmap(self.mixture.kl_divergence, in_axes=(0, None))(posterior, params["prior"])
+        summary = self.summarise_posterior(posterior)
+        q = summary.responsibilities
+        means_y = jax.vmap(jax.vmap(self.latent.means))(summary.cluster_params)  # (B, K) + P
+        extra = (1,) * (means_y.ndim - 2)
+        difference = jax.tree.map(lambda prior, post: prior - post, params["prior"], posterior)
+        mean_b_y = jnp.sum(q.reshape(q.shape + extra) * means_y, axis=1)
+        mean_w_yk = jnp.moveaxis(means_y[:, 1:], 1, -1) * q[:, None, 1:].reshape((q.shape[0], *extra, -1))
+
+        def inner(a: Array, b: Array) -> Array:
+            return jnp.sum(a * b, axis=tuple(range(1, a.ndim)))
+
+        expected = (
+            inner(mean_b_y, difference["b_y"])
+            + inner(mean_w_yk, difference["W_yk"])
+            + inner(q[:, 1:], difference["b_k"])
+        )
+        return self.mixture.log_partition(params["prior"]) - summary.log_partition - expected
 
     # ------------------------------------------------------------- densities
     def log_joint(self, params: Params, x: Array, y: Array, k: Array) -> Array:
@@ -197,6 +299,22 @@ class Harmonium:
         inner = jnp.sum(theta_k * stats_y, axis=tuple(range(1, stats_y.ndim)))
         return inner + logits[k] + base - self.mixture.log_partition(posterior)
 
+    def batch_posterior_log_density(self, summary: PosteriorSummary, y: Array, k: Array) -> Array:
+        r"""``log q(z_{bs} | x_b) = s_Y(y_{bs})·θ_{q,k_{bs}} + b_k^q·e_{k_{bs}} + log h_Y(y_{bs}) − ψ_Z(η_q)``, ``(B, S)``.
+
+        The inner products with every cluster's parameters are one batched
+        product ``(S, n)·(n, K)`` per observation, then the sampled cluster's
+        column is picked, so the gradient is a product too (no scatter).
+        """
+        batch, n_samples = k.shape
+        stats_y = jax.vmap(jax.vmap(self.latent.sufficient_statistic))(y).reshape(batch, n_samples, -1)
+        cluster_params = summary.cluster_params.reshape(batch, self.n_clusters, -1)
+        inner_all = jnp.einsum("bsn,bkn->bsk", stats_y, cluster_params)
+        cluster_terms = inner_all + full_logits(summary.params["b_k"])[:, None, :]
+        picked = jnp.take_along_axis(cluster_terms, k[..., None], axis=-1)[..., 0]
+        base = jax.vmap(jax.vmap(self.latent.log_base_measure))(y)
+        return picked + base - summary.log_partition[:, None]
+
     def sample_posterior(self, key: Array, posterior: MixtureParams, n_samples: int) -> tuple[Array, Array]:
         """``n_samples`` states per observation from batched posterior parameters: ``(B, S, n)``, ``(B, S)``.
 
@@ -204,11 +322,12 @@ class Harmonium:
         logits, then ``y ~ p(y | k)`` in one call.
         """
         key_k, key_y = jax.random.split(key)
-        logits = jax.vmap(self.mixture.cluster_logits)(posterior)
+        summary = self.summarise_posterior(posterior)
+        logits = summary.logits
         batch = logits.shape[0]
         k = sample_categorical(key_k, logits[:, None, :], (batch, n_samples))
         theta = jnp.take_along_axis(
-            jax.vmap(self.mixture.cluster_params)(posterior),
+            summary.cluster_params,
             k.reshape((batch, n_samples) + (1,) * len(self.latent.param_shape)),
             axis=1,
         )
@@ -263,7 +382,7 @@ class Harmonium:
         r = self.batch_residual(params, y, k)
         control = jnp.mean(r, axis=1, keepdims=True) if n_samples > 1 else jnp.zeros_like(r)
         centred = jax.lax.stop_gradient(r - control)
-        log_q = jax.vmap(self.posterior_log_density)(posterior, y, k)
+        log_q = self.batch_posterior_log_density(self.summarise_posterior(posterior), y, k)
         score = jnp.sum(centred * log_q, axis=1) / max(n_samples - 1, 1)
         elbo = self.baseline(params, x, posterior) + jnp.mean(r, axis=1)
         return elbo + score - jax.lax.stop_gradient(score), elbo

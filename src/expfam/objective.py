@@ -30,7 +30,7 @@ import jax.numpy as jnp
 
 from expfam.errors import ConfigurationError
 from expfam.family import Array
-from expfam.model import Harmonium, Params
+from expfam.model import Harmonium, Params, shared_computations
 from expfam.plugins import Registry, get_registry
 
 RHO_MODES: tuple[str, ...] = ("learned", "analytic")
@@ -115,10 +115,11 @@ def make_loss(
             params = {**params, "rho_y": jax.lax.stop_gradient(rho_y)}
         total = jnp.zeros(())
         values: dict[str, Array] = {}
-        for (name, term, weight), term_key in zip(terms, keys):
-            contribution, value = term(model, params, x, term_key, step, settings)
-            total = total + weight * contribution
-            values[name] = value
+        with shared_computations():  # η_q(x) and q(k|x) once for all terms
+            for (name, term, weight), term_key in zip(terms, keys):
+                contribution, value = term(model, params, x, term_key, step, settings)
+                total = total + weight * contribution
+                values[name] = value
         return total, values
 
     return loss_fn
