@@ -107,7 +107,7 @@ def pieces(model: Harmonium, params: Any, x: Any, key: Any) -> dict[str, tuple[C
     out["finite check (params+state)"] = (finite, (params, state))
     for block in model.blocks:
         if block.name == "xyk":
-            xyk = block
+            xyk: Any = block
             V = params["likelihood"]["blocks"]["xyk"]
             flat_y, flat_k = y.reshape(-1, y.shape[-1]), k.reshape(-1)
             stat = x.astype(jnp.float32)
@@ -184,7 +184,7 @@ def main() -> None:
         results = time_pieces(pieces(model, params, x, jax.random.PRNGKey(3)), args.repeats)
         results["whole step (scan chunk)"] = whole_step(model, data, max(3, args.repeats // 3))
         print(f"\n{block}")
-        print(f"| piece | ms | GFLOP | MB moved | GFLOP/s |\n|---|---|---|---|---|")
+        print("| piece | ms | GFLOP | MB moved | GFLOP/s |\n|---|---|---|---|---|")
         for name, (ms, flops, nbytes) in results.items():
             print(f"| {name} | {ms:.1f} | {flops / 1e9:.3f} | {nbytes / 1e6:.1f} | {flops / 1e6 / max(ms, 1e-9):.0f} |")
 

@@ -31,6 +31,7 @@ from typing import Any, NamedTuple, final
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax._src.core import get_opaque_trace_state
 
 from expfam.block import InteractionBlock
@@ -168,9 +169,21 @@ class Harmonium:
     def cluster_correction(self, params: Params) -> Array:
         r"""``ρ_k[j] = ψ_X(θ_X(y=0, k=j)) − ψ_X(a)`` for ``j = 1..K−1`` (computed, not learned)."""
         clusters = jnp.arange(1, self.n_clusters)
-        y = jnp.zeros((self.n_clusters - 1,) + self.latent.param_shape)
-        psi = self.observable_log_partition(params, y, clusters)
-        return psi - self.observable.log_partition(params["likelihood"]["a"])
+        y = jnp.zeros((self.n_clusters - 1, *self.latent.param_shape))
+        with jax.ensure_compile_time_eval():  # a static fact about the family: is s_Y(0) = 0?
+            zero = np.zeros(self.latent.param_shape, np.float32)
+            latent_zero = not np.any(np.asarray(self.latent.sufficient_statistic(zero)))
+        blocks = [block for block in self.blocks if not (latent_zero and block.vanishes_at_zero_latent)]
+        bias = params["likelihood"]["a"]
+        theta = jnp.broadcast_to(bias, (self.n_clusters - 1, *self.observable.param_shape))
+        if blocks:
+            stats_y = jax.vmap(self.latent.sufficient_statistic)(y)
+            offset = sum(
+                block.offset(params["likelihood"]["blocks"][block.name], stats_y, clusters) for block in blocks
+            )
+            theta = self.observable.add_offset(theta, offset)
+        psi = jax.vmap(self.observable.log_partition)(theta)
+        return psi - self.observable.log_partition(bias)
 
     def correction(self, params: Params) -> MixtureParams:
         """The conjugation correction in prior coordinates, ``ρ̃ = (ρ_y, 0, ρ_k)``."""

@@ -33,6 +33,7 @@ class ClusterCoupling(InteractionBlock):
     """``V ∈ ℝ^{(K−1)×D×n}``: cluster k ≥ 1 adds its own X↔Y matrix ``V[k−1]``."""
 
     name: ClassVar[str] = "xyk"
+    vanishes_at_zero_latent: ClassVar[bool] = True
 
     observable_size: int
     latent_size: int
