@@ -24,76 +24,23 @@ the latent statistics ``s_Y(y)``.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, NamedTuple, final
+from typing import Any, final
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax._src.core import get_opaque_trace_state
 
 from expfam.block import InteractionBlock
 from expfam.families.categorical import full_logits
 from expfam.family import Array, ExponentialFamily
-from expfam.mixture import LatentMixture, MixtureParams, sample_categorical, tree_vdot
+from expfam import posterior as batched
+from expfam.mixture import LatentMixture, MixtureParams, tree_vdot
+from expfam.posterior import PosteriorSummary, shared_computations
+
+__all__ = ["Harmonium", "Params", "PosteriorSummary", "shared_computations"]
 
 Params = dict[str, Any]
-
-_SHARED: list[dict[tuple[str, int, int], tuple[Any, Any, Any, Any]]] = []
-
-
-@contextlib.contextmanager
-def shared_computations() -> Iterator[None]:
-    """Inside this block, ``η_q(x)`` and its cluster summary are computed once per ``(params, x)``.
-
-    Loss terms each call :meth:`Harmonium.posterior_params` (and the ELBO, KL and
-    entropy terms all need ``q(k | x)``); within one trace they then share one
-    value, so the gradient flows back through the posterior once (for the full
-    model that is one ``D × n(K−1)`` adjoint product instead of one per term).
-    Entries are keyed on the identity of the arguments and live only as long as
-    the block, so nothing outlives the trace. :func:`expfam.objective.make_loss`
-    opens it around the terms.
-    """
-    _SHARED.append({})
-    try:
-        yield
-    finally:
-        _SHARED.pop()
-
-
-def _memo(name: str, first: Any, second: Any, compute: Any) -> Any:
-    """``compute()``, reused for the same ``(first, second)`` objects under the same JAX trace."""
-    if not _SHARED:
-        return compute()
-    cache = _SHARED[-1]
-    key = (name, id(first), id(second))
-    trace = get_opaque_trace_state()  # a value made inside vmap/scan must not leak out of it
-    hit = cache.get(key)
-    if hit is not None and hit[0] is first and hit[1] is second and hit[2] == trace:
-        return hit[3]
-    value = compute()
-    cache[key] = (first, second, trace, value)
-    return value
-
-
-class PosteriorSummary(NamedTuple):
-    r"""``η_q(x)`` and the cluster quantities every loss term reads, computed once.
-
-    Attributes:
-        params: ``η_q(x)``, mixture parameters with a leading batch axis ``B``.
-        cluster_params: ``θ_{q,k} = b_y^q + W_yk^q e_k``, shape ``(B, K) + latent param_shape``.
-        logits: ``log q(k | x) + ψ_Z(η_q)``: ``b_k^q·e_k + ψ_Y(θ_{q,k})``, shape ``(B, K)``.
-        log_partition: ``ψ_Z(η_q(x)) = logsumexp_k logits``, shape ``(B,)``.
-        responsibilities: ``q(k | x) = softmax_k logits``, shape ``(B, K)``.
-    """
-
-    params: MixtureParams
-    cluster_params: Array
-    logits: Array
-    log_partition: Array
-    responsibilities: Array
 
 
 @final
@@ -207,7 +154,7 @@ class Harmonium:
 
         Returns mixture parameters whose leaves carry a leading batch axis.
         """
-        return _memo("posterior", params, x, lambda: self._posterior_params(params, x))
+        return batched.memo("posterior", params, x, lambda: self._posterior_params(params, x))
 
     def _posterior_params(self, params: Params, x: Array) -> MixtureParams:
         stats = jax.vmap(self.observable.sufficient_statistic)(x)
@@ -227,15 +174,7 @@ class Harmonium:
         ``ψ_Z = logsumexp_k logits_k``; ``q(k|x) = exp(logits_k − ψ_Z)``.
         """
 
-        def compute() -> PosteriorSummary:
-            cluster_params = jax.vmap(self.mixture.cluster_params)(posterior)
-            psi = jax.vmap(jax.vmap(self.latent.log_partition))(cluster_params)
-            logits = full_logits(posterior["b_k"]) + psi
-            log_partition = jax.nn.logsumexp(logits, axis=-1)
-            responsibilities = jnp.exp(logits - log_partition[:, None])
-            return PosteriorSummary(posterior, cluster_params, logits, log_partition, responsibilities)
-
-        return _memo("summary", posterior, None, compute)
+        return batched.memo("summary", posterior, None, lambda: batched.summarise(self.latent, posterior))
 
     def posterior_summary(self, params: Params, x: Array) -> PosteriorSummary:
         """:meth:`summarise_posterior` of ``η_q(x)`` (shared with every other caller inside :func:`shared_computations`)."""
@@ -273,20 +212,10 @@ class Harmonium:
         if posterior is None:
             posterior = self.posterior_params(params, x)
         summary = self.summarise_posterior(posterior)
-        q = summary.responsibilities
-        means_y = jax.vmap(jax.vmap(self.latent.means))(summary.cluster_params)  # (B, K) + P
-        extra = (1,) * (means_y.ndim - 2)
+        means = batched.expected_statistics(self.latent, summary)
         difference = jax.tree.map(lambda prior, post: prior - post, params["prior"], posterior)
-        mean_b_y = jnp.sum(q.reshape(q.shape + extra) * means_y, axis=1)
-        mean_w_yk = jnp.moveaxis(means_y[:, 1:], 1, -1) * q[:, None, 1:].reshape((q.shape[0], *extra, -1))
-
-        def inner(a: Array, b: Array) -> Array:
-            return jnp.sum(a * b, axis=tuple(range(1, a.ndim)))
-
-        expected = (
-            inner(mean_b_y, difference["b_y"])
-            + inner(mean_w_yk, difference["W_yk"])
-            + inner(q[:, 1:], difference["b_k"])
+        expected = sum(
+            jnp.sum(means[name] * difference[name], axis=tuple(range(1, means[name].ndim))) for name in means
         )
         return self.mixture.log_partition(params["prior"]) - summary.log_partition - expected
 
@@ -313,38 +242,15 @@ class Harmonium:
         return inner + logits[k] + base - self.mixture.log_partition(posterior)
 
     def batch_posterior_log_density(self, summary: PosteriorSummary, y: Array, k: Array) -> Array:
-        r"""``log q(z_{bs} | x_b) = s_Y(y_{bs})·θ_{q,k_{bs}} + b_k^q·e_{k_{bs}} + log h_Y(y_{bs}) − ψ_Z(η_q)``, ``(B, S)``.
-
-        The inner products with every cluster's parameters are one batched
-        product ``(S, n)·(n, K)`` per observation, then the sampled cluster's
-        column is picked, so the gradient is a product too (no scatter).
-        """
-        batch, n_samples = k.shape
-        stats_y = jax.vmap(jax.vmap(self.latent.sufficient_statistic))(y).reshape(batch, n_samples, -1)
-        cluster_params = summary.cluster_params.reshape(batch, self.n_clusters, -1)
-        inner_all = jnp.einsum("bsn,bkn->bsk", stats_y, cluster_params)
-        cluster_terms = inner_all + full_logits(summary.params["b_k"])[:, None, :]
-        picked = jnp.take_along_axis(cluster_terms, k[..., None], axis=-1)[..., 0]
-        base = jax.vmap(jax.vmap(self.latent.log_base_measure))(y)
-        return picked + base - summary.log_partition[:, None]
+        r"""``log q(z_{bs} | x_b)`` for states ``y`` ``(B, S, n)``, ``k`` ``(B, S)`` (see :func:`expfam.posterior.log_density`)."""
+        return batched.log_density(self.latent, summary, y, k)
 
     def sample_posterior(self, key: Array, posterior: MixtureParams, n_samples: int) -> tuple[Array, Array]:
         """``n_samples`` states per observation from batched posterior parameters: ``(B, S, n)``, ``(B, S)``.
 
-        All draws share one key: ``k ~ q(k|x)`` by inverse CDF,
-        logits, then ``y ~ p(y | k)`` in one call.
+        All draws share one key: ``k ~ q(k|x)`` by inverse CDF, then ``y ~ p(y | k)`` in one call.
         """
-        key_k, key_y = jax.random.split(key)
-        summary = self.summarise_posterior(posterior)
-        logits = summary.logits
-        batch = logits.shape[0]
-        k = sample_categorical(key_k, logits[:, None, :], (batch, n_samples))
-        theta = jnp.take_along_axis(
-            summary.cluster_params,
-            k.reshape((batch, n_samples) + (1,) * len(self.latent.param_shape)),
-            axis=1,
-        )
-        return self.latent.sample(key_y, theta, (batch, n_samples)), k
+        return batched.sample(self.latent, key, self.summarise_posterior(posterior), n_samples)
 
     def sample_prior(self, key: Array, params: Params, n_samples: int) -> tuple[Array, Array]:
         """``n_samples`` states ``(y, k) ~ p(z)``."""

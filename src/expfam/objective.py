@@ -30,8 +30,9 @@ import jax.numpy as jnp
 
 from expfam.errors import ConfigurationError
 from expfam.family import Array
-from expfam.model import Harmonium, Params, shared_computations
+from expfam.model import Harmonium, Params
 from expfam.plugins import Registry, get_registry
+from expfam.posterior import shared_computations
 
 RHO_MODES: tuple[str, ...] = ("learned", "analytic")
 
@@ -116,7 +117,7 @@ def make_loss(
         total = jnp.zeros(())
         values: dict[str, Array] = {}
         with shared_computations():  # η_q(x) and q(k|x) once for all terms
-            for (name, term, weight), term_key in zip(terms, keys):
+            for (name, term, weight), term_key in zip(terms, keys[: len(terms)], strict=True):
                 contribution, value = term(model, params, x, term_key, step, settings)
                 total = total + weight * contribution
                 values[name] = value
