@@ -59,38 +59,44 @@ def pieces(model: Harmonium, params: Any, x: Any, key: Any) -> dict[str, tuple[C
     def residual(p: Any, x: Any, y: Any, k: Any) -> Any:
         return model.batch_residual(p, y, k)
 
-    def log_q(p: Any, x: Any, y: Any, k: Any) -> Any:
-        return jax.vmap(model.posterior_log_density)(model.posterior_params(p, x), y, k)
+    # Pieces downstream of η_q(x) take it as an input (differentiated along with the
+    # parameters), so their rows do not include the posterior's own cost.
+    def log_q(pq: Any, y: Any, k: Any) -> Any:
+        return model.batch_posterior_log_density(model.summarise_posterior(pq[1]), y, k)
 
-    def kl(p: Any, x: Any) -> Any:
-        return model.posterior_kl(p, x)
+    def kl(pq: Any, x: Any) -> Any:
+        return model.posterior_kl(pq[0], x, pq[1])
 
-    def entropies(p: Any, x: Any) -> Any:
-        average = jnp.mean(model.cluster_responsibilities(p, x), axis=0)
-        return model.mixture.cluster_entropy(p["prior"]) + jnp.sum(average * jnp.log(average))
+    def entropies(pq: Any) -> Any:
+        average = jnp.mean(model.summarise_posterior(pq[1]).responsibilities, axis=0)
+        return model.mixture.cluster_entropy(pq[0]["prior"]) + jnp.sum(average * jnp.log(average))
 
-    def baseline(p: Any, x: Any) -> Any:
-        return model.baseline(p, x)
+    def baseline(pq: Any, x: Any) -> Any:
+        return model.baseline(pq[0], x, pq[1])
 
-    def sample_q(p: Any, x: Any, key: Any) -> Any:
-        return model.sample_posterior(key, model.posterior_params(p, x), S)
+    def summary(pq: Any) -> Any:
+        return model.summarise_posterior(pq[1]).log_partition
+
+    def sample_q(post: Any, key: Any) -> Any:
+        return model.sample_posterior(key, post, S)
 
     def conj(p: Any, key: Any) -> Any:
         return model.prior_residual_variance(key, p, M)
 
+    both = (params, posterior)
     out: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
         "posterior η_q(x) fwd": (post, (params, x)),
         "posterior η_q(x) grad": (jax.grad(post), (params, x)),
-        "sample q (k, 655k Bernoulli)": (sample_q, (params, x, key)),
+        "cluster logits, ψ_Z, q(k|x) grad": (grad_of(summary), (both,)),
+        "sample q(z|x) (k + 655k Bernoulli)": (sample_q, (posterior, key)),
         "r(z) 5120 samples fwd": (residual, (params, x, y, k)),
         "r(z) 5120 samples grad": (grad_of(residual), (params, x, y, k)),
-        "log q(z|x) grad": (grad_of(log_q), (params, x, y, k)),
-        "c(x) baseline grad": (grad_of(baseline), (params, x)),
-        "KL(q‖p) grad": (grad_of(kl), (params, x)),
-        "entropies grad": (grad_of(entropies), (params, x)),
-        "sample p (1024)": (lambda p, kk: model.sample_prior(kk, p, M), (params, key)),
-        "conjugation Var_p r grad": (grad_of(conj), (params, key)),
-        "r(z) 1024 prior samples grad": (grad_of(model.residual), (params, yp, kp)),
+        "log q(z|x) grad": (grad_of(log_q), (both, y, k)),
+        "c(x) baseline grad": (grad_of(baseline), (both, x)),
+        "KL(q‖p) grad": (grad_of(kl), (both, x)),
+        "entropies grad": (grad_of(entropies), (both,)),
+        "sample p(z) (1024)": (lambda p, kk: model.sample_prior(kk, p, M), (params, key)),
+        "conjugation Var_p r grad (incl. sampling)": (grad_of(conj), (params, key)),
     }
     opt = optax.adam(1e-3)
     state = opt.init(params)
@@ -118,6 +124,14 @@ def pieces(model: Harmonium, params: Any, x: Any, key: Any) -> dict[str, tuple[C
             )
             out["xyk adjoint fwd"] = (lambda V, s: xyk.adjoint(V, s)["W_yk"], (V, stat))
             out["xyk adjoint grad V"] = (jax.grad(lambda V, s: jnp.sum(xyk.adjoint(V, s)["W_yk"] ** 2)), (V, stat))
+        if block.name == "xk":
+            xk: Any = block
+            U = params["likelihood"]["blocks"]["xk"]
+            flat_y, flat_k = y.reshape(-1, y.shape[-1]), k.reshape(-1)
+            out["xk offset 5120 grad U"] = (
+                jax.grad(lambda U, a, b: jnp.sum(xk.offset(U, a, b) ** 2)),
+                (U, flat_y, flat_k),
+            )
     return out
 
 
