@@ -48,7 +48,6 @@ def pieces(model: Harmonium, params: Any, x: Any, key: Any) -> dict[str, tuple[C
     S, M = SEED_TRAIN["n_mc_samples"], SEED_TRAIN["n_conj_samples"]
     posterior = model.posterior_params(params, x)
     y, k = sg(model.sample_posterior(key, sg(posterior), S))
-    yp, kp = model.sample_prior(key, params, M)
 
     def grad_of(f: Callable[..., Any]) -> Callable[..., Any]:
         return lambda p, *a: jax.grad(lambda q: jnp.sum(f(q, *a) ** 2))(p)
@@ -111,28 +110,28 @@ def pieces(model: Harmonium, params: Any, x: Any, key: Any) -> dict[str, tuple[C
 
     out["Adam update"] = (adam, (params, state, params))
     out["finite check (params+state)"] = (finite, (params, state))
+    flat_y, flat_k = y.reshape(-1, y.shape[-1]), k.reshape(-1)
     for block in model.blocks:
-        if block.name == "xyk":
-            xyk: Any = block
-            V = params["likelihood"]["blocks"]["xyk"]
-            flat_y, flat_k = y.reshape(-1, y.shape[-1]), k.reshape(-1)
-            stat = x.astype(jnp.float32)
-            out["xyk offset 5120 fwd"] = (xyk.offset, (V, flat_y, flat_k))
-            out["xyk offset 5120 grad V"] = (
-                jax.grad(lambda V, a, b: jnp.sum(xyk.offset(V, a, b) ** 2)),
-                (V, flat_y, flat_k),
-            )
-            out["xyk adjoint fwd"] = (lambda V, s: xyk.adjoint(V, s)["W_yk"], (V, stat))
-            out["xyk adjoint grad V"] = (jax.grad(lambda V, s: jnp.sum(xyk.adjoint(V, s)["W_yk"] ** 2)), (V, stat))
-        if block.name == "xk":
-            xk: Any = block
-            U = params["likelihood"]["blocks"]["xk"]
-            flat_y, flat_k = y.reshape(-1, y.shape[-1]), k.reshape(-1)
-            out["xk offset 5120 grad U"] = (
-                jax.grad(lambda U, a, b: jnp.sum(xk.offset(U, a, b) ** 2)),
-                (U, flat_y, flat_k),
-            )
+        out.update(block_pieces(block, params["likelihood"]["blocks"][block.name], flat_y, flat_k, x))
     return out
+
+
+def block_pieces(
+    block: Any, weights: Any, y: Any, k: Any, x: Any
+) -> dict[str, tuple[Callable[..., Any], tuple[Any, ...]]]:
+    """The ``xyk`` and ``xk`` work on its own: offsets at the 5120 sampled states, the ``xyk`` adjoint."""
+    if block.name == "xyk":
+        return {
+            "xyk offset 5120 fwd": (block.offset, (weights, y, k)),
+            "xyk offset 5120 grad V": (jax.grad(lambda V, a, b: jnp.sum(block.offset(V, a, b) ** 2)), (weights, y, k)),
+            "xyk adjoint η_q fwd": (lambda V, s: block.adjoint(V, s)["W_yk"], (weights, x)),
+            "xyk adjoint η_q grad V": (jax.grad(lambda V, s: jnp.sum(block.adjoint(V, s)["W_yk"] ** 2)), (weights, x)),
+        }
+    if block.name == "xk":
+        return {
+            "xk offset 5120 grad U": (jax.grad(lambda U, a, b: jnp.sum(block.offset(U, a, b) ** 2)), (weights, y, k))
+        }
+    return {}
 
 
 def time_pieces(
