@@ -31,10 +31,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from expfam import posterior as batched
 from expfam.block import InteractionBlock
 from expfam.families.categorical import full_logits
 from expfam.family import Array, ExponentialFamily
-from expfam import posterior as batched
 from expfam.mixture import LatentMixture, MixtureParams, tree_vdot
 from expfam.posterior import PosteriorSummary, shared_computations
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import ClassVar, final
 
 import jax
-import jax.numpy as jnp
 
 from expfam.block import InteractionBlock, LatentStatistics, register_block
 from expfam.family import Array

@@ -10,7 +10,6 @@ import pytest
 from expfam.families.binomial import Binomial, log_binomial_coefficient
 from expfam.families.softplus import sigmoid, softplus
 
-
 # float32 inputs (the dtype is kept under x64 too). Dense grid, plus the large-|x| tails where log1p/exp lose range if written naively.
 X = np.concatenate(
     [

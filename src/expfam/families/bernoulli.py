@@ -15,8 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from expfam.family import Array, ExponentialFamily, register_family, require_positive
 from expfam.families.softplus import sigmoid, softplus
+from expfam.family import Array, ExponentialFamily, register_family, require_positive
 
 
 @final

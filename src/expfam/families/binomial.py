@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln
 
-from expfam.family import Array, ExponentialFamily, register_family, require_positive
 from expfam.families.softplus import sigmoid, softplus
+from expfam.family import Array, ExponentialFamily, register_family, require_positive
 
 
 def log_binomial_coefficient(n_trials: int, x: Array) -> Array:
