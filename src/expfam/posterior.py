@@ -27,10 +27,15 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from jax._src.core import get_opaque_trace_state
 
 from expfam.family import Array, ExponentialFamily
 from expfam.mixture import MixtureParams, sample_categorical
+
+_trace_state: Callable[[], Any] | None
+try:  # the trace identity keeps a shared value from leaking out of an inner vmap/scan
+    from jax._src.core import get_opaque_trace_state as _trace_state
+except ImportError:  # pragma: no cover - a jax without it: no sharing, same results
+    _trace_state = None
 
 _SHARED: list[dict[tuple[str, int, int], tuple[Any, Any, Any, Any]]] = []
 
@@ -56,11 +61,11 @@ def shared_computations() -> Iterator[None]:
 
 def memo(name: str, first: Any, second: Any, compute: Callable[[], Any]) -> Any:
     """``compute()``, reused for the same ``(first, second)`` objects under the same JAX trace."""
-    if not _SHARED:
+    if not _SHARED or _trace_state is None:
         return compute()
     cache = _SHARED[-1]
     key = (name, id(first), id(second))
-    trace = get_opaque_trace_state()  # a value made inside vmap/scan must not leak out of it
+    trace = _trace_state()  # a value made inside vmap/scan must not leak out of it
     hit = cache.get(key)
     if hit is not None and hit[0] is first and hit[1] is second and hit[2] == trace:
         return hit[3]
