@@ -38,6 +38,10 @@ class InteractionBlock(abc.ABC):
     """
 
     name: ClassVar[str]
+    #: ``True`` when the offset is linear in ``s_Y(y)`` alone (``L_b(s_Z(y, k)) = 0`` whenever
+    #: ``s_Y(y) = 0``, as for ``xy`` and ``xyk``): the model then skips the block where it
+    #: evaluates ``θ_X(y = 0, k)`` for the cluster correction ``ρ_k``. ``False`` is always safe.
+    vanishes_at_zero_latent: ClassVar[bool] = False
     observable_size: int
     latent_size: int
     n_clusters: int

@@ -31,13 +31,18 @@ from typing import Any, final
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from expfam import posterior as batched
 from expfam.block import InteractionBlock
 from expfam.errors import ShapeError
 from expfam.families.categorical import full_logits
 from expfam.family import Array, ExponentialFamily
 from expfam.mixture import LatentMixture, MixtureParams, sample_categorical, tree_vdot
+from expfam.posterior import PosteriorSummary, shared_computations
 from expfam.shapes import check_batch
+
+__all__ = ["Harmonium", "Params", "PosteriorSummary", "shared_computations"]
 
 Params = dict[str, Any]
 
@@ -116,8 +121,20 @@ class Harmonium:
         r"""``ρ_k[j] = ψ_X(θ_X(y=0, k=j)) − ψ_X(a)`` for ``j = 1..K−1`` (computed, not learned)."""
         clusters = jnp.arange(1, self.n_clusters)
         y = jnp.zeros((self.n_clusters - 1, *self.latent.param_shape))
-        psi = self.observable_log_partition(params, y, clusters)
-        return psi - self.observable.log_partition(params["likelihood"]["a"])
+        with jax.ensure_compile_time_eval():  # a static fact about the family: is s_Y(0) = 0?
+            zero = np.zeros(self.latent.param_shape, np.float32)
+            latent_zero = not np.any(np.asarray(self.latent.sufficient_statistic(zero)))
+        blocks = [block for block in self.blocks if not (latent_zero and block.vanishes_at_zero_latent)]
+        bias = params["likelihood"]["a"]
+        theta = jnp.broadcast_to(bias, (self.n_clusters - 1, *self.observable.param_shape))
+        if blocks:
+            stats_y = jax.vmap(self.latent.sufficient_statistic)(y)
+            offset = sum(
+                block.offset(params["likelihood"]["blocks"][block.name], stats_y, clusters) for block in blocks
+            )
+            theta = self.observable.add_offset(theta, offset)
+        psi = jax.vmap(self.observable.log_partition)(theta)
+        return psi - self.observable.log_partition(bias)
 
     def correction(self, params: Params) -> MixtureParams:
         """The conjugation correction in prior coordinates, ``ρ̃ = (ρ_y, 0, ρ_k)``."""
@@ -145,6 +162,9 @@ class Harmonium:
             ShapeError: ``x`` is not a batch of observations (e.g. one unbatched image).
         """
         check_batch(self.observable, x)
+        return batched.memo("posterior", params, x, lambda: self._posterior_params(params, x))
+
+    def _posterior_params(self, params: Params, x: Array) -> MixtureParams:
         stats = jax.vmap(self.observable.sufficient_statistic)(x)
         statistic = self.observable.coupled_statistic(stats)
         base = jax.tree.map(jnp.subtract, params["prior"], self.correction(params))
@@ -155,9 +175,22 @@ class Harmonium:
                 posterior[name] = posterior[name] + value
         return posterior
 
+    def summarise_posterior(self, posterior: MixtureParams) -> PosteriorSummary:
+        r"""Cluster parameters, logits, ``ψ_Z`` and ``q(k | x)`` of batched posterior parameters, in one pass.
+
+        ``θ_{q,k} = b_y + W_yk e_k``; ``logits_k = b_k·e_k + ψ_Y(θ_{q,k})``;
+        ``ψ_Z = logsumexp_k logits_k``; ``q(k|x) = exp(logits_k − ψ_Z)``.
+        """
+
+        return batched.memo("summary", posterior, None, lambda: batched.summarise(self.latent, posterior))
+
+    def posterior_summary(self, params: Params, x: Array) -> PosteriorSummary:
+        """:meth:`summarise_posterior` of ``η_q(x)`` (shared with every other caller inside :func:`shared_computations`)."""
+        return self.summarise_posterior(self.posterior_params(params, x))
+
     def cluster_responsibilities(self, params: Params, x: Array) -> Array:
         """``q(k | x)``, the cluster marginal of ``η_q(x)``, shape ``(B, K)``."""
-        return jax.vmap(self.mixture.cluster_probabilities)(self.posterior_params(params, x))
+        return self.posterior_summary(params, x).responsibilities
 
     def assign(self, params: Params, x: Array) -> Array:
         """Cluster assignments ``argmax_k q(k | x)``, shape ``(B,)``."""
@@ -172,17 +205,28 @@ class Harmonium:
         stats = jax.vmap(self.observable.sufficient_statistic)(x)
         return (
             jnp.sum(stats * bias, axis=tuple(range(1, stats.ndim)))
-            + jax.vmap(self.mixture.log_partition)(posterior)
+            + self.summarise_posterior(posterior).log_partition
             - self.mixture.log_partition(params["prior"])
             - self.observable.log_partition(bias)
             + jax.vmap(self.observable.log_base_measure)(x)
         )
 
     def posterior_kl(self, params: Params, x: Array, posterior: MixtureParams | None = None) -> Array:
-        """``KL(q(z | x) ‖ p(z))`` in closed form (Bregman form of ψ_Z), shape ``(B,)``."""
+        r"""``KL(q(z | x) ‖ p(z))`` in closed form (Bregman form of ψ_Z), shape ``(B,)``.
+
+        ``KL = ψ_Z(θ_Z) − ψ_Z(η_q) − E_q[s_Z]·(θ_Z − η_q)`` with the mixture means
+        written out: ``E_q[s_Z] = (Σ_k q_k μ_k,\ μ_k q_k\ (k ≥ 1),\ q_k\ (k ≥ 1))``,
+        ``μ_k = ∇ψ_Y(θ_{q,k})``, so no second-order autodiff of ``ψ_Z`` is needed.
+        """
         if posterior is None:
             posterior = self.posterior_params(params, x)
-        return jax.vmap(self.mixture.kl_divergence, in_axes=(0, None))(posterior, params["prior"])
+        summary = self.summarise_posterior(posterior)
+        means = batched.expected_statistics(self.latent, summary)
+        difference = jax.tree.map(lambda prior, post: prior - post, params["prior"], posterior)
+        expected = sum(
+            jnp.sum(means[name] * difference[name], axis=tuple(range(1, means[name].ndim))) for name in means
+        )
+        return self.mixture.log_partition(params["prior"]) - summary.log_partition - expected
 
     # ------------------------------------------------------------- densities
     def log_joint(self, params: Params, x: Array, y: Array, k: Array) -> Array:
@@ -212,22 +256,16 @@ class Harmonium:
         inner = jnp.sum(theta_k * stats_y, axis=tuple(range(1, stats_y.ndim)))
         return inner + logits[k] + base - self.mixture.log_partition(posterior)
 
+    def batch_posterior_log_density(self, summary: PosteriorSummary, y: Array, k: Array) -> Array:
+        r"""``log q(z_{bs} | x_b)`` for states ``y`` ``(B, S, n)``, ``k`` ``(B, S)`` (see :func:`expfam.posterior.log_density`)."""
+        return batched.log_density(self.latent, summary, y, k)
+
     def sample_posterior(self, key: Array, posterior: MixtureParams, n_samples: int) -> tuple[Array, Array]:
         """``n_samples`` states per observation from batched posterior parameters: ``(B, S, n)``, ``(B, S)``.
 
-        All draws share one key: ``k ~ q(k|x)`` by inverse CDF,
-        logits, then ``y ~ p(y | k)`` in one call.
+        All draws share one key: ``k ~ q(k|x)`` by inverse CDF, then ``y ~ p(y | k)`` in one call.
         """
-        key_k, key_y = jax.random.split(key)
-        logits = jax.vmap(self.mixture.cluster_logits)(posterior)
-        batch = logits.shape[0]
-        k = sample_categorical(key_k, logits[:, None, :], (batch, n_samples))
-        theta = jnp.take_along_axis(
-            jax.vmap(self.mixture.cluster_params)(posterior),
-            k.reshape((batch, n_samples) + (1,) * len(self.latent.param_shape)),
-            axis=1,
-        )
-        return self.latent.sample(key_y, theta, (batch, n_samples)), k
+        return batched.sample(self.latent, key, self.summarise_posterior(posterior), n_samples)
 
     def sample_prior(self, key: Array, params: Params, n_samples: int) -> tuple[Array, Array]:
         """``n_samples`` states ``(y, k) ~ p(z)``."""
@@ -278,7 +316,7 @@ class Harmonium:
         r = self.batch_residual(params, y, k)
         control = jnp.mean(r, axis=1, keepdims=True) if n_samples > 1 else jnp.zeros_like(r)
         centred = jax.lax.stop_gradient(r - control)
-        log_q = jax.vmap(self.posterior_log_density)(posterior, y, k)
+        log_q = self.batch_posterior_log_density(self.summarise_posterior(posterior), y, k)
         score = jnp.sum(centred * log_q, axis=1) / max(n_samples - 1, 1)
         elbo = self.baseline(params, x, posterior) + jnp.mean(r, axis=1)
         return elbo + score - jax.lax.stop_gradient(score), elbo

@@ -39,6 +39,7 @@ from expfam.errors import ConfigurationError
 from expfam.family import Array
 from expfam.model import Harmonium, Params
 from expfam.plugins import Registry, get_registry
+from expfam.posterior import shared_computations
 
 RHO_MODES: tuple[str, ...] = ("learned", "analytic")
 
@@ -122,10 +123,11 @@ def make_loss(
             params = {**params, "rho_y": jax.lax.stop_gradient(rho_y)}
         total = jnp.zeros(())
         values: dict[str, Array] = {}
-        for (name, term, weight), term_key in zip(terms, keys[:-1], strict=True):
-            contribution, value = term(model, params, x, term_key, step, settings)
-            total = total + weight * contribution
-            values[name] = value
+        with shared_computations():  # η_q(x) and q(k|x) once for all terms
+            for (name, term, weight), term_key in zip(terms, keys[: len(terms)], strict=True):
+                contribution, value = term(model, params, x, term_key, step, settings)
+                total = total + weight * contribution
+                values[name] = value
         return total, values
 
     return loss_fn

@@ -4,8 +4,10 @@ r"""The ``xk`` block: a per-cluster observable bias.
 
     L(z) = U e_k,\qquad L^\top(s) = \{b_k \mathrel{+}= U^\top s\},\qquad U\in\mathbb{R}^{D\times(K-1)}.
 
-At sampled clusters the offset is a gather of one column of ``U`` per sample
-(cluster 0, the reference, adds nothing).
+At sampled clusters the offset is the one-hot product ``e_k Uᵀ`` (cluster 0, the
+reference, adds nothing): ``(S, K−1)·(K−1, D)``, about 4% of the ``xy`` product at
+K = 30, n = 128, and its gradient is a product as well (a gather's gradient is a
+scatter-add over ``S × D`` entries, which measured ~10× slower on CPU).
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from dataclasses import dataclass
 from typing import ClassVar, final
 
 import jax
-import jax.numpy as jnp
 
 from expfam.block import InteractionBlock, LatentStatistics, register_block
 from expfam.family import Array
@@ -45,8 +46,8 @@ class ClusterBias(InteractionBlock):
         return params @ statistics["b_k"]
 
     def offset(self, params: Array, y: Array, k: Array) -> Array:
-        columns = jnp.concatenate([jnp.zeros((1, self.observable_size), params.dtype), params.T], axis=0)
-        return columns[k]
+        """``U e_k`` as one product ``onehot(k)[:, 1:] Uᵀ``: its gradient is a product too, not a scatter."""
+        return jax.nn.one_hot(k, self.n_clusters, dtype=params.dtype)[:, 1:] @ params.T
 
     def adjoint(self, params: Array, statistic: Array) -> LatentStatistics:
         return {"b_k": statistic @ params}

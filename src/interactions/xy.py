@@ -24,6 +24,7 @@ class LatentCoupling(InteractionBlock):
     """``W ∈ ℝ^{D×n}``: every latent unit couples to every observable coordinate."""
 
     name: ClassVar[str] = "xy"
+    vanishes_at_zero_latent: ClassVar[bool] = True
 
     observable_size: int
     latent_size: int

@@ -33,6 +33,7 @@ class ClusterCoupling(InteractionBlock):
     """``V ∈ ℝ^{(K−1)×D×n}``: cluster k ≥ 1 adds its own X↔Y matrix ``V[k−1]``."""
 
     name: ClassVar[str] = "xyk"
+    vanishes_at_zero_latent: ClassVar[bool] = True
 
     observable_size: int
     latent_size: int
@@ -53,4 +54,33 @@ class ClusterCoupling(InteractionBlock):
         return cluster_matvec(params, y, k)
 
     def adjoint(self, params: Array, statistic: Array) -> LatentStatistics:
-        return {"W_yk": jnp.einsum("jdn,bd->bnj", params, statistic)}
+        return {"W_yk": cluster_adjoint(params, statistic)}
+
+
+@jax.custom_vjp
+def cluster_adjoint(matrices: Array, statistic: Array) -> Array:
+    r"""``out[b, :, j] = V_jᵀ s_b`` for ``V`` ``(K−1, D, n)`` and ``s`` ``(B, D)``: shape ``(B, n, K−1)``.
+
+    One ``(B, D)·(D, n)`` product per cluster, each reading its contiguous slice
+    ``V[j]``, instead of one ``(B, D)·(D, n(K−1))`` product that needs ``V``
+    transposed to ``(D, n, K−1)``. The hand-written backward pass returns
+    ``dV[j] = sᵀ G[:, :, j]`` directly in ``V``'s layout (autodiff of the einsum
+    returned it transposed, a copy of ``V``'s size that XLA then repeated inside
+    each Adam moment's fusion), and ``ds = Σ_j G[:, :, j] V_jᵀ``.
+    """
+    return jnp.stack([statistic @ matrices[j] for j in range(matrices.shape[0])], axis=-1)
+
+
+def _cluster_adjoint_fwd(matrices: Array, statistic: Array) -> tuple[Array, tuple[Array, Array]]:
+    return cluster_adjoint(matrices, statistic), (matrices, statistic)
+
+
+def _cluster_adjoint_bwd(residuals: tuple[Array, Array], cotangent: Array) -> tuple[Array, Array]:
+    matrices, statistic = residuals
+    per_cluster = jnp.moveaxis(cotangent, -1, 0)  # (K-1, B, n)
+    d_matrices = jax.lax.map(lambda g: statistic.T @ g, per_cluster)
+    d_statistic = jnp.sum(jax.lax.map(lambda pair: pair[0] @ pair[1].T, (per_cluster, matrices)), axis=0)
+    return d_matrices.astype(matrices.dtype), d_statistic.astype(statistic.dtype)
+
+
+cluster_adjoint.defvjp(_cluster_adjoint_fwd, _cluster_adjoint_bwd)

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from expfam.families.softplus import sigmoid, softplus
 from expfam.family import Array, ExponentialFamily, register_family, require_positive
 
 
@@ -47,7 +48,7 @@ class Bernoulli(ExponentialFamily):
         return jnp.zeros(())
 
     def log_partition(self, params: Array) -> Array:
-        return jnp.sum(jax.nn.softplus(params))
+        return jnp.sum(softplus(params))
 
     def natural_from_means(self, means: Array) -> Array:
         return jnp.log(means) - jnp.log1p(-means)
@@ -56,7 +57,7 @@ class Bernoulli(ExponentialFamily):
         return jnp.zeros(())
 
     def sample(self, key: Array, params: Array, shape: tuple[int, ...] = ()) -> Array:
-        draws = jax.random.bernoulli(key, jax.nn.sigmoid(params), shape + self.param_shape)
+        draws = jax.random.bernoulli(key, sigmoid(params), shape + self.param_shape)
         return draws.astype(jnp.result_type(float))
 
     def in_support(self, x: np.ndarray) -> np.ndarray:
