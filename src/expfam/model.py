@@ -38,7 +38,7 @@ from expfam.block import InteractionBlock
 from expfam.errors import ShapeError
 from expfam.families.categorical import full_logits
 from expfam.family import Array, ExponentialFamily
-from expfam.mixture import LatentMixture, MixtureParams, sample_categorical, tree_vdot
+from expfam.mixture import LatentMixture, MixtureParams, tree_vdot
 from expfam.posterior import PosteriorSummary, shared_computations
 from expfam.shapes import check_batch
 
