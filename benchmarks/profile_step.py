@@ -27,7 +27,7 @@ import optax
 
 from expfam.builder import build_model
 from expfam.experiment.config import TrainConfig
-from expfam.experiment.training import TrainState, make_chunk, make_optimizer
+from expfam.experiment.training import initial_state, make_chunk, make_optimizer
 from expfam.model import Harmonium
 
 SEED_TRAIN = {"batch_size": 512, "n_mc_samples": 10, "n_conj_samples": 1024, "kl_warmup_steps": 120_000}
@@ -157,13 +157,7 @@ def whole_step(model: Harmonium, data: Any, repeats: int, length: int = 5) -> tu
     config = dataclasses.replace(TrainConfig(), **SEED_TRAIN)
     chunk = make_chunk(model, config)
     params = model.init(jax.random.PRNGKey(0), data)
-    state = TrainState(
-        params,
-        make_optimizer(config).init(params),
-        jnp.zeros((), jnp.int32),
-        jax.random.PRNGKey(2),
-        -jnp.ones((), jnp.int32),
-    )
+    state = initial_state(params, config, make_optimizer(config))
     flops, nbytes = cost(chunk.lower(state, data, length=1).compile())
     state, _ = chunk(state, data, length=length)
     times = []

@@ -31,7 +31,7 @@ import numpy as np
 
 from expfam.builder import build_model
 from expfam.experiment.config import TrainConfig
-from expfam.experiment.training import TrainState, make_chunk, make_optimizer
+from expfam.experiment.training import initial_state, make_chunk, make_optimizer
 
 SEED_SHAPES = {"data_dim": 784, "n_trials": 16, "n_latent": 128, "n_clusters": 30}
 SEED_TRAIN = {"batch_size": 512, "n_mc_samples": 10, "n_conj_samples": 1024, "kl_warmup_steps": 120_000}
@@ -53,13 +53,7 @@ def make_runner(block: str, chunk_length: int, shapes: dict[str, int], train: di
     config = dataclasses.replace(TrainConfig(), **train)
     chunk = make_chunk(model, config)
     params = model.init(jax.random.PRNGKey(0), data)
-    state = TrainState(
-        params,
-        make_optimizer(config).init(params),
-        jnp.zeros((), jnp.int32),
-        jax.random.PRNGKey(2),
-        -jnp.ones((), jnp.int32),
-    )
+    state = initial_state(params, config, make_optimizer(config))
     memory = chunk.lower(state, data, length=chunk_length).compile().memory_analysis()
     if memory is not None:
         LAST_MEMORY["compiled_mb"] = (

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 sys.path.insert(0, str(Path(__file__).parent))
 from expfam.builder import build_model
 from expfam.experiment.config import TrainConfig
-from expfam.experiment.training import TrainState, make_chunk, make_optimizer
+from expfam.experiment.training import initial_state, make_chunk, make_optimizer
 from step_time import SEED_SHAPES, SEED_TRAIN, make_runner
 
 
@@ -48,13 +48,7 @@ def op_table(block: str, chunk_length: int) -> dict[str, tuple[str, str]]:
     data = jnp.zeros((4096, SEED_SHAPES["data_dim"]))
     config = dataclasses.replace(TrainConfig(), **SEED_TRAIN)
     params = model.init(jax.random.PRNGKey(0), data)
-    state = TrainState(
-        params,
-        make_optimizer(config).init(params),
-        jnp.zeros((), jnp.int32),
-        jax.random.PRNGKey(2),
-        -jnp.ones((), jnp.int32),
-    )
+    state = initial_state(params, config, make_optimizer(config))
     text = make_chunk(model, config).lower(state, data, length=chunk_length).compile().as_text()
     table: dict[str, tuple[str, str]] = {}
     for line in text.splitlines():

@@ -219,7 +219,9 @@ def cluster_matvec(matrices: Array, y: Array, k: Array, *, tile_rows: int | None
     ``(S + (K-1) T/2, n) @ (n, D)`` matmul instead of the dense one-hot product's
     ``K-1`` times ``(S, n) @ (n, D)``; on MNIST-sized shapes (D=784, n=128, K=30,
     S=5120 and 1024) that measured 12-25x faster than dense forward and 8-17x
-    forward+backward on CPU (see module docstring).  Works under ``jit``, ``grad``
+    forward+backward on CPU (see module docstring).  On other platforms (GPU, TPU) the
+    dense one-hot product :func:`cluster_matvec_dense` is used instead: there it measured
+    about 5x faster than the window loop (a loop of small kernels).  Works under ``jit``, ``grad``
     and ``vmap``; being a ``custom_vjp`` it supports reverse mode only (no ``jvp``).
     """
     km1, d, n = matrices.shape
@@ -234,5 +236,16 @@ def cluster_matvec(matrices: Array, y: Array, k: Array, *, tile_rows: int | None
     tile = int(tile_rows) if tile_rows is not None else default_tile_rows(s, km1 + 1)
     if tile < 1:
         raise ValueError("tile_rows must be positive")
-    order, rank, wcl, wstart, ends, used = _plan(k, km1, tile)
-    return _grouped(matrices.astype(dtype), y.astype(dtype), order, rank, wcl, wstart, ends, used, tile)
+
+    def windows(matrices: Array, y: Array, k: Array) -> Array:
+        order, rank, wcl, wstart, ends, used = _plan(k, km1, tile)
+        return _grouped(matrices, y, order, rank, wcl, wstart, ends, used, tile)
+
+    # Sorted windows are a loop of small products: right for a CPU, where the dense one-hot
+    # product costs K−1 times the arithmetic. On an accelerator each window is a kernel launch
+    # and the loop measured 5x slower than the dense product (docs/benchmarks.md, GPU), which
+    # a GPU runs at matmul speed; XLA picks the branch for the platform it compiles for.
+    out: Array = lax.platform_dependent(
+        matrices.astype(dtype), y.astype(dtype), k, cpu=windows, default=cluster_matvec_dense
+    )
+    return out

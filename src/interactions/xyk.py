@@ -78,9 +78,24 @@ def _cluster_adjoint_fwd(matrices: Array, statistic: Array) -> tuple[Array, tupl
 def _cluster_adjoint_bwd(residuals: tuple[Array, Array], cotangent: Array) -> tuple[Array, Array]:
     matrices, statistic = residuals
     per_cluster = jnp.moveaxis(cotangent, -1, 0)  # (K-1, B, n)
+    d_matrices, d_statistic = jax.lax.platform_dependent(
+        matrices, statistic, per_cluster, cpu=_adjoint_grads_looped, default=_adjoint_grads_batched
+    )
+    return d_matrices.astype(matrices.dtype), d_statistic.astype(statistic.dtype)
+
+
+def _adjoint_grads_looped(matrices: Array, statistic: Array, per_cluster: Array) -> tuple[Array, Array]:
+    """``dV[j] = sᵀ G_j`` and ``ds = Σ_j G_j V_jᵀ`` one cluster at a time (CPU: no large temporaries)."""
     d_matrices = jax.lax.map(lambda g: statistic.T @ g, per_cluster)
     d_statistic = jnp.sum(jax.lax.map(lambda pair: pair[0] @ pair[1].T, (per_cluster, matrices)), axis=0)
-    return d_matrices.astype(matrices.dtype), d_statistic.astype(statistic.dtype)
+    return d_matrices, d_statistic
+
+
+def _adjoint_grads_batched(matrices: Array, statistic: Array, per_cluster: Array) -> tuple[Array, Array]:
+    """The same two products as batched contractions (accelerators: one kernel each, not a loop)."""
+    d_matrices = jnp.einsum("bd,jbn->jdn", statistic, per_cluster)
+    d_statistic = jnp.einsum("jbn,jdn->bd", per_cluster, matrices)
+    return d_matrices, d_statistic
 
 
 cluster_adjoint.defvjp(_cluster_adjoint_fwd, _cluster_adjoint_bwd)

@@ -41,3 +41,18 @@ def test_adjointness_with_the_offset_under_jit_and_vmap() -> None:
         lhs = statistic @ (matrices[k] @ y)
         rhs = out[..., k] @ y
         np.testing.assert_allclose(lhs, rhs, rtol=1e-5, atol=1e-5)
+
+
+def test_accelerator_and_cpu_backward_products_agree() -> None:
+    """The batched contractions used off-CPU give the looped products' ``dV`` and ``ds``."""
+    from interactions.xyk import _adjoint_grads_batched, _adjoint_grads_looped
+
+    keys = jax.random.split(jax.random.PRNGKey(3), 3)
+    matrices = jax.random.normal(keys[0], (4, 7, 5))
+    statistic = jax.random.normal(keys[1], (6, 7))
+    per_cluster = jax.random.normal(keys[2], (4, 6, 5))
+    looped = _adjoint_grads_looped(matrices, statistic, per_cluster)
+    batched = _adjoint_grads_batched(matrices, statistic, per_cluster)
+    for got, want in zip(batched, looped, strict=True):
+        assert got.shape == want.shape
+        assert jnp.allclose(got, want, rtol=1e-5, atol=1e-5)
