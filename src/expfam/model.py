@@ -26,6 +26,7 @@ the latent statistics ``s_Y(y)``.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, final
 
@@ -122,17 +123,15 @@ class Harmonium:
         clusters = jnp.arange(1, self.n_clusters)
         y = jnp.zeros((self.n_clusters - 1, *self.latent.param_shape))
         with jax.ensure_compile_time_eval():  # a static fact about the family: is s_Y(0) = 0?
-            zero = np.zeros(self.latent.param_shape, np.float32)
+            zero = jnp.zeros(self.latent.param_shape, jnp.float32)
             latent_zero = not np.any(np.asarray(self.latent.sufficient_statistic(zero)))
         blocks = [block for block in self.blocks if not (latent_zero and block.vanishes_at_zero_latent)]
         bias = params["likelihood"]["a"]
         theta = jnp.broadcast_to(bias, (self.n_clusters - 1, *self.observable.param_shape))
         if blocks:
             stats_y = jax.vmap(self.latent.sufficient_statistic)(y)
-            offset = sum(
-                block.offset(params["likelihood"]["blocks"][block.name], stats_y, clusters) for block in blocks
-            )
-            theta = self.observable.add_offset(theta, offset)
+            offsets = [block.offset(params["likelihood"]["blocks"][block.name], stats_y, clusters) for block in blocks]
+            theta = self.observable.add_offset(theta, functools.reduce(jnp.add, offsets))
         psi = jax.vmap(self.observable.log_partition)(theta)
         return psi - self.observable.log_partition(bias)
 
