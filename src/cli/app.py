@@ -21,10 +21,11 @@ from typer.core import TyperGroup
 
 from cli import assign, compare, evaluate, plugins, sweep, train
 from expfam import __version__
-from expfam.errors import ExpfamError
+from expfam.errors import ExpfamError, TrainingDivergedError
 from expfam.plugins import Registry, get_registry
 
 USER_ERROR = 2
+RUN_FAILED = 1
 HELP = "Exponential-family harmoniums: train and evaluate runs, sweep and compare them, list plugins."
 
 #: Exit status → meaning, shared by every command.
@@ -59,11 +60,14 @@ def report_error(error: BaseException) -> None:
 
 
 class ExpfamGroup(TyperGroup):
-    """The command group; turns an :class:`ExpfamError` from any command into exit code 2."""
+    """The command group: a diverged run exits 1, any other :class:`ExpfamError` (bad input) exits 2."""
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        except TrainingDivergedError as error:  # the input was fine; the run failed
+            report_error(error)
+            raise typer.Exit(RUN_FAILED) from None
         except ExpfamError as error:
             report_error(error)
             raise typer.Exit(USER_ERROR) from None

@@ -151,3 +151,18 @@ def test_a_real_process_prints_one_line_and_exits_2(tmp_path):
     )
     assert result.stdout == ""
     assert not (tmp_path / "run").exists()
+
+
+def test_a_diverged_run_exits_1_with_one_error_line(runner, app, monkeypatch, tmp_path):
+    """Divergence is a failed run, not bad input: exit 1 and ``error: ...`` naming the step and term."""
+    import cli.train
+    from expfam.errors import TrainingDivergedError
+
+    def diverge(config, out, **options):
+        raise TrainingDivergedError("training diverged at step 17: 'elbo' is nan", step=17, term="elbo")
+
+    monkeypatch.setattr(cli.train, "train_run", diverge)
+    result = runner.invoke(app, ["train", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.strip().splitlines()[-1].startswith("error: training diverged at step 17")
+    assert "Traceback" not in result.output

@@ -176,9 +176,9 @@ class DataSplit:
         return dataclasses.replace(
             self,
             x_train=self.x_train[kept],
-            y_train=self.y_train[kept],
+            y_train=None if self.y_train is None else self.y_train[kept],
             x_test=self.x_train[held],
-            y_test=self.y_train[held],
+            y_test=None if self.y_train is None else self.y_train[held],
             source=f"{self.source} (validation: {n_validation} of the training rows)",
         )
 

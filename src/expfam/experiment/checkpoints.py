@@ -34,7 +34,8 @@ from expfam.experiment.training import TrainState
 def save_checkpoint(run_dir: str | Path, state: TrainState) -> Path:
     """Write ``state`` to ``run_dir/checkpoint.npz`` (temporary file, then rename)."""
     path = Path(run_dir) / CHECKPOINT_FILE
-    arrays: dict[str, np.ndarray] = {f"params/{k}": v for k, v in flatten_params(state.params).items()}
+    # Any: numpy's stubs type savez's keywords as its own options, not as array names
+    arrays: dict[str, Any] = {f"params/{k}": v for k, v in flatten_params(state.params).items()}
     for index, leaf in enumerate(jax.tree.leaves(state.opt_state)):
         arrays[f"opt_state/{index}"] = np.asarray(leaf)
     arrays["step"] = np.asarray(state.step)
@@ -80,11 +81,13 @@ def load_checkpoint(run_dir: str | Path, optimizer: optax.GradientTransformation
         jnp.asarray,
         unflatten_params({k.removeprefix("params/"): v for k, v in flat.items() if k.startswith("params/")}),
     )
-    structure = jax.tree.structure(optimizer.init(params))
+    fresh = optimizer.init(params)
+    structure = jax.tree.structure(fresh)
     count = sum(1 for key in flat if key.startswith("opt_state/"))
-    if count != structure.num_leaves:
+    expected = len(jax.tree.leaves(fresh))
+    if count != expected:
         raise RunDirectoryError(
-            f"{str(path)!r} holds {count} optimiser-state arrays but the optimiser has {structure.num_leaves}; "
+            f"{str(path)!r} holds {count} optimiser-state arrays but the optimiser has {expected}; "
             "resume with the optimiser the run was trained with",
             offending=str(path),
         )

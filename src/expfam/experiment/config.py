@@ -37,6 +37,7 @@ class Options(Mapping[str, Any]):
     """An immutable, hashable ``{name: value}`` table (values: TOML scalars, lists, or nested tables)."""
 
     __slots__ = ("_items",)
+    _items: dict[str, Any]
 
     def __init__(self, items: Mapping[str, Any] | None = None) -> None:
         frozen = {str(k): Options(v) if isinstance(v, Mapping) else _freeze(v) for k, v in dict(items or {}).items()}

@@ -13,6 +13,7 @@ accept ``|z| < 5``, with standard errors from the Fisher information
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 
 from expfam.family import Array, ExponentialFamily
@@ -173,8 +174,8 @@ def check_initialize(family: ExponentialFamily, data: Array, *, key: Array, n_ke
                     f"{name}.initialize ({label}) returned shape {params.shape}, expected param_shape "
                     f"{family.param_shape}"
                 )
-            psi = float(family.log_partition(params))
-            means = np.asarray(family.means(params))
+            psi = float(family.log_partition(jnp.asarray(params)))
+            means = np.asarray(family.means(jnp.asarray(params)))
             if not (np.all(np.isfinite(params)) and np.isfinite(psi) and np.all(np.isfinite(means))):
                 raise AssertionError(
                     f"{name}.initialize ({label}, key {index}) returned natural parameters outside the "

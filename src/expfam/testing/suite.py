@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from expfam.family import Array, ExponentialFamily
@@ -63,7 +64,7 @@ def check_family(
         "scipy": check_against_scipy(family, params, samples[:8]),
         "sampling": sampling_checks.check_sampling(family, params, key=sample_key, n_samples=n_samples),
         "fit": sampling_checks.check_fit_recovers(family, params, key=fit_key, n_samples=n_samples),
-        "initialize": family_checks.check_initialize(family, samples[:64], key=fit_key),
+        "initialize": family_checks.check_initialize(family, jnp.asarray(samples[:64]), key=fit_key),
     }
 
 
