@@ -1,6 +1,6 @@
 """Where a training step's time goes: each piece of the step timed on its own, with its work.
 
-Every piece is one jitted function at the seed's shapes (``benchmarks/step_time.py``):
+Every piece is one jitted function at the reference MNIST shapes (``benchmarks/step_time.py``):
 784 Binomial(16) pixels, n_latent 128, K 30, batch 512, 10 posterior samples, 1024
 prior samples. "fwd" times the value, "grad" the value and its gradient with respect to
 the parameters (samples are stop-gradient, as in training). FLOPs and bytes are XLA's own

@@ -1,4 +1,4 @@
-r"""Batched posterior quantities of the latent mixture, computed once per step (MODEL.md §2, §4, §5).
+r"""Batched posterior quantities of the latent mixture, computed once per step (docs/model.md).
 
 For a batch of posterior parameters ``η_q = (b_y, W_yk, b_k)`` (leaves with a
 leading batch axis ``B``) every loss term needs the cluster logits
@@ -12,7 +12,7 @@ leading batch axis ``B``) every loss term needs the cluster logits
 The cluster parameters are kept in ``W_yk``'s own layout, ``(B,) + P + (K−1,)``
 with the cluster axis last (``P`` the latent's parameter shape), and the
 reference cluster 0 apart, so no ``(B, K, n)`` transpose or concatenation is
-materialised: on the seed's shapes those copies took more time than the
+materialised: on the reference MNIST shapes those copies took more time than the
 softplus itself (``benchmarks/profile_step.py``).
 
 :func:`shared_computations` makes ``η_q(x)`` and its summary one value per
