@@ -21,6 +21,7 @@ def test_plugins_lists_every_kind_with_providers(runner, app):
         "elbo",
         "posterior_entropy",
         "prior_entropy",
+        "rao_blackwell_elbo",
         "recognition_conjugation",
     ]
     assert {"digits", "idx", "npz", "openml"} <= set(sections["datasets"])
