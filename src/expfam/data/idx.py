@@ -264,15 +264,6 @@ class Idx(Dataset):
                 offending=(shapes["train"], shapes["test"]),
             )
         height, width = shapes["train"]
-        x_train, x_test = arrays["x_train"], arrays["x_test"]
-        assert x_train is not None and x_test is not None  # both parts were read above
-        return DataSplit(
-            x_train=x_train,
-            y_train=arrays.get("y_train"),
-            x_test=x_test,
-            y_test=arrays.get("y_test"),
-            name=self.name,
-            n_trials=n_trials,
-            image_shape=(height, width),
-            source=str(path),
+        return DataSplit.from_parts(
+            arrays, name=self.name, n_trials=n_trials, image_shape=(height, width), source=str(path)
         )

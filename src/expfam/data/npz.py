@@ -179,16 +179,9 @@ class Npz(Dataset):
                 )
             check_labels(labels, where=f"{path.name}: y_{part}", n_classes=self.n_classes)
             fields[f"y_{part}"] = labels.astype(np.int64)
-        x_train, x_test = fields["x_train"], fields["x_test"]
-        assert x_train is not None and x_test is not None  # both parts were read above
+        x_train = fields["x_train"]
+        assert x_train is not None  # read above
         image_shape = _image_shape(arrays, x_train.shape[1], path.name)
-        return DataSplit(
-            x_train=x_train,
-            y_train=fields.get("y_train"),
-            x_test=x_test,
-            y_test=fields.get("y_test"),
-            name=self.name,
-            n_trials=n_trials,
-            image_shape=image_shape,
-            source=str(path),
+        return DataSplit.from_parts(
+            fields, name=self.name, n_trials=n_trials, image_shape=image_shape, source=str(path)
         )

@@ -13,6 +13,7 @@ with round-half-up, computed exactly in integers as ``(2·v·N + v_max) // (2·v
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import final
 
@@ -152,6 +153,31 @@ class DataSplit:
             return 0
         labels = np.concatenate([self.y_train, self.y_test])
         return int(labels.max()) + 1 if labels.size else 0
+
+    @classmethod
+    def from_parts(
+        cls,
+        parts: Mapping[str, np.ndarray | None],
+        *,
+        name: str,
+        n_trials: int,
+        image_shape: tuple[int, int],
+        source: str,
+    ) -> DataSplit:
+        """A split from a loader's ``{"x_train", "x_test"[, "y_train", "y_test"]}`` (labels may be missing or ``None``)."""
+        x_train, x_test = parts.get("x_train"), parts.get("x_test")
+        if x_train is None or x_test is None:
+            raise DataError(f"{source}: a split needs both x_train and x_test", offending=source)
+        return cls(
+            x_train=x_train,
+            y_train=parts.get("y_train"),
+            x_test=x_test,
+            y_test=parts.get("y_test"),
+            name=name,
+            n_trials=n_trials,
+            image_shape=image_shape,
+            source=source,
+        )
 
     def validation_split(self, fraction: float, *, seed: int) -> DataSplit:
         """Hold out ``fraction`` of the training rows as a validation split (for model selection).
