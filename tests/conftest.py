@@ -7,8 +7,13 @@ here, before any test module computes anything.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import jax
+import pytest
 from hypothesis import settings
+
+from expfam.experiment.training import clear_chunk_cache
 
 jax.config.update("jax_enable_x64", True)
 
@@ -17,3 +22,16 @@ jax.config.update("jax_enable_x64", True)
 settings.register_profile("expfam", max_examples=20, deadline=None)
 settings.register_profile("quick", max_examples=5, deadline=None)
 settings.load_profile("expfam")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs() -> Iterator[None]:
+    """After each test module, drop compiled programs (JAX's caches and the training chunk cache).
+
+    One process compiles thousands of programs over the suite; keeping all of them alive
+    exhausts the process's memory mappings (the CPU backend maps each program's code) and
+    crashed XLA's compiler late in the run.
+    """
+    yield
+    clear_chunk_cache()
+    jax.clear_caches()

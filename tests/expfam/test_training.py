@@ -118,3 +118,23 @@ def test_analytic_rho_mode_stores_the_fit(model_and_data):
     np.testing.assert_allclose(result.params["rho_y"], rho_y, rtol=1e-5)
     shifted = {**result.params, "rho_y": rho_y + 0.1}
     assert variance <= model.prior_residual_variance(key, shifted, config.n_conj_samples)
+
+
+def test_the_chunk_cache_keeps_only_the_most_recent_programs(monkeypatch):
+    """Compiled chunks are cached least-recently-used first and bounded, not kept forever."""
+    import dataclasses
+
+    from expfam.builder import build_model
+    from expfam.experiment import training
+    from expfam.experiment.config import TrainConfig
+
+    monkeypatch.setattr(training, "CHUNK_CACHE_SIZE", 3)
+    training.clear_chunk_cache()
+    model = build_model(observable="bernoulli", data_dim=4, n_latent=2, n_clusters=2, blocks="hierarchical")
+    configs = [dataclasses.replace(TrainConfig(), n_steps=10 + i) for i in range(4)]
+    chunks = [training.make_chunk(model, config) for config in configs]
+    assert len(training._CHUNK_CACHE) == 3
+    assert training.make_chunk(model, configs[3]) is chunks[3]  # still cached
+    assert training.make_chunk(model, configs[0]) is not chunks[0]  # the oldest was dropped
+    training.clear_chunk_cache()
+    assert not training._CHUNK_CACHE

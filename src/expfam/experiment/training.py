@@ -14,6 +14,7 @@ step and the offending term.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 from collections.abc import Callable, Mapping
@@ -96,7 +97,19 @@ def _all_finite(tree: Any) -> Array:
     return jnp.all(jnp.stack(leaves))
 
 
-_CHUNK_CACHE: dict[tuple[Any, ...], Callable[..., tuple[TrainState, dict[str, Array]]]] = {}
+Chunk = Callable[..., tuple[TrainState, dict[str, Array]]]
+
+#: Compiled chunks, least recently used first: ``{key: (chunk, (registry, optimizer))}``. The
+#: registry and optimizer are kept with their chunk so that their ``id()`` in the key stays theirs.
+_CHUNK_CACHE: collections.OrderedDict[tuple[Any, ...], tuple[Chunk, tuple[Any, Any]]] = collections.OrderedDict()
+#: How many compiled chunks stay cached; older ones are dropped (a long-lived process that trains
+#: many different models, e.g. a grid search, would otherwise keep every compiled program).
+CHUNK_CACHE_SIZE = 16
+
+
+def clear_chunk_cache() -> None:
+    """Forget every cached compiled chunk (their memory goes once nothing else holds them)."""
+    _CHUNK_CACHE.clear()
 
 
 def make_chunk(
@@ -123,7 +136,8 @@ def make_chunk(
         id(optimizer),
     )
     if cache_key in _CHUNK_CACHE:
-        return _CHUNK_CACHE[cache_key]
+        _CHUNK_CACHE.move_to_end(cache_key)
+        return _CHUNK_CACHE[cache_key][0]
     optimizer = make_optimizer(config) if optimizer is None else optimizer
     loss_fn = make_loss(model, weights, objective_settings(config), rho_mode=config.rho_mode, registry=registry)
 
@@ -155,9 +169,9 @@ def make_chunk(
     def chunk(state: TrainState, data: Array, length: int) -> tuple[TrainState, dict[str, Array]]:
         return jax.lax.scan(functools.partial(step, data), state, None, length=length)
 
-    _CHUNK_CACHE[cache_key] = chunk
-    # keep the registry and optimizer alive so that their id() in the cache key stays theirs
-    _CHUNK_CACHE[(*cache_key, "alive")] = (registry, optimizer)  # type: ignore[assignment]
+    _CHUNK_CACHE[cache_key] = (chunk, (registry, optimizer))
+    while len(_CHUNK_CACHE) > CHUNK_CACHE_SIZE:
+        _CHUNK_CACHE.popitem(last=False)
     return chunk
 
 
