@@ -37,6 +37,7 @@ import jax.numpy as jnp
 
 from expfam.errors import ConfigurationError
 from expfam.family import Array
+from expfam.mixture import MixtureParams
 from expfam.model import Harmonium, Params
 from expfam.plugins import Registry, get_registry
 from expfam.posterior import shared_computations
@@ -49,6 +50,24 @@ def warmup(step: Array, warmup_steps: int) -> Array:
     if warmup_steps <= 0:
         return jnp.ones(())
     return jnp.minimum(1.0, jnp.asarray(step, jnp.result_type(float)) / warmup_steps)
+
+
+def with_kl_warmup(
+    model: Harmonium,
+    params: Params,
+    x: Array,
+    posterior: MixtureParams,
+    surrogate: Array,
+    step: Array,
+    warmup_steps: int,
+) -> Array:
+    r"""``surrogate + (1 − β)·KL(q(z|x) ‖ p(z))`` with ``β = min(1, step / warmup_steps)``; no KL when 0 steps.
+
+    The β-weighted objective ``L_β = ELBO + (1 − β)·KL`` shared by the ELBO loss terms.
+    """
+    if warmup_steps <= 0:
+        return surrogate
+    return surrogate + (1.0 - warmup(step, warmup_steps)) * model.posterior_kl(params, x, posterior)
 
 
 @dataclass(frozen=True)

@@ -27,10 +27,8 @@ Example:
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
@@ -39,7 +37,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from expfam.builder import build_model
 from expfam.experiment.config import config_from_mapping
-from expfam.experiment.evaluation import assignments
+from expfam.experiment.evaluation import assignments, compiled_method, in_batches
 from expfam.experiment.pipeline import observable_options, parse_blocks
 from expfam.experiment.streams import run_keys
 from expfam.experiment.training import train
@@ -193,9 +191,8 @@ class HarmoniumClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         """Responsibilities ``q(k | x)``, shape ``(n_samples, n_clusters)``; rows sum to 1."""
         check_is_fitted(self, "params_")
         X = self._validate(X, reset=False, model=self.model_)
-        function = _compiled(self.model_, "cluster_responsibilities")
-        pieces = [np.asarray(function(self.params_, jnp.asarray(X[i : i + 1000]))) for i in range(0, len(X), 1000)]
-        return np.concatenate(pieces).astype(np.float64)
+        function = compiled_method(self.model_, "cluster_responsibilities")
+        return in_batches(lambda batch: function(self.params_, batch), X).astype(np.float64)
 
     def transform(self, X: Any) -> np.ndarray:
         """The responsibilities :meth:`predict_proba` (features for a downstream estimator)."""
@@ -205,23 +202,15 @@ class HarmoniumClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         r"""Mean Monte-Carlo ELBO of the rows of ``X`` (``n_elbo_samples`` posterior samples each)."""
         check_is_fitted(self, "params_")
         X = self._validate(X, reset=False, model=self.model_)
-        function = _compiled(self.model_, "elbo", int(self.n_elbo_samples))
+        function = compiled_method(self.model_, "elbo_terms", int(self.n_elbo_samples))
         key = run_keys(self.seed_)["evaluate"]
-        values = [np.asarray(function(key, self.params_, jnp.asarray(X[i : i + 1000]))) for i in range(0, len(X), 1000)]
-        return float(np.mean(np.concatenate(values)))
+        return float(np.mean(in_batches(lambda batch: function(key, self.params_, batch)[1], X)))
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.positive_only = self.observable in ("binomial", "poisson", "bernoulli", "categorical")
         tags.non_deterministic = self.random_state is None
         return tags
-
-
-@functools.lru_cache(maxsize=32)
-def _compiled(model: Harmonium, method: str, n_samples: int = 0) -> Any:
-    if method == "elbo":
-        return jax.jit(lambda key, params, x: model.elbo_terms(key, params, x, n_samples)[1])
-    return jax.jit(getattr(model, method))
 
 
 __all__ = ["HarmoniumClustering"]

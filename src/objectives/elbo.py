@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from expfam.family import Array
 from expfam.model import Harmonium, Params
-from expfam.objective import Objective, ObjectiveSettings, warmup
+from expfam.objective import Objective, ObjectiveSettings, with_kl_warmup
 
 
 @final
@@ -33,7 +33,5 @@ class Elbo(Objective):
     ) -> tuple[Array, Array]:
         posterior = model.posterior_params(params, x)
         surrogate, elbo = model.elbo_terms(key, params, x, settings.n_mc_samples, posterior)
-        beta = warmup(step, settings.kl_warmup_steps)
-        if settings.kl_warmup_steps > 0:
-            surrogate = surrogate + (1.0 - beta) * model.posterior_kl(params, x, posterior)
+        surrogate = with_kl_warmup(model, params, x, posterior, surrogate, step, settings.kl_warmup_steps)
         return -jnp.mean(surrogate), jnp.mean(elbo)

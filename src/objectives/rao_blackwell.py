@@ -47,7 +47,7 @@ from expfam.families.categorical import full_logits
 from expfam.family import Array
 from expfam.mixture import MixtureParams
 from expfam.model import Harmonium, Params
-from expfam.objective import Objective, ObjectiveSettings, warmup
+from expfam.objective import Objective, ObjectiveSettings, with_kl_warmup
 
 #: Latent-statistic slots of the posterior that carry the cluster.
 CLUSTER_SLOTS: frozenset[str] = frozenset({"W_yk", "b_k"})
@@ -153,7 +153,5 @@ class RaoBlackwellElbo(Objective):
     ) -> tuple[Array, Array]:
         posterior = model.posterior_params(params, x)
         surrogate, elbo = rao_blackwell_elbo_terms(model, key, params, x, settings.n_mc_samples, posterior)
-        if settings.kl_warmup_steps > 0:
-            beta = warmup(step, settings.kl_warmup_steps)
-            surrogate = surrogate + (1.0 - beta) * model.posterior_kl(params, x, posterior)
+        surrogate = with_kl_warmup(model, params, x, posterior, surrogate, step, settings.kl_warmup_steps)
         return -jnp.mean(surrogate), jnp.mean(elbo)

@@ -23,31 +23,37 @@ from expfam.model import Harmonium, Params
 
 
 @functools.lru_cache(maxsize=64)
-def _compiled(model: Harmonium, method: str, *static: int) -> Any:
-    """``jit(model.method)`` compiled once per model, method and static sample count."""
+def compiled_method(model: Harmonium, method: str, *static: int) -> Any:
+    """``jit(model.method)``, made once per model, method and static sample count.
+
+    ``assign``, ``reconstruct`` and ``cluster_responsibilities`` take ``(params, x)``;
+    ``r_squared`` takes ``(key, params)``; any other method ``(key, params, x)``. The
+    static sample counts follow those arguments.
+    """
     function = getattr(model, method)
-    if method in ("assign", "reconstruct"):
+    if method in ("assign", "reconstruct", "cluster_responsibilities"):
         return jax.jit(function)
     if method == "r_squared":
         return jax.jit(lambda key, params: function(key, params, *static))
     return jax.jit(lambda key, params, x: function(key, params, x, *static))
 
 
-def _batched(function: Any, x: np.ndarray, batch_size: int) -> np.ndarray:
+def in_batches(function: Any, x: np.ndarray | Array, batch_size: int = 1000) -> np.ndarray:
+    """``function`` applied to ``batch_size`` rows of ``x`` at a time, results concatenated on axis 0."""
     pieces = [np.asarray(function(jnp.asarray(x[i : i + batch_size]))) for i in range(0, x.shape[0], batch_size)]
     return np.concatenate(pieces, axis=0)
 
 
 def assignments(model: Harmonium, params: Params, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     """Cluster assignments ``argmax_k q(k | x)`` for every row of ``x``."""
-    assign = _compiled(model, "assign")
-    return _batched(lambda batch: assign(params, batch), x, batch_size)
+    assign = compiled_method(model, "assign")
+    return in_batches(lambda batch: assign(params, batch), x, batch_size)
 
 
 def reconstruction_error(model: Harmonium, params: Params, x: np.ndarray, batch_size: int = 1000) -> float:
     """``mean over points and coordinates of (x − x̂)²``, ``x̂ = ∇ψ_X(θ_X(E_q[s_Z]))``."""
-    reconstruct = _compiled(model, "reconstruct")
-    x_hat = _batched(lambda batch: reconstruct(params, batch), x, batch_size)
+    reconstruct = compiled_method(model, "reconstruct")
+    x_hat = in_batches(lambda batch: reconstruct(params, batch), x, batch_size)
     return float(np.mean((np.asarray(x, dtype=float) - x_hat) ** 2))
 
 
@@ -59,7 +65,7 @@ def quick_metrics(
     model: Harmonium, params: Params, x: np.ndarray, labels: np.ndarray | None, key: Array, n_r2_samples: int = 2000
 ) -> dict[str, float]:
     """The cheap progress metrics: NMI (with labels) and R² (fewer prior samples than the final evaluation)."""
-    r2 = float(_compiled(model, "r_squared", n_r2_samples)(key, params))
+    r2 = float(compiled_method(model, "r_squared", n_r2_samples)(key, params))
     if labels is None:
         return {"r2": r2}
     assigned = assignments(model, params, x)
@@ -91,11 +97,11 @@ def evaluate(
     else:
         results = dict(clustering_metrics(labels, assigned, model.n_clusters))
     results["recon"] = reconstruction_error(model, params, x, config.batch_size)
-    results["r2"] = float(_compiled(model, "r_squared", config.n_r2_samples)(key_r2, params))
+    results["r2"] = float(compiled_method(model, "r_squared", config.n_r2_samples)(key_r2, params))
     results["rho_norm"] = float(model.correction_norm(params))
-    elbo = _compiled(model, "elbo_terms", config.n_elbo_samples)
-    iwae = _compiled(model, "iwae_bound", config.n_iwae_samples)
-    results["elbo"] = float(np.mean(_batched(lambda batch: elbo(key_elbo, params, batch)[1], x, config.batch_size)))
+    elbo = compiled_method(model, "elbo_terms", config.n_elbo_samples)
+    iwae = compiled_method(model, "iwae_bound", config.n_iwae_samples)
+    results["elbo"] = float(np.mean(in_batches(lambda batch: elbo(key_elbo, params, batch)[1], x, config.batch_size)))
     iwae_batch = max(1, config.batch_size // 10)
-    results["iwae"] = float(np.mean(_batched(lambda batch: iwae(key_iwae, params, batch), x, iwae_batch)))
+    results["iwae"] = float(np.mean(in_batches(lambda batch: iwae(key_iwae, params, batch), x, iwae_batch)))
     return results

@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import numpy as np
 
 from expfam.builder import build_model
 from expfam.experiment.config import RunConfig
+from expfam.experiment.evaluation import compiled_method, in_batches
 from expfam.experiment.runs import (
     MODEL_FILE,
     RunDirectoryError,
@@ -74,11 +74,12 @@ class TrainedRun:
         """
         batch, single = self._batch(x)
         self.model.observable.check_support(np.asarray(batch), what="x")
-        function = _jitted(self.model, "cluster_responsibilities")
-        pieces = [
-            np.asarray(function(self.params, batch[i : i + batch_size])) for i in range(0, batch.shape[0], batch_size)
-        ]
-        values = np.concatenate(pieces) if pieces else np.zeros((0, self.model.n_clusters))
+        function = compiled_method(self.model, "cluster_responsibilities")
+        values = (
+            in_batches(lambda rows: function(self.params, rows), batch, batch_size)
+            if batch.shape[0]
+            else np.zeros((0, self.model.n_clusters))
+        )
         return values[0] if single else values
 
     def assign(self, x: Any) -> np.ndarray:
@@ -88,18 +89,13 @@ class TrainedRun:
     def reconstruct(self, x: Any) -> np.ndarray:
         r"""``x̂ = ∇ψ_X(θ_X(E_q[s_Z]))`` per observation, same leading shape as ``x`` (flat ``D`` per observation)."""
         batch, single = self._batch(x)
-        values = np.asarray(_jitted(self.model, "reconstruct")(self.params, batch))
+        values = np.asarray(compiled_method(self.model, "reconstruct")(self.params, batch))
         return values[0] if single else values
 
     def sample(self, n_samples: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """``n_samples`` generative samples ``x ~ p(x)`` and their clusters: ``(S, D)`` and ``(S,)``."""
         x, _, k = self.model.sample(jax.random.key(seed), self.params, int(n_samples))
         return np.asarray(x), np.asarray(k)
-
-
-@functools.lru_cache(maxsize=16)
-def _jitted(model: Harmonium, method: str) -> Any:
-    return jax.jit(getattr(model, method))
 
 
 def write_assignments(
