@@ -17,7 +17,7 @@ parameters are unchanged; only the optimiser's geometry differs
 (docs/results/digits_defaults/README.md, "Candidates after the defaults").
 
 Run: ``python benchmarks/hierarchical_candidates.py [--seeds 3] [--set n_latent=128 ...]
-[--coordinates symmetric] [--every 2000]``; prints one line per seed and a final
+[--coordinates symmetric] [--cosine-decay] [--every 2000]``; prints one line per seed and a final
 JSON line ``{"nmi": [...], "nmi_mean": ..., "active_clusters": [...], "kmeans_nmi_mean": ..., "curve": {...}}``.
 """
 
@@ -78,13 +78,20 @@ def symmetric_coordinates(inner: optax.GradientTransformation) -> optax.Gradient
     return optax.GradientTransformation(init, update)
 
 
-def run_seed(seed: int, overrides: list[str], coordinates: str, every: int) -> dict[str, object]:
+def run_seed(seed: int, overrides: list[str], coordinates: str, every: int, cosine: bool) -> dict[str, object]:
     """Train one seed on its validation split; the validation NMI curve, final scores and KMeans' NMI."""
     config = run_config("hierarchical", seed, {"validation_fraction": 0.2}, overrides)
     prepared = prepare_run(config)
     model, split = prepared.model, prepared.split
     params = model.init(run_keys(seed)["init"], jnp.asarray(split.x_train))
     optimizer = make_optimizer(config.train)
+    if cosine:  # the same warmup, then a cosine decay to 0 at the last step
+        train_config = config.train
+        optimizer = optax.adam(
+            optax.warmup_cosine_decay_schedule(
+                0.0, train_config.learning_rate, train_config.lr_warmup_steps, train_config.n_steps
+            )
+        )
     if coordinates == "symmetric":
         optimizer = symmetric_coordinates(optimizer)
     curve: dict[int, float] = {}
@@ -106,11 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds (0..S−1)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     parser.add_argument("--coordinates", choices=("reference", "symmetric"), default="reference")
+    parser.add_argument("--cosine-decay", action="store_true", help="probe: Adam's rate decays to 0 (cosine)")
     parser.add_argument("--every", type=int, default=2000, help="steps between validation NMI records")
     args = parser.parse_args(argv)
     runs = []
     for seed in range(args.seeds):
-        run = run_seed(seed, args.set, args.coordinates, args.every)
+        run = run_seed(seed, args.set, args.coordinates, args.every, args.cosine_decay)
         curve = ", ".join(f"{step}: {nmi:.4f}" for step, nmi in sorted(run["curve"].items()))  # type: ignore[attr-defined]
         print(
             f"seed {seed}: NMI {run['nmi']:.4f}, active {run['active_clusters']}, KMeans {run['kmeans']:.4f}; {curve}"
@@ -120,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "settings": args.set,
         "coordinates": args.coordinates,
+        "cosine_decay": args.cosine_decay,
         "nmi": [run["nmi"] for run in runs],
         "nmi_mean": statistics.fmean(run["nmi"] for run in runs),  # type: ignore[misc]
         "active_clusters": [run["active_clusters"] for run in runs],
