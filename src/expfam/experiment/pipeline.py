@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import signal
 import threading
 import time
@@ -36,16 +37,24 @@ import numpy as np
 from expfam import __version__ as expfam_version
 from expfam.builder import build_model, resolve_blocks
 from expfam.data import DataSplit, check_data_for_family, load_dataset
-from expfam.errors import ConfigurationError, TrainingDivergedError
-from expfam.experiment.config import RunConfig, validate_config
+from expfam.errors import ConfigurationError, RunWriteError, TrainingDivergedError
+from expfam.experiment.config import MAX_INT32, RunConfig, validate_config
 from expfam.experiment.evaluation import evaluate, quick_metrics
 from expfam.experiment.runs import (
+    COMPLETED,
+    DIVERGED,
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
     RunDirectoryError,
     create_run_dir,
+    flatten_params,
     read_config,
     read_history,
-    read_info,
+    read_model_spec,
     read_run,
+    require_finished,
+    run_status,
     save_params,
     write_config,
     write_history,
@@ -160,8 +169,150 @@ def prepare_run(config: RunConfig, *, registry: Registry | None = None) -> Prepa
         block_options=config.model.block_options.to_dict(),
         registry=registry,
     )
+    check_observable_shape(config, model, split.n_features, registry)
     check_data_for_family(split, model.observable)
+    check_memory(config, split.n_features)
     return PreparedRun(config=config, split=split, model=model)
+
+
+def pixel_families(registry: Registry) -> list[str]:
+    """Families that can be the observable of pixel data: one value per pixel (``data_shape == (D,)``).
+
+    A family that cannot be built without options is listed (it is checked when the run is prepared).
+    """
+    names = []
+    for name in registry.names("families"):
+        try:
+            fits = tuple(registry.family(name)(4).data_shape) == (4,)
+        except Exception:  # needs options: cannot tell here
+            fits = True
+        if fits:
+            names.append(name)
+    return names
+
+
+def check_observable_shape(config: RunConfig, model: Harmonium, n_features: int, registry: Registry) -> None:
+    """The observable family must model one value per pixel: its data shape is ``(D,)``.
+
+    Raises:
+        ConfigurationError: e.g. ``categorical``, which models one category per observation.
+    """
+    shape = tuple(model.observable.data_shape)
+    if shape != (n_features,):
+        raise ConfigurationError(
+            f"observable {config.model.observable!r} built for {n_features} pixels models data of shape {shape}, "
+            f"not one value per pixel ({n_features},); choose one of {', '.join(pixel_families(registry))}",
+            offending=config.model.observable,
+        )
+
+
+def memory_limit_bytes() -> int | None:
+    """Memory of the device the run trains on (its allocator's limit), else of the host; ``None`` if unknown."""
+    with contextlib.suppress(Exception):
+        stats = jax.devices()[0].memory_stats() or {}
+        if stats.get("bytes_limit"):
+            return int(stats["bytes_limit"])
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    return None
+
+
+def estimated_bytes(config: RunConfig, n_features: int) -> tuple[int, int]:
+    r"""A lower bound on the float32 memory a run needs, and the size of its largest parameter array.
+
+    With :math:`D` pixels, :math:`n` latent units and :math:`K` clusters the largest block
+    holds :math:`D n K` numbers; parameters, gradients and the two Adam moments hold
+    :math:`4 (D+1)(n+1)(K+1)`; a training batch :math:`B S (D + n)` (:math:`S` samples
+    per observation), the conjugation samples :math:`S_c (D + n)`, and the evaluation
+    batch :math:`B_e \max(S_{iwae}, S_{elbo}) (D + n)`. Returns ``(bytes, largest array)``.
+    """
+    model, train, evaluation = config.model, config.train, config.evaluate
+    d, n, k = n_features, model.n_latent, model.n_clusters
+    width = d + n
+    parameters = 4 * (d + 1) * (n + 1) * (k + 1)
+    batches = max(
+        train.batch_size * train.n_mc_samples * width,
+        train.n_conj_samples * width,
+        evaluation.batch_size * max(evaluation.n_iwae_samples, evaluation.n_elbo_samples) * width,
+        evaluation.n_r2_samples * width,
+    )
+    return 4 * (parameters + batches), d * n * k
+
+
+def check_memory(config: RunConfig, n_features: int, limit: int | None = None) -> None:
+    """Refuse sizes the machine cannot hold, before anything is allocated or written.
+
+    Raises:
+        ConfigurationError: the largest array would exceed 2^31 − 1 numbers, or
+            :func:`estimated_bytes` exceeds ``limit`` (default :func:`memory_limit_bytes`).
+    """
+    needed, largest = estimated_bytes(config, n_features)
+    model, train = config.model, config.train
+    sizes = f"n_clusters={model.n_clusters}, n_latent={model.n_latent} and {n_features} pixels"
+    fix = "lower n_clusters, n_latent, batch_size, n_mc_samples or the [evaluate] sample counts"
+    if largest > MAX_INT32:
+        raise ConfigurationError(
+            f"{sizes} make a parameter array of {largest} numbers, more than {MAX_INT32} (2^31 − 1, the largest "
+            f"int32 index); {fix}",
+            offending="n_clusters",
+        )
+    limit = memory_limit_bytes() if limit is None else limit
+    if limit is not None and needed > limit:
+        raise ConfigurationError(
+            f"{sizes} with batch_size={train.batch_size} need at least {needed / 2**30:.3g} GiB, more than the "
+            f"{limit / 2**30:.3g} GiB of this machine's memory; {fix}",
+            offending="n_clusters",
+        )
+
+
+def check_run_matches(run_dir: Path, config: RunConfig, params: Mapping[str, Any], model: Harmonium) -> None:
+    """Refuse a run whose ``config.toml``, ``model.json`` and ``params.npz`` disagree (edited or damaged files).
+
+    ``model.json`` (written when the run was trained) must give the same observable,
+    options, sizes and blocks as ``config.toml``; every array of ``params.npz`` must
+    exist with the shape the model of ``config.toml`` initialises.
+
+    Raises:
+        RunDirectoryError: naming the first disagreement and the fix.
+    """
+    fix = "config.toml or params.npz was edited or damaged; restore the run's files or train it again"
+    with contextlib.suppress(RunDirectoryError):  # runs written before model.json existed have none
+        spec = read_model_spec(run_dir)
+        recorded = {
+            "observable": spec.get("observable"),
+            "n_latent": spec.get("n_latent"),
+            "n_clusters": spec.get("n_clusters"),
+            "blocks": list(spec.get("blocks", [])),
+            "n_trials": spec.get("n_trials"),
+        }
+        current = {
+            "observable": config.model.observable,
+            "n_latent": config.model.n_latent,
+            "n_clusters": config.model.n_clusters,
+            "blocks": list(model.block_names),
+            "n_trials": config.model.n_trials,
+        }
+        for key, value in recorded.items():
+            if value != current[key]:
+                raise RunDirectoryError(
+                    f"{run_dir}: config.toml gives {key} = {current[key]!r} but the run was trained with "
+                    f"{value!r} (model.json); {fix}",
+                    offending=key,
+                )
+    expected = flatten_params(jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((2, model.observable.size))))
+    found = flatten_params(params)
+    for name, shape in expected.items():
+        if name not in found:
+            raise RunDirectoryError(f"{run_dir}: params.npz has no array {name!r}; {fix}", offending=name)
+        if tuple(found[name].shape) != tuple(shape.shape):
+            raise RunDirectoryError(
+                f"{run_dir}: params.npz array {name!r} has shape {tuple(found[name].shape)} but the model of "
+                f"config.toml needs {tuple(shape.shape)}; {fix}",
+                offending=name,
+            )
+    extra = sorted(set(found) - set(expected))
+    if extra:
+        raise RunDirectoryError(f"{run_dir}: params.npz holds unexpected array {extra[0]!r}; {fix}", offending=extra[0])
 
 
 def _history_row(step: int, piece: Mapping[str, np.ndarray]) -> dict[str, float]:
@@ -271,7 +422,7 @@ def resume_run(
     registry = registry or get_registry()
     run_dir = Path(run_dir)
     config = read_config(run_dir)
-    if read_info(run_dir).get("status") == "completed":
+    if run_status(run_dir) == COMPLETED:
         raise RunDirectoryError(
             f"run {str(run_dir)!r} has completed; there is nothing to resume (train a new run with --out)",
             offending=str(run_dir),
@@ -322,8 +473,59 @@ def _train_and_write(
     if not split.has_labels:
         say("no labels: NMI, purity and accuracy need labels; reporting ELBO, IWAE, R², recon and active clusters")
     if run_dir is not None:
-        write_info(run_dir, _info(prepared, "running"))
+        write_info(run_dir, _info(prepared, RUNNING))
         say(f"run directory: {run_dir}")
+    try:
+        with _sigterm_as_interrupt():
+            return _train_evaluate_write(
+                prepared, run_dir, start, rows, progress=progress, say=say, plots=plots, registry=registry
+            )
+    except KeyboardInterrupt:
+        if run_dir is not None:
+            done = rows[-1]["step"] if rows else 0
+            _mark(run_dir, _info(prepared, INTERRUPTED, steps=done))
+        raise
+    except RunWriteError as error:
+        if run_dir is None:
+            raise
+        _mark(run_dir, _info(prepared, FAILED, error=str(error)))
+        raise RunWriteError(
+            f"{error}; the run stopped: {stopped_run_text(run_dir)}", offending=error.offending
+        ) from None
+
+
+def _mark(run_dir: Path, info: Mapping[str, Any]) -> None:
+    """Write ``run.json`` if the disk lets us (after a write failure it may not; the run then reads ``running``)."""
+    with contextlib.suppress(RunWriteError, OSError):
+        write_info(run_dir, info)
+
+
+def stopped_run_text(run_dir: Path) -> str:
+    """What a stopped run kept and how to continue it (one sentence, no trailing period)."""
+    from expfam.experiment.checkpoints import checkpoint_step
+
+    with contextlib.suppress(RunDirectoryError):
+        step = checkpoint_step(run_dir)
+        if step is not None:
+            return (
+                f"kept {run_dir}/checkpoint.npz (step {step}) and history.csv; continue with "
+                f"`expfam train --resume {run_dir}`"
+            )
+    return f"no checkpoint was written yet; train it again with `--out {run_dir} --overwrite`"
+
+
+def _train_evaluate_write(
+    prepared: PreparedRun,
+    run_dir: Path | None,
+    start: TrainState | None,
+    rows: list[dict[str, float]],
+    *,
+    progress: ProgressCallback | None,
+    say: Callable[[str], None],
+    plots: bool,
+    registry: Registry,
+) -> dict[str, float]:
+    config, split, model = prepared.config, prepared.split, prepared.model
     say(f"training {config.train.n_steps} steps (the first chunk includes compilation)")
 
     keys = run_keys(config.train.seed)
@@ -348,39 +550,33 @@ def _train_and_write(
 
     started = time.perf_counter()
     try:
-        with _sigterm_as_interrupt():
-            result = train(
-                model,
-                params,
-                jnp.asarray(split.x_train),
-                config.train,
-                callback=callback,
-                registry=registry,
-                start=start,
-                checkpoint=checkpoint if config.train.checkpoint_every > 0 else None,
-                checkpoint_every=config.train.checkpoint_every,
-            )
-    except KeyboardInterrupt:
-        if run_dir is not None:
-            done = rows[-1]["step"] if rows else 0
-            write_info(run_dir, _info(prepared, "interrupted", steps=done))
-            say(f"interrupted; checkpoint written to {run_dir} — continue with: expfam train --resume {run_dir}")
-        raise
+        result = train(
+            model,
+            params,
+            jnp.asarray(split.x_train),
+            config.train,
+            callback=callback,
+            registry=registry,
+            start=start,
+            checkpoint=checkpoint if config.train.checkpoint_every > 0 else None,
+            checkpoint_every=config.train.checkpoint_every,
+        )
     except TrainingDivergedError as error:
         if run_dir is not None:
+            # steps 0..step-1 were applied; step `error.step` was not (the parameters kept are those before it)
             save_params(run_dir, error.last_params if error.last_params is not None else params)
             write_history(run_dir, rows)
             write_info(
                 run_dir,
                 _info(
                     prepared,
-                    "diverged",
-                    steps=rows[-1]["step"] if rows else 0,
+                    DIVERGED,
+                    steps=error.step,
                     diverged={"step": error.step, "term": error.term, "message": str(error)},
                     train_seconds=time.perf_counter() - started,
                 ),
             )
-            say(f"saved the last finite parameters and the history to {run_dir}")
+            say(f"saved the last finite parameters (after {error.step} steps) and the history to {run_dir}")
         raise
     train_seconds = time.perf_counter() - started
     say("evaluating on the test split")
@@ -403,11 +599,11 @@ def _train_and_write(
                 key=keys["plots"],
                 value_range=(0.0, float(split.n_trials)),
             )
-        write_info(
+        write_info(  # last: only now does the run read as finished (runs.is_finished)
             run_dir,
             _info(
                 prepared,
-                "completed",
+                COMPLETED,
                 steps=result.steps,
                 train_seconds=train_seconds,
                 total_seconds=time.perf_counter() - started,
@@ -421,13 +617,18 @@ def evaluate_run(run_dir: str | Path, *, registry: Registry | None = None) -> di
 
     Uses the run's ``config.toml`` (same data, split and evaluation key as
     :func:`train_run`), so a completed run gives the numbers in its ``metrics.json``.
+    Only a finished run is evaluated (:func:`expfam.experiment.runs.require_finished`),
+    and only when its files agree (:func:`check_run_matches`).
 
     Raises:
-        RunDirectoryError: the directory or a file in it is missing or unreadable.
+        RunDirectoryError: the directory or a file in it is missing, unreadable, edited
+            out of agreement with the others, or the run is not finished.
         ExpfamError: the run's data can no longer be loaded or checked.
     """
+    require_finished(run_dir)
     config, params, _ = read_run(run_dir)
     prepared = prepare_run(config, registry=registry)
+    check_run_matches(Path(run_dir), prepared.config, params, prepared.model)
     params = jax.tree.map(jnp.asarray, params)
     keys = run_keys(prepared.config.train.seed)
     split = prepared.split
@@ -448,16 +649,23 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "PreparedRun",
     "ProgressCallback",
+    "check_memory",
+    "check_observable_shape",
+    "check_run_matches",
     "collapse_warning",
     "compact_float",
     "default_run_name",
+    "estimated_bytes",
     "evaluate_run",
     "format_summary",
+    "memory_limit_bytes",
     "observable_options",
     "parse_blocks",
+    "pixel_families",
     "prepare_run",
     "resume_run",
     "run_keys",
+    "stopped_run_text",
     "summary_row",
     "train_run",
 ]
