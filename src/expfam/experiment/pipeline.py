@@ -48,7 +48,6 @@ from expfam.experiment.runs import (
     RUNNING,
     RunDirectoryError,
     create_run_dir,
-    flatten_params,
     read_config,
     read_history,
     read_model_spec,
@@ -265,6 +264,17 @@ def check_memory(config: RunConfig, n_features: int, limit: int | None = None) -
         )
 
 
+def _shapes(tree: Mapping[str, Any], prefix: str = "") -> dict[str, tuple[int, ...]]:
+    """``{"a/b": shape}`` of a nested mapping of arrays (or of shape structs)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, value in tree.items():
+        if isinstance(value, Mapping):
+            shapes.update(_shapes(value, f"{prefix}{name}/"))
+        else:
+            shapes[f"{prefix}{name}"] = tuple(int(size) for size in np.shape(value))
+    return shapes
+
+
 def check_run_matches(run_dir: Path, config: RunConfig, params: Mapping[str, Any], model: Harmonium) -> None:
     """Refuse a run whose ``config.toml``, ``model.json`` and ``params.npz`` disagree (edited or damaged files).
 
@@ -276,38 +286,37 @@ def check_run_matches(run_dir: Path, config: RunConfig, params: Mapping[str, Any
         RunDirectoryError: naming the first disagreement and the fix.
     """
     fix = "config.toml or params.npz was edited or damaged; restore the run's files or train it again"
-    with contextlib.suppress(RunDirectoryError):  # runs written before model.json existed have none
-        spec = read_model_spec(run_dir)
-        recorded = {
-            "observable": spec.get("observable"),
-            "n_latent": spec.get("n_latent"),
-            "n_clusters": spec.get("n_clusters"),
-            "blocks": list(spec.get("blocks", [])),
-            "n_trials": spec.get("n_trials"),
-        }
+    try:
+        spec: dict[str, Any] | None = read_model_spec(run_dir)
+    except RunDirectoryError:  # runs written before model.json existed have none
+        spec = None
+    if spec is not None:
+        recorded = {key: spec.get(key) for key in ("observable", "n_latent", "n_clusters", "n_trials")}
+        recorded["blocks"] = spec.get("blocks")
         current = {
             "observable": config.model.observable,
             "n_latent": config.model.n_latent,
             "n_clusters": config.model.n_clusters,
-            "blocks": list(model.block_names),
             "n_trials": config.model.n_trials,
+            "blocks": list(model.block_names),
         }
         for key, value in recorded.items():
             if value != current[key]:
                 raise RunDirectoryError(
                     f"{run_dir}: config.toml gives {key} = {current[key]!r} but the run was trained with "
-                    f"{value!r} (model.json); {fix}",
+                    f"{value!r} (model.json); config.toml was edited after training — restore it, or train a new "
+                    "run with the new setting",
                     offending=key,
                 )
-    expected = flatten_params(jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((2, model.observable.size))))
-    found = flatten_params(params)
+    expected = _shapes(jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((2, model.observable.size))))
+    found = _shapes(params)
     for name, shape in expected.items():
         if name not in found:
             raise RunDirectoryError(f"{run_dir}: params.npz has no array {name!r}; {fix}", offending=name)
-        if tuple(found[name].shape) != tuple(shape.shape):
+        if found[name] != shape:
             raise RunDirectoryError(
-                f"{run_dir}: params.npz array {name!r} has shape {tuple(found[name].shape)} but the model of "
-                f"config.toml needs {tuple(shape.shape)}; {fix}",
+                f"{run_dir}: params.npz array {name!r} has shape {found[name]} but the model of "
+                f"config.toml needs {shape}; {fix}",
                 offending=name,
             )
     extra = sorted(set(found) - set(expected))
