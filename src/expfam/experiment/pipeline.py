@@ -275,7 +275,9 @@ def _shapes(tree: Mapping[str, Any], prefix: str = "") -> dict[str, tuple[int, .
     return shapes
 
 
-def check_run_matches(run_dir: Path, config: RunConfig, params: Mapping[str, Any], model: Harmonium) -> None:
+def check_run_matches(
+    run_dir: Path, config: RunConfig, params: Mapping[str, Any], model: Harmonium, registry: Registry | None = None
+) -> None:
     """Refuse a run whose ``config.toml``, ``model.json`` and ``params.npz`` disagree (edited or damaged files).
 
     ``model.json`` (written when the run was trained) must give the same observable,
@@ -298,7 +300,7 @@ def check_run_matches(run_dir: Path, config: RunConfig, params: Mapping[str, Any
             "n_latent": config.model.n_latent,
             "n_clusters": config.model.n_clusters,
             "n_trials": config.model.n_trials,
-            "blocks": list(model.block_names),
+            "blocks": list(resolve_blocks(parse_blocks(config.model.block), registry or get_registry())),
         }
         for key, value in recorded.items():
             if value != current[key]:
@@ -637,7 +639,7 @@ def evaluate_run(run_dir: str | Path, *, registry: Registry | None = None) -> di
     require_finished(run_dir)
     config, params, _ = read_run(run_dir)
     prepared = prepare_run(config, registry=registry)
-    check_run_matches(Path(run_dir), prepared.config, params, prepared.model)
+    check_run_matches(Path(run_dir), prepared.config, params, prepared.model, registry)
     params = jax.tree.map(jnp.asarray, params)
     keys = run_keys(prepared.config.train.seed)
     split = prepared.split

@@ -186,7 +186,7 @@ def load_run(run_dir: str | Path, *, registry: Registry | None = None) -> Traine
             "edited or damaged — restore it or train the run again",
             offending=str(run_dir / MODEL_FILE),
         ) from None
-    check_run_matches(run_dir, config, raw_params, model)
+    check_run_matches(run_dir, config, raw_params, model, registry)
     params = jax.tree.map(jnp.asarray, raw_params)
     return TrainedRun(
         model=model,
