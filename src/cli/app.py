@@ -19,7 +19,6 @@ from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
-from typer.exceptions import TyperException
 
 from cli import assign, compare, evaluate, plugins, sweep, train
 from expfam import __version__
@@ -82,8 +81,6 @@ class ExpfamGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except (TyperException, typer.Exit, typer.Abort):
-            raise  # usage errors (exit 2) and exits chosen by a command
         except RunFailedError as error:  # the input was fine; the run failed
             report_error(error)
             raise typer.Exit(RUN_FAILED) from None
@@ -97,8 +94,20 @@ class ExpfamGroup(TyperGroup):
             typer.echo("\ninterrupted: nothing was written", err=True)
             raise typer.Exit(INTERRUPTED) from None
         except Exception as error:
+            kinds = {cls.__name__ for cls in type(error).__mro__}  # click's classes (vendored by newer typer)
+            if "UsageError" in kinds:  # typer's usage lines, then the reason as the last line `error: ...`
+                context = getattr(error, "ctx", None)
+                if context is not None:
+                    typer.echo(f"{context.get_usage()}\nTry '{context.command_path} --help' for help.\n", err=True)
+                report_error(RuntimeError(error.format_message()))  # type: ignore[attr-defined]
+                raise typer.Exit(USER_ERROR) from None
+            if kinds & {"ClickException", "Exit", "Abort"}:
+                raise  # exits chosen by a command
             if os.environ.get(DEBUG_VARIABLE):
                 raise
+            if isinstance(error, MemoryError) or "RESOURCE_EXHAUSTED" in str(error):
+                report_error(RuntimeError(f"out of memory ({error}); lower the batch sizes or sample counts"))
+                raise typer.Exit(RUN_FAILED) from None
             report_error(
                 RuntimeError(
                     f"internal error ({type(error).__name__}: {error}); please report it with the command line "

@@ -37,7 +37,7 @@ import numpy as np
 from expfam import __version__ as expfam_version
 from expfam.builder import build_model, resolve_blocks
 from expfam.data import DataSplit, check_data_for_family, load_dataset
-from expfam.errors import ConfigurationError, RunWriteError, TrainingDivergedError
+from expfam.errors import ConfigurationError, ExpfamError, RunFailedError, RunWriteError, TrainingDivergedError
 from expfam.experiment.config import MAX_INT32, RunConfig, validate_config
 from expfam.experiment.evaluation import evaluate, quick_metrics
 from expfam.experiment.runs import (
@@ -217,25 +217,28 @@ def memory_limit_bytes() -> int | None:
 
 
 def estimated_bytes(config: RunConfig, n_features: int) -> tuple[int, int]:
-    r"""A lower bound on the float32 memory a run needs, and the size of its largest parameter array.
+    r"""A lower bound on the memory a run needs, and the size of its largest parameter array.
 
     With :math:`D` pixels, :math:`n` latent units and :math:`K` clusters the largest block
     holds :math:`D n K` numbers; parameters, gradients and the two Adam moments hold
-    :math:`4 (D+1)(n+1)(K+1)`; a training batch :math:`B S (D + n)` (:math:`S` samples
-    per observation), the conjugation samples :math:`S_c (D + n)`, and the evaluation
-    batch :math:`B_e \max(S_{iwae}, S_{elbo}) (D + n)`. Returns ``(bytes, largest array)``.
+    :math:`4 (D+1)(n+1)(K+1)`. A training step holds a buffer of :math:`B S (D n K + D + n)`
+    numbers (:math:`B` the batch size, :math:`S` the samples per observation; measured), and
+    as many for the :math:`S_c` conjugation samples; the evaluation holds
+    :math:`B_e \max(S_{iwae}, S_{elbo}) (D + n) K` and :math:`S_{R^2} (D + n) K`. Each number
+    takes the default float's bytes (4, or 8 with ``jax_enable_x64``). Returns ``(bytes, largest array)``.
     """
     model, train, evaluation = config.model, config.train, config.evaluate
     d, n, k = n_features, model.n_latent, model.n_clusters
-    width = d + n
+    per_sample = d * n * k + d + n
     parameters = 4 * (d + 1) * (n + 1) * (k + 1)
-    batches = max(
-        train.batch_size * train.n_mc_samples * width,
-        train.n_conj_samples * width,
-        evaluation.batch_size * max(evaluation.n_iwae_samples, evaluation.n_elbo_samples) * width,
-        evaluation.n_r2_samples * width,
+    buffers = max(
+        train.batch_size * train.n_mc_samples * per_sample,
+        train.n_conj_samples * per_sample,
+        evaluation.batch_size * max(evaluation.n_iwae_samples, evaluation.n_elbo_samples) * (d + n) * k,
+        evaluation.n_r2_samples * (d + n) * k,
     )
-    return 4 * (parameters + batches), d * n * k
+    itemsize = int(np.dtype(jnp.result_type(float)).itemsize)
+    return itemsize * (parameters + buffers), d * n * k
 
 
 def check_memory(config: RunConfig, n_features: int, limit: int | None = None) -> None:
@@ -503,6 +506,19 @@ def _train_and_write(
         raise RunWriteError(
             f"{error}; the run stopped: {stopped_run_text(run_dir)}", offending=error.offending
         ) from None
+    except ExpfamError:
+        raise  # diverged (marked already) or bad input
+    except Exception as error:  # anything else ends the run too: it must not read "running" for ever
+        if run_dir is not None:
+            _mark(run_dir, _info(prepared, FAILED, error=f"{type(error).__name__}: {error}"))
+        if "RESOURCE_EXHAUSTED" in str(error) or isinstance(error, MemoryError):
+            where = f"; the run stopped: {stopped_run_text(run_dir)}" if run_dir is not None else ""
+            raise RunFailedError(
+                f"out of memory ({' '.join(str(error).split())[:160]}); lower batch_size, n_mc_samples, "
+                f"n_conj_samples, n_latent or n_clusters{where}",
+                offending="memory",
+            ) from None
+        raise
 
 
 def _mark(run_dir: Path, info: Mapping[str, Any]) -> None:
