@@ -215,7 +215,7 @@ def damage(run: Path, file: str, kind: str, detail: object) -> None:
         np.savez(path, **arrays)
 
 
-@PROPERTY
+@settings(PROPERTY, max_examples=40)  # no training here: more examples are cheap
 @given(damage_spec=damages(), command=st.sampled_from(["evaluate", "assign", "compare", "resume"]))
 def test_commands_on_a_damaged_run(
     runner, app, finished_run, tiny_npz, snapshot_of, no_run_plots, damage_spec, command
