@@ -24,6 +24,7 @@ import typer
 from cli.output import JsonFlag, emit_json
 from cli.progress import ProgressBar
 from expfam.errors import ConfigurationError
+from expfam.experiment.checks import pixel_families
 from expfam.experiment.config import (
     SECTIONS,
     Options,
@@ -37,7 +38,6 @@ from expfam.experiment.pipeline import (
     collapse_warning,
     default_run_name,
     format_summary,
-    pixel_families,
     resume_run,
     stopped_run_text,
     summary_row,

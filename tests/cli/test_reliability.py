@@ -18,8 +18,8 @@ import pytest
 import expfam.experiment.pipeline
 from expfam.data.idx import write_idx
 from expfam.errors import RunWriteError
+from expfam.experiment.checks import check_memory
 from expfam.experiment.config import MAX_INT32, MAX_N_TRIALS, MAX_SEED, RunConfig, config_from_mapping
-from expfam.experiment.pipeline import check_memory
 from expfam.experiment.runs import (
     RunDirectoryError,
     is_finished,
@@ -392,3 +392,20 @@ def test_a_diverged_run_records_the_step_of_the_error(tiny_run_toml, tmp_path, m
         train_run(load_config(tiny_run_toml), tmp_path / "r", plots=False)
     info = json.loads((tmp_path / "r" / "run.json").read_text())
     assert info["status"] == "diverged" and info["steps"] == info["diverged"]["step"] == 3
+
+
+def test_a_corrupt_data_archive_does_not_suggest_allow_pickle(runner, app, tiny_run_toml, tmp_path, no_training):
+    (tmp_path / "corrupt.npz").write_bytes(b"\x80\x04 this is not a zip file")
+    flags = ["--config", str(tiny_run_toml), "--data", str(tmp_path / "corrupt.npz"), "--out", str(tmp_path / "r")]
+    line = _one_error_line(runner.invoke(app, ["train", *flags]), 2)
+    assert "corrupt.npz" in line and "not an .npz archive" in line and "pickle" not in line
+
+
+def test_resume_refuses_a_run_whose_config_was_edited(runner, app, finished_run, tmp_path, snapshot_of):
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    write_info(run, {**read_info(run), "status": "interrupted"})
+    _edit_config(run, "n_latent", 5)
+    before = snapshot_of(run)
+    line = _one_error_line(runner.invoke(app, ["train", "--resume", str(run)]), 2)
+    assert "n_latent = 5" in line and "trained with 3" in line
+    assert snapshot_of(run) == before

@@ -37,6 +37,17 @@ def _open(path: Path) -> dict[str, np.ndarray]:
         )
     unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile)
     try:
+        with path.open("rb") as handle:
+            magic = handle.read(6)
+    except OSError as error:
+        raise DataError(f"{path.name}: cannot be read ({error.strerror or error})", offending=str(path)) from None
+    if not magic.startswith((b"PK\x03\x04", b"\x93NUMPY")):  # a zip archive (.npz) or one array (.npy)
+        raise DataError(
+            f"{path.name}: not an .npz archive (it does not start like a zip file; damaged or another format); "
+            "save the arrays with np.savez(path, x_train=..., x_test=...)",
+            offending=str(path),
+        )
+    try:
         archive = np.load(path, allow_pickle=False)
     except unreadable as error:
         raise DataError(f"{path.name}: not a readable .npz archive ({error})", offending=str(path)) from error

@@ -94,7 +94,19 @@ def load_checkpoint(run_dir: str | Path, optimizer: optax.GradientTransformation
             "resume with the optimiser the run was trained with",
             offending=str(path),
         )
-    leaves = [jnp.asarray(flat[f"opt_state/{index}"]) for index in range(count)]
+    names = [f"opt_state/{index}" for index in range(count)]
+    if any(name not in flat for name in names):
+        raise RunDirectoryError(
+            f"{str(path)!r} lacks optimiser-state arrays; it is damaged — train the run again", offending=str(path)
+        )
+    leaves = [jnp.asarray(flat[name]) for name in names]
+    for leaf, expected_leaf in zip(leaves, jax.tree.leaves(fresh), strict=True):
+        if leaf.shape != expected_leaf.shape:
+            raise RunDirectoryError(
+                f"{str(path)!r}: an optimiser-state array has shape {leaf.shape}, expected {expected_leaf.shape}; "
+                "it is damaged — train the run again",
+                offending=str(path),
+            )
     return TrainState(
         params=params,
         opt_state=jax.tree.unflatten(structure, leaves),

@@ -25,6 +25,7 @@ import numpy as np
 
 from expfam.builder import build_model
 from expfam.errors import ExpfamError
+from expfam.experiment.checks import check_run_matches
 from expfam.experiment.config import RunConfig
 from expfam.experiment.evaluation import compiled_method, in_batches
 from expfam.experiment.runs import (
@@ -150,8 +151,6 @@ def load_run(run_dir: str | Path, *, registry: Registry | None = None) -> Traine
             or ``config.toml``, ``params.npz`` or ``model.json`` is missing, unreadable or edited
             out of agreement with the others.
     """
-    from expfam.experiment.pipeline import check_run_matches
-
     run_dir = Path(run_dir)
     require_finished(run_dir)
     config = read_config(run_dir)
