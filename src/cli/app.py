@@ -35,7 +35,7 @@ HELP = "Exponential-family harmoniums: train and evaluate runs, sweep and compar
 #: Exit status → meaning, shared by every command.
 EXIT_CODES: dict[int, str] = {
     0: "success",
-    1: "a run failed (it diverged, a file could not be written, a sweep trial failed)",
+    1: "a run failed (it diverged, a file could not be written, memory ran out, a sweep trial failed)",
     2: "bad input (usage, configuration, data)",
     130: "interrupted (Ctrl-C, SIGTERM); what was kept and how to resume is printed",
 }
