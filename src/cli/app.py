@@ -12,6 +12,7 @@ Run ``expfam --help``, or ``python -m expfam --help``.
 from __future__ import annotations
 
 import functools
+import os
 import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -21,19 +22,22 @@ from typer.core import TyperGroup
 
 from cli import assign, compare, evaluate, plugins, sweep, train
 from expfam import __version__
-from expfam.errors import ExpfamError, TrainingDivergedError
+from expfam.errors import ExpfamError, RunFailedError
 from expfam.plugins import Registry, get_registry
 
 USER_ERROR = 2
 RUN_FAILED = 1
+INTERRUPTED = 130
+#: Set to 1 to get the traceback of an unexpected error instead of the one-line report.
+DEBUG_VARIABLE = "EXPFAM_DEBUG"
 HELP = "Exponential-family harmoniums: train and evaluate runs, sweep and compare them, list plugins."
 
 #: Exit status → meaning, shared by every command.
 EXIT_CODES: dict[int, str] = {
     0: "success",
-    1: "a run failed (it diverged, a file could not be written, a sweep trial failed)",
+    1: "a run failed (it diverged, a file could not be written, memory ran out, a sweep trial failed)",
     2: "bad input (usage, configuration, data)",
-    130: "interrupted (Ctrl-C)",
+    130: "interrupted (Ctrl-C, SIGTERM); what was kept and how to resume is printed",
 }
 EPILOG = "Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODES.items()) + "."
 
@@ -59,18 +63,58 @@ def report_error(error: BaseException) -> None:
     typer.echo(f"error: {message}", err=True)
 
 
+def _os_error_text(error: OSError) -> str:
+    what = f" {str(error.filename)!r}" if error.filename is not None else ""
+    return f"cannot read or write{what}: {error.strerror or error}; free disk space or fix the permissions, then rerun"
+
+
 class ExpfamGroup(TyperGroup):
-    """The command group: a diverged run exits 1, any other :class:`ExpfamError` (bad input) exits 2."""
+    """The command group: every failure ends with one line ``error: ...`` on stderr and an exit code.
+
+    :class:`~expfam.errors.RunFailedError` (a diverged run, a file that could not be
+    written) and any other :class:`OSError` exit 1; any other :class:`ExpfamError` (bad
+    input) exits 2; an interrupt not handled by the command exits 130. An unexpected
+    exception is reported on one line as an internal error (exit 1); set
+    ``EXPFAM_DEBUG=1`` to see its traceback.
+    """
 
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
-        except TrainingDivergedError as error:  # the input was fine; the run failed
+        except RunFailedError as error:  # the input was fine; the run failed
             report_error(error)
             raise typer.Exit(RUN_FAILED) from None
         except ExpfamError as error:
             report_error(error)
             raise typer.Exit(USER_ERROR) from None
+        except OSError as error:
+            report_error(RuntimeError(_os_error_text(error)))
+            raise typer.Exit(RUN_FAILED) from None
+        except KeyboardInterrupt:
+            typer.echo("\ninterrupted: nothing was written", err=True)
+            raise typer.Exit(INTERRUPTED) from None
+        except Exception as error:
+            kinds = {cls.__name__ for cls in type(error).__mro__}  # click's classes (vendored by newer typer)
+            if "UsageError" in kinds:  # typer's usage lines, then the reason as the last line `error: ...`
+                context = getattr(error, "ctx", None)
+                if context is not None:
+                    typer.echo(f"{context.get_usage()}\nTry '{context.command_path} --help' for help.\n", err=True)
+                report_error(RuntimeError(error.format_message()))  # type: ignore[attr-defined]
+                raise typer.Exit(USER_ERROR) from None
+            if kinds & {"ClickException", "Exit", "Abort"}:
+                raise  # exits chosen by a command
+            if os.environ.get(DEBUG_VARIABLE):
+                raise
+            if isinstance(error, MemoryError) or "RESOURCE_EXHAUSTED" in str(error):
+                report_error(RuntimeError(f"out of memory ({error}); lower the batch sizes or sample counts"))
+                raise typer.Exit(RUN_FAILED) from None
+            report_error(
+                RuntimeError(
+                    f"internal error ({type(error).__name__}: {error}); please report it with the command line "
+                    f"(set {DEBUG_VARIABLE}=1 for the traceback)"
+                )
+            )
+            raise typer.Exit(RUN_FAILED) from None
 
 
 def create_app(registry: Registry | None = None) -> typer.Typer:

@@ -24,6 +24,7 @@ import typer
 from cli.output import JsonFlag, emit_json
 from cli.progress import ProgressBar
 from expfam.errors import ConfigurationError
+from expfam.experiment.checks import pixel_families
 from expfam.experiment.config import (
     SECTIONS,
     Options,
@@ -38,10 +39,11 @@ from expfam.experiment.pipeline import (
     default_run_name,
     format_summary,
     resume_run,
+    stopped_run_text,
     summary_row,
     train_run,
 )
-from expfam.experiment.runs import read_config
+from expfam.experiment.runs import INTERRUPTED, read_config, run_status
 from expfam.plugins import Registry, get_registry
 
 FLAG_SECTIONS: tuple[str, ...] = ("model", "data", "train")
@@ -80,11 +82,15 @@ HELP: dict[str, str] = {
 
 @contextlib.contextmanager
 def _interrupt_exit(run_dir: Path) -> Iterator[None]:
-    """Ctrl-C or SIGTERM: the run has written a checkpoint; say how to resume and exit with 130."""
+    """Ctrl-C or SIGTERM: one line saying what was kept and how to resume; exit with 130."""
     try:
         yield
     except KeyboardInterrupt:
-        typer.echo(f"\ninterrupted: continue with `expfam train --resume {run_dir}`", err=True)
+        if run_status(run_dir) == INTERRUPTED:
+            text = stopped_run_text(run_dir)
+        else:
+            text = "before training started; no run files were written"
+        typer.echo(f"\ninterrupted: {text}", err=True)
         raise typer.Exit(130) from None
 
 
@@ -126,8 +132,9 @@ def _option(key: str, kind: type, default: Any, names: dict[str, str]) -> inspec
 
 
 def _names(registry: Registry) -> dict[str, str]:
-    kinds = ("families", "blocks", "block_sets", "datasets", "objectives")
-    return {kind: ", ".join(registry.names(kind)) for kind in kinds}
+    kinds = ("blocks", "block_sets", "datasets", "objectives")
+    names = {kind: ", ".join(registry.names(kind)) for kind in kinds}
+    return {**names, "families": ", ".join(pixel_families(registry))}  # only those that can model pixels
 
 
 def make_command(registry: Registry | None = None) -> Any:

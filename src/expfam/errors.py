@@ -50,7 +50,15 @@ class DataError(ExpfamError):
     """A data file is missing, malformed, or does not match what was asked."""
 
 
-class TrainingDivergedError(ExpfamError):
+class RunFailedError(ExpfamError):
+    """The inputs were fine but the run failed (the command exits 1, not 2)."""
+
+
+class RunWriteError(RunFailedError):
+    """A run file could not be written (disk full, file size limit, permissions changed mid-run)."""
+
+
+class TrainingDivergedError(RunFailedError):
     """Training produced NaN or inf; carries the step and the offending term."""
 
     def __init__(self, message: str, *, step: int, term: str, last_params: Any = None) -> None:

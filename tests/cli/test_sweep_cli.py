@@ -9,7 +9,7 @@ import pytest
 
 import expfam.experiment.sweep
 from expfam.experiment.config import config_from_mapping
-from expfam.experiment.runs import write_config, write_metrics
+from expfam.experiment.runs import write_config, write_info, write_metrics
 
 TINY_SWEEP = """\
 title = "Tiny sweep"
@@ -98,6 +98,7 @@ def test_compare(runner, app, tmp_path, assert_user_error):
         (tmp_path / name).mkdir()
         write_config(tmp_path / name, config_from_mapping({"model": {"block": block}}))
         write_metrics(tmp_path / name, {"nmi": nmi, "r2": 0.99, "purity": 0.8, "recon": 3.3})
+        write_info(tmp_path / name, {"status": "completed"})  # finished: run.json is written last
     result = runner.invoke(app, ["compare", str(tmp_path / "full"), str(tmp_path / "H1")])
     assert result.exit_code == 0, result.output
     assert "| Metric | full (full) | H1 (hierarchical) |" in result.output

@@ -29,7 +29,7 @@ from expfam.experiment.report import (
     train_command,
     write_plots,
 )
-from expfam.experiment.runs import RunDirectoryError, write_config, write_metrics
+from expfam.experiment.runs import RunDirectoryError, write_config, write_info, write_metrics
 from expfam.experiment.sweep import (
     ERROR_FILE,
     TrialResult,
@@ -335,6 +335,10 @@ def test_finished_metrics_reads_a_train_run_directory(tmp_path):
     write_config(tmp_path / "H1", trial.config)
     assert finished_metrics(trial, tmp_path / "H1") is None  # config but no metrics: unfinished
     write_metrics(tmp_path / "H1", {"nmi": 0.5})
+    assert finished_metrics(trial, tmp_path / "H1") is None  # metrics but run.json not "completed": unfinished
+    write_info(tmp_path / "H1", {"status": "running"})
+    assert finished_metrics(trial, tmp_path / "H1") is None  # killed while plotting, say
+    write_info(tmp_path / "H1", {"status": "completed"})
     assert finished_metrics(trial, tmp_path / "H1") == {"nmi": 0.5}
 
 
@@ -425,6 +429,7 @@ def _run_dir(path: Path, block: str, metrics: dict) -> Path:
     path.mkdir(parents=True)
     write_config(path, config_from_mapping({"model": {"block": block}}))
     write_metrics(path, metrics)
+    write_info(path, {"status": "completed"})
     return path
 
 
@@ -446,7 +451,11 @@ def test_compare_table_and_ratio(tmp_path):
 def test_compare_refuses_an_unfinished_run(tmp_path):
     (tmp_path / "r").mkdir()
     write_config(tmp_path / "r", RunConfig())
-    with pytest.raises(RunDirectoryError, match=r"no metrics\.json"):
+    with pytest.raises(RunDirectoryError, match=r"not finished: it has no readable run\.json"):
+        compare_runs([tmp_path / "r"])
+    write_metrics(tmp_path / "r", {"nmi": 0.5})
+    write_info(tmp_path / "r", {"status": "running"})
+    with pytest.raises(RunDirectoryError, match=r"not finished: its run\.json says 'running'.*--resume"):
         compare_runs([tmp_path / "r"])
     with pytest.raises(RunDirectoryError, match="does not exist"):
         compare_runs([tmp_path / "missing"])

@@ -96,7 +96,7 @@ def test_wrong_shapes_and_values_are_refused(trained):
 def test_a_run_without_model_json_says_how_to_load_it(trained, tmp_path):
     out = tmp_path / "old"
     out.mkdir()
-    for name in ("config.toml", "params.npz"):
+    for name in ("config.toml", "params.npz", "run.json"):
         (out / name).write_bytes((trained[0] / name).read_bytes())
     with pytest.raises(RunDirectoryError, match=r"model\.json.*prepare_run"):
         expfam.load_run(out)

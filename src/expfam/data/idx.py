@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal, final
 import numpy as np
 
 from expfam.data.dataset import Dataset
-from expfam.data.split import DataSplit, counts_from_intensities
+from expfam.data.split import DataSplit, counts_from_intensities, flat_images
 from expfam.errors import DataError
 
 IMAGES_MAGIC = 0x00000803
@@ -242,7 +242,7 @@ class Idx(Dataset):
             images = read_idx(images_file, kind="images")
             shapes[part] = images.shape[1:]
             arrays[f"x_{part}"] = counts_from_intensities(
-                images.reshape(images.shape[0], -1), n_trials=n_trials, max_value=255
+                flat_images(images, where=images_file.name), n_trials=n_trials, max_value=255
             )
             arrays[f"y_{part}"] = None
             if (part, "labels") not in files:

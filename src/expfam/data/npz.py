@@ -23,7 +23,7 @@ import numpy as np
 
 from expfam.data.dataset import Dataset
 from expfam.data.idx import check_labels
-from expfam.data.split import DataSplit, counts_from_intensities
+from expfam.data.split import DataSplit, counts_from_intensities, flat_images
 from expfam.errors import DataError
 
 REQUIRED_KEYS: tuple[str, ...] = ("x_train", "x_test")
@@ -36,6 +36,17 @@ def _open(path: Path) -> dict[str, np.ndarray]:
             f"{path}: expected an .npz file, found a folder (use the 'idx' dataset for folders)", offending=str(path)
         )
     unreadable = (OSError, ValueError, EOFError, zipfile.BadZipFile)
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(6)
+    except OSError as error:
+        raise DataError(f"{path.name}: cannot be read ({error.strerror or error})", offending=str(path)) from None
+    if not magic.startswith((b"PK\x03\x04", b"\x93NUMPY")):  # a zip archive (.npz) or one array (.npy)
+        raise DataError(
+            f"{path.name}: not an .npz archive (it does not start like a zip file; damaged or another format); "
+            "save the arrays with np.savez(path, x_train=..., x_test=...)",
+            offending=str(path),
+        )
     try:
         archive = np.load(path, allow_pickle=False)
     except unreadable as error:
@@ -64,7 +75,7 @@ def _open(path: Path) -> dict[str, np.ndarray]:
 
 
 def _counts(images: np.ndarray, *, where: str, n_trials: int) -> np.ndarray:
-    flat = images.reshape(images.shape[0], -1)
+    flat = flat_images(images, where=where)
     if images.dtype == np.uint8:
         return counts_from_intensities(flat, n_trials=n_trials, max_value=255)
     if not (np.issubdtype(images.dtype, np.number) or images.dtype == np.bool_) or np.issubdtype(
@@ -96,10 +107,19 @@ def _image_shape(arrays: dict[str, np.ndarray], n_features: int, name: str) -> t
     if arrays["x_train"].ndim == 3:
         return int(arrays["x_train"].shape[1]), int(arrays["x_train"].shape[2])
     if "image_shape" in arrays:
-        shape = tuple(int(s) for s in np.asarray(arrays["image_shape"]).ravel())
-        if len(shape) != 2 or shape[0] * shape[1] != n_features:
+        stored = np.asarray(arrays["image_shape"]).ravel()
+        if not (np.issubdtype(stored.dtype, np.integer) or np.issubdtype(stored.dtype, np.floating)) or not np.all(
+            np.isfinite(stored)
+        ):
             raise DataError(
-                f"{name}: image_shape {shape} does not hold {n_features} pixels; store (height, width)",
+                f"{name}: image_shape {stored.tolist()} is not two whole numbers; store (height, width)",
+                offending=stored.tolist(),
+            )
+        shape = tuple(int(s) for s in stored)
+        if len(shape) != 2 or min(shape) < 1 or shape[0] * shape[1] != n_features:
+            raise DataError(
+                f"{name}: image_shape {shape} is not two positive sizes holding {n_features} pixels; "
+                "store (height, width) with height·width == D",
                 offending=shape,
             )
         return shape[0], shape[1]

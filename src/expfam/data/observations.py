@@ -19,7 +19,7 @@ import numpy as np
 
 from expfam.data.idx import read_idx
 from expfam.data.npz import _counts, _open
-from expfam.data.split import counts_from_intensities
+from expfam.data.split import counts_from_intensities, flat_images
 from expfam.errors import DataError
 
 
@@ -50,7 +50,7 @@ def read_observations(
         return np.concatenate([_counts(arrays[p], where=f"{path.name}: {p}", n_trials=n_trials) for p in parts])
     if dataset == "idx" and path.is_file():
         images = read_idx(path, kind="images")
-        return counts_from_intensities(images.reshape(images.shape[0], -1), n_trials=n_trials, max_value=255)
+        return counts_from_intensities(flat_images(images, where=path.name), n_trials=n_trials, max_value=255)
     from expfam.data.dataset import load_dataset
 
     split = load_dataset(dataset, path=path, n_trials=n_trials, registry=registry)

@@ -13,6 +13,7 @@ with round-half-up, computed exactly in integers as ``(2·v·N + v_max) // (2·v
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import final
@@ -59,6 +60,21 @@ def counts_from_intensities(values: np.ndarray, *, n_trials: int, max_value: int
     return counts.astype(np.float64)
 
 
+def flat_images(images: np.ndarray, *, where: str) -> np.ndarray:
+    """``(n, ...)`` images as ``(n, D)`` rows, refusing an array with no image or no pixel.
+
+    Raises:
+        DataError: ``n == 0`` or ``D == 0``, naming ``where`` (the file and array).
+    """
+    if images.ndim < 2 or images.shape[0] == 0 or math.prod(images.shape[1:]) == 0:
+        raise DataError(
+            f"{where} has shape {images.shape}: it holds no images or no pixels; each split needs at least one "
+            "image of at least one pixel",
+            offending=images.shape,
+        )
+    return images.reshape(images.shape[0], -1)
+
+
 def _field_error(name: str, message: str, offending: object) -> DataError:
     return DataError(f"DataSplit {name!r}: {message}", offending=offending)
 
@@ -101,6 +117,12 @@ class DataSplit:
             x = np.asarray(getattr(self, f"x_{part}"))
             if x.ndim != 2:
                 raise _field_error(self.name, f"x_{part} has shape {x.shape}, expected (n_{part}, D)", x.shape)
+            if x.shape[0] == 0 or x.shape[1] == 0:
+                raise _field_error(
+                    self.name,
+                    f"x_{part} has shape {x.shape}: each split needs at least one image of ≥ 1 pixel",
+                    x.shape,
+                )
             object.__setattr__(self, f"x_{part}", x.astype(np.float64, copy=False))
             if getattr(self, f"y_{part}") is None:
                 continue
@@ -127,7 +149,7 @@ class DataSplit:
                 (n_features, self.x_test.shape[1]),
             )
         shape = tuple(int(s) for s in self.image_shape)
-        if len(shape) != 2 or shape[0] * shape[1] != n_features:
+        if len(shape) != 2 or min(shape) < 1 or shape[0] * shape[1] != n_features:
             raise _field_error(
                 self.name,
                 f"image_shape {self.image_shape} does not hold {n_features} pixels; "

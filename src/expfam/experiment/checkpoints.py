@@ -26,6 +26,7 @@ from expfam.experiment.runs import (
     RunDirectoryError,
     atomic_open,
     flatten_params,
+    read_archive,
     unflatten_params,
 )
 from expfam.experiment.training import TrainState
@@ -51,8 +52,8 @@ def checkpoint_step(run_dir: str | Path) -> int | None:
     path = Path(run_dir) / CHECKPOINT_FILE
     if not path.is_file():
         return None
-    with np.load(path, allow_pickle=False) as archive:
-        return int(archive["step"])
+    step = read_archive(path, "checkpoint").get("step")
+    return None if step is None or step.size != 1 else int(step)
 
 
 def load_checkpoint(run_dir: str | Path, optimizer: optax.GradientTransformation) -> TrainState:
@@ -72,11 +73,13 @@ def load_checkpoint(run_dir: str | Path, optimizer: optax.GradientTransformation
             "(set [train] checkpoint_every ≥ 1) or it finished — train it again",
             offending=str(path),
         )
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            flat = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, EOFError) as error:
-        raise RunDirectoryError(f"{str(path)!r} is not a readable checkpoint ({error})", offending=str(path)) from None
+    flat = read_archive(path, "checkpoint")
+    missing = [key for key in ("step", "key", "data_key") if key not in flat]
+    if missing or not any(key.startswith("params/") for key in flat):
+        raise RunDirectoryError(
+            f"{str(path)!r} lacks {', '.join(missing) or 'the parameters'}; it is damaged — train the run again",
+            offending=str(path),
+        )
     params: Any = jax.tree.map(
         jnp.asarray,
         unflatten_params({k.removeprefix("params/"): v for k, v in flat.items() if k.startswith("params/")}),
@@ -91,7 +94,19 @@ def load_checkpoint(run_dir: str | Path, optimizer: optax.GradientTransformation
             "resume with the optimiser the run was trained with",
             offending=str(path),
         )
-    leaves = [jnp.asarray(flat[f"opt_state/{index}"]) for index in range(count)]
+    names = [f"opt_state/{index}" for index in range(count)]
+    if any(name not in flat for name in names):
+        raise RunDirectoryError(
+            f"{str(path)!r} lacks optimiser-state arrays; it is damaged — train the run again", offending=str(path)
+        )
+    leaves = [jnp.asarray(flat[name]) for name in names]
+    for leaf, expected_leaf in zip(leaves, jax.tree.leaves(fresh), strict=True):
+        if leaf.shape != expected_leaf.shape:
+            raise RunDirectoryError(
+                f"{str(path)!r}: an optimiser-state array has shape {leaf.shape}, expected {expected_leaf.shape}; "
+                "it is damaged — train the run again",
+                offending=str(path),
+            )
     return TrainState(
         params=params,
         opt_state=jax.tree.unflatten(structure, leaves),

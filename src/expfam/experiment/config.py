@@ -250,14 +250,39 @@ def default_config(block: str | None = None) -> RunConfig:
 
 def load_config(path: str | Path, base: RunConfig | None = None) -> RunConfig:
     """Read a TOML configuration file (e.g. a run's ``config.toml``)."""
+    return config_from_mapping(read_toml(path, "config file"), base)
+
+
+def read_toml(path: str | Path, what: str) -> dict[str, Any]:
+    """The TOML mapping of the file ``path`` (``what``: "config file", "sweep file", for the messages).
+
+    Raises:
+        ConfigurationError: ``path`` is missing, a folder, unreadable, not UTF-8 or not TOML.
+    """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigurationError(
+            f"{what} {str(path)!r} is a folder, not a file; pass a .toml file", offending=str(path)
+        )
     if not path.is_file():
-        raise ConfigurationError(f"config file {str(path)!r} does not exist; check the path", offending=str(path))
+        raise ConfigurationError(f"{what} {str(path)!r} does not exist; check the path", offending=str(path))
     try:
-        mapping = tomllib.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8")
+    except OSError as error:
+        raise ConfigurationError(
+            f"{what} {str(path)!r} cannot be read ({error.strerror or error}); check its permissions",
+            offending=str(path),
+        ) from None
+    except UnicodeDecodeError as error:
+        raise ConfigurationError(
+            f"{what} {str(path)!r} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
+            f"{error.start}); save it as UTF-8 TOML",
+            offending=str(path),
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigurationError(f"{path}: not valid TOML ({error})", offending=str(path)) from None
-    return config_from_mapping(mapping, base)
 
 
 def config_to_mapping(config: RunConfig) -> dict[str, dict[str, Any]]:
@@ -300,14 +325,70 @@ def _check(condition: bool, message: str, key: str) -> None:
         raise ConfigurationError(message, offending=key)
 
 
+#: Largest count, size or step number: the array library indexes and counts steps in int32.
+MAX_INT32 = 2**31 - 1
+#: Largest trial count N: counts 0..N must be exact in float32 (integers up to 2^24 are).
+MAX_N_TRIALS = 2**24
+#: Largest seed: the data split and the random streams take an unsigned 32-bit seed.
+MAX_SEED = 2**32 - 1
+#: ``[train]`` and ``[evaluate]`` keys that are counts or step numbers (int32 on the accelerator).
+_COUNT_KEYS: dict[str, tuple[str, ...]] = {
+    "model": ("n_latent", "n_clusters"),
+    "train": (
+        "n_steps",
+        "batch_size",
+        "n_mc_samples",
+        "n_conj_samples",
+        "log_every",
+        "checkpoint_every",
+        "lr_warmup_steps",
+        "kl_warmup_steps",
+        "conj_warmup_steps",
+    ),
+    "evaluate": ("n_r2_samples", "n_elbo_samples", "n_iwae_samples", "batch_size"),
+}
+
+
+def _check_upper_bounds(config: RunConfig) -> None:
+    """Integers the numeric types cannot hold: counts above int32, ``n_trials`` above 2^24, seeds above 2^32 − 1."""
+    for section, keys in _COUNT_KEYS.items():
+        for key in keys:
+            value = getattr(getattr(config, section), key)
+            _check(
+                value <= MAX_INT32,
+                f"[{section}] {key} = {value} is larger than {MAX_INT32} (2^31 − 1, the largest int32 the array "
+                "library counts with); use a smaller value",
+                key,
+            )
+    _check(
+        config.model.n_trials <= MAX_N_TRIALS,
+        f"[model] n_trials = {config.model.n_trials} is larger than {MAX_N_TRIALS} (2^24, the largest count float32 "
+        "holds exactly); use a smaller trial count, e.g. 16 or 255",
+        "n_trials",
+    )
+    _check(
+        0 <= config.train.seed <= MAX_SEED,
+        f"[train] seed = {config.train.seed} is outside 0..{MAX_SEED} (an unsigned 32-bit seed); "
+        "use a seed in that range, e.g. 0",
+        "seed",
+    )
+
+
 def validate_config(config: RunConfig) -> None:
-    """Range checks that need no registry (names are checked when the model is built)."""
+    """Range checks that need no registry (names are checked when the model is built).
+
+    Lower bounds (≥ 1 counts, fractions in (0, 1), finite non-negative weights) and upper
+    bounds from the numeric types: counts ≤ 2^31 − 1 (:data:`MAX_INT32`), ``n_trials`` ≤
+    2^24 (:data:`MAX_N_TRIALS`), ``seed`` in 0..2^32 − 1 (:data:`MAX_SEED`). What the
+    machine's memory can hold depends on the data and is checked when the run is prepared.
+    """
     model, train, data, evaluation = config.model, config.train, config.data, config.evaluate
     _check(
         model.n_clusters >= 2, f"n_clusters must be ≥ 2, got {model.n_clusters}; use at least 2 clusters", "n_clusters"
     )
     _check(model.n_latent >= 1, f"n_latent must be ≥ 1, got {model.n_latent}", "n_latent")
     _check(model.n_trials >= 1, f"n_trials must be ≥ 1, got {model.n_trials}", "n_trials")
+    _check_upper_bounds(config)
     _check(
         math.isfinite(train.learning_rate) and train.learning_rate > 0,
         f"learning_rate must be a positive number, got {train.learning_rate}; try 1e-3",
@@ -367,6 +448,9 @@ def flatten_config(config: RunConfig) -> dict[str, Any]:
 
 __all__ = [
     "BLOCK_DEFAULTS",
+    "MAX_INT32",
+    "MAX_N_TRIALS",
+    "MAX_SEED",
     "DataConfig",
     "EvaluateConfig",
     "ModelConfig",
@@ -377,5 +461,6 @@ __all__ = [
     "config_to_toml",
     "default_config",
     "load_config",
+    "read_toml",
     "validate_config",
 ]

@@ -36,16 +36,28 @@ import numpy as np
 from expfam import __version__ as expfam_version
 from expfam.builder import build_model, resolve_blocks
 from expfam.data import DataSplit, check_data_for_family, load_dataset
-from expfam.errors import ConfigurationError, TrainingDivergedError
+from expfam.errors import ConfigurationError, ExpfamError, RunFailedError, RunWriteError, TrainingDivergedError
+from expfam.experiment.checks import (
+    check_memory,
+    check_observable_shape,
+    check_run_matches,
+    parse_blocks,
+)
 from expfam.experiment.config import RunConfig, validate_config
 from expfam.experiment.evaluation import evaluate, quick_metrics
 from expfam.experiment.runs import (
+    COMPLETED,
+    DIVERGED,
+    FAILED,
+    INTERRUPTED,
+    RUNNING,
     RunDirectoryError,
     create_run_dir,
     read_config,
     read_history,
-    read_info,
     read_run,
+    require_finished,
+    run_status,
     save_params,
     write_config,
     write_history,
@@ -70,13 +82,6 @@ class PreparedRun:
     config: RunConfig
     split: DataSplit
     model: Harmonium
-
-
-def parse_blocks(text: str) -> str | list[str]:
-    """A block-set or block name as it is, or ``"xy,xk"`` as ``["xy", "xk"]``."""
-    if "," not in text:
-        return text.strip()
-    return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def observable_options(config: RunConfig, registry: Registry) -> dict[str, Any]:
@@ -160,7 +165,9 @@ def prepare_run(config: RunConfig, *, registry: Registry | None = None) -> Prepa
         block_options=config.model.block_options.to_dict(),
         registry=registry,
     )
+    check_observable_shape(config, model, split.n_features, registry)
     check_data_for_family(split, model.observable)
+    check_memory(config, split.n_features)
     return PreparedRun(config=config, split=split, model=model)
 
 
@@ -271,13 +278,14 @@ def resume_run(
     registry = registry or get_registry()
     run_dir = Path(run_dir)
     config = read_config(run_dir)
-    if read_info(run_dir).get("status") == "completed":
+    if run_status(run_dir) == COMPLETED:
         raise RunDirectoryError(
             f"run {str(run_dir)!r} has completed; there is nothing to resume (train a new run with --out)",
             offending=str(run_dir),
         )
     prepared = prepare_run(config, registry=registry)
     state = load_checkpoint(run_dir, make_optimizer(prepared.config.train))
+    check_run_matches(run_dir, prepared.config, state.params, prepared.model, registry)
     step = int(state.step)
     rows = [row for row in read_history(run_dir) if row["step"] <= step]
     (log or (lambda text: None))(f"resuming {run_dir} from step {step}")
@@ -322,8 +330,72 @@ def _train_and_write(
     if not split.has_labels:
         say("no labels: NMI, purity and accuracy need labels; reporting ELBO, IWAE, R², recon and active clusters")
     if run_dir is not None:
-        write_info(run_dir, _info(prepared, "running"))
+        write_info(run_dir, _info(prepared, RUNNING))
         say(f"run directory: {run_dir}")
+    try:
+        with _sigterm_as_interrupt():
+            return _train_evaluate_write(
+                prepared, run_dir, start, rows, progress=progress, say=say, plots=plots, registry=registry
+            )
+    except KeyboardInterrupt:
+        if run_dir is not None:
+            done = rows[-1]["step"] if rows else 0
+            _mark(run_dir, _info(prepared, INTERRUPTED, steps=done))
+        raise
+    except RunWriteError as error:
+        if run_dir is None:
+            raise
+        _mark(run_dir, _info(prepared, FAILED, error=str(error)))
+        raise RunWriteError(
+            f"{error}; the run stopped: {stopped_run_text(run_dir)}", offending=error.offending
+        ) from None
+    except ExpfamError:
+        raise  # diverged (marked already) or bad input
+    except Exception as error:  # anything else ends the run too: it must not read "running" for ever
+        if run_dir is not None:
+            _mark(run_dir, _info(prepared, FAILED, error=f"{type(error).__name__}: {error}"))
+        if "RESOURCE_EXHAUSTED" in str(error) or isinstance(error, MemoryError):
+            where = f"; the run stopped: {stopped_run_text(run_dir)}" if run_dir is not None else ""
+            raise RunFailedError(
+                f"out of memory ({' '.join(str(error).split())[:160]}); lower batch_size, n_mc_samples, "
+                f"n_conj_samples, n_latent or n_clusters{where}",
+                offending="memory",
+            ) from None
+        raise
+
+
+def _mark(run_dir: Path, info: Mapping[str, Any]) -> None:
+    """Write ``run.json`` if the disk lets us (after a write failure it may not; the run then reads ``running``)."""
+    with contextlib.suppress(RunWriteError, OSError):
+        write_info(run_dir, info)
+
+
+def stopped_run_text(run_dir: Path) -> str:
+    """What a stopped run kept and how to continue it (one sentence, no trailing period)."""
+    from expfam.experiment.checkpoints import checkpoint_step
+
+    with contextlib.suppress(RunDirectoryError):
+        step = checkpoint_step(run_dir)
+        if step is not None:
+            return (
+                f"kept {run_dir}/checkpoint.npz (step {step}) and history.csv; continue with "
+                f"`expfam train --resume {run_dir}`"
+            )
+    return f"no checkpoint was written yet; train it again with `--out {run_dir} --overwrite`"
+
+
+def _train_evaluate_write(
+    prepared: PreparedRun,
+    run_dir: Path | None,
+    start: TrainState | None,
+    rows: list[dict[str, float]],
+    *,
+    progress: ProgressCallback | None,
+    say: Callable[[str], None],
+    plots: bool,
+    registry: Registry,
+) -> dict[str, float]:
+    config, split, model = prepared.config, prepared.split, prepared.model
     say(f"training {config.train.n_steps} steps (the first chunk includes compilation)")
 
     keys = run_keys(config.train.seed)
@@ -348,39 +420,33 @@ def _train_and_write(
 
     started = time.perf_counter()
     try:
-        with _sigterm_as_interrupt():
-            result = train(
-                model,
-                params,
-                jnp.asarray(split.x_train),
-                config.train,
-                callback=callback,
-                registry=registry,
-                start=start,
-                checkpoint=checkpoint if config.train.checkpoint_every > 0 else None,
-                checkpoint_every=config.train.checkpoint_every,
-            )
-    except KeyboardInterrupt:
-        if run_dir is not None:
-            done = rows[-1]["step"] if rows else 0
-            write_info(run_dir, _info(prepared, "interrupted", steps=done))
-            say(f"interrupted; checkpoint written to {run_dir} — continue with: expfam train --resume {run_dir}")
-        raise
+        result = train(
+            model,
+            params,
+            jnp.asarray(split.x_train),
+            config.train,
+            callback=callback,
+            registry=registry,
+            start=start,
+            checkpoint=checkpoint if config.train.checkpoint_every > 0 else None,
+            checkpoint_every=config.train.checkpoint_every,
+        )
     except TrainingDivergedError as error:
         if run_dir is not None:
+            # steps 0..step-1 were applied; step `error.step` was not (the parameters kept are those before it)
             save_params(run_dir, error.last_params if error.last_params is not None else params)
             write_history(run_dir, rows)
             write_info(
                 run_dir,
                 _info(
                     prepared,
-                    "diverged",
-                    steps=rows[-1]["step"] if rows else 0,
+                    DIVERGED,
+                    steps=error.step,
                     diverged={"step": error.step, "term": error.term, "message": str(error)},
                     train_seconds=time.perf_counter() - started,
                 ),
             )
-            say(f"saved the last finite parameters and the history to {run_dir}")
+            say(f"saved the last finite parameters (after {error.step} steps) and the history to {run_dir}")
         raise
     train_seconds = time.perf_counter() - started
     say("evaluating on the test split")
@@ -403,11 +469,11 @@ def _train_and_write(
                 key=keys["plots"],
                 value_range=(0.0, float(split.n_trials)),
             )
-        write_info(
+        write_info(  # last: only now does the run read as finished (runs.is_finished)
             run_dir,
             _info(
                 prepared,
-                "completed",
+                COMPLETED,
                 steps=result.steps,
                 train_seconds=train_seconds,
                 total_seconds=time.perf_counter() - started,
@@ -421,13 +487,18 @@ def evaluate_run(run_dir: str | Path, *, registry: Registry | None = None) -> di
 
     Uses the run's ``config.toml`` (same data, split and evaluation key as
     :func:`train_run`), so a completed run gives the numbers in its ``metrics.json``.
+    Only a finished run is evaluated (:func:`expfam.experiment.runs.require_finished`),
+    and only when its files agree (:func:`check_run_matches`).
 
     Raises:
-        RunDirectoryError: the directory or a file in it is missing or unreadable.
+        RunDirectoryError: the directory or a file in it is missing, unreadable, edited
+            out of agreement with the others, or the run is not finished.
         ExpfamError: the run's data can no longer be loaded or checked.
     """
+    require_finished(run_dir)
     config, params, _ = read_run(run_dir)
     prepared = prepare_run(config, registry=registry)
+    check_run_matches(Path(run_dir), prepared.config, params, prepared.model, registry)
     params = jax.tree.map(jnp.asarray, params)
     keys = run_keys(prepared.config.train.seed)
     split = prepared.split
@@ -458,6 +529,7 @@ __all__ = [
     "prepare_run",
     "resume_run",
     "run_keys",
+    "stopped_run_text",
     "summary_row",
     "train_run",
 ]

@@ -29,7 +29,14 @@ from typing import Any
 from expfam.errors import ConfigurationError
 from expfam.experiment.config import RunConfig, config_to_mapping, default_config
 from expfam.experiment.pipeline import collapse_warning, compact_float
-from expfam.experiment.runs import RunDirectoryError, atomic_open, atomic_write_text, read_config, read_metrics
+from expfam.experiment.runs import (
+    RunDirectoryError,
+    atomic_open,
+    atomic_write_text,
+    read_config,
+    read_metrics,
+    require_finished,
+)
 from expfam.experiment.sweep_spec import SweepSpec
 from expfam.experiment.trials import FAILED, FINISHED, TrialResult
 
@@ -405,14 +412,17 @@ def read_run_summary(run_dir: str | Path, label: str | None = None) -> RunSummar
     """The configuration and metrics of a finished run directory.
 
     Raises:
-        RunDirectoryError: the directory or its ``config.toml`` is missing, or it has no ``metrics.json``.
+        RunDirectoryError: the directory or its ``config.toml`` is missing, the run is not finished
+            (:func:`~expfam.experiment.runs.require_finished`), or its ``metrics.json`` is missing or not numbers.
     """
     run_dir = Path(run_dir)
+    require_finished(run_dir)
     config = read_config(run_dir)
     metrics = read_metrics(run_dir)
     if metrics is None:
         raise RunDirectoryError(
-            f"{str(run_dir)!r} has no metrics.json: the run is still running, diverged or failed; compare finished runs",
+            f"{str(run_dir)!r} has no metrics.json although its run.json says completed; the run directory was "
+            "damaged — recompute it with `expfam evaluate`, or train it again",
             offending=str(run_dir),
         )
     return RunSummary(label=label or run_dir.name, config=config, metrics=metrics)

@@ -3,7 +3,7 @@ r"""Run directories: what one training run leaves on disk, written atomically.
 A run directory holds ::
 
     config.toml       the full RunConfig (every key), readable by ``expfam train --config``
-    run.json          status ("running", "completed", "diverged", "interrupted"), steps, timing, data, versions
+    run.json          status ("running", "completed", "diverged", "interrupted", "failed"), steps, timing, ...
     model.json        what rebuilding the model needs without the data: names, options, sizes, image shape
     checkpoint.npz    parameters, optimiser state, step and key of the last checkpoint (resume)
     history.csv       one row per logged chunk: step, the chunk mean of every loss term, nmi, r2
@@ -13,6 +13,11 @@ A run directory holds ::
 
 Every file is written to a temporary file in the same directory and moved into
 place with :func:`os.replace`, so a reader (or a crash) never sees half a file.
+
+A run is finished only when ``run.json`` says ``"completed"``; that status is
+written last, after the metrics, parameters and plots. :func:`is_finished` is the
+one rule every reader uses (``expfam sweep``, ``compare``, ``evaluate``, ``assign``);
+:func:`require_finished` refuses anything else with the reason and the fix.
 
 Examples:
     >>> import numpy as np, tempfile
@@ -33,13 +38,14 @@ import json
 import math
 import os
 import tempfile
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-from expfam.errors import ExpfamError
+from expfam.errors import ExpfamError, RunWriteError
 from expfam.experiment.config import RunConfig, config_to_toml, load_config
 
 CONFIG_FILE = "config.toml"
@@ -64,6 +70,9 @@ RUN_FILES: tuple[str, ...] = (
 
 _SEPARATOR = "/"
 
+#: ``run.json`` statuses: written first, then "interrupted", "diverged" or "failed", or — last of all — "completed".
+RUNNING, COMPLETED, INTERRUPTED, DIVERGED, FAILED = "running", "completed", "interrupted", "diverged", "failed"
+
 
 class RunDirectoryError(ExpfamError):
     """A run directory cannot be created, or a file in it is missing or malformed."""
@@ -81,7 +90,10 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
         mode: ``"wb"`` or ``"w"`` (text, UTF-8, ``\n`` line endings).
     """
     path = Path(path)
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as error:
+        raise _write_error(path, error) from None
     try:
         text = "b" not in mode
         handle = os.fdopen(descriptor, mode, encoding="utf-8", newline="") if text else os.fdopen(descriptor, mode)
@@ -89,14 +101,38 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        _test_write_delay()
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates 0600; give the usual permissions
         os.replace(temporary, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise _write_error(path, error) from None
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+#: Test-only: seconds to wait between writing a temporary file and moving it into place, so a
+#: fault-injection test can kill a run while it writes (tests/expfam/test_fault_injection.py).
+TEST_WRITE_DELAY_VARIABLE = "EXPFAM_TEST_WRITE_DELAY"
+
+
+def _test_write_delay() -> None:
+    delay = os.environ.get(TEST_WRITE_DELAY_VARIABLE)
+    if delay:
+        time.sleep(float(delay))
+
+
+def _write_error(path: Path, error: OSError) -> RunWriteError:
+    return RunWriteError(
+        f"cannot write {str(path)!r} ({error.strerror or error}); free disk space, raise the file size limit "
+        "or fix the folder's permissions",
+        offending=str(path),
+    )
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -111,11 +147,14 @@ def create_run_dir(path: str | Path, overwrite: bool = False) -> Path:
 
     An existing empty directory is used as it is. An existing non-empty one is
     refused unless ``overwrite``; with ``overwrite`` the files a run writes
-    (:data:`RUN_FILES`) are removed and anything else is left alone.
+    (:data:`RUN_FILES`) are removed — ``run.json`` first, so the folder never reads as
+    finished with a mix of old and new files — and anything else is left alone. Call it
+    only after every input has been checked: it is the first thing that changes the disk.
+    A folder where a file cannot be created is refused before anything is removed.
 
     Raises:
         RunDirectoryError: ``path`` is a file, or a non-empty directory without
-            ``overwrite``, or cannot be created.
+            ``overwrite``, or cannot be created or written to.
     """
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
@@ -130,7 +169,8 @@ def create_run_dir(path: str | Path, overwrite: bool = False) -> Path:
                 "its run files, or choose another --out",
                 offending=str(path),
             )
-        for name in RUN_FILES:
+        check_writable(path, "--out")
+        for name in (INFO_FILE, *RUN_FILES):
             with contextlib.suppress(FileNotFoundError):
                 (path / name).unlink()
     try:
@@ -140,7 +180,27 @@ def create_run_dir(path: str | Path, overwrite: bool = False) -> Path:
             f"cannot create run directory {str(path)!r} ({error.strerror or error}); choose another --out",
             offending=str(path),
         ) from None
+    check_writable(path, "--out")
     return path
+
+
+def check_writable(folder: str | Path, flag: str) -> None:
+    """Create and remove a file in ``folder``; refuse a folder where that fails.
+
+    Raises:
+        RunDirectoryError: naming the folder, the reason and ``flag`` (e.g. ``--out``) as the fix.
+    """
+    folder = Path(folder)
+    try:
+        descriptor, probe = tempfile.mkstemp(dir=folder, prefix=".expfam-write-check.", suffix=".tmp")
+        os.close(descriptor)
+        os.unlink(probe)
+    except OSError as error:
+        raise RunDirectoryError(
+            f"cannot write in {str(folder)!r} ({error.strerror or error}); fix its permissions or choose another "
+            f"{flag}",
+            offending=str(folder),
+        ) from None
 
 
 def _require(run_dir: Path, name: str) -> Path:
@@ -201,14 +261,41 @@ def save_params(run_dir: str | Path, params: Mapping[str, Any]) -> Path:
 def load_params(run_dir: str | Path) -> dict[str, Any]:
     """Read ``run_dir/params.npz`` back into the nested dict :func:`save_params` was given."""
     path = _require(Path(run_dir), PARAMS_FILE)
+    return unflatten_params(read_archive(path, "parameter archive"))
+
+
+def read_archive(path: Path, what: str) -> dict[str, np.ndarray]:
+    """Every array of the ``.npz`` file ``path``, or a one-line error (damaged, truncated, not an archive).
+
+    Raises:
+        RunDirectoryError: naming ``path``, what is wrong and the fix.
+    """
+    fix = "it is damaged or was not written by expfam; restore it or train the run again"
+    try:
+        with path.open("rb") as handle:
+            magic = handle.read(4)
+    except OSError as error:
+        raise RunDirectoryError(
+            f"{str(path)!r} cannot be read ({error.strerror or error})", offending=str(path)
+        ) from None
+    if magic != b"PK\x03\x04":
+        raise RunDirectoryError(
+            f"{str(path)!r} is not a readable {what} (not an .npz zip archive); {fix}", offending=str(path)
+        )
     try:
         with np.load(path, allow_pickle=False) as archive:
             flat = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, EOFError) as error:
+    except Exception as error:  # zipfile, zlib, numpy format errors: all mean a damaged file
+        reason = " ".join(f"{type(error).__name__}: {error}".split())
         raise RunDirectoryError(
-            f"{str(path)!r} is not a readable parameter archive ({error})", offending=str(path)
+            f"{str(path)!r} is not a readable {what} ({reason}); {fix}", offending=str(path)
         ) from None
-    return unflatten_params(flat)
+    for key, value in flat.items():
+        if value.dtype.kind not in "biuf":
+            raise RunDirectoryError(
+                f"{str(path)!r}: array {key!r} has dtype {value.dtype}, not numbers; {fix}", offending=key
+            )
+    return flat
 
 
 # ----------------------------------------------------------------- config, metrics, info
@@ -240,11 +327,35 @@ def read_metrics(run_dir: str | Path) -> dict[str, float] | None:
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return None
-    try:
-        metrics: dict[str, float] = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise RunDirectoryError(f"{str(path)!r} is not valid JSON ({error})", offending=str(path)) from None
+    metrics = _read_json(path)
+    bad = [key for key, value in metrics.items() if isinstance(value, bool) or not isinstance(value, (int, float))]
+    if bad:
+        raise RunDirectoryError(
+            f"{str(path)!r}: {bad[0]!r} is {type(metrics[bad[0]]).__name__} {metrics[bad[0]]!r}, not a number; "
+            "the file was edited or damaged — restore it, or recompute it with `expfam evaluate`",
+            offending=bad[0],
+        )
     return metrics
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """The JSON object in ``path``, or a one-line error (not UTF-8, not JSON, not an object)."""
+    try:
+        value = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as error:
+        raise RunDirectoryError(
+            f"{str(path)!r} cannot be read ({error.strerror or error})", offending=str(path)
+        ) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RunDirectoryError(
+            f"{str(path)!r} is not valid JSON ({error}); the file was edited or damaged", offending=str(path)
+        ) from None
+    if not isinstance(value, dict):
+        raise RunDirectoryError(
+            f"{str(path)!r} holds a JSON {type(value).__name__}, expected an object; the file was edited or damaged",
+            offending=str(path),
+        )
+    return value
 
 
 def write_info(run_dir: str | Path, info: Mapping[str, Any]) -> Path:
@@ -267,17 +378,60 @@ def read_model_spec(run_dir: str | Path) -> dict[str, Any]:
     Raises:
         RunDirectoryError: the file is missing (a run written before expfam stored it) or not JSON.
     """
-    path = _require(Path(run_dir), MODEL_FILE)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise RunDirectoryError(f"{str(path)!r} is not valid JSON ({error})", offending=str(path)) from None
+    return _read_json(_require(Path(run_dir), MODEL_FILE))
 
 
 def read_info(run_dir: str | Path) -> dict[str, Any]:
-    """``run.json`` of a run (empty when absent)."""
+    """``run.json`` of a run (empty when absent or unreadable: such a run is not finished)."""
     path = Path(run_dir) / INFO_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        return _read_json(path)
+    except RunDirectoryError:
+        return {}
+
+
+def run_status(run_dir: str | Path) -> str:
+    """The ``status`` of ``run_dir/run.json``: ``"completed"``, ``"running"``, ...; ``""`` when there is none."""
+    status = read_info(run_dir).get("status", "")
+    return status if isinstance(status, str) else ""
+
+
+def is_finished(run_dir: str | Path) -> bool:
+    """The one rule for "this run is finished": its ``run.json``, written last, says ``"completed"``.
+
+    A run killed at any moment (while training, evaluating, plotting or writing a
+    checkpoint) reads as unfinished, whatever other files it holds.
+    """
+    return run_status(run_dir) == COMPLETED
+
+
+def require_finished(run_dir: str | Path) -> None:
+    """Refuse a run directory that :func:`is_finished` does not accept, saying why and what to do.
+
+    Raises:
+        RunDirectoryError: the directory is missing, or its status is not ``"completed"``.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunDirectoryError(
+            f"run directory {str(run_dir)!r} does not exist; pass the --out folder of a training run",
+            offending=str(run_dir),
+        )
+    status = run_status(run_dir)
+    if status == COMPLETED:
+        return
+    resume = f"continue it with `expfam train --resume {run_dir}`, or train it again with --overwrite"
+    reasons = {
+        RUNNING: f"its run.json says 'running' (it is still training, or it was killed); {resume}",
+        INTERRUPTED: f"it was interrupted; {resume}",
+        FAILED: f"it failed (a file could not be written); {resume}",
+        DIVERGED: "it diverged; train it again, e.g. with a lower --learning-rate",
+        "": f"it has no readable {INFO_FILE} with a status (it never started or the file was damaged); train it again",
+    }
+    reason = reasons.get(status, f"its run.json says {status!r}; train it again")
+    raise RunDirectoryError(f"run {str(run_dir)!r} is not finished: {reason}", offending=str(run_dir))
 
 
 def _plain(value: Any) -> Any:
@@ -374,25 +528,35 @@ def metrics_equal(first: Mapping[str, float], second: Mapping[str, float]) -> bo
 
 __all__ = [
     "CHECKPOINT_FILE",
+    "COMPLETED",
     "CONFIG_FILE",
+    "DIVERGED",
+    "FAILED",
     "HISTORY_FILE",
     "INFO_FILE",
+    "INTERRUPTED",
     "METRICS_FILE",
     "MODEL_FILE",
     "PARAMS_FILE",
     "PLOT_FILES",
+    "RUNNING",
     "RUN_FILES",
     "RunDirectoryError",
     "atomic_open",
     "atomic_write_text",
+    "check_writable",
     "create_run_dir",
+    "is_finished",
     "load_params",
+    "read_archive",
     "read_config",
     "read_history",
     "read_info",
     "read_metrics",
     "read_model_spec",
     "read_run",
+    "require_finished",
+    "run_status",
     "save_params",
     "write_config",
     "write_history",

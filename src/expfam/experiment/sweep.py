@@ -5,10 +5,12 @@ into ``<out>/<run name>/`` (sequentially, or ``jobs`` at a time in spawned
 processes) and rewrites the aggregate files (``results.csv``, ``report.md``;
 :mod:`expfam.experiment.report`) atomically after each trial.
 
-Resumption: a trial whose ``metrics.json`` exists and whose ``config.toml``
-equals the trial's configuration is read back, not retrained, so a sweep
-stopped by Ctrl-C or a kill loses no finished trial; rerunning the same
-command trains the rest. A trial that raises is recorded (``<run>/error.txt``
+Resumption: a trial whose run directory is finished
+(:func:`expfam.experiment.runs.is_finished`: ``run.json``, written last, says
+``completed``) and whose ``config.toml`` equals the trial's configuration is read
+back, not retrained, so a sweep stopped by Ctrl-C or a kill loses no finished trial;
+rerunning the same command trains the rest, including trials killed half-way
+(while plotting, say), which are trained again. A trial that raises is recorded (``<run>/error.txt``
 and status ``failed``) and the others go on; it is tried again on the next run.
 
 Examples:
@@ -24,10 +26,13 @@ Examples:
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import functools
 import math
 import multiprocessing
+import os
 import pickle
+import signal
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -38,12 +43,15 @@ from expfam.errors import ConfigurationError
 from expfam.experiment import report
 from expfam.experiment.config import RunConfig, flatten_config, load_config
 from expfam.experiment.runs import (
+    COMPLETED,
     CONFIG_FILE,
     METRICS_FILE,
     atomic_write_text,
+    is_finished,
     read_info,
     read_metrics,
     write_config,
+    write_info,
     write_metrics,
 )
 from expfam.experiment.sweep_spec import Phase, SweepSpec, Trial, load_sweep, parse_sweep
@@ -89,7 +97,7 @@ def finished_metrics(trial: Trial, run_dir: Path, *, overwrite: bool = False) ->
         ConfigurationError: ``run_dir`` holds a finished run of another configuration
             and ``overwrite`` is off.
     """
-    if not (run_dir / CONFIG_FILE).is_file():
+    if not (run_dir / CONFIG_FILE).is_file() or not is_finished(run_dir):
         return None
     metrics = read_metrics(run_dir)
     if metrics is None:
@@ -224,6 +232,8 @@ def run_sweep(
                 write_config(run_dir, trial.config)
             if not (run_dir / METRICS_FILE).is_file():
                 write_metrics(run_dir, metrics)
+            if not is_finished(run_dir):  # a runner that writes no run.json: its returned metrics finish it
+                write_info(run_dir, {"status": COMPLETED, "total_seconds": seconds})
         else:
             atomic_write_text(run_dir / ERROR_FILE, f"{error}\n\n{trace}")
         results[trial.name] = TrialResult(trial, status, metrics, error, seconds)
@@ -259,7 +269,9 @@ def _run_parallel(
     record: Callable[[Trial, Outcome], None],
 ) -> None:
     context = multiprocessing.get_context("spawn")
-    executor = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context)
+    executor = concurrent.futures.ProcessPoolExecutor(
+        max_workers=jobs, mp_context=context, initializer=_ignore_interrupts
+    )
     try:
         futures = {
             executor.submit(attempt_trial, runner, trial.config, start(trial, index, "queued")): trial
@@ -272,9 +284,23 @@ def _run_parallel(
                 outcome = (FAILED, None, f"worker process died: {error}", "", math.nan)
             record(futures[future], outcome)
     except BaseException:
+        # Ctrl-C reaches only this process (workers ignore SIGINT): stop the workers with SIGTERM, which
+        # a training run turns into a clean interrupt (checkpoint, status "interrupted"), then wait for them
+        processes = list((getattr(executor, "_processes", None) or {}).values())  # shutdown forgets them
         executor.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            with contextlib.suppress(OSError, AttributeError, TypeError):
+                os.kill(process.pid, signal.SIGTERM)
+        for process in processes:
+            with contextlib.suppress(Exception):
+                process.join(timeout=30)
         raise
     executor.shutdown(wait=True)
+
+
+def _ignore_interrupts() -> None:
+    """In a worker: Ctrl-C goes to the whole process group; only the parent handles it (no worker traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 __all__ = [

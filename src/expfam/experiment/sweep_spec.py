@@ -47,14 +47,13 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from expfam.errors import ConfigurationError
-from expfam.experiment.config import SECTIONS, RunConfig, config_from_mapping, section_keys
+from expfam.experiment.config import SECTIONS, RunConfig, config_from_mapping, read_toml, section_keys
 
 #: The reference table's column names accepted as override keys.
 ALIASES: dict[str, str] = {
@@ -293,12 +292,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
         ConfigurationError: the file is missing, not TOML, or not a valid sweep (see :func:`parse_sweep`).
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigurationError(f"sweep file {str(path)!r} does not exist; check the path", offending=str(path))
-    try:
-        mapping = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigurationError(f"{path}: not valid TOML ({error})", offending=str(path)) from None
+    mapping = read_toml(path, "sweep file")
     try:
         return parse_sweep(mapping, source=str(path))
     except ConfigurationError as error:

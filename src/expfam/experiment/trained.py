@@ -24,15 +24,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from expfam.builder import build_model
+from expfam.errors import ExpfamError
+from expfam.experiment.checks import check_run_matches
 from expfam.experiment.config import RunConfig
 from expfam.experiment.evaluation import compiled_method, in_batches
 from expfam.experiment.runs import (
     MODEL_FILE,
     RunDirectoryError,
     atomic_write_text,
+    check_writable,
     load_params,
     read_config,
     read_model_spec,
+    require_finished,
 )
 from expfam.model import Harmonium, Params
 from expfam.plugins import Registry
@@ -115,6 +119,8 @@ def write_assignments(
         raise RunDirectoryError(
             f"{str(out)!r} already exists; pass --overwrite to replace it, or choose another --out", offending=str(out)
         )
+    if out.parent.is_dir():
+        check_writable(out.parent, "--out")
     values = run.responsibilities(x)
     values = values[None] if values.ndim == 1 else values
     clusters = np.argmax(values, axis=1)
@@ -141,12 +147,14 @@ def load_run(run_dir: str | Path, *, registry: Registry | None = None) -> Traine
         A :class:`TrainedRun` (unpacks as ``model, params, config``).
 
     Raises:
-        RunDirectoryError: the directory, ``config.toml``, ``params.npz`` or ``model.json``
-            is missing or unreadable.
+        RunDirectoryError: the run is not finished (:func:`~expfam.experiment.runs.require_finished`),
+            or ``config.toml``, ``params.npz`` or ``model.json`` is missing, unreadable or edited
+            out of agreement with the others.
     """
     run_dir = Path(run_dir)
+    require_finished(run_dir)
     config = read_config(run_dir)
-    params = jax.tree.map(jnp.asarray, load_params(run_dir))
+    raw_params = load_params(run_dir)
     try:
         spec = read_model_spec(run_dir)
     except RunDirectoryError as error:
@@ -155,24 +163,36 @@ def load_run(run_dir: str | Path, *, registry: Registry | None = None) -> Traine
             "expfam.experiment.pipeline.prepare_run(read_config(run_dir)).model, which reloads the data",
             offending=str(run_dir),
         ) from None
-    model = build_model(
-        observable=spec["observable"],
-        observable_options=spec.get("observable_options", {}),
-        data_dim=int(spec["data_dim"]),
-        n_latent=int(spec["n_latent"]),
-        n_clusters=int(spec["n_clusters"]),
-        blocks=list(spec["blocks"]),
-        block_options=spec.get("block_options", {}),
-        latent=spec.get("latent", "bernoulli"),
-        registry=registry,
-    )
-    height, width = (int(s) for s in spec["image_shape"])
+    try:
+        model = build_model(
+            observable=spec["observable"],
+            observable_options=spec.get("observable_options", {}),
+            data_dim=int(spec["data_dim"]),
+            n_latent=int(spec["n_latent"]),
+            n_clusters=int(spec["n_clusters"]),
+            blocks=list(spec["blocks"]),
+            block_options=spec.get("block_options", {}),
+            latent=spec.get("latent", "bernoulli"),
+            registry=registry,
+        )
+        height, width = (int(s) for s in spec["image_shape"])
+        n_trials = int(spec["n_trials"])
+    except (KeyError, TypeError, ValueError) as error:
+        if isinstance(error, ExpfamError):
+            raise
+        raise RunDirectoryError(
+            f"{run_dir / MODEL_FILE}: missing or malformed entry ({type(error).__name__}: {error}); the file was "
+            "edited or damaged — restore it or train the run again",
+            offending=str(run_dir / MODEL_FILE),
+        ) from None
+    check_run_matches(run_dir, config, raw_params, model, registry)
+    params = jax.tree.map(jnp.asarray, raw_params)
     return TrainedRun(
         model=model,
         params=params,
         config=config,
         image_shape=(height, width),
-        n_trials=int(spec["n_trials"]),
+        n_trials=n_trials,
         run_dir=run_dir,
     )
 

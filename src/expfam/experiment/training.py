@@ -190,9 +190,15 @@ def _diverged(history: dict[str, np.ndarray], offset: int, bad_step: int, params
     bad_terms = [name for name, value in values.items() if name != "loss" and not np.isfinite(value)]
     term = bad_terms[0] if bad_terms else ("loss" if not np.isfinite(values["loss"]) else "parameters")
     detail = ", ".join(f"{name}={value:.4g}" for name, value in values.items())
+    if term == "parameters":  # every term was finite: the update itself overflowed
+        what, fix = "the parameter update overflowed", "Lower --learning-rate or raise --lr-warmup-steps"
+    elif term == "loss":
+        what, fix = "the total loss is not finite", "Lower --learning-rate"
+    else:
+        what, fix = f"term {term!r} is not finite", f"Lower --learning-rate or the weight of {term!r} (--loss)"
     return TrainingDivergedError(
-        f"training diverged at step {bad_step}: term {term!r} is not finite ({detail}); "
-        f"the last finite parameters were kept. Lower --learning-rate or the weight of {term!r}",
+        f"training diverged at step {bad_step}: {what} ({detail}); "
+        f"the last finite parameters (after {bad_step} steps) were kept. {fix}",
         step=bad_step,
         term=term,
         last_params=params,

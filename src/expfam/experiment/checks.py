@@ -1,0 +1,199 @@
+"""Checks a run must pass before any work: the observable can model pixels, the sizes fit the
+numeric types and the machine's memory, and a saved run's files agree with each other.
+
+:func:`check_observable_shape` and :func:`check_memory` run in
+:func:`expfam.experiment.pipeline.prepare_run`, before the run directory is touched;
+:func:`check_run_matches` runs before a saved run is evaluated, resumed or loaded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from expfam.builder import resolve_blocks
+from expfam.errors import ConfigurationError
+from expfam.experiment.config import MAX_INT32, RunConfig
+from expfam.experiment.runs import RunDirectoryError, read_model_spec
+from expfam.model import Harmonium
+from expfam.plugins import Registry, get_registry
+
+
+def parse_blocks(text: str) -> str | list[str]:
+    """A block-set or block name as it is, or ``"xy,xk"`` as ``["xy", "xk"]``."""
+    if "," not in text:
+        return text.strip()
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
+def pixel_families(registry: Registry) -> list[str]:
+    """Families that can be the observable of pixel data: one value per pixel (``data_shape == (D,)``).
+
+    A family that cannot be built without options is listed (it is checked when the run is prepared).
+    """
+    names = []
+    for name in registry.names("families"):
+        try:
+            fits = tuple(registry.family(name)(4).data_shape) == (4,)
+        except Exception:  # needs options: cannot tell here
+            fits = True
+        if fits:
+            names.append(name)
+    return names
+
+
+def check_observable_shape(config: RunConfig, model: Harmonium, n_features: int, registry: Registry) -> None:
+    """The observable family must model one value per pixel: its data shape is ``(D,)``.
+
+    Raises:
+        ConfigurationError: e.g. ``categorical``, which models one category per observation.
+    """
+    shape = tuple(model.observable.data_shape)
+    if shape != (n_features,):
+        raise ConfigurationError(
+            f"observable {config.model.observable!r} built for {n_features} pixels models data of shape {shape}, "
+            f"not one value per pixel ({n_features},); choose one of {', '.join(pixel_families(registry))}",
+            offending=config.model.observable,
+        )
+
+
+def memory_limit_bytes() -> int | None:
+    """Memory of the device the run trains on (its allocator's limit), else of the host; ``None`` if unknown."""
+    with contextlib.suppress(Exception):
+        stats = jax.devices()[0].memory_stats() or {}
+        if stats.get("bytes_limit"):
+            return int(stats["bytes_limit"])
+    with contextlib.suppress(ValueError, OSError, AttributeError):
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    return None
+
+
+def estimated_bytes(config: RunConfig, n_features: int) -> tuple[int, int]:
+    r"""A lower bound on the memory a run needs, and the size of its largest parameter array.
+
+    With :math:`D` pixels, :math:`n` latent units and :math:`K` clusters the largest block
+    holds :math:`D n K` numbers; parameters, gradients and the two Adam moments hold
+    :math:`4 (D+1)(n+1)(K+1)`. A training step holds a buffer of :math:`B S (D n K + D + n)`
+    numbers (:math:`B` the batch size, :math:`S` the samples per observation; measured), and
+    as many for the :math:`S_c` conjugation samples; the evaluation holds
+    :math:`B_e \max(S_{iwae}, S_{elbo}) (D + n) K` and :math:`S_{R^2} (D + n) K`. Each number
+    takes the default float's bytes (4, or 8 with ``jax_enable_x64``). Returns ``(bytes, largest array)``.
+    """
+    model, train, evaluation = config.model, config.train, config.evaluate
+    d, n, k = n_features, model.n_latent, model.n_clusters
+    per_sample = d * n * k + d + n
+    parameters = 4 * (d + 1) * (n + 1) * (k + 1)
+    buffers = max(
+        train.batch_size * train.n_mc_samples * per_sample,
+        train.n_conj_samples * per_sample,
+        evaluation.batch_size * max(evaluation.n_iwae_samples, evaluation.n_elbo_samples) * (d + n) * k,
+        evaluation.n_r2_samples * (d + n) * k,
+    )
+    itemsize = int(np.dtype(jnp.result_type(float)).itemsize)
+    return itemsize * (parameters + buffers), d * n * k
+
+
+def check_memory(config: RunConfig, n_features: int, limit: int | None = None) -> None:
+    """Refuse sizes the machine cannot hold, before anything is allocated or written.
+
+    Raises:
+        ConfigurationError: the largest array would exceed 2^31 − 1 numbers, or
+            :func:`estimated_bytes` exceeds ``limit`` (default :func:`memory_limit_bytes`).
+    """
+    needed, largest = estimated_bytes(config, n_features)
+    model, train = config.model, config.train
+    sizes = f"n_clusters={model.n_clusters}, n_latent={model.n_latent} and {n_features} pixels"
+    fix = "lower n_clusters, n_latent, batch_size, n_mc_samples or the [evaluate] sample counts"
+    if largest > MAX_INT32:
+        raise ConfigurationError(
+            f"{sizes} make a parameter array of {largest} numbers, more than {MAX_INT32} (2^31 − 1, the largest "
+            f"int32 index); {fix}",
+            offending="n_clusters",
+        )
+    limit = memory_limit_bytes() if limit is None else limit
+    if limit is not None and needed > limit:
+        raise ConfigurationError(
+            f"{sizes} with batch_size={train.batch_size} need at least {needed / 2**30:.3g} GiB, more than the "
+            f"{limit / 2**30:.3g} GiB of this machine's memory; {fix}",
+            offending="n_clusters",
+        )
+
+
+def _shapes(tree: Mapping[str, Any], prefix: str = "") -> dict[str, tuple[int, ...]]:
+    """``{"a/b": shape}`` of a nested mapping of arrays (or of shape structs)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, value in tree.items():
+        if isinstance(value, Mapping):
+            shapes.update(_shapes(value, f"{prefix}{name}/"))
+        else:
+            shapes[f"{prefix}{name}"] = tuple(int(size) for size in np.shape(value))
+    return shapes
+
+
+def check_run_matches(
+    run_dir: Path, config: RunConfig, params: Mapping[str, Any], model: Harmonium, registry: Registry | None = None
+) -> None:
+    """Refuse a run whose ``config.toml``, ``model.json`` and ``params.npz`` disagree (edited or damaged files).
+
+    ``model.json`` (written when the run was trained) must give the same observable,
+    options, sizes and blocks as ``config.toml``; every array of ``params.npz`` must
+    exist with the shape the model of ``config.toml`` initialises.
+
+    Raises:
+        RunDirectoryError: naming the first disagreement and the fix.
+    """
+    fix = "config.toml or params.npz was edited or damaged; restore the run's files or train it again"
+    try:
+        spec: dict[str, Any] | None = read_model_spec(run_dir)
+    except RunDirectoryError:  # runs written before model.json existed have none
+        spec = None
+    if spec is not None:
+        recorded = {key: spec.get(key) for key in ("observable", "n_latent", "n_clusters", "n_trials")}
+        recorded["blocks"] = spec.get("blocks")
+        current = {
+            "observable": config.model.observable,
+            "n_latent": config.model.n_latent,
+            "n_clusters": config.model.n_clusters,
+            "n_trials": config.model.n_trials,
+            "blocks": list(resolve_blocks(parse_blocks(config.model.block), registry or get_registry())),
+        }
+        for key, value in recorded.items():
+            if value != current[key]:
+                raise RunDirectoryError(
+                    f"{run_dir}: config.toml gives {key} = {current[key]!r} but the run was trained with "
+                    f"{value!r} (model.json); config.toml was edited after training — restore it, or train a new "
+                    "run with the new setting",
+                    offending=key,
+                )
+    expected = _shapes(jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((2, model.observable.size))))
+    found = _shapes(params)
+    for name, shape in expected.items():
+        if name not in found:
+            raise RunDirectoryError(f"{run_dir}: params.npz has no array {name!r}; {fix}", offending=name)
+        if found[name] != shape:
+            raise RunDirectoryError(
+                f"{run_dir}: params.npz array {name!r} has shape {found[name]} but the model of "
+                f"config.toml needs {shape}; {fix}",
+                offending=name,
+            )
+    extra = sorted(set(found) - set(expected))
+    if extra:
+        raise RunDirectoryError(f"{run_dir}: params.npz holds unexpected array {extra[0]!r}; {fix}", offending=extra[0])
+
+
+__all__ = [
+    "check_memory",
+    "check_observable_shape",
+    "check_run_matches",
+    "estimated_bytes",
+    "memory_limit_bytes",
+    "parse_blocks",
+    "pixel_families",
+]
