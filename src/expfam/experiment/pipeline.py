@@ -55,7 +55,7 @@ from expfam.experiment.runs import (
 )
 from expfam.experiment.streams import run_keys
 from expfam.experiment.summary import SUMMARY_COLUMNS, collapse_warning, compact_float, format_summary, summary_row
-from expfam.experiment.training import TrainState, make_optimizer, train
+from expfam.experiment.training import TrainResult, TrainState, make_optimizer, train
 from expfam.model import Harmonium, Params
 from expfam.plugins import Registry, get_registry
 
@@ -285,7 +285,7 @@ def resume_run(
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """While training, SIGTERM raises ``KeyboardInterrupt`` like Ctrl-C (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -301,6 +301,137 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+class RunRecorder:
+    """What one run writes while it trains and when it ends; shared by solo and stacked training.
+
+    A solo run (:func:`train_run`, :func:`resume_run`) and each trial of a stacked group
+    (:mod:`expfam.experiment.stacking`) call the same methods, so their run directories,
+    histories and metrics are made by the same code.
+    """
+
+    def __init__(
+        self,
+        prepared: PreparedRun,
+        run_dir: Path | None,
+        rows: list[dict[str, float]],
+        *,
+        progress: ProgressCallback | None = None,
+        log: Callable[[str], None] | None = None,
+        plots: bool = True,
+        info: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.prepared, self.run_dir, self.rows = prepared, run_dir, rows
+        self.progress, self.plots = progress, plots
+        self.say: Callable[[str], None] = log or (lambda text: None)
+        self.keys = run_keys(prepared.config.train.seed)
+        self.extra_info = dict(info or {})
+        self.started = time.perf_counter()
+
+    def info(self, status: str, **extra: Any) -> dict[str, Any]:
+        """``run.json``'s content for ``status``."""
+        return _info(self.prepared, status, **self.extra_info, **extra)
+
+    def begin(self) -> Params:
+        """Log the data and the model, mark the run ``running``; returns the initial parameters of the seed."""
+        config, split, model = self.prepared.config, self.prepared.split, self.prepared.model
+        self.say(f"data: {split.describe()}")
+        self.say(
+            f"model: {model.observable.describe()} ↔ blocks {'+'.join(model.block_names)}, "
+            f"n_latent={config.model.n_latent}, n_clusters={model.n_clusters}"
+        )
+        if not split.has_labels:
+            self.say(
+                "no labels: NMI, purity and accuracy need labels; reporting ELBO, IWAE, R², recon and active clusters"
+            )
+        if self.run_dir is not None:
+            write_info(self.run_dir, self.info("running"))
+            self.say(f"run directory: {self.run_dir}")
+        self.say(f"training {config.train.n_steps} steps (the first chunk includes compilation)")
+        self.started = time.perf_counter()
+        return model.init(self.keys["init"], jnp.asarray(split.x_train))
+
+    def callback(self, step: int, current: Params, piece: Mapping[str, np.ndarray]) -> None:
+        """After a chunk: append the history row (chunk means and quick metrics), write it, report progress."""
+        config, split = self.prepared.config, self.prepared.split
+        # the ELBO estimator's value is the ELBO whichever term estimates it
+        piece = {("elbo" if name == config.train.elbo_estimator else name): value for name, value in piece.items()}
+        row = _history_row(step, piece)
+        row.update(quick_metrics(self.prepared.model, current, split.x_test, split.y_test, self.keys["progress"]))
+        self.rows.append(row)
+        if self.run_dir is not None:
+            write_history(self.run_dir, self.rows)
+        if self.progress is not None:
+            self.progress(step, config.train.n_steps, row)
+
+    def checkpoint(self, state: TrainState) -> None:
+        """Write ``state`` as the run's checkpoint."""
+        if self.run_dir is not None:
+            from expfam.experiment.checkpoints import save_checkpoint
+
+            save_checkpoint(self.run_dir, state)
+
+    def interrupted(self) -> None:
+        """Mark the run ``interrupted`` (its checkpoint is written by the trainer)."""
+        if self.run_dir is not None:
+            done = self.rows[-1]["step"] if self.rows else 0
+            write_info(self.run_dir, self.info("interrupted", steps=done))
+            self.say(
+                f"interrupted; checkpoint written to {self.run_dir} — continue with: expfam train --resume {self.run_dir}"
+            )
+
+    def diverged(self, error: TrainingDivergedError, params: Params) -> None:
+        """Save the last finite parameters and the history, mark the run ``diverged`` with its step and term."""
+        if self.run_dir is not None:
+            save_params(self.run_dir, error.last_params if error.last_params is not None else params)
+            write_history(self.run_dir, self.rows)
+            write_info(
+                self.run_dir,
+                self.info(
+                    "diverged",
+                    steps=self.rows[-1]["step"] if self.rows else 0,
+                    diverged={"step": error.step, "term": error.term, "message": str(error)},
+                    train_seconds=time.perf_counter() - self.started,
+                ),
+            )
+            self.say(f"saved the last finite parameters and the history to {self.run_dir}")
+
+    def finish(self, result: TrainResult, train_seconds: float) -> dict[str, float]:
+        """Evaluate on the test split and write the parameters, metrics, history, plots and ``completed``."""
+        config, split, model = self.prepared.config, self.prepared.split, self.prepared.model
+        self.say("evaluating on the test split")
+        metrics = evaluate(
+            model, result.params, split.x_test, split.y_test, key=self.keys["evaluate"], config=config.evaluate
+        )
+        if self.run_dir is not None:
+            save_params(self.run_dir, result.params)
+            write_metrics(self.run_dir, metrics)
+            write_history(self.run_dir, self.rows)
+            if self.plots:
+                from expfam.experiment.plots import save_run_plots
+
+                self.say("writing plots")
+                save_run_plots(
+                    self.run_dir,
+                    model,
+                    result.params,
+                    split.x_test,
+                    split.image_shape,
+                    self.rows,
+                    key=self.keys["plots"],
+                    value_range=(0.0, float(split.n_trials)),
+                )
+            write_info(
+                self.run_dir,
+                self.info(
+                    "completed",
+                    steps=result.steps,
+                    train_seconds=train_seconds,
+                    total_seconds=time.perf_counter() - self.started,
+                ),
+            )
+        return metrics
+
+
 def _train_and_write(
     prepared: PreparedRun,
     run_dir: Path | None,
@@ -312,108 +443,30 @@ def _train_and_write(
     plots: bool,
     registry: Registry,
 ) -> dict[str, float]:
-    say = log or (lambda text: None)
-    config, split, model = prepared.config, prepared.split, prepared.model
-    say(f"data: {split.describe()}")
-    say(
-        f"model: {model.observable.describe()} ↔ blocks {'+'.join(model.block_names)}, "
-        f"n_latent={config.model.n_latent}, n_clusters={model.n_clusters}"
-    )
-    if not split.has_labels:
-        say("no labels: NMI, purity and accuracy need labels; reporting ELBO, IWAE, R², recon and active clusters")
-    if run_dir is not None:
-        write_info(run_dir, _info(prepared, "running"))
-        say(f"run directory: {run_dir}")
-    say(f"training {config.train.n_steps} steps (the first chunk includes compilation)")
-
-    keys = run_keys(config.train.seed)
-    params = model.init(keys["init"], jnp.asarray(split.x_train))
-
-    def callback(step: int, current: Params, piece: Mapping[str, np.ndarray]) -> None:
-        # the ELBO estimator's value is the ELBO whichever term estimates it
-        piece = {("elbo" if name == config.train.elbo_estimator else name): value for name, value in piece.items()}
-        row = _history_row(step, piece)
-        row.update(quick_metrics(model, current, split.x_test, split.y_test, keys["progress"]))
-        rows.append(row)
-        if run_dir is not None:
-            write_history(run_dir, rows)
-        if progress is not None:
-            progress(step, config.train.n_steps, row)
-
-    def checkpoint(state: TrainState) -> None:
-        if run_dir is not None:
-            from expfam.experiment.checkpoints import save_checkpoint
-
-            save_checkpoint(run_dir, state)
-
+    recorder = RunRecorder(prepared, run_dir, rows, progress=progress, log=log, plots=plots)
+    params = recorder.begin()
+    config = prepared.config
     started = time.perf_counter()
     try:
-        with _sigterm_as_interrupt():
+        with sigterm_as_interrupt():
             result = train(
-                model,
+                prepared.model,
                 params,
-                jnp.asarray(split.x_train),
+                jnp.asarray(prepared.split.x_train),
                 config.train,
-                callback=callback,
+                callback=recorder.callback,
                 registry=registry,
                 start=start,
-                checkpoint=checkpoint if config.train.checkpoint_every > 0 else None,
+                checkpoint=recorder.checkpoint if config.train.checkpoint_every > 0 else None,
                 checkpoint_every=config.train.checkpoint_every,
             )
     except KeyboardInterrupt:
-        if run_dir is not None:
-            done = rows[-1]["step"] if rows else 0
-            write_info(run_dir, _info(prepared, "interrupted", steps=done))
-            say(f"interrupted; checkpoint written to {run_dir} — continue with: expfam train --resume {run_dir}")
+        recorder.interrupted()
         raise
     except TrainingDivergedError as error:
-        if run_dir is not None:
-            save_params(run_dir, error.last_params if error.last_params is not None else params)
-            write_history(run_dir, rows)
-            write_info(
-                run_dir,
-                _info(
-                    prepared,
-                    "diverged",
-                    steps=rows[-1]["step"] if rows else 0,
-                    diverged={"step": error.step, "term": error.term, "message": str(error)},
-                    train_seconds=time.perf_counter() - started,
-                ),
-            )
-            say(f"saved the last finite parameters and the history to {run_dir}")
+        recorder.diverged(error, params)
         raise
-    train_seconds = time.perf_counter() - started
-    say("evaluating on the test split")
-    metrics = evaluate(model, result.params, split.x_test, split.y_test, key=keys["evaluate"], config=config.evaluate)
-    if run_dir is not None:
-        save_params(run_dir, result.params)
-        write_metrics(run_dir, metrics)
-        write_history(run_dir, rows)
-        if plots:
-            from expfam.experiment.plots import save_run_plots
-
-            say("writing plots")
-            save_run_plots(
-                run_dir,
-                model,
-                result.params,
-                split.x_test,
-                split.image_shape,
-                rows,
-                key=keys["plots"],
-                value_range=(0.0, float(split.n_trials)),
-            )
-        write_info(
-            run_dir,
-            _info(
-                prepared,
-                "completed",
-                steps=result.steps,
-                train_seconds=train_seconds,
-                total_seconds=time.perf_counter() - started,
-            ),
-        )
-    return metrics
+    return recorder.finish(result, time.perf_counter() - started)
 
 
 def evaluate_run(run_dir: str | Path, *, registry: Registry | None = None) -> dict[str, float]:
@@ -448,6 +501,7 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "PreparedRun",
     "ProgressCallback",
+    "RunRecorder",
     "collapse_warning",
     "compact_float",
     "default_run_name",

@@ -24,6 +24,7 @@ Examples:
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import functools
 import math
 import multiprocessing
@@ -46,6 +47,7 @@ from expfam.experiment.runs import (
     write_config,
     write_metrics,
 )
+from expfam.experiment.stacking import attempt_group, plan_groups
 from expfam.experiment.sweep_spec import Phase, SweepSpec, Trial, load_sweep, parse_sweep
 from expfam.experiment.trials import FAILED, FINISHED, PENDING, TrialResult
 
@@ -156,6 +158,8 @@ def run_sweep(
     log: Log | None = None,
     plots: bool = True,
     run_plots: bool = True,
+    stack: int | None = None,
+    vectorize: str = "auto",
 ) -> list[TrialResult]:
     """Run every trial of ``spec`` into ``out/<run name>/`` and write the sweep's report.
 
@@ -175,6 +179,10 @@ def run_sweep(
         log: receives one line per trial event.
         plots: draw ``out/plots/<key>.png`` at the end.
         run_plots: with the default runner, write each run's own plots too.
+        stack: with the default runner, trials that share every shape train together in one
+            compiled program, at most ``stack`` per group (``None``: no cap; 1: one at a time;
+            :mod:`expfam.experiment.stacking`). A custom ``runner`` trains one trial at a time.
+        vectorize: how a stacked group runs (:data:`expfam.experiment.stacked.VECTORIZE`).
 
     Returns:
         One result per trial, in sweep order.
@@ -184,11 +192,16 @@ def run_sweep(
             run directory holding another configuration without ``overwrite``.
         KeyboardInterrupt: after writing the aggregate files; finished trials are kept.
     """
+    stacking = runner is None and stack != 1
     if runner is None:
         runner = train_trial if run_plots else functools.partial(train_trial, plots=False)
     say = log or (lambda line: None)
     if jobs < 1:
         raise ConfigurationError(f"jobs must be ≥ 1, got {jobs}", offending="jobs")
+    if stack is not None and stack < 1:
+        raise ConfigurationError(
+            f"stack must be ≥ 1 (trials per group; 1: no stacking), got {stack}", offending="stack"
+        )
     if jobs > 1:
         try:
             pickle.dumps(runner)
@@ -237,13 +250,20 @@ def run_sweep(
         say(f"[{index}/{len(todo)}] {trial.name} ({trial.phase}): {what}")
         return run_dir
 
+    groups = plan_groups(todo, stack) if stacking else [[trial] for trial in todo]
+    units: list[Unit] = []
     write()
     try:
-        if jobs == 1:
-            for index, trial in enumerate(todo, 1):
-                record(trial, attempt_trial(runner, trial.config, start(trial, index)))
-        elif todo:
-            _run_parallel(runner, todo, jobs, start, record)
+        positions = {trial.name: position for position, trial in enumerate(todo, 1)}
+        what = "queued" if jobs > 1 else "training"
+        for group in groups:
+            dirs = [start(trial, positions[trial.name], _what(group, what)) for trial in group]
+            units.append(Unit(runner, tuple(group), tuple(dirs), run_plots, vectorize))
+            if jobs == 1:
+                for trial, outcome in zip(group, units[-1].attempt(), strict=True):
+                    record(trial, outcome)
+        if jobs > 1 and units:
+            _run_parallel(units, jobs, record)
     finally:
         if plots:
             report.write_plots(spec, list(results.values()), out)
@@ -251,26 +271,47 @@ def run_sweep(
     return list(results.values())
 
 
-def _run_parallel(
-    runner: TrialRunner,
-    todo: Sequence[Trial],
-    jobs: int,
-    start: Callable[[Trial, int, str], Path],
-    record: Callable[[Trial, Outcome], None],
-) -> None:
+def _what(group: Sequence[Trial], what: str) -> str:
+    if len(group) == 1:
+        return what
+    return f"{what} in a stacked group of {len(group)} ({', '.join(trial.name for trial in group)})"
+
+
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """What one worker trains: one trial with ``runner``, or a stacked group of trials."""
+
+    runner: TrialRunner
+    trials: tuple[Trial, ...]
+    run_dirs: tuple[Path, ...]
+    run_plots: bool = True
+    vectorize: str = "auto"
+
+    def attempt(self) -> list[Outcome]:
+        """Per trial ``(status, metrics, error, traceback, seconds)``."""
+        if len(self.trials) == 1:
+            return [attempt_trial(self.runner, self.trials[0].config, self.run_dirs[0])]
+        configs = [trial.config for trial in self.trials]
+        return list(attempt_group(configs, self.run_dirs, plots=self.run_plots, vectorize=self.vectorize))
+
+
+def _attempt_unit(unit: Unit) -> list[Outcome]:
+    return unit.attempt()
+
+
+def _run_parallel(units: Sequence[Unit], jobs: int, record: Callable[[Trial, Outcome], None]) -> None:
     context = multiprocessing.get_context("spawn")
     executor = concurrent.futures.ProcessPoolExecutor(max_workers=jobs, mp_context=context)
     try:
-        futures = {
-            executor.submit(attempt_trial, runner, trial.config, start(trial, index, "queued")): trial
-            for index, trial in enumerate(todo, 1)
-        }
+        futures = {executor.submit(_attempt_unit, unit): unit for unit in units}
         for future in concurrent.futures.as_completed(futures):
+            unit = futures[future]
             try:
-                outcome = future.result()
+                outcomes = future.result()
             except concurrent.futures.process.BrokenProcessPool as error:
-                outcome = (FAILED, None, f"worker process died: {error}", "", math.nan)
-            record(futures[future], outcome)
+                outcomes = [(FAILED, None, f"worker process died: {error}", "", math.nan)] * len(unit.trials)
+            for trial, outcome in zip(unit.trials, outcomes, strict=True):
+                record(trial, outcome)
     except BaseException:
         executor.shutdown(wait=False, cancel_futures=True)
         raise

@@ -345,6 +345,22 @@ def initial_state(params: Params, config: TrainConfig, optimizer: optax.Gradient
     )
 
 
+def accept_chunk(
+    model: Harmonium, config: TrainConfig, state: TrainState, piece: Mapping[str, np.ndarray], done: int
+) -> TrainState:
+    """The state after a chunk that started at step ``done``, ready to commit.
+
+    Raises :class:`~expfam.errors.TrainingDivergedError` when the chunk hit a non-finite
+    step (``piece`` is its per-step history); in analytic ρ mode stores the fitted ``ρ_y``.
+    """
+    bad_step = int(state.bad_step)
+    if bad_step >= 0:
+        raise _diverged(dict(piece), done, bad_step, state.params)
+    if config.rho_mode == "analytic":
+        state = state._replace(params=_store_fitted_correction(model, state.params, config, int(state.step)))
+    return state
+
+
 #: ``checkpoint(state)``: called with a complete state to be written (see :mod:`expfam.experiment.checkpoints`).
 CheckpointCallback = Callable[[TrainState], None]
 
@@ -408,12 +424,7 @@ def train(
             take = min(config.log_every, config.n_steps - done)
             new_state, values = chunk(state, data, numbers, length=take)
             piece = {name: np.asarray(series) for name, series in values.items()}
-            bad_step = int(new_state.bad_step)
-            if bad_step >= 0:
-                raise _diverged(piece, done, bad_step, new_state.params)
-            if config.rho_mode == "analytic":
-                new_params = _store_fitted_correction(model, new_state.params, config, done + take)
-                new_state = new_state._replace(params=new_params)
+            new_state = accept_chunk(model, config, new_state, piece, done)
             pieces.append(piece)
             if callback is not None:  # before the state is committed: an interrupt here checkpoints the previous one
                 callback(done + take, new_state.params, piece)
