@@ -19,7 +19,7 @@ from expfam import build_registry
 from expfam.builder import build_model
 from expfam.errors import ConfigurationError, TrainingDivergedError
 from expfam.experiment.config import TrainConfig
-from expfam.experiment.runs import load_params
+from expfam.experiment.runs import flatten_params, load_params
 from expfam.experiment.stacked import train_stacked
 from expfam.experiment.stacking import plan_groups
 from expfam.experiment.sweep import parse_sweep, run_sweep
@@ -113,7 +113,9 @@ def test_stacked_sweep_writes_the_solo_runs_files_and_numbers(tmp_path):
             np.testing.assert_allclose(
                 [float(v) for v in row_a.values()], [float(v) for v in row_b.values()], rtol=1e-6
             )
-        for (path, x), (_, y) in zip(load_params(one).items(), load_params(two).items(), strict=True):
+        for (path, x), (_, y) in zip(
+            flatten_params(load_params(one)).items(), flatten_params(load_params(two)).items(), strict=True
+        ):
             np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-9, err_msg=f"{name} {path}")
         info = json.loads((one / "run.json").read_text())
         assert info["status"] == "completed" and info["stack"]["size"] == 3

@@ -43,6 +43,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec
 
 from expfam.errors import ConfigurationError, TrainingDivergedError
 from expfam.experiment.config import TrainConfig
@@ -55,6 +56,7 @@ from expfam.experiment.training import (
     TrainState,
     accept_chunk,
     cached_program,
+    device_mesh,
     initial_state,
     make_optimizer,
     step_numbers,
@@ -66,6 +68,8 @@ from expfam.plugins import Registry
 
 #: ``callback(step, params, chunk_history)`` of one trial, as :func:`expfam.experiment.training.train`'s.
 TrialCallback = Callable[[int, Params, dict[str, np.ndarray]], None]
+#: One array every trial trains on, or one per trial.
+TrialData = Array | np.ndarray | Sequence[Array | np.ndarray]
 #: What :func:`train_stacked` returns per trial: its result, or the error that froze it.
 Outcome = TrainResult | TrainingDivergedError
 
@@ -107,23 +111,26 @@ def make_stacked_chunk(
     vectorize: str = "auto",
     weights: Mapping[str, float] | None = None,
     registry: Registry | None = None,
+    devices: int | None = None,
 ) -> Chunk:
     """A jitted ``chunk(states, data, numbers, length)``: :func:`~expfam.experiment.training.make_step` over trials.
 
     ``states`` and ``numbers`` carry a leading trial axis; ``data`` too unless ``shared_data``
     (then every trial draws its batches from the same array). ``vectorize`` (:data:`VECTORIZE`)
     maps the solo scan over the trial axis with :func:`jax.vmap` or :func:`jax.lax.map`. Cached
-    per shape, like the solo chunk; each group size compiles once.
+    per shape, like the solo chunk; each group size compiles once. ``devices > 1`` spreads the
+    trials over that many devices (:func:`jax.shard_map` over the trial axis; the group size must
+    be a multiple of ``devices``): each device runs its own trials.
     """
     mode = resolve_vectorize(vectorize)
     data_axis = None if shared_data else 0
+    mesh = device_mesh(devices, "trials")
 
     def build(step: Step) -> Chunk:
         def one(state: TrainState, data: Array, numbers: StepNumbers, length: int) -> Any:
             return jax.lax.scan(functools.partial(step, numbers, data), state, None, length=length)
 
-        @functools.partial(jax.jit, static_argnames="length")
-        def chunk(
+        def local(
             states: TrainState, data: Array, numbers: StepNumbers, length: int
         ) -> tuple[TrainState, dict[str, Array]]:
             result: tuple[TrainState, dict[str, Array]]
@@ -139,10 +146,27 @@ def make_stacked_chunk(
                 )
             return result
 
+        @functools.partial(jax.jit, static_argnames="length")
+        def chunk(
+            states: TrainState, data: Array, numbers: StepNumbers, length: int
+        ) -> tuple[TrainState, dict[str, Array]]:
+            if mesh is None:
+                return local(states, data, numbers, length)
+            trials = PartitionSpec("trials")
+            spread = jax.shard_map(
+                functools.partial(local, length=length),
+                mesh=mesh,
+                in_specs=(trials, PartitionSpec() if shared_data else trials, trials),
+                out_specs=(trials, trials),
+                check_vma=False,
+            )
+            result: tuple[TrainState, dict[str, Array]] = spread(states, data, numbers)
+            return result
+
         return chunk
 
     kind = f"stacked-{mode}-{'shared' if shared_data else 'per-trial'}-data"
-    return cached_program(kind, model, config, weights, registry, None, build)
+    return cached_program(kind, model, config, weights, registry, None, build, devices=devices)
 
 
 def check_stackable(configs: Sequence[TrainConfig], weights: Mapping[str, float] | None = None) -> None:
@@ -159,7 +183,7 @@ def check_stackable(configs: Sequence[TrainConfig], weights: Mapping[str, float]
             )
 
 
-def _group_data(data: Array | Sequence[Array], count: int) -> tuple[Array, bool]:
+def _group_data(data: TrialData, count: int) -> tuple[Array, bool]:
     """The data argument of the stacked chunk and whether it is shared by every trial."""
     if not isinstance(data, (list, tuple)):
         return jnp.asarray(data), True
@@ -180,7 +204,7 @@ def _group_data(data: Array | Sequence[Array], count: int) -> tuple[Array, bool]
 def train_stacked(
     model: Harmonium,
     params: Sequence[Params],
-    data: Array | Sequence[Array],
+    data: TrialData,
     configs: Sequence[TrainConfig],
     *,
     callbacks: Sequence[TrialCallback | None] | None = None,
@@ -190,6 +214,7 @@ def train_stacked(
     checkpoints: Sequence[CheckpointCallback | None] | None = None,
     checkpoint_every: int = 0,
     vectorize: str = "auto",
+    devices: int | None = None,
 ) -> list[Outcome]:
     """Train several trials of one shape together; trial ``i`` ends as a solo :func:`~expfam.experiment.training.train` of ``configs[i]``.
 
@@ -205,6 +230,8 @@ def train_stacked(
         checkpoints: per trial, called with that trial's state as :func:`train`'s ``checkpoint``.
         checkpoint_every: chunks between checkpoints (0: only at the end and on interrupt).
         vectorize: ``"vmap"``, ``"map"`` or ``"auto"`` (:data:`VECTORIZE`).
+        devices: spread the trials over this many devices (the group is padded with copies
+            of its first trial to a multiple of ``devices``; their results are dropped).
 
     Returns:
         Per trial, its :class:`~expfam.experiment.training.TrainResult`, or the
@@ -217,9 +244,9 @@ def train_stacked(
     count = len(configs)
     per_trial_weights = list(weights) if weights is not None else [None] * count
     check_stackable(configs, per_trial_weights[0])
-    for name, values in (("params", params), ("callbacks", callbacks), ("starts", starts), ("weights", weights)):
-        if values is not None and len(values) != count:
-            raise ConfigurationError(f"got {len(values)} {name} for {count} trials; give one per trial", offending=name)
+    for name, given in (("params", params), ("callbacks", callbacks), ("starts", starts), ("weights", weights)):
+        if given is not None and len(given) != count:
+            raise ConfigurationError(f"got {len(given)} {name} for {count} trials; give one per trial", offending=name)
     if weights is not None and len({tuple(w) for w in weights}) > 1:
         raise ConfigurationError(
             "the trials' loss terms differ; stacked trials weight the same terms", offending="weights"
@@ -227,9 +254,19 @@ def train_stacked(
     config = configs[0]
     shared_array, shared = _group_data(data, count)
     chunk = make_stacked_chunk(
-        model, config, shared_data=shared, vectorize=vectorize, weights=per_trial_weights[0], registry=registry
+        model,
+        config,
+        shared_data=shared,
+        vectorize=vectorize,
+        weights=per_trial_weights[0],
+        registry=registry,
+        devices=devices,
     )
-    numbers = stack([step_numbers(c, w) for c, w in zip(configs, per_trial_weights, strict=True)])
+    padding = (-count) % devices if devices is not None and devices > 1 else 0
+    trial_numbers = [step_numbers(c, w) for c, w in zip(configs, per_trial_weights, strict=True)]
+    numbers = stack(trial_numbers + trial_numbers[:1] * padding)
+    if padding and not shared:
+        shared_array = jnp.concatenate([shared_array, jnp.repeat(shared_array[:1], padding, axis=0)])
     states = [
         start if start is not None else initial_state(p, c, make_optimizer(c))
         for p, c, start in zip(params, configs, starts if starts is not None else [None] * count, strict=True)
@@ -252,8 +289,8 @@ def train_stacked(
     try:
         while done < config.n_steps:
             take = min(config.log_every, config.n_steps - done)
-            new_states, values = chunk(stack(states), shared_array, numbers, length=take)
-            values = {name: np.asarray(series) for name, series in values.items()}
+            new_states, traced = chunk(stack(states + states[:1] * padding), shared_array, numbers, length=take)
+            values = {name: np.asarray(series) for name, series in traced.items()}
             for index in range(count):
                 new_state = unstack(new_states, index)
                 if outcomes[index] is not None:  # frozen: carried along, no longer reported

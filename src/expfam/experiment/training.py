@@ -25,8 +25,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from expfam.errors import TrainingDivergedError
+from expfam.errors import ConfigurationError, TrainingDivergedError
 from expfam.experiment.config import TrainConfig
 from expfam.experiment.streams import stream_key
 from expfam.family import Array
@@ -175,6 +176,35 @@ def _all_finite(tree: Any) -> Array:
 
 Chunk = Callable[..., tuple[TrainState, dict[str, Array]]]
 
+
+def device_mesh(devices: int | None, axis: str) -> Mesh | None:
+    """A one-axis mesh over the first ``devices`` devices (``None`` for one device or ``None``).
+
+    Raises:
+        ConfigurationError: fewer devices are visible than asked for.
+    """
+    if devices is None or devices == 1:
+        return None
+    available = jax.devices()
+    if devices < 1 or devices > len(available):
+        raise ConfigurationError(
+            f"--devices {devices}: {len(available)} {jax.default_backend()} device(s) visible; ask for 1 to "
+            f"{len(available)} (on a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N makes N host devices)",
+            offending=devices,
+        )
+    return Mesh(np.array(available[:devices]), (axis,))
+
+
+def check_batch_split(config: TrainConfig, devices: int | None) -> None:
+    """A data-parallel run splits each batch evenly: ``batch_size`` must be a multiple of ``devices``."""
+    if devices is not None and devices > 1 and config.batch_size % devices:
+        raise ConfigurationError(
+            f"batch_size {config.batch_size} does not split over {devices} devices; "
+            f"use a multiple of {devices} (e.g. {devices * max(1, config.batch_size // devices)})",
+            offending="batch_size",
+        )
+
+
 #: Compiled chunks, least recently used first: ``{key: (chunk, (registry, optimizer))}``. The
 #: registry and optimizer are kept with their chunk so that their ``id()`` in the key stays theirs.
 _CHUNK_CACHE: collections.OrderedDict[tuple[Any, ...], tuple[Chunk, tuple[Any, Any]]] = collections.OrderedDict()
@@ -199,6 +229,7 @@ def make_step(
     *,
     registry: Registry | None = None,
     optimizer: optax.GradientTransformation,
+    batch_sharding: NamedSharding | None = None,
 ) -> Step:
     """One training step, shared by the solo chunk and the stacked (vmapped) chunk.
 
@@ -206,7 +237,8 @@ def make_step(
     with ``fold_in(data_key, step)``, evaluates the loss terms ``names`` weighted by
     ``numbers.weights`` with ``fold_in(key, step)``, and applies ``optimizer``. A step whose
     loss, term values or new parameters are not finite is not applied, and from then on the
-    state stays frozen with ``bad_step`` set to that step.
+    state stays frozen with ``bad_step`` set to that step. With ``batch_sharding`` the batch is
+    split over that sharding's devices (data parallel; the parameters stay replicated).
     """
     loss_fn = make_weighted_loss(model, names, rho_mode=config.rho_mode, registry=registry)
 
@@ -221,6 +253,8 @@ def make_step(
         loss_key = jax.random.fold_in(state.key, state.step)
         index = jax.random.randint(batch_key, (config.batch_size,), 0, data.shape[0])
         batch = data[index]
+        if batch_sharding is not None:
+            batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
         (loss, values), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, batch, loss_key, state.step, numbers.weights, settings
         )
@@ -253,19 +287,27 @@ def cached_program(
     registry: Registry | None,
     optimizer: optax.GradientTransformation | None,
     build: Callable[[Step], Chunk],
+    *,
+    devices: int | None = None,
+    batch_sharding: NamedSharding | None = None,
 ) -> Chunk:
     """The compiled program ``kind`` for this shape, from the cache or built from :func:`make_step`.
 
     The key is the model, :func:`step_shape` (not the per-trial numbers), the registry and, for
     a caller's own optimiser, its identity (the default one's numbers are in its state).
     """
-    cache_key = (kind, model, step_shape(config, weights), id(registry), id(optimizer))
+    cache_key = (kind, model, step_shape(config, weights), id(registry), id(optimizer), devices)
     if cache_key in _CHUNK_CACHE:
         _CHUNK_CACHE.move_to_end(cache_key)
         return _CHUNK_CACHE[cache_key][0]
     names = tuple(loss_weights(config) if weights is None else weights)
     step = make_step(
-        model, config, names, registry=registry, optimizer=make_optimizer(config) if optimizer is None else optimizer
+        model,
+        config,
+        names,
+        registry=registry,
+        optimizer=make_optimizer(config) if optimizer is None else optimizer,
+        batch_sharding=batch_sharding,
     )
     program = build(step)
     _CHUNK_CACHE[cache_key] = (program, (registry, optimizer))
@@ -281,6 +323,7 @@ def make_chunk(
     weights: Mapping[str, float] | None = None,
     registry: Registry | None = None,
     optimizer: optax.GradientTransformation | None = None,
+    devices: int | None = None,
 ) -> Chunk:
     """A jitted ``chunk(state, data, numbers, length)`` running ``length`` steps; returns per-step loss and term values.
 
@@ -288,7 +331,10 @@ def make_chunk(
     arguments, not constants, so one compiled chunk serves every run with the same model
     and training shape (:func:`step_shape`): compiled chunks are cached on that key.
     ``optimizer`` replaces :func:`make_optimizer`'s Adam (any ``optax.GradientTransformation``).
+    ``devices > 1`` splits each batch over that many devices (:func:`device_mesh`).
     """
+    mesh = device_mesh(devices, "batch")
+    sharding = NamedSharding(mesh, PartitionSpec("batch")) if mesh is not None else None
 
     def build(step: Step) -> Chunk:
         @functools.partial(jax.jit, static_argnames="length")
@@ -299,7 +345,9 @@ def make_chunk(
 
         return chunk
 
-    return cached_program("solo", model, config, weights, registry, optimizer, build)
+    return cached_program(
+        "solo", model, config, weights, registry, optimizer, build, devices=devices, batch_sharding=sharding
+    )
 
 
 @dataclass
@@ -378,6 +426,7 @@ def train(
     start: TrainState | None = None,
     checkpoint: CheckpointCallback | None = None,
     checkpoint_every: int = 0,
+    devices: int | None = None,
 ) -> TrainResult:
     """Train ``params`` on ``data`` up to step ``config.n_steps``.
 
@@ -401,6 +450,8 @@ def train(
         checkpoint: called with the state every ``checkpoint_every`` chunks, after the
             last chunk, and before re-raising ``KeyboardInterrupt``.
         checkpoint_every: chunks between checkpoints (0: only at the end and on interrupt).
+        devices: split each batch over this many devices (data parallel, parameters
+            replicated; the same numbers as one device to float rounding). ``None``: one.
 
     Returns:
         The final parameters and the per-step history of the steps run here.
@@ -411,11 +462,18 @@ def train(
         KeyboardInterrupt: Ctrl-C (or SIGTERM turned into it by the caller), after
             ``checkpoint`` was given the last complete state.
     """
-    optimizer = make_optimizer(config) if optimizer is None else optimizer
-    chunk = make_chunk(model, config, weights=weights, registry=registry, optimizer=optimizer)
+    # the default optimiser's numbers are its state, so its chunk is shared by every config of a shape
+    check_batch_split(config, devices)
+    chunk = make_chunk(model, config, weights=weights, registry=registry, optimizer=optimizer, devices=devices)
     numbers = step_numbers(config, weights)
     data = jnp.asarray(data)
-    state = initial_state(params, config, optimizer) if start is None else start
+    if start is None:
+        state = initial_state(params, config, make_optimizer(config) if optimizer is None else optimizer)
+    else:
+        state = start
+    mesh = device_mesh(devices, "batch")
+    if mesh is not None:  # replicated over the mesh: each device holds the state, the data and the numbers
+        data, state, numbers = jax.device_put((data, state, numbers), NamedSharding(mesh, PartitionSpec()))
     pieces: list[dict[str, np.ndarray]] = []
     done = first = int(state.step)
     chunks = 0
