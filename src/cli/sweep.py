@@ -55,6 +55,15 @@ def sweep(
             "a solo run's exact numbers) or auto (map on a CPU, vmap elsewhere).",
         ),
     ] = "auto",
+    devices: Annotated[
+        int | None,
+        typer.Option(
+            "--devices",
+            min=1,
+            metavar="N",
+            help="Spread a stacked group's trials over N devices (a lone trial: split its batches).",
+        ),
+    ] = None,
 ) -> None:
     """Train every trial of a sweep file and write report.md and results.csv in the reference table's layout."""
     if no_stack and stack is not None:
@@ -66,7 +75,9 @@ def sweep(
     argv += (["--jobs", str(jobs)] if jobs != 1 else []) + (["--overwrite"] if overwrite else [])
     argv += [] if run_plots else ["--no-run-plots"]
     argv += (["--stack", str(stack)] if stack is not None else []) + (["--no-stack"] if no_stack else [])
-    argv += ["--vectorize", vectorize] if vectorize != "auto" else []
+    argv += (["--vectorize", vectorize] if vectorize != "auto" else []) + (
+        ["--devices", str(devices)] if devices else []
+    )
     typer.echo(f"{len(spec.trials)} trials in {len(spec.phases)} phases → {out}")
     try:
         results = run_sweep(
@@ -79,6 +90,7 @@ def sweep(
             run_plots=run_plots,
             stack=1 if no_stack else stack,
             vectorize=vectorize,
+            devices=devices,
         )
     except KeyboardInterrupt:
         typer.echo(f"interrupted: finished trials are kept in {out}; rerun the same command to resume", err=True)

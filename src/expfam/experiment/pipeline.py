@@ -216,6 +216,7 @@ def train_run(
     log: Callable[[str], None] | None = None,
     plots: bool = True,
     registry: Registry | None = None,
+    devices: int | None = None,
 ) -> dict[str, float]:
     """Train one run from its configuration and write its run directory.
 
@@ -228,6 +229,7 @@ def train_run(
         log: called with one line of text at each stage (data, model, evaluation, ...).
         plots: write the four PNG plots into ``out``.
         registry: where names are looked up (default: the installed plugins).
+        devices: split each training batch over this many devices (data parallel).
 
     Returns:
         The test-split metrics of :func:`expfam.experiment.evaluation.evaluate`.
@@ -246,7 +248,9 @@ def train_run(
     if run_dir is not None:
         write_config(run_dir, prepared.config)
         write_model_spec(run_dir, model_spec(prepared, registry))
-    return _train_and_write(prepared, run_dir, None, [], progress=progress, log=log, plots=plots, registry=registry)
+    return _train_and_write(
+        prepared, run_dir, None, [], progress=progress, log=log, plots=plots, registry=registry, devices=devices
+    )
 
 
 def resume_run(
@@ -256,6 +260,7 @@ def resume_run(
     log: Callable[[str], None] | None = None,
     plots: bool = True,
     registry: Registry | None = None,
+    devices: int | None = None,
 ) -> dict[str, float]:
     """Continue an interrupted run from its last checkpoint; ends with the numbers of an uninterrupted run.
 
@@ -281,7 +286,9 @@ def resume_run(
     step = int(state.step)
     rows = [row for row in read_history(run_dir) if row["step"] <= step]
     (log or (lambda text: None))(f"resuming {run_dir} from step {step}")
-    return _train_and_write(prepared, run_dir, state, rows, progress=progress, log=log, plots=plots, registry=registry)
+    return _train_and_write(
+        prepared, run_dir, state, rows, progress=progress, log=log, plots=plots, registry=registry, devices=devices
+    )
 
 
 @contextlib.contextmanager
@@ -442,6 +449,7 @@ def _train_and_write(
     log: Callable[[str], None] | None,
     plots: bool,
     registry: Registry,
+    devices: int | None = None,
 ) -> dict[str, float]:
     recorder = RunRecorder(prepared, run_dir, rows, progress=progress, log=log, plots=plots)
     params = recorder.begin()
@@ -459,6 +467,7 @@ def _train_and_write(
                 start=start,
                 checkpoint=recorder.checkpoint if config.train.checkpoint_every > 0 else None,
                 checkpoint_every=config.train.checkpoint_every,
+                devices=devices,
             )
     except KeyboardInterrupt:
         recorder.interrupted()

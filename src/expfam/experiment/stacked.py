@@ -43,7 +43,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import PartitionSpec
 
 from expfam.errors import ConfigurationError, TrainingDivergedError
 from expfam.experiment.config import TrainConfig
@@ -59,6 +58,7 @@ from expfam.experiment.training import (
     device_mesh,
     initial_state,
     make_optimizer,
+    partition,
     step_numbers,
     step_shape,
 )
@@ -152,11 +152,11 @@ def make_stacked_chunk(
         ) -> tuple[TrainState, dict[str, Array]]:
             if mesh is None:
                 return local(states, data, numbers, length)
-            trials = PartitionSpec("trials")
+            trials = partition("trials")
             spread = jax.shard_map(
                 functools.partial(local, length=length),
                 mesh=mesh,
-                in_specs=(trials, PartitionSpec() if shared_data else trials, trials),
+                in_specs=(trials, partition() if shared_data else trials, trials),
                 out_specs=(trials, trials),
                 check_vma=False,
             )

@@ -73,6 +73,7 @@ def train_group(
     log: Callable[[str], None] | None = None,
     registry: Registry | None = None,
     vectorize: str = "auto",
+    devices: int | None = None,
 ) -> list[GroupOutcome]:
     """Train stackable runs together, each into its own run directory, as :func:`~expfam.experiment.pipeline.train_run` would.
 
@@ -80,6 +81,7 @@ def train_group(
     whose preparation fails is reported as its error and the others go on. Run directories
     are (re)created as :func:`~expfam.experiment.pipeline.train_run` with ``overwrite=True``
     does. ``run.json`` records the group (``stack``: its size and the run's place in it).
+    ``devices > 1`` spreads the trials over that many devices.
 
     Returns:
         Per run, its test metrics, or the exception that stopped it (a
@@ -106,7 +108,7 @@ def train_group(
         stack_info = {"stack": {"size": len(configs), "index": index}}
         members.append((index, prepared, RunRecorder(prepared, directory, [], plots=plots, info=stack_info)))
     if members:
-        _train_members(members, outcomes, say, registry, vectorize)
+        _train_members(members, outcomes, say, registry, vectorize, devices)
     return [outcome if outcome is not None else RuntimeError("not trained") for outcome in outcomes]
 
 
@@ -116,6 +118,7 @@ def _train_members(
     say: Callable[[str], None],
     registry: Registry,
     vectorize: str,
+    devices: int | None,
 ) -> None:
     first = members[0][1]
     model = first.model
@@ -136,6 +139,7 @@ def _train_members(
                 checkpoints=[recorder.checkpoint if checkpoint_every > 0 else None for _, _, recorder in members],
                 checkpoint_every=checkpoint_every,
                 vectorize=vectorize,
+                devices=devices,
             )
     except KeyboardInterrupt:
         for _, _, recorder in members:
@@ -154,7 +158,12 @@ def _train_members(
 
 
 def attempt_group(
-    configs: Sequence[RunConfig], run_dirs: Sequence[Path], *, plots: bool = True, vectorize: str = "auto"
+    configs: Sequence[RunConfig],
+    run_dirs: Sequence[Path],
+    *,
+    plots: bool = True,
+    vectorize: str = "auto",
+    devices: int | None = None,
 ) -> list[tuple[str, dict[str, float] | None, str, str, float]]:
     """Train a group, catching errors: per trial ``(status, metrics, error, traceback, seconds)``.
 
@@ -165,7 +174,7 @@ def attempt_group(
 
     started = time.perf_counter()
     try:
-        outcomes: list[GroupOutcome] = train_group(configs, run_dirs, plots=plots, vectorize=vectorize)
+        outcomes: list[GroupOutcome] = train_group(configs, run_dirs, plots=plots, vectorize=vectorize, devices=devices)
     except Exception as error:  # the whole group failed (e.g. compilation): every trial is recorded
         outcomes = [error] * len(configs)
         trace = traceback.format_exc()

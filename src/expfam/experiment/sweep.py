@@ -61,14 +61,17 @@ Outcome = tuple[str, "Mapping[str, float] | None", str, str, float]
 ERROR_FILE = "error.txt"
 
 
-def train_trial(config: RunConfig, run_dir: Path, *, plots: bool = True) -> dict[str, float]:
+def train_trial(
+    config: RunConfig, run_dir: Path, *, plots: bool = True, devices: int | None = None
+) -> dict[str, float]:
     """The default runner: :func:`expfam.experiment.pipeline.train_run` into ``run_dir``, replacing a partial attempt.
 
-    ``plots=False`` skips the run's four PNGs (they can take longer than a short run's training).
+    ``plots=False`` skips the run's four PNGs (they can take longer than a short run's training);
+    ``devices > 1`` splits each batch over that many devices.
     """
     from expfam.experiment.pipeline import train_run
 
-    return train_run(config, run_dir, overwrite=True, plots=plots)
+    return train_run(config, run_dir, overwrite=True, plots=plots, devices=devices)
 
 
 def _comparable(config: RunConfig) -> dict[str, Any]:
@@ -160,6 +163,7 @@ def run_sweep(
     run_plots: bool = True,
     stack: int | None = None,
     vectorize: str = "auto",
+    devices: int | None = None,
 ) -> list[TrialResult]:
     """Run every trial of ``spec`` into ``out/<run name>/`` and write the sweep's report.
 
@@ -183,6 +187,8 @@ def run_sweep(
             compiled program, at most ``stack`` per group (``None``: no cap; 1: one at a time;
             :mod:`expfam.experiment.stacking`). A custom ``runner`` trains one trial at a time.
         vectorize: how a stacked group runs (:data:`expfam.experiment.stacked.VECTORIZE`).
+        devices: with the default runner, spread a stacked group's trials over this many
+            devices, or split a lone trial's batches over them.
 
     Returns:
         One result per trial, in sweep order.
@@ -194,7 +200,10 @@ def run_sweep(
     """
     stacking = runner is None and stack != 1
     if runner is None:
-        runner = train_trial if run_plots else functools.partial(train_trial, plots=False)
+        options: dict[str, Any] = ({} if run_plots else {"plots": False}) | (
+            {} if devices is None else {"devices": devices}
+        )
+        runner = functools.partial(train_trial, **options) if options else train_trial
     say = log or (lambda line: None)
     if jobs < 1:
         raise ConfigurationError(f"jobs must be ≥ 1, got {jobs}", offending="jobs")
@@ -258,7 +267,7 @@ def run_sweep(
         what = "queued" if jobs > 1 else "training"
         for group in groups:
             dirs = [start(trial, positions[trial.name], _what(group, what)) for trial in group]
-            units.append(Unit(runner, tuple(group), tuple(dirs), run_plots, vectorize))
+            units.append(Unit(runner, tuple(group), tuple(dirs), run_plots, vectorize, devices))
             if jobs == 1:
                 for trial, outcome in zip(group, units[-1].attempt(), strict=True):
                     record(trial, outcome)
@@ -286,13 +295,16 @@ class Unit:
     run_dirs: tuple[Path, ...]
     run_plots: bool = True
     vectorize: str = "auto"
+    devices: int | None = None
 
     def attempt(self) -> list[Outcome]:
         """Per trial ``(status, metrics, error, traceback, seconds)``."""
         if len(self.trials) == 1:
             return [attempt_trial(self.runner, self.trials[0].config, self.run_dirs[0])]
         configs = [trial.config for trial in self.trials]
-        return list(attempt_group(configs, self.run_dirs, plots=self.run_plots, vectorize=self.vectorize))
+        return list(
+            attempt_group(configs, self.run_dirs, plots=self.run_plots, vectorize=self.vectorize, devices=self.devices)
+        )
 
 
 def _attempt_unit(unit: Unit) -> list[Outcome]:

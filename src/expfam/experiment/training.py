@@ -195,6 +195,11 @@ def device_mesh(devices: int | None, axis: str) -> Mesh | None:
     return Mesh(np.array(available[:devices]), (axis,))
 
 
+def partition(*axes: str | None) -> PartitionSpec:
+    """``PartitionSpec(*axes)``: dimension ``i`` split over mesh axis ``axes[i]`` (``None``: not split)."""
+    return PartitionSpec(*axes)  # type: ignore[no-untyped-call]
+
+
 def check_batch_split(config: TrainConfig, devices: int | None) -> None:
     """A data-parallel run splits each batch evenly: ``batch_size`` must be a multiple of ``devices``."""
     if devices is not None and devices > 1 and config.batch_size % devices:
@@ -254,7 +259,7 @@ def make_step(
         index = jax.random.randint(batch_key, (config.batch_size,), 0, data.shape[0])
         batch = data[index]
         if batch_sharding is not None:
-            batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+            batch = jax.lax.with_sharding_constraint(batch, batch_sharding)  # type: ignore[no-untyped-call]
         (loss, values), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, batch, loss_key, state.step, numbers.weights, settings
         )
@@ -334,7 +339,7 @@ def make_chunk(
     ``devices > 1`` splits each batch over that many devices (:func:`device_mesh`).
     """
     mesh = device_mesh(devices, "batch")
-    sharding = NamedSharding(mesh, PartitionSpec("batch")) if mesh is not None else None
+    sharding = NamedSharding(mesh, partition("batch")) if mesh is not None else None
 
     def build(step: Step) -> Chunk:
         @functools.partial(jax.jit, static_argnames="length")
@@ -473,7 +478,7 @@ def train(
         state = start
     mesh = device_mesh(devices, "batch")
     if mesh is not None:  # replicated over the mesh: each device holds the state, the data and the numbers
-        data, state, numbers = jax.device_put((data, state, numbers), NamedSharding(mesh, PartitionSpec()))
+        data, state, numbers = jax.device_put((data, state, numbers), NamedSharding(mesh, partition()))
     pieces: list[dict[str, np.ndarray]] = []
     done = first = int(state.step)
     chunks = 0
