@@ -18,7 +18,11 @@ Prints a table per part and ends with one JSON line
 (wall ratio = stacked wall time / one-at-a-time wall time).
 
     python benchmarks/sweep_throughput.py [--chunk 50] [--repeats 3] [--sizes 1 2 4 8 16]
-        [--vectorize auto] [--sweep-steps 1500] [--skip-seed] [--skip-sweep]
+        [--modes vmap map map@2] [--host-devices 2] [--sweep-mode map@2] [--sweep-steps 1500]
+        [--skip-seed] [--skip-sweep]
+
+``MODE@N`` spreads the stacked trials over N devices (on a CPU: ``--host-devices N`` host
+devices, one per core, so a group uses every core).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 import tempfile
 import time
@@ -62,18 +67,19 @@ def _setup(shapes: dict[str, int], train: dict[str, Any]) -> tuple[Any, TrainCon
     return model, dataclasses.replace(TrainConfig(), **train), data
 
 
-def _best_time(run: Callable[[], None], repeats: int) -> float:
+def _timer(run: Callable[[], None]) -> Callable[[], float]:
     run()  # compile and warm up
-    times = []
-    for _ in range(repeats):
+
+    def once() -> float:
         started = time.perf_counter()
         run()
-        times.append(time.perf_counter() - started)
-    return min(times)
+        return time.perf_counter() - started
+
+    return once
 
 
-def solo_throughput(shapes: dict[str, int], train: dict[str, Any], chunk_length: int, repeats: int) -> float:
-    """Trial-steps per second of one trial at a time (the solo chunk)."""
+def solo_runner(shapes: dict[str, int], train: dict[str, Any], chunk_length: int) -> Callable[[], None]:
+    """One warm chunk of one trial (the solo chunk)."""
     model, config, data = _setup(shapes, train)
     chunk = make_chunk(model, config)
     holder = {"state": initial_state(model.init(jax.random.key(0), data), config, make_optimizer(config))}
@@ -83,42 +89,54 @@ def solo_throughput(shapes: dict[str, int], train: dict[str, Any], chunk_length:
         holder["state"], _ = chunk(holder["state"], data, numbers, length=chunk_length)
         jax.block_until_ready(holder["state"].params)
 
-    return chunk_length / _best_time(run, repeats)
+    return run
 
 
-def stacked_throughput(
-    shapes: dict[str, int], train: dict[str, Any], size: int, chunk_length: int, repeats: int, vectorize: str
-) -> float:
-    """Trial-steps per second of ``size`` trials (different seeds and learning rates) stacked into one program."""
+def stacked_runner(
+    shapes: dict[str, int], train: dict[str, Any], size: int, chunk_length: int, vectorize: str, devices: int | None
+) -> Callable[[], None]:
+    """One warm chunk of ``size`` trials (different seeds and learning rates) stacked into one program."""
     model, config, data = _setup(shapes, train)
     configs = [
         dataclasses.replace(config, seed=i, learning_rate=config.learning_rate * (1 + 0.1 * i)) for i in range(size)
     ]
-    chunk = make_stacked_chunk(model, config, vectorize=vectorize)
-    states = [initial_state(model.init(jax.random.key(c.seed), data), c, make_optimizer(c)) for c in configs]
+    padded = configs + configs[:1] * ((-size) % devices if devices else 0)
+    chunk = make_stacked_chunk(model, config, vectorize=vectorize, devices=devices)
+    states = [initial_state(model.init(jax.random.key(c.seed), data), c, make_optimizer(c)) for c in padded]
     holder = {"states": stack(states)}
-    numbers = stack([step_numbers(c) for c in configs])
+    numbers = stack([step_numbers(c) for c in padded])
 
     def run() -> None:
         holder["states"], _ = chunk(holder["states"], data, numbers, length=chunk_length)
         jax.block_until_ready(holder["states"].params)
 
-    return size * chunk_length / _best_time(run, repeats)
+    return run
 
 
 def throughput_table(
     label: str, shapes: dict[str, int], train: dict[str, Any], args: argparse.Namespace, modes: list[str]
 ) -> dict[str, dict[int, float]]:
-    """Print and return ``{mode: {size: speedup}}`` for one set of shapes."""
-    solo = solo_throughput(shapes, train, args.chunk, args.repeats)
-    print(f"\n({label}) one at a time: {solo:.1f} trial-steps/s")
-    print(f"| trials | mode | trial-steps/s | speedup |\n|---:|---|---:|---:|\n| 1 (solo) | — | {solo:.1f} | 1.00 |")
+    """Print and return ``{mode: {size: speedup}}`` for one set of shapes.
+
+    Each stacked figure is timed interleaved with the solo chunk (solo, stacked, solo, ...), so a
+    change in the machine's load affects both; the best time of each is kept.
+    """
+    solo = _timer(solo_runner(shapes, train, args.chunk))
+    print(f"\n({label})\n| trials | mode | trial-steps/s | one at a time | speedup |\n|---:|---|---:|---:|---:|")
     speedups: dict[str, dict[int, float]] = {mode: {} for mode in modes}
     for size in args.sizes:
         for mode in modes:
-            rate = stacked_throughput(shapes, train, size, args.chunk, args.repeats, mode)
-            speedups[mode][size] = rate / solo
-            print(f"| {size} | {mode} | {rate:.1f} | {rate / solo:.2f} |", flush=True)
+            vectorize, _, spread = mode.partition("@")
+            stacked = _timer(
+                stacked_runner(shapes, train, size, args.chunk, vectorize, int(spread) if spread else None)
+            )
+            solo_times, stacked_times = [], []
+            for _ in range(args.repeats):
+                solo_times.append(solo())
+                stacked_times.append(stacked())
+            solo_rate, rate = args.chunk / min(solo_times), size * args.chunk / min(stacked_times)
+            speedups[mode][size] = rate / solo_rate
+            print(f"| {size} | {mode} | {rate:.1f} | {solo_rate:.1f} | {rate / solo_rate:.2f} |", flush=True)
     return speedups
 
 
@@ -155,7 +173,7 @@ runs = [
 """
 
 
-def sweep_wall_times(steps: int, stack_size: int) -> tuple[float, float]:
+def sweep_wall_times(steps: int, stack_size: int, vectorize: str, devices: int | None) -> tuple[float, float]:
     """Wall seconds of the 10-trial sweep ``(stacked, one at a time)``, each into a fresh folder."""
     from expfam.experiment.sweep import parse_sweep, run_sweep
     from expfam.experiment.training import clear_chunk_cache
@@ -176,7 +194,15 @@ def sweep_wall_times(steps: int, stack_size: int) -> tuple[float, float]:
         for name, stack_cap in (("stacked", stack_size), ("one-at-a-time", 1)):
             clear_chunk_cache()
             started = time.perf_counter()
-            run_sweep(spec, Path(folder) / name, stack=stack_cap, plots=False, run_plots=False)
+            run_sweep(
+                spec,
+                Path(folder) / name,
+                stack=stack_cap,
+                plots=False,
+                run_plots=False,
+                vectorize=vectorize,
+                devices=devices if stack_cap > 1 else None,
+            )
             walls.append(time.perf_counter() - started)
             print(f"| {name} | {walls[-1]:.1f} s |", flush=True)
     return walls[0], walls[1]
@@ -187,17 +213,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=50, help="steps per timed chunk")
     parser.add_argument("--repeats", type=int, default=3, help="timed chunks per figure (the best is kept)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 4, 8, 16], help="stack sizes")
-    parser.add_argument("--vectorize", nargs="+", default=["vmap", "map"], help="stacked modes to time")
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        default=None,
+        help="stacked modes to time: vmap, map, or MODE@N (trials spread over N devices); "
+        "default: vmap, map, and map@D / vmap@D when D > 1 devices are visible",
+    )
+    parser.add_argument(
+        "--host-devices",
+        type=int,
+        default=0,
+        help="on a CPU, make this many host devices (XLA_FLAGS; must come before JAX starts)",
+    )
     parser.add_argument("--sweep-steps", type=int, default=1500, help="steps per trial of the sweep of part (b)")
+    parser.add_argument(
+        "--sweep-mode",
+        default="",
+        help="the mode whose speedup the JSON line reports and the sweep of (b) uses (default: auto's mode)",
+    )
     parser.add_argument("--skip-seed", action="store_true", help="skip the seed's (MNIST) shapes")
     parser.add_argument("--skip-sweep", action="store_true", help="skip part (b)")
     args = parser.parse_args(argv)
+    if args.host_devices > 1 and "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+        flag = f"--xla_force_host_platform_device_count={args.host_devices}"
+        os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}".strip()
+    count = len(jax.devices())
+    modes = args.modes or ["vmap", "map"] + ([f"map@{count}", f"vmap@{count}"] if count > 1 else [])
+    best = args.sweep_mode or resolve_vectorize("auto")
     print(
-        f"JAX {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()}); "
-        f"auto vectorize = {resolve_vectorize('auto')}"
+        f"JAX {jax.__version__} on {jax.devices()[0].device_kind} ({jax.default_backend()}), {count} device(s); "
+        f"reported mode: {best}"
     )
-    best = resolve_vectorize("auto")
-    modes = list(dict.fromkeys(args.vectorize))
+    if best not in modes:
+        modes.append(best)
     digits = throughput_table("a, digits shapes", DIGITS, DIGITS_TRAIN, args, modes)
     summary: dict[str, Any] = {"digits_speedup_8": digits.get(best, {}).get(8)}
     if not args.skip_seed:
@@ -205,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
         summary["seed_speedup_8"] = seed.get(best, {}).get(8)
     if not args.skip_sweep:
         print(f"\n(b) 10-trial digits sweep, {args.sweep_steps} steps per trial\n| run | wall |\n|---|---:|")
-        stacked, solo = sweep_wall_times(args.sweep_steps, 10)
+        vectorize, _, spread = best.partition("@")
+        stacked, solo = sweep_wall_times(args.sweep_steps, 10, vectorize, int(spread) if spread else None)
         summary["digits_sweep_wall_ratio"] = stacked / solo
         print(f"wall ratio (stacked / one at a time): {stacked / solo:.2f}")
     summary["vectorize"] = best
