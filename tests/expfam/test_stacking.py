@@ -232,3 +232,50 @@ def test_resuming_an_interrupted_stacked_sweep_retrains_no_finished_trial(tmp_pa
 def test_docstring_examples(module):
     failures, tried = doctest.testmod(module)
     assert tried > 0 and failures == 0
+
+
+def test_repeats_expand_to_seeds_and_the_report_shows_mean_and_sd(tmp_path):
+    from expfam.experiment.report import by_configuration, report_text, results_csv_text
+    from expfam.experiment.trials import FINISHED, TrialResult
+
+    spec = parse_sweep(
+        {
+            "prefix": "H",
+            "base": {"train": {"seed": 5}},
+            "phases": [
+                {"name": "P", "repeats": 3, "runs": [{}, {"learning_rate": 1e-3, "repeats": 2}]},
+                {"name": "Q", "runs": [{"n_latent": 8}]},
+            ],
+        }
+    )
+    assert [(t.name, t.label, t.config.train.seed) for t in spec.trials] == [
+        ("H1-s5", "H1", 5),
+        ("H1-s6", "H1", 6),
+        ("H1-s7", "H1", 7),
+        ("H2-s5", "H2", 5),
+        ("H2-s6", "H2", 6),
+        ("H3", "H3", 5),
+    ]
+    # the seeds of a configuration stack together (seed is a per-trial number)
+    assert [len(group) for group in plan_groups(spec.trials)] == [5, 1]
+    nmi = {"H1-s5": 0.5, "H1-s6": 0.6, "H1-s7": 0.7, "H2-s5": 0.66, "H2-s6": 0.66, "H3": 0.9}
+    results = [
+        TrialResult(t, FINISHED, {"nmi": nmi[t.name], "r2": 0.99, "purity": 0.5, "recon": 3.0}) for t in spec.trials
+    ]
+    summary = by_configuration(results)
+    assert [(r.trial.name, r.repeats) for r in summary] == [("H1", 3), ("H2", 2), ("H3", 1)]
+    assert summary[0].metrics["nmi"] == pytest.approx(0.6) and summary[0].spread["nmi"] == pytest.approx(0.1)
+    assert summary[1].spread["nmi"] == 0.0 and summary[2].spread is None
+    text = report_text(spec, results)
+    assert "| H1 |" in text and "0.60 ± 0.10" in text and "mean ± sd over 3 seeds" in text
+    # the best rule compares means: H2 (mean 0.66) beats H1 (mean 0.60, though one seed reached 0.70)
+    spec_p = dataclasses.replace(spec, phases=spec.phases[:1])
+    best = report_text(spec_p, results[:5]).split("## Best Configuration")[1]
+    assert "**H2**" in best and "mean ± sd over 2 seeds" in best
+    rows = list(csv.DictReader(results_csv_text(results).splitlines()))
+    assert [(row["Run"], row["Configuration"], row["seed"]) for row in rows][:2] == [
+        ("H1-s5", "H1", "5"),
+        ("H1-s6", "H1", "6"),
+    ]
+    with pytest.raises(ConfigurationError, match="repeats must be a whole number ≥ 1"):
+        parse_sweep({"phases": [{"name": "P", "repeats": 0, "runs": [{}]}]})
