@@ -65,11 +65,17 @@ ProgressCallback = Callable[[int, int, Mapping[str, float]], None]
 
 @dataclass(frozen=True)
 class PreparedRun:
-    """A checked configuration with its data and model, ready to train."""
+    """A checked configuration with its data and model, ready to train.
+
+    With ``[data] validation_fraction > 0``, ``split``'s test part is the validation rows
+    (what progress and the run's metrics use, for model selection) and ``held_out`` the
+    test split, scored once at the end (``test_*`` metrics).
+    """
 
     config: RunConfig
     split: DataSplit
     model: Harmonium
+    held_out: DataSplit | None = None
 
 
 def parse_blocks(text: str) -> str | list[str]:
@@ -148,7 +154,9 @@ def prepare_run(config: RunConfig, *, registry: Registry | None = None) -> Prepa
         registry=registry,
         options=config.data.options.to_dict(),
     )
+    held_out = None
     if config.data.validation_fraction > 0:
+        held_out = split
         split = split.validation_split(config.data.validation_fraction, seed=config.train.seed)
     model = build_model(
         observable=config.model.observable,
@@ -161,7 +169,7 @@ def prepare_run(config: RunConfig, *, registry: Registry | None = None) -> Prepa
         registry=registry,
     )
     check_data_for_family(split, model.observable)
-    return PreparedRun(config=config, split=split, model=model)
+    return PreparedRun(config=config, split=split, model=model, held_out=held_out)
 
 
 def _history_row(step: int, piece: Mapping[str, np.ndarray]) -> dict[str, float]:
@@ -404,11 +412,9 @@ class RunRecorder:
 
     def finish(self, result: TrainResult, train_seconds: float) -> dict[str, float]:
         """Evaluate on the test split and write the parameters, metrics, history, plots and ``completed``."""
-        config, split, model = self.prepared.config, self.prepared.split, self.prepared.model
-        self.say("evaluating on the test split")
-        metrics = evaluate(
-            model, result.params, split.x_test, split.y_test, key=self.keys["evaluate"], config=config.evaluate
-        )
+        split, model = self.prepared.split, self.prepared.model
+        self.say("evaluating on the " + ("validation and test splits" if self.prepared.held_out else "test split"))
+        metrics = evaluate_prepared(self.prepared, result.params)
         if self.run_dir is not None:
             save_params(self.run_dir, result.params)
             write_metrics(self.run_dir, metrics)
@@ -478,8 +484,24 @@ def _train_and_write(
     return recorder.finish(result, time.perf_counter() - started)
 
 
+def evaluate_prepared(prepared: PreparedRun, params: Params) -> dict[str, float]:
+    """The run's metrics: on its test split, or on its validation split plus ``test_*`` on the test split.
+
+    With a validation split the metrics that select a configuration are the validation ones;
+    the test split's are reported beside them under ``test_<name>`` and used for nothing else.
+    """
+    keys = run_keys(prepared.config.train.seed)
+    split, config = prepared.split, prepared.config.evaluate
+    metrics = evaluate(prepared.model, params, split.x_test, split.y_test, key=keys["evaluate"], config=config)
+    if prepared.held_out is not None:
+        test = prepared.held_out
+        scores = evaluate(prepared.model, params, test.x_test, test.y_test, key=keys["evaluate"], config=config)
+        metrics.update({f"test_{name}": value for name, value in scores.items()})
+    return metrics
+
+
 def evaluate_run(run_dir: str | Path, *, registry: Registry | None = None) -> dict[str, float]:
-    """Recompute the test metrics of a run directory from its saved parameters.
+    """Recompute the metrics of a run directory from its saved parameters.
 
     Uses the run's ``config.toml`` (same data, split and evaluation key as
     :func:`train_run`), so a completed run gives the numbers in its ``metrics.json``.
@@ -490,12 +512,7 @@ def evaluate_run(run_dir: str | Path, *, registry: Registry | None = None) -> di
     """
     config, params, _ = read_run(run_dir)
     prepared = prepare_run(config, registry=registry)
-    params = jax.tree.map(jnp.asarray, params)
-    keys = run_keys(prepared.config.train.seed)
-    split = prepared.split
-    return evaluate(
-        prepared.model, params, split.x_test, split.y_test, key=keys["evaluate"], config=prepared.config.evaluate
-    )
+    return evaluate_prepared(prepared, jax.tree.map(jnp.asarray, params))
 
 
 def default_run_name(config: RunConfig, *, now: float | None = None) -> str:
@@ -514,6 +531,7 @@ __all__ = [
     "collapse_warning",
     "compact_float",
     "default_run_name",
+    "evaluate_prepared",
     "evaluate_run",
     "format_summary",
     "observable_options",

@@ -65,6 +65,8 @@ HYPERPARAMETER_COLUMNS: dict[str, str] = {
 }
 #: Metric columns → keys of ``metrics.json``.
 METRIC_COLUMNS: dict[str, str] = {"NMI": "nmi", "R²": "r2", "Purity": "purity", "Recon": "recon"}
+#: Test-split metrics, shown beside the validation metrics when runs hold out a validation split.
+TEST_COLUMNS: dict[str, str] = {f"Test {column}": f"test_{key}" for column, key in METRIC_COLUMNS.items()}
 #: Table columns that are not plotted or compared: active clusters (next to NMI, so a collapse is visible).
 COUNT_COLUMNS: dict[str, str] = {"Active": "active_clusters"}
 MISSING = "—"
@@ -96,6 +98,7 @@ def format_cell(column: str, value: Any) -> str:
         return value.replace("|", "\\|").replace("\n", " ")
     if isinstance(value, float) and math.isnan(value):
         return "nan"
+    column = column.removeprefix("Test ")
     formats = {
         "lr": format_learning_rate,
         "NMI": "{:.2f}".format,
@@ -134,11 +137,12 @@ def table_row(result: TrialResult) -> dict[str, Any]:
     row.update({column: config_value(result.trial.config, key) for column, key in HYPERPARAMETER_COLUMNS.items()})
     metrics = result.metrics if result.status == FINISHED and result.metrics is not None else {}
     row.update({column: _float_or_none(metrics.get(key)) for column, key in METRIC_COLUMNS.items()})
+    row.update({column: _float_or_none(metrics.get(key)) for column, key in TEST_COLUMNS.items()})
     if result.spread is not None and metrics:
         row.update(
             {
                 column: (row[column], _float_or_none(result.spread.get(key)))
-                for column, key in METRIC_COLUMNS.items()
+                for column, key in {**METRIC_COLUMNS, **TEST_COLUMNS}.items()
                 if row[column] is not None
             }
         )
@@ -151,15 +155,26 @@ def _float_or_none(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _has_test_metrics(results: Sequence[TrialResult]) -> bool:
+    return any(key in (r.metrics or {}) for r in results for key in TEST_COLUMNS.values())
+
+
 def format_table(results: Sequence[TrialResult]) -> str:
-    """The reference table (Markdown) of ``results``: header, separator, one line per trial."""
+    """The reference table (Markdown) of ``results``: header, separator, one line per trial.
+
+    When runs held out a validation split, the metric columns are the validation ones and the
+    test split's (``Test NMI``, ...) stand beside them, before Notes.
+    """
+    columns = list(TABLE_COLUMNS)
+    if _has_test_metrics(results):
+        columns[-1:-1] = [(name, len(name) + 2) for name in TEST_COLUMNS]
     lines = [
-        "| " + " | ".join(name for name, _ in TABLE_COLUMNS) + " |",
-        "|" + "|".join("-" * width for _, width in TABLE_COLUMNS) + "|",
+        "| " + " | ".join(name for name, _ in columns) + " |",
+        "|" + "|".join("-" * width for _, width in columns) + "|",
     ]
     for result in results:
         row = table_row(result)
-        lines.append("| " + " | ".join(format_cell(name, row[name]) for name, _ in TABLE_COLUMNS) + " |")
+        lines.append("| " + " | ".join(format_cell(name, row[name]) for name, _ in columns) + " |")
     return "\n".join(lines)
 
 
@@ -271,6 +286,8 @@ def best_section(spec: SweepSpec, results: Sequence[TrialResult]) -> list[str]:
     rule = f"the highest {mean}NMI among the {'configurations' if repeated else 'runs'} with {mean}R² ≥ {spec.min_r2:g}"
     if repeated:
         rule += " (means over each configuration's seeds)"
+    if _has_test_metrics(results):
+        rule += ", on the validation split; the test split is scored once at the end and chooses nothing"
     lines = ["## Best Configuration", "", f"Rule: {rule}.", ""]
     results = by_configuration(results)
     best, qualified = best_result(results, spec.min_r2)
@@ -287,6 +304,17 @@ def best_section(spec: SweepSpec, results: Sequence[TrialResult]) -> list[str]:
             if best.metrics.get(key) is not None
         )
         scores += f" (mean ± sd over {best.repeats} seeds)"
+    if any(key in best.metrics for key in TEST_COLUMNS.values()):
+        test = ", ".join(
+            f"{column.removeprefix('Test ')} "
+            + format_cell(
+                column,
+                (best.metrics[key], best.spread.get(key)) if best.spread is not None else best.metrics[key],
+            )
+            for column, key in TEST_COLUMNS.items()
+            if key in best.metrics
+        )
+        scores = f"validation {scores}; test split {test}"
     lines += [
         f"**{best.trial.name}** ({best.trial.phase}): {scores}.",
         "",
@@ -335,15 +363,18 @@ def report_text(
 
 def results_csv_text(results: Sequence[TrialResult]) -> str:
     """``results.csv``: the table's rows unrounded, with phase, status, error and every other metric."""
-    shown = {*METRIC_COLUMNS.values(), *COUNT_COLUMNS.values()}
+    shown = {*METRIC_COLUMNS.values(), *COUNT_COLUMNS.values(), *TEST_COLUMNS.values()}
     extra = sorted({key for r in results for key in (r.metrics or {}) if key not in shown})
     repeated = ["Configuration", "seed"] if any(r.trial.configuration for r in results) else []
-    columns = ["Phase", *(name for name, _ in TABLE_COLUMNS), *repeated, *extra, "status", "error", "seconds"]
+    tests = list(TEST_COLUMNS) if _has_test_metrics(results) else []
+    columns = ["Phase", *(name for name, _ in TABLE_COLUMNS), *tests, *repeated, *extra, "status", "error", "seconds"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for result in results:
         row = table_row(result)
+        if not tests:
+            row = {key: value for key, value in row.items() if key not in TEST_COLUMNS}
         row["Notes"] = result.trial.note
         metrics = result.metrics or {}
         row.update({key: metrics.get(key) for key in extra})
