@@ -97,7 +97,7 @@ def test_stacked_sweep_writes_the_solo_runs_files_and_numbers(tmp_path):
     stacked = run_sweep(spec, tmp_path / "stacked", plots=False, run_plots=False, vectorize="map", log=log.append)
     solo = run_sweep(spec, tmp_path / "solo", plots=False, run_plots=False, stack=1)
     assert [r.status for r in stacked] == [r.status for r in solo] == ["finished"] * 3
-    assert any("stacked group of 3 (S1, S2, S3)" in line for line in log)
+    assert any("[1–3/3] stacked group of 3 (S1, S2, S3): training" in line for line in log)
     for name in ("S1", "S2", "S3"):
         one, two = tmp_path / "stacked" / name, tmp_path / "solo" / name
         assert _files(one) == _files(two)

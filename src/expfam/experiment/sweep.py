@@ -252,21 +252,30 @@ def run_sweep(
         say(_describe(results[trial.name]))
         write()
 
-    def start(trial: Trial, index: int, what: str = "training") -> Path:
-        run_dir = out / trial.name
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / ERROR_FILE).unlink(missing_ok=True)
-        say(f"[{index}/{len(todo)}] {trial.name} ({trial.phase}): {what}")
-        return run_dir
+    def start(group: Sequence[Trial], what: str) -> list[Path]:
+        dirs = []
+        for trial in group:
+            run_dir = out / trial.name
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / ERROR_FILE).unlink(missing_ok=True)
+            dirs.append(run_dir)
+        first = positions[group[0].name]
+        if len(group) == 1:
+            say(f"[{first}/{len(todo)}] {group[0].name} ({group[0].phase}): {what}")
+        else:
+            names = ", ".join(trial.name for trial in group)
+            say(f"[{first}–{first + len(group) - 1}/{len(todo)}] stacked group of {len(group)} ({names}): {what}")
+        return dirs
 
     groups = plan_groups(todo, stack) if stacking else [[trial] for trial in todo]
+    # positions follow the order in which the trials train (a group's trials one after another)
+    positions = {trial.name: position for position, trial in enumerate((t for g in groups for t in g), 1)}
     units: list[Unit] = []
     write()
     try:
-        positions = {trial.name: position for position, trial in enumerate(todo, 1)}
         what = "queued" if jobs > 1 else "training"
         for group in groups:
-            dirs = [start(trial, positions[trial.name], _what(group, what)) for trial in group]
+            dirs = start(group, what)
             units.append(Unit(runner, tuple(group), tuple(dirs), run_plots, vectorize, devices))
             if jobs == 1:
                 for trial, outcome in zip(group, units[-1].attempt(), strict=True):
@@ -278,12 +287,6 @@ def run_sweep(
             report.write_plots(spec, list(results.values()), out)
         write()
     return list(results.values())
-
-
-def _what(group: Sequence[Trial], what: str) -> str:
-    if len(group) == 1:
-        return what
-    return f"{what} in a stacked group of {len(group)} ({', '.join(trial.name for trial in group)})"
 
 
 @dataclasses.dataclass(frozen=True)
