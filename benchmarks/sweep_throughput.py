@@ -214,6 +214,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timed chunks per figure (the best is kept)")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1, 2, 4, 8, 16], help="stack sizes")
     parser.add_argument(
+        "--seed-chunk", type=int, default=0, help="steps per timed chunk at the seed's shapes (default --chunk)"
+    )
+    parser.add_argument(
+        "--seed-sizes", type=int, nargs="+", default=None, help="stack sizes at the seed's shapes (default --sizes)"
+    )
+    parser.add_argument(
         "--modes",
         nargs="+",
         default=None,
@@ -250,7 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     digits = throughput_table("a, digits shapes", DIGITS, DIGITS_TRAIN, args, modes)
     summary: dict[str, Any] = {"digits_speedup_8": digits.get(best, {}).get(8)}
     if not args.skip_seed:
-        seed = throughput_table("a, seed shapes", SEED, SEED_TRAIN, args, modes)
+        seed_args = argparse.Namespace(**vars(args))
+        seed_args.chunk = args.seed_chunk or args.chunk
+        seed_args.sizes = args.seed_sizes or args.sizes
+        seed = throughput_table("a, seed shapes", SEED, SEED_TRAIN, seed_args, modes)
         summary["seed_speedup_8"] = seed.get(best, {}).get(8)
     if not args.skip_sweep:
         print(f"\n(b) 10-trial digits sweep, {args.sweep_steps} steps per trial\n| run | wall |\n|---|---:|")
