@@ -295,7 +295,9 @@ def best_section(spec: SweepSpec, results: Sequence[TrialResult]) -> list[str]:
         return [*lines, "No run has finished yet."]
     assert best.metrics is not None
     if not qualified:
-        lines += [f"No run reached R² ≥ {spec.min_r2:g}; falling back to the highest NMI of all finished runs.", ""]
+        what = "configuration reached mean" if repeated else "run reached"
+        pool = "mean NMI of all finished configurations" if repeated else "NMI of all finished runs"
+        lines += [f"No {what} R² ≥ {spec.min_r2:g}; falling back to the highest {pool}.", ""]
     scores = _scores(best.metrics)
     if best.spread is not None:
         scores = ", ".join(
@@ -322,10 +324,12 @@ def best_section(spec: SweepSpec, results: Sequence[TrialResult]) -> list[str]:
         train_command(best.trial.config),
         "```",
     ]
+    # a repeated configuration's command is its first seed's, whose run directory is <name>-s<seed>
+    run_name = f"{best.trial.name}-s{best.trial.config.train.seed}" if best.spread is not None else best.trial.name
     if config_to_mapping(best.trial.config)["evaluate"] != config_to_mapping(RunConfig())["evaluate"]:
         lines += [
             "",
-            f"Its `[evaluate]` section is not the default: add `--config {best.trial.name}/config.toml` for the same evaluation.",
+            f"Its `[evaluate]` section is not the default: add `--config {run_name}/config.toml` for the same evaluation.",
         ]
     return lines
 

@@ -168,7 +168,9 @@ def attempt_group(
     """Train a group, catching errors: per trial ``(status, metrics, error, traceback, seconds)``.
 
     The stacked counterpart of :func:`expfam.experiment.sweep.attempt_trial`; module-level and
-    returning plain values, so it runs in a spawned process too. ``seconds`` is the group's wall time.
+    returning plain values, so it runs in a spawned process too. ``seconds`` is each trial's
+    share of the group's wall time (the group's time divided by its size), so the seconds of a
+    sweep's trials add up to its wall time.
     """
     from expfam.experiment.trials import FAILED, FINISHED
 
@@ -180,7 +182,7 @@ def attempt_group(
         trace = traceback.format_exc()
     else:
         trace = ""
-    seconds = time.perf_counter() - started
+    seconds = (time.perf_counter() - started) / max(1, len(configs))  # each trial's share of the group's time
     rows: list[tuple[str, dict[str, float] | None, str, str, float]] = []
     for outcome in outcomes:
         if isinstance(outcome, Exception):

@@ -228,7 +228,10 @@ def run_sweep(
         if metrics is None:
             todo.append(trial)
         else:
-            seconds = read_info(out / trial.name).get("total_seconds")
+            info = read_info(out / trial.name)
+            seconds = info.get("total_seconds")
+            if seconds is not None and isinstance(info.get("stack"), dict):  # its share of the group's time
+                seconds = seconds / max(1, int(info["stack"].get("size", 1)))
             results[trial.name] = TrialResult(trial, FINISHED, metrics, seconds=seconds, reused=True)
             say(_describe(results[trial.name]))
     if spec.source and Path(spec.source).is_file():
