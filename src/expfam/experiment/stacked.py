@@ -212,7 +212,7 @@ def train_stacked(
     registry: Registry | None = None,
     starts: Sequence[TrainState | None] | None = None,
     checkpoints: Sequence[CheckpointCallback | None] | None = None,
-    checkpoint_every: int = 0,
+    checkpoint_every: int | Sequence[int] = 0,
     vectorize: str = "auto",
     devices: int | None = None,
 ) -> list[Outcome]:
@@ -228,7 +228,8 @@ def train_stacked(
         registry: where loss-term names are looked up.
         starts: per trial, a state to continue from; all must be at the same step.
         checkpoints: per trial, called with that trial's state as :func:`train`'s ``checkpoint``.
-        checkpoint_every: chunks between checkpoints (0: only at the end and on interrupt).
+        checkpoint_every: chunks between checkpoints (0: only at the end and on interrupt); one
+            number for all trials or one per trial.
         vectorize: ``"vmap"``, ``"map"`` or ``"auto"`` (:data:`VECTORIZE`).
         devices: spread the trials over this many devices (the group is padded with copies
             of its first trial to a multiple of ``devices``; their results are dropped).
@@ -276,6 +277,7 @@ def train_stacked(
         raise ConfigurationError(f"the trials start at different steps {sorted(steps)}; resume them separately")
     callbacks = list(callbacks) if callbacks is not None else [None] * count
     checkpoints = list(checkpoints) if checkpoints is not None else [None] * count
+    intervals = [checkpoint_every] * count if isinstance(checkpoint_every, int) else list(checkpoint_every)
     outcomes: list[Outcome | None] = [None] * count
     pieces: list[list[dict[str, np.ndarray]]] = [[] for _ in range(count)]
     done = first = steps.pop()
@@ -309,15 +311,15 @@ def train_stacked(
                     callback(done + take, new_state.params, piece)
                 states[index] = new_state
             done, chunks = done + take, chunks + 1
-            if checkpoint_every > 0 and chunks % checkpoint_every == 0:
-                for index in range(count):
+            for index in range(count):
+                if intervals[index] > 0 and chunks % intervals[index] == 0:
                     save(index)
     except KeyboardInterrupt:
         for index in range(count):
             save(index)
         raise
-    if done > first and not (checkpoint_every > 0 and chunks % checkpoint_every == 0):
-        for index in range(count):
+    for index in range(count):
+        if done > first and not (intervals[index] > 0 and chunks % intervals[index] == 0):
             save(index)
     results: list[Outcome] = []
     for index in range(count):

@@ -125,7 +125,7 @@ def _train_members(
     train_configs = [prepared.config.train for _, prepared, _ in members]
     say(f"stacked group of {len(members)}: {first.split.describe()}; {train_configs[0].n_steps} steps each")
     params = [recorder.begin() for _, _, recorder in members]
-    checkpoint_every = train_configs[0].checkpoint_every
+    intervals = [config.checkpoint_every for config in train_configs]
     started = time.perf_counter()
     try:
         with sigterm_as_interrupt():
@@ -136,8 +136,11 @@ def _train_members(
                 train_configs,
                 callbacks=[recorder.callback for _, _, recorder in members],
                 registry=registry,
-                checkpoints=[recorder.checkpoint if checkpoint_every > 0 else None for _, _, recorder in members],
-                checkpoint_every=checkpoint_every,
+                checkpoints=[
+                    recorder.checkpoint if every > 0 else None
+                    for (_, _, recorder), every in zip(members, intervals, strict=True)
+                ],
+                checkpoint_every=intervals,
                 vectorize=vectorize,
                 devices=devices,
             )
