@@ -27,7 +27,7 @@ import optax
 
 from expfam.builder import build_model
 from expfam.experiment.config import TrainConfig
-from expfam.experiment.training import initial_state, make_chunk, make_optimizer
+from expfam.experiment.training import initial_state, make_chunk, make_optimizer, step_numbers
 from expfam.model import Harmonium
 
 SEED_TRAIN = {"batch_size": 512, "n_mc_samples": 10, "n_conj_samples": 1024, "kl_warmup_steps": 120_000}
@@ -158,12 +158,12 @@ def whole_step(model: Harmonium, data: Any, repeats: int, length: int = 5) -> tu
     chunk = make_chunk(model, config)
     params = model.init(jax.random.PRNGKey(0), data)
     state = initial_state(params, config, make_optimizer(config))
-    flops, nbytes = cost(chunk.lower(state, data, length=1).compile())
-    state, _ = chunk(state, data, length=length)
+    flops, nbytes = cost(chunk.lower(state, data, step_numbers(config), length=1).compile())
+    state, _ = chunk(state, data, step_numbers(config), length=length)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        state, _ = chunk(state, data, length=length)
+        state, _ = chunk(state, data, step_numbers(config), length=length)
         jax.block_until_ready(state.params)
         times.append((time.perf_counter() - start) / length)
     return 1e3 * float(np.median(times)), flops, nbytes

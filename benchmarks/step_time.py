@@ -31,7 +31,7 @@ import numpy as np
 
 from expfam.builder import build_model
 from expfam.experiment.config import TrainConfig
-from expfam.experiment.training import initial_state, make_chunk, make_optimizer
+from expfam.experiment.training import initial_state, make_chunk, make_optimizer, step_numbers
 
 SEED_SHAPES = {"data_dim": 784, "n_trials": 16, "n_latent": 128, "n_clusters": 30}
 SEED_TRAIN = {"batch_size": 512, "n_mc_samples": 10, "n_conj_samples": 1024, "kl_warmup_steps": 120_000}
@@ -54,7 +54,7 @@ def make_runner(block: str, chunk_length: int, shapes: dict[str, int], train: di
     chunk = make_chunk(model, config)
     params = model.init(jax.random.PRNGKey(0), data)
     state = initial_state(params, config, make_optimizer(config))
-    memory = chunk.lower(state, data, length=chunk_length).compile().memory_analysis()
+    memory = chunk.lower(state, data, step_numbers(config), length=chunk_length).compile().memory_analysis()
     if memory is not None:
         LAST_MEMORY["compiled_mb"] = (
             memory.argument_size_in_bytes + memory.output_size_in_bytes + memory.temp_size_in_bytes
@@ -62,7 +62,7 @@ def make_runner(block: str, chunk_length: int, shapes: dict[str, int], train: di
     holder = {"state": state}
 
     def run() -> None:
-        holder["state"], _ = chunk(holder["state"], data, length=chunk_length)
+        holder["state"], _ = chunk(holder["state"], data, step_numbers(config), length=chunk_length)
         jax.block_until_ready(holder["state"].params)
 
     return run

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 sys.path.insert(0, str(Path(__file__).parent))
 from expfam.builder import build_model
 from expfam.experiment.config import TrainConfig
-from expfam.experiment.training import initial_state, make_chunk, make_optimizer
+from expfam.experiment.training import initial_state, make_chunk, make_optimizer, step_numbers
 from step_time import SEED_SHAPES, SEED_TRAIN, make_runner
 
 
@@ -49,7 +49,7 @@ def op_table(block: str, chunk_length: int) -> dict[str, tuple[str, str]]:
     config = dataclasses.replace(TrainConfig(), **SEED_TRAIN)
     params = model.init(jax.random.PRNGKey(0), data)
     state = initial_state(params, config, make_optimizer(config))
-    text = make_chunk(model, config).lower(state, data, length=chunk_length).compile().as_text()
+    text = make_chunk(model, config).lower(state, data, step_numbers(config), length=chunk_length).compile().as_text()
     table: dict[str, tuple[str, str]] = {}
     for line in text.splitlines():
         match = re.match(r"\s*(?:ROOT )?%([\w.\-]+) = (\S+) ", line)

@@ -167,13 +167,20 @@ def make_command(registry: Registry | None = None) -> Any:
         _parameter("config", Annotated[Path | None, typer.Option("--config", help=config_help, metavar="PATH")]),
         _parameter("out", Annotated[Path | None, typer.Option("--out", help=out_help, metavar="PATH")]),
         _parameter("overwrite", Annotated[bool, typer.Option("--overwrite", help=overwrite_help)], default=False),
+        _parameter(
+            "devices",
+            Annotated[
+                int | None,
+                typer.Option("--devices", min=1, metavar="N", help="Split each batch over N devices (data parallel)."),
+            ],
+        ),
         _parameter("json_output", JsonFlag, default=False),
     ]
 
     def train(**options: Any) -> None:
         """Train a harmonium, evaluate it on the test split, and write the run directory."""
         config_file, out, overwrite = options.pop("config"), options.pop("out"), options.pop("overwrite")
-        json_output = options.pop("json_output")
+        json_output, devices = options.pop("json_output"), options.pop("devices")
         loss, resume = options.pop("loss") or [], options.pop("resume")
         given = [f"--{key.replace('_', '-')}" for key, value in options.items() if value is not None]
         if resume is not None:
@@ -185,7 +192,7 @@ def make_command(registry: Registry | None = None) -> Any:
                 )
             bar = ProgressBar()
             with _interrupt_exit(resume):
-                metrics = resume_run(resume, progress=bar, log=bar.message, registry=registry)
+                metrics = resume_run(resume, progress=bar, log=bar.message, registry=registry, devices=devices)
             bar.close()
             config, out = read_config(resume), resume
         else:
@@ -205,7 +212,15 @@ def make_command(registry: Registry | None = None) -> Any:
             out = out if out is not None else Path("runs") / default_run_name(config)
             bar = ProgressBar()
             with _interrupt_exit(out):
-                metrics = train_run(config, out, overwrite=overwrite, progress=bar, log=bar.message, registry=registry)
+                metrics = train_run(
+                    config,
+                    out,
+                    overwrite=overwrite,
+                    progress=bar,
+                    log=bar.message,
+                    registry=registry,
+                    devices=devices,
+                )
             bar.close()
         if json_output:
             emit_json({"run_dir": out, "summary": summary_row(config, metrics, run=out.name), "metrics": metrics})

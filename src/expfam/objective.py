@@ -45,11 +45,19 @@ from expfam.posterior import shared_computations
 RHO_MODES: tuple[str, ...] = ("learned", "analytic")
 
 
-def warmup(step: Array, warmup_steps: int) -> Array:
-    """Linear warmup factor ``min(1, step / warmup_steps)`` (1 when ``warmup_steps`` is 0)."""
-    if warmup_steps <= 0:
-        return jnp.ones(())
-    return jnp.minimum(1.0, jnp.asarray(step, jnp.result_type(float)) / warmup_steps)
+def warmup(step: Array, warmup_steps: int | Array) -> Array:
+    """Linear warmup factor ``min(1, step / warmup_steps)`` (1 when ``warmup_steps`` is 0).
+
+    ``warmup_steps`` may be a traced array (one per trial of a stacked group,
+    :mod:`expfam.experiment.stacked`); then the choice is made with ``jnp.where``.
+    """
+    if isinstance(warmup_steps, (int, float)):
+        if warmup_steps <= 0:
+            return jnp.ones(())
+        return jnp.minimum(1.0, jnp.asarray(step, jnp.result_type(float)) / warmup_steps)
+    length = jnp.asarray(warmup_steps, jnp.result_type(float))
+    ratio = jnp.asarray(step, jnp.result_type(float)) / jnp.maximum(length, 1.0)
+    return jnp.where(length > 0, jnp.minimum(1.0, ratio), 1.0)
 
 
 def with_kl_warmup(
@@ -59,13 +67,14 @@ def with_kl_warmup(
     posterior: MixtureParams,
     surrogate: Array,
     step: Array,
-    warmup_steps: int,
+    warmup_steps: int | Array,
 ) -> Array:
     r"""``surrogate + (1 − β)·KL(q(z|x) ‖ p(z))`` with ``β = min(1, step / warmup_steps)``; no KL when 0 steps.
 
-    The β-weighted objective ``L_β = ELBO + (1 − β)·KL`` shared by the ELBO loss terms.
+    The β-weighted objective ``L_β = ELBO + (1 − β)·KL`` shared by the ELBO loss terms. With a
+    traced ``warmup_steps`` the KL is always computed and weighted by ``1 − β`` (0 once warm).
     """
-    if warmup_steps <= 0:
+    if isinstance(warmup_steps, (int, float)) and warmup_steps <= 0:
         return surrogate
     return surrogate + (1.0 - warmup(step, warmup_steps)) * model.posterior_kl(params, x, posterior)
 
@@ -75,14 +84,15 @@ class ObjectiveSettings:
     """Options shared by the loss terms.
 
     Attributes:
-        kl_warmup_steps: steps over which β rises from 0 to 1 (KL warmup of ``elbo``).
-        conj_warmup_steps: steps over which β_conj rises from 0 to 1 (``conjugation``).
+        kl_warmup_steps: steps over which β rises from 0 to 1 (KL warmup of ``elbo``); a
+            Python int, or a traced array inside a stacked training step.
+        conj_warmup_steps: steps over which β_conj rises from 0 to 1 (``conjugation``); idem.
         n_mc_samples: posterior samples ``S`` per observation.
         n_prior_samples: prior samples ``M`` for ``Var_p[r]`` and the analytic ρ fit.
     """
 
-    kl_warmup_steps: int = 0
-    conj_warmup_steps: int = 2000
+    kl_warmup_steps: int | Array = 0
+    conj_warmup_steps: int | Array = 2000
     n_mc_samples: int = 10
     n_prior_samples: int = 1024
 
@@ -100,6 +110,51 @@ class Objective(abc.ABC):
 
 
 LossFunction = Callable[[Params, Array, Array, Array], tuple[Array, dict[str, Array]]]
+#: ``loss_fn(params, x, key, step, weights, settings)``: :func:`make_weighted_loss`'s function.
+WeightedLossFunction = Callable[
+    [Params, Array, Array, Array, Mapping[str, Array], ObjectiveSettings], tuple[Array, dict[str, Array]]
+]
+
+
+def make_weighted_loss(
+    model: Harmonium,
+    names: tuple[str, ...] | list[str],
+    *,
+    rho_mode: str = "learned",
+    registry: Registry | None = None,
+) -> WeightedLossFunction:
+    r"""The terms ``names`` combined with weights and settings given at call time.
+
+    ``loss_fn(params, x, key, step, weights, settings)`` returns
+    ``(Σ_t w_t · contribution_t, {term: value})``; ``weights`` (``{term: w_t}``, every name) and the
+    warmups of ``settings`` may be traced arrays, so one compiled step serves many trials
+    (:mod:`expfam.experiment.stacked`). Keys: ``split(key, len(names) + 1)``, term ``t`` gets the
+    ``t``-th and the analytic ρ fit the last.
+    """
+    registry = registry or get_registry()
+    if rho_mode not in RHO_MODES:
+        raise ConfigurationError(f"rho_mode must be one of {RHO_MODES}, got {rho_mode!r}", offending=rho_mode)
+    if not names:
+        raise ConfigurationError("no loss terms given; name at least one, e.g. {'elbo': 1.0}", offending=names)
+    terms = [(name, registry.objective(name)) for name in names]
+
+    def loss_fn(
+        params: Params, x: Array, key: Array, step: Array, weights: Mapping[str, Array], settings: ObjectiveSettings
+    ) -> tuple[Array, dict[str, Array]]:
+        keys = jax.random.split(key, len(terms) + 1)
+        if rho_mode == "analytic":
+            _, rho_y, _ = model.fit_correction(keys[-1], params, settings.n_prior_samples)
+            params = {**params, "rho_y": jax.lax.stop_gradient(rho_y)}
+        total = jnp.zeros(())
+        values: dict[str, Array] = {}
+        with shared_computations():  # η_q(x) and q(k|x) once for all terms
+            for (name, term), term_key in zip(terms, keys[: len(terms)], strict=True):
+                contribution, value = term(model, params, x, term_key, step, settings)
+                total = total + weights[name] * contribution
+                values[name] = value
+        return total, values
+
+    return loss_fn
 
 
 def make_loss(
@@ -124,29 +179,15 @@ def make_loss(
         ``loss_fn(params, x, key, step) -> (loss, {term: value, ...})``.
     """
     settings = settings or ObjectiveSettings()
-    registry = registry or get_registry()
-    if rho_mode not in RHO_MODES:
-        raise ConfigurationError(f"rho_mode must be one of {RHO_MODES}, got {rho_mode!r}", offending=rho_mode)
     if not weights:
         raise ConfigurationError("no loss terms given; name at least one, e.g. {'elbo': 1.0}", offending=weights)
-    terms = []
     for name, weight in weights.items():
         if not isinstance(weight, (int, float)) or not math.isfinite(weight):
             raise ConfigurationError(f"weight of loss term {name!r} must be a finite number, got {weight!r}")
-        terms.append((name, registry.objective(name), float(weight)))
+    fixed = {name: float(weight) for name, weight in weights.items()}
+    weighted = make_weighted_loss(model, list(fixed), rho_mode=rho_mode, registry=registry)
 
     def loss_fn(params: Params, x: Array, key: Array, step: Array) -> tuple[Array, dict[str, Array]]:
-        keys = jax.random.split(key, len(terms) + 1)
-        if rho_mode == "analytic":
-            _, rho_y, _ = model.fit_correction(keys[-1], params, settings.n_prior_samples)
-            params = {**params, "rho_y": jax.lax.stop_gradient(rho_y)}
-        total = jnp.zeros(())
-        values: dict[str, Array] = {}
-        with shared_computations():  # η_q(x) and q(k|x) once for all terms
-            for (name, term, weight), term_key in zip(terms, keys[: len(terms)], strict=True):
-                contribution, value = term(model, params, x, term_key, step, settings)
-                total = total + weight * contribution
-                values[name] = value
-        return total, values
+        return weighted(params, x, key, step, fixed, settings)  # type: ignore[arg-type]
 
     return loss_fn

@@ -59,12 +59,12 @@ def test_bad_sweep_file_is_a_user_error(runner, app, tmp_path, assert_user_error
 def test_sweep_runs_then_resumes(runner, app, tmp_path, sweep_file, monkeypatch):
     monkeypatch.setattr(expfam.experiment.sweep, "train_trial", _fake_trial)
     out = tmp_path / "out"
-    result = runner.invoke(app, ["sweep", str(sweep_file), "--out", str(out)])
+    result = runner.invoke(app, ["sweep", str(sweep_file), "--out", str(out), "--no-stack"])
     assert result.exit_code == 0, result.output
     assert "2 trials in 1 phases" in result.output and "H2 finished in" in result.output
     report = (out / "report.md").read_text()
     assert report.startswith("# Tiny sweep") and "## Phase 1: Learning rate" in report
-    assert f"expfam sweep {sweep_file} --out {out}" in report
+    assert f"expfam sweep {sweep_file} --out {out} --no-stack" in report
     assert [row["Run"] for row in csv.DictReader((out / "results.csv").open())] == ["H1", "H2"]
 
     again = runner.invoke(app, ["sweep", str(sweep_file), "--out", str(out)])
@@ -78,7 +78,7 @@ def test_failed_trial_exit_code_1(runner, app, tmp_path, sweep_file, monkeypatch
         return _fake_trial(config, run_dir)
 
     monkeypatch.setattr(expfam.experiment.sweep, "train_trial", fail_second)
-    result = runner.invoke(app, ["sweep", str(sweep_file), "--out", str(tmp_path / "out")])
+    result = runner.invoke(app, ["sweep", str(sweep_file), "--out", str(tmp_path / "out"), "--no-stack"])
     assert result.exit_code == 1, result.output
     assert "1 of 2 trials failed: H2" in result.stderr
     assert "failed: RuntimeError: out of memory" in (tmp_path / "out" / "report.md").read_text()
@@ -89,7 +89,7 @@ def test_interrupted_sweep_exit_code_130(runner, app, tmp_path, sweep_file, monk
         raise KeyboardInterrupt
 
     monkeypatch.setattr(expfam.experiment.sweep, "train_trial", interrupt)
-    result = runner.invoke(app, ["sweep", str(sweep_file), "--out", str(tmp_path / "out")])
+    result = runner.invoke(app, ["sweep", str(sweep_file), "--out", str(tmp_path / "out"), "--no-stack"])
     assert result.exit_code == 130 and "rerun the same command to resume" in result.stderr
 
 

@@ -239,8 +239,11 @@ def test_seed_example_reproduces_the_seed_rows():
 def test_digits_small_keeps_the_seed_phases():
     seed, small = load_sweep(EXAMPLES / "reference_mnist.toml"), load_sweep(EXAMPLES / "digits_small.toml")
     assert [p.name for p in small.phases] == [p.name for p in seed.phases]
-    assert [t.name for t in small.trials] == [t.name for t in seed.trials]
-    assert [list(t.overrides) for t in small.trials] == [list(t.overrides) for t in seed.trials]
+    # the scaled sweep runs each of the seed's configurations with 3 seeds (repeats = 3)
+    configurations = {t.label: t for t in reversed(small.trials)}  # each configuration's first seed
+    assert list(reversed(configurations)) == [t.name for t in seed.trials]
+    assert [list(configurations[t.name].overrides) for t in seed.trials] == [list(t.overrides) for t in seed.trials]
+    assert [t.config.train.seed for t in small.trials[:3]] == [0, 1, 2]
     assert small.base.data.dataset == "digits"
 
 

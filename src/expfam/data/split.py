@@ -75,6 +75,22 @@ def flat_images(images: np.ndarray, *, where: str) -> np.ndarray:
     return images.reshape(images.shape[0], -1)
 
 
+def _stratified(labels: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``(held, kept)`` row indices: ``count`` rows held out in proportion to each label's rows."""
+    classes, sizes = np.unique(labels, return_counts=True)
+    quotas = count * sizes / labels.size
+    taken = np.floor(quotas).astype(np.int64)
+    short = count - int(taken.sum())
+    taken[np.argsort(-(quotas - taken), kind="stable")[:short]] += 1
+    held: list[np.ndarray] = []
+    kept: list[np.ndarray] = []
+    for label, take in zip(classes, taken, strict=True):
+        rows = rng.permutation(np.flatnonzero(labels == label))
+        held.append(rows[:take])
+        kept.append(rows[take:])
+    return np.sort(np.concatenate(held)), np.sort(np.concatenate(kept))
+
+
 def _field_error(name: str, message: str, offending: object) -> DataError:
     return DataError(f"DataSplit {name!r}: {message}", offending=offending)
 
@@ -202,12 +218,15 @@ class DataSplit:
         )
 
     def validation_split(self, fraction: float, *, seed: int) -> DataSplit:
-        """Hold out ``fraction`` of the training rows as a validation split (for model selection).
+        r"""Hold out ``fraction`` of the training rows as a validation split (for model selection).
 
         Returns a split whose ``train`` part is the remaining training rows and whose
         ``test`` part is the held-out validation rows; the original test rows are not
-        used, so selecting on it never looks at the test split. The rows are drawn by
-        a permutation from ``seed``.
+        used, so selecting on it never looks at the test split. ``round(fraction · n_train)``
+        rows are held out, drawn by permutations from ``seed``; with labels the draw is
+        stratified: class ``c`` of ``n_c`` rows gives ``⌊fraction · n_c⌋`` rows, and the
+        rows still missing go to the classes with the largest remainders, so every class
+        keeps its share in both parts.
         """
         if not 0.0 < fraction < 1.0:
             raise ConfigurationError(f"validation fraction must be in (0, 1), got {fraction}", offending=fraction)
@@ -219,8 +238,12 @@ class DataSplit:
                 f"leaves {n_validation} validation rows; use a larger dataset or fraction",
                 offending=fraction,
             )
-        order = np.random.default_rng(seed).permutation(n_train)
-        held, kept = order[:n_validation], order[n_validation:]
+        rng = np.random.default_rng(seed)
+        if self.y_train is None:
+            order = rng.permutation(n_train)
+            held, kept = order[:n_validation], order[n_validation:]
+        else:
+            held, kept = _stratified(self.y_train, n_validation, rng)
         return dataclasses.replace(
             self,
             x_train=self.x_train[kept],

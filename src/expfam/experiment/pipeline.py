@@ -67,7 +67,7 @@ from expfam.experiment.runs import (
 )
 from expfam.experiment.streams import run_keys
 from expfam.experiment.summary import SUMMARY_COLUMNS, collapse_warning, compact_float, format_summary, summary_row
-from expfam.experiment.training import TrainState, make_optimizer, train
+from expfam.experiment.training import TrainResult, TrainState, make_optimizer, train
 from expfam.model import Harmonium, Params
 from expfam.plugins import Registry, get_registry
 
@@ -77,11 +77,17 @@ ProgressCallback = Callable[[int, int, Mapping[str, float]], None]
 
 @dataclass(frozen=True)
 class PreparedRun:
-    """A checked configuration with its data and model, ready to train."""
+    """A checked configuration with its data and model, ready to train.
+
+    With ``[data] validation_fraction > 0``, ``split``'s test part is the validation rows
+    (what progress and the run's metrics use, for model selection) and ``held_out`` the
+    test split, scored once at the end (``test_*`` metrics).
+    """
 
     config: RunConfig
     split: DataSplit
     model: Harmonium
+    held_out: DataSplit | None = None
 
 
 def observable_options(config: RunConfig, registry: Registry) -> dict[str, Any]:
@@ -153,7 +159,9 @@ def prepare_run(config: RunConfig, *, registry: Registry | None = None) -> Prepa
         registry=registry,
         options=config.data.options.to_dict(),
     )
+    held_out = None
     if config.data.validation_fraction > 0:
+        held_out = split
         split = split.validation_split(config.data.validation_fraction, seed=config.train.seed)
     model = build_model(
         observable=config.model.observable,
@@ -168,7 +176,7 @@ def prepare_run(config: RunConfig, *, registry: Registry | None = None) -> Prepa
     check_observable_shape(config, model, split.n_features, registry)
     check_data_for_family(split, model.observable)
     check_memory(config, split.n_features)
-    return PreparedRun(config=config, split=split, model=model)
+    return PreparedRun(config=config, split=split, model=model, held_out=held_out)
 
 
 def _history_row(step: int, piece: Mapping[str, np.ndarray]) -> dict[str, float]:
@@ -223,6 +231,7 @@ def train_run(
     log: Callable[[str], None] | None = None,
     plots: bool = True,
     registry: Registry | None = None,
+    devices: int | None = None,
 ) -> dict[str, float]:
     """Train one run from its configuration and write its run directory.
 
@@ -235,6 +244,7 @@ def train_run(
         log: called with one line of text at each stage (data, model, evaluation, ...).
         plots: write the four PNG plots into ``out``.
         registry: where names are looked up (default: the installed plugins).
+        devices: split each training batch over this many devices (data parallel).
 
     Returns:
         The test-split metrics of :func:`expfam.experiment.evaluation.evaluate`.
@@ -253,7 +263,9 @@ def train_run(
     if run_dir is not None:
         write_config(run_dir, prepared.config)
         write_model_spec(run_dir, model_spec(prepared, registry))
-    return _train_and_write(prepared, run_dir, None, [], progress=progress, log=log, plots=plots, registry=registry)
+    return _train_and_write(
+        prepared, run_dir, None, [], progress=progress, log=log, plots=plots, registry=registry, devices=devices
+    )
 
 
 def resume_run(
@@ -263,6 +275,7 @@ def resume_run(
     log: Callable[[str], None] | None = None,
     plots: bool = True,
     registry: Registry | None = None,
+    devices: int | None = None,
 ) -> dict[str, float]:
     """Continue an interrupted run from its last checkpoint; ends with the numbers of an uninterrupted run.
 
@@ -289,11 +302,13 @@ def resume_run(
     step = int(state.step)
     rows = [row for row in read_history(run_dir) if row["step"] <= step]
     (log or (lambda text: None))(f"resuming {run_dir} from step {step}")
-    return _train_and_write(prepared, run_dir, state, rows, progress=progress, log=log, plots=plots, registry=registry)
+    return _train_and_write(
+        prepared, run_dir, state, rows, progress=progress, log=log, plots=plots, registry=registry, devices=devices
+    )
 
 
 @contextlib.contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
+def sigterm_as_interrupt() -> Iterator[None]:
     """While training, SIGTERM raises ``KeyboardInterrupt`` like Ctrl-C (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -309,6 +324,138 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+class RunRecorder:
+    """What one run writes while it trains and when it ends; shared by solo and stacked training.
+
+    A solo run (:func:`train_run`, :func:`resume_run`) and each trial of a stacked group
+    (:mod:`expfam.experiment.stacking`) call the same methods, so their run directories,
+    histories and metrics are made by the same code.
+    """
+
+    def __init__(
+        self,
+        prepared: PreparedRun,
+        run_dir: Path | None,
+        rows: list[dict[str, float]],
+        *,
+        progress: ProgressCallback | None = None,
+        log: Callable[[str], None] | None = None,
+        plots: bool = True,
+        info: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.prepared, self.run_dir, self.rows = prepared, run_dir, rows
+        self.progress, self.plots = progress, plots
+        self.say: Callable[[str], None] = log or (lambda text: None)
+        self.keys = run_keys(prepared.config.train.seed)
+        self.extra_info = dict(info or {})
+        self.started = time.perf_counter()
+
+    def info(self, status: str, **extra: Any) -> dict[str, Any]:
+        """``run.json``'s content for ``status``."""
+        return _info(self.prepared, status, **self.extra_info, **extra)
+
+    def begin(self) -> Params:
+        """Log the data and the model, mark the run ``running``; returns the initial parameters of the seed."""
+        config, split, model = self.prepared.config, self.prepared.split, self.prepared.model
+        self.say(f"data: {split.describe()}")
+        self.say(
+            f"model: {model.observable.describe()} ↔ blocks {'+'.join(model.block_names)}, "
+            f"n_latent={config.model.n_latent}, n_clusters={model.n_clusters}"
+        )
+        if not split.has_labels:
+            self.say(
+                "no labels: NMI, purity and accuracy need labels; reporting ELBO, IWAE, R², recon and active clusters"
+            )
+        if self.run_dir is not None:
+            write_info(self.run_dir, self.info(RUNNING))
+            self.say(f"run directory: {self.run_dir}")
+        self.say(f"training {config.train.n_steps} steps (the first chunk includes compilation)")
+        self.started = time.perf_counter()
+        return model.init(self.keys["init"], jnp.asarray(split.x_train))
+
+    def callback(self, step: int, current: Params, piece: Mapping[str, np.ndarray]) -> None:
+        """After a chunk: append the history row (chunk means and quick metrics), write it, report progress."""
+        config, split = self.prepared.config, self.prepared.split
+        # the ELBO estimator's value is the ELBO whichever term estimates it
+        piece = {("elbo" if name == config.train.elbo_estimator else name): value for name, value in piece.items()}
+        row = _history_row(step, piece)
+        row.update(quick_metrics(self.prepared.model, current, split.x_test, split.y_test, self.keys["progress"]))
+        self.rows.append(row)
+        if self.run_dir is not None:
+            write_history(self.run_dir, self.rows)
+        if self.progress is not None:
+            self.progress(step, config.train.n_steps, row)
+
+    def checkpoint(self, state: TrainState) -> None:
+        """Write ``state`` as the run's checkpoint."""
+        if self.run_dir is not None:
+            from expfam.experiment.checkpoints import save_checkpoint
+
+            save_checkpoint(self.run_dir, state)
+
+    def interrupted(self) -> None:
+        """Mark the run ``interrupted`` (its checkpoint is written by the trainer; the CLI says what was kept)."""
+        if self.run_dir is not None:
+            done = self.rows[-1]["step"] if self.rows else 0
+            _mark(self.run_dir, self.info(INTERRUPTED, steps=done))
+
+    def failed(self, error: str) -> None:
+        """Mark the run ``failed`` with ``error`` (a write failure or an unexpected error), if the disk lets us."""
+        if self.run_dir is not None:
+            _mark(self.run_dir, self.info(FAILED, error=error))
+
+    def diverged(self, error: TrainingDivergedError, params: Params) -> None:
+        """Save the last finite parameters and the history, mark the run ``diverged`` with its step and term."""
+        if self.run_dir is not None:
+            save_params(self.run_dir, error.last_params if error.last_params is not None else params)
+            write_history(self.run_dir, self.rows)
+            # steps 0..step-1 were applied; step `error.step` was not (the parameters kept are those before it)
+            write_info(
+                self.run_dir,
+                self.info(
+                    DIVERGED,
+                    steps=error.step,
+                    diverged={"step": error.step, "term": error.term, "message": str(error)},
+                    train_seconds=time.perf_counter() - self.started,
+                ),
+            )
+            self.say(f"saved the last finite parameters (after {error.step} steps) and the history to {self.run_dir}")
+
+    def finish(self, result: TrainResult, train_seconds: float) -> dict[str, float]:
+        """Evaluate on the test split and write the parameters, metrics, history, plots and ``completed``."""
+        split, model = self.prepared.split, self.prepared.model
+        self.say("evaluating on the " + ("validation and test splits" if self.prepared.held_out else "test split"))
+        metrics = evaluate_prepared(self.prepared, result.params)
+        if self.run_dir is not None:
+            save_params(self.run_dir, result.params)
+            write_metrics(self.run_dir, metrics)
+            write_history(self.run_dir, self.rows)
+            if self.plots:
+                from expfam.experiment.plots import save_run_plots
+
+                self.say("writing plots")
+                save_run_plots(
+                    self.run_dir,
+                    model,
+                    result.params,
+                    split.x_test,
+                    split.image_shape,
+                    self.rows,
+                    key=self.keys["plots"],
+                    value_range=(0.0, float(split.n_trials)),
+                )
+            write_info(  # last: only now does the run read as finished (runs.is_finished)
+                self.run_dir,
+                self.info(
+                    COMPLETED,
+                    steps=result.steps,
+                    train_seconds=train_seconds,
+                    total_seconds=time.perf_counter() - self.started,
+                ),
+            )
+        return metrics
+
+
 def _train_and_write(
     prepared: PreparedRun,
     run_dir: Path | None,
@@ -319,41 +466,44 @@ def _train_and_write(
     log: Callable[[str], None] | None,
     plots: bool,
     registry: Registry,
+    devices: int | None = None,
 ) -> dict[str, float]:
-    say = log or (lambda text: None)
-    config, split, model = prepared.config, prepared.split, prepared.model
-    say(f"data: {split.describe()}")
-    say(
-        f"model: {model.observable.describe()} ↔ blocks {'+'.join(model.block_names)}, "
-        f"n_latent={config.model.n_latent}, n_clusters={model.n_clusters}"
-    )
-    if not split.has_labels:
-        say("no labels: NMI, purity and accuracy need labels; reporting ELBO, IWAE, R², recon and active clusters")
-    if run_dir is not None:
-        write_info(run_dir, _info(prepared, RUNNING))
-        say(f"run directory: {run_dir}")
+    recorder = RunRecorder(prepared, run_dir, rows, progress=progress, log=log, plots=plots)
     try:
-        with _sigterm_as_interrupt():
-            return _train_evaluate_write(
-                prepared, run_dir, start, rows, progress=progress, say=say, plots=plots, registry=registry
-            )
+        with sigterm_as_interrupt():
+            params = recorder.begin()
+            config = prepared.config
+            started = time.perf_counter()
+            try:
+                result = train(
+                    prepared.model,
+                    params,
+                    jnp.asarray(prepared.split.x_train),
+                    config.train,
+                    callback=recorder.callback,
+                    registry=registry,
+                    start=start,
+                    checkpoint=recorder.checkpoint if config.train.checkpoint_every > 0 else None,
+                    checkpoint_every=config.train.checkpoint_every,
+                    devices=devices,
+                )
+            except TrainingDivergedError as error:
+                recorder.diverged(error, params)
+                raise
+            return recorder.finish(result, time.perf_counter() - started)
     except KeyboardInterrupt:
-        if run_dir is not None:
-            done = rows[-1]["step"] if rows else 0
-            _mark(run_dir, _info(prepared, INTERRUPTED, steps=done))
+        recorder.interrupted()
         raise
-    except RunWriteError as error:
-        if run_dir is None:
-            raise
-        _mark(run_dir, _info(prepared, FAILED, error=str(error)))
-        raise RunWriteError(
-            f"{error}; the run stopped: {stopped_run_text(run_dir)}", offending=error.offending
-        ) from None
-    except ExpfamError:
+    except ExpfamError as error:
+        if isinstance(error, RunWriteError):
+            recorder.failed(str(error))
+            if run_dir is not None:
+                raise RunWriteError(
+                    f"{error}; the run stopped: {stopped_run_text(run_dir)}", offending=error.offending
+                ) from None
         raise  # diverged (marked already) or bad input
     except Exception as error:  # anything else ends the run too: it must not read "running" for ever
-        if run_dir is not None:
-            _mark(run_dir, _info(prepared, FAILED, error=f"{type(error).__name__}: {error}"))
+        recorder.failed(f"{type(error).__name__}: {error}")
         if "RESOURCE_EXHAUSTED" in str(error) or isinstance(error, MemoryError):
             where = f"; the run stopped: {stopped_run_text(run_dir)}" if run_dir is not None else ""
             raise RunFailedError(
@@ -384,106 +534,24 @@ def stopped_run_text(run_dir: Path) -> str:
     return f"no checkpoint was written yet; train it again with `--out {run_dir} --overwrite`"
 
 
-def _train_evaluate_write(
-    prepared: PreparedRun,
-    run_dir: Path | None,
-    start: TrainState | None,
-    rows: list[dict[str, float]],
-    *,
-    progress: ProgressCallback | None,
-    say: Callable[[str], None],
-    plots: bool,
-    registry: Registry,
-) -> dict[str, float]:
-    config, split, model = prepared.config, prepared.split, prepared.model
-    say(f"training {config.train.n_steps} steps (the first chunk includes compilation)")
+def evaluate_prepared(prepared: PreparedRun, params: Params) -> dict[str, float]:
+    """The run's metrics: on its test split, or on its validation split plus ``test_*`` on the test split.
 
-    keys = run_keys(config.train.seed)
-    params = model.init(keys["init"], jnp.asarray(split.x_train))
-
-    def callback(step: int, current: Params, piece: Mapping[str, np.ndarray]) -> None:
-        # the ELBO estimator's value is the ELBO whichever term estimates it
-        piece = {("elbo" if name == config.train.elbo_estimator else name): value for name, value in piece.items()}
-        row = _history_row(step, piece)
-        row.update(quick_metrics(model, current, split.x_test, split.y_test, keys["progress"]))
-        rows.append(row)
-        if run_dir is not None:
-            write_history(run_dir, rows)
-        if progress is not None:
-            progress(step, config.train.n_steps, row)
-
-    def checkpoint(state: TrainState) -> None:
-        if run_dir is not None:
-            from expfam.experiment.checkpoints import save_checkpoint
-
-            save_checkpoint(run_dir, state)
-
-    started = time.perf_counter()
-    try:
-        result = train(
-            model,
-            params,
-            jnp.asarray(split.x_train),
-            config.train,
-            callback=callback,
-            registry=registry,
-            start=start,
-            checkpoint=checkpoint if config.train.checkpoint_every > 0 else None,
-            checkpoint_every=config.train.checkpoint_every,
-        )
-    except TrainingDivergedError as error:
-        if run_dir is not None:
-            # steps 0..step-1 were applied; step `error.step` was not (the parameters kept are those before it)
-            save_params(run_dir, error.last_params if error.last_params is not None else params)
-            write_history(run_dir, rows)
-            write_info(
-                run_dir,
-                _info(
-                    prepared,
-                    DIVERGED,
-                    steps=error.step,
-                    diverged={"step": error.step, "term": error.term, "message": str(error)},
-                    train_seconds=time.perf_counter() - started,
-                ),
-            )
-            say(f"saved the last finite parameters (after {error.step} steps) and the history to {run_dir}")
-        raise
-    train_seconds = time.perf_counter() - started
-    say("evaluating on the test split")
-    metrics = evaluate(model, result.params, split.x_test, split.y_test, key=keys["evaluate"], config=config.evaluate)
-    if run_dir is not None:
-        save_params(run_dir, result.params)
-        write_metrics(run_dir, metrics)
-        write_history(run_dir, rows)
-        if plots:
-            from expfam.experiment.plots import save_run_plots
-
-            say("writing plots")
-            save_run_plots(
-                run_dir,
-                model,
-                result.params,
-                split.x_test,
-                split.image_shape,
-                rows,
-                key=keys["plots"],
-                value_range=(0.0, float(split.n_trials)),
-            )
-        write_info(  # last: only now does the run read as finished (runs.is_finished)
-            run_dir,
-            _info(
-                prepared,
-                COMPLETED,
-                steps=result.steps,
-                train_seconds=train_seconds,
-                total_seconds=time.perf_counter() - started,
-            ),
-        )
+    With a validation split the metrics that select a configuration are the validation ones;
+    the test split's are reported beside them under ``test_<name>`` and used for nothing else.
+    """
+    keys = run_keys(prepared.config.train.seed)
+    split, config = prepared.split, prepared.config.evaluate
+    metrics = evaluate(prepared.model, params, split.x_test, split.y_test, key=keys["evaluate"], config=config)
+    if prepared.held_out is not None:
+        test = prepared.held_out
+        scores = evaluate(prepared.model, params, test.x_test, test.y_test, key=keys["evaluate"], config=config)
+        metrics.update({f"test_{name}": value for name, value in scores.items()})
     return metrics
 
 
 def evaluate_run(run_dir: str | Path, *, registry: Registry | None = None) -> dict[str, float]:
-    """Recompute the test metrics of a run directory from its saved parameters.
+    """Recompute the metrics of a run directory from its saved parameters.
 
     Uses the run's ``config.toml`` (same data, split and evaluation key as
     :func:`train_run`), so a completed run gives the numbers in its ``metrics.json``.
@@ -499,12 +567,7 @@ def evaluate_run(run_dir: str | Path, *, registry: Registry | None = None) -> di
     config, params, _ = read_run(run_dir)
     prepared = prepare_run(config, registry=registry)
     check_run_matches(Path(run_dir), prepared.config, params, prepared.model, registry)
-    params = jax.tree.map(jnp.asarray, params)
-    keys = run_keys(prepared.config.train.seed)
-    split = prepared.split
-    return evaluate(
-        prepared.model, params, split.x_test, split.y_test, key=keys["evaluate"], config=prepared.config.evaluate
-    )
+    return evaluate_prepared(prepared, jax.tree.map(jnp.asarray, params))
 
 
 def default_run_name(config: RunConfig, *, now: float | None = None) -> str:
@@ -519,9 +582,11 @@ __all__ = [
     "SUMMARY_COLUMNS",
     "PreparedRun",
     "ProgressCallback",
+    "RunRecorder",
     "collapse_warning",
     "compact_float",
     "default_run_name",
+    "evaluate_prepared",
     "evaluate_run",
     "format_summary",
     "observable_options",

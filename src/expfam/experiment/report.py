@@ -18,6 +18,7 @@ Examples:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import shlex
@@ -38,7 +39,7 @@ from expfam.experiment.runs import (
     require_finished,
 )
 from expfam.experiment.sweep_spec import SweepSpec
-from expfam.experiment.trials import FAILED, FINISHED, TrialResult
+from expfam.experiment.trials import FAILED, FINISHED, PENDING, TrialResult
 
 #: The reference table's columns with the widths of its separator row.
 TABLE_COLUMNS: tuple[tuple[str, int], ...] = (
@@ -71,6 +72,8 @@ HYPERPARAMETER_COLUMNS: dict[str, str] = {
 }
 #: Metric columns → keys of ``metrics.json``.
 METRIC_COLUMNS: dict[str, str] = {"NMI": "nmi", "R²": "r2", "Purity": "purity", "Recon": "recon"}
+#: Test-split metrics, shown beside the validation metrics when runs hold out a validation split.
+TEST_COLUMNS: dict[str, str] = {f"Test {column}": f"test_{key}" for column, key in METRIC_COLUMNS.items()}
 #: Table columns that are not plotted or compared: active clusters (next to NMI, so a collapse is visible).
 COUNT_COLUMNS: dict[str, str] = {"Active": "active_clusters"}
 MISSING = "—"
@@ -92,13 +95,17 @@ def format_learning_rate(value: float) -> str:
 
 
 def format_cell(column: str, value: Any) -> str:
-    """One table cell in the reference table's format (``None`` is ``—``)."""
+    """One table cell in the reference table's format (``None`` is ``—``; ``(mean, sd)`` is ``mean ± sd``)."""
     if value is None:
         return MISSING
+    if isinstance(value, tuple):
+        mean, sd = value
+        return f"{format_cell(column, mean)} ± {format_cell(column, sd)}"
     if isinstance(value, str):
         return value.replace("|", "\\|").replace("\n", " ")
     if isinstance(value, float) and math.isnan(value):
         return "nan"
+    column = column.removeprefix("Test ")
     formats = {
         "lr": format_learning_rate,
         "NMI": "{:.2f}".format,
@@ -119,6 +126,8 @@ def notes(result: TrialResult) -> str:
     hidden = [f"{key.split('.', 1)[1]}={value}" for key, value in result.trial.overrides.items() if key not in shown]
     parts = [", ".join(hidden)] if hidden else []
     parts += [result.trial.note] if result.trial.note else []
+    if result.spread is not None:
+        parts.append(f"mean ± sd over {result.repeats} seeds")
     if result.status == FINISHED and result.metrics is not None:
         warning = collapse_warning(result.metrics, result.trial.config.model.n_clusters)
         parts += [warning.split(";")[0]] if warning else []
@@ -135,6 +144,15 @@ def table_row(result: TrialResult) -> dict[str, Any]:
     row.update({column: config_value(result.trial.config, key) for column, key in HYPERPARAMETER_COLUMNS.items()})
     metrics = result.metrics if result.status == FINISHED and result.metrics is not None else {}
     row.update({column: _float_or_none(metrics.get(key)) for column, key in METRIC_COLUMNS.items()})
+    row.update({column: _float_or_none(metrics.get(key)) for column, key in TEST_COLUMNS.items()})
+    if result.spread is not None and metrics:
+        row.update(
+            {
+                column: (row[column], _float_or_none(result.spread.get(key)))
+                for column, key in {**METRIC_COLUMNS, **TEST_COLUMNS}.items()
+                if row[column] is not None
+            }
+        )
     row.update({column: _float_or_none(metrics.get(key)) for column, key in COUNT_COLUMNS.items()})
     row["Notes"] = notes(result)
     return row
@@ -144,16 +162,75 @@ def _float_or_none(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
+def _has_test_metrics(results: Sequence[TrialResult]) -> bool:
+    return any(key in (r.metrics or {}) for r in results for key in TEST_COLUMNS.values())
+
+
 def format_table(results: Sequence[TrialResult]) -> str:
-    """The reference table (Markdown) of ``results``: header, separator, one line per trial."""
+    """The reference table (Markdown) of ``results``: header, separator, one line per trial.
+
+    When runs held out a validation split, the metric columns are the validation ones and the
+    test split's (``Test NMI``, ...) stand beside them, before Notes.
+    """
+    columns = list(TABLE_COLUMNS)
+    if _has_test_metrics(results):
+        columns[-1:-1] = [(name, len(name) + 2) for name in TEST_COLUMNS]
     lines = [
-        "| " + " | ".join(name for name, _ in TABLE_COLUMNS) + " |",
-        "|" + "|".join("-" * width for _, width in TABLE_COLUMNS) + "|",
+        "| " + " | ".join(name for name, _ in columns) + " |",
+        "|" + "|".join("-" * width for _, width in columns) + "|",
     ]
     for result in results:
         row = table_row(result)
-        lines.append("| " + " | ".join(format_cell(name, row[name]) for name, _ in TABLE_COLUMNS) + " |")
+        lines.append("| " + " | ".join(format_cell(name, row[name]) for name, _ in columns) + " |")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------- repeats
+def by_configuration(results: Sequence[TrialResult]) -> list[TrialResult]:
+    r"""One result per configuration, in order: a repeated configuration's seeds summarised.
+
+    A configuration run with ``R`` seeds (:attr:`~expfam.experiment.sweep_spec.Trial.configuration`)
+    becomes one result named after it, with ``metrics`` the mean over its finished seeds and
+    ``spread`` the sample standard deviation :math:`\sqrt{\sum_r (m_r - \bar m)^2 / (R - 1)}`
+    (0 for one seed). It is finished when every seed finished, failed when one failed
+    (naming it), else pending. Results of runs that are not repeated pass through unchanged.
+    """
+    groups: dict[str, list[TrialResult]] = {}
+    for result in results:
+        groups.setdefault(result.trial.label, []).append(result)
+    summary: list[TrialResult] = []
+    for label, members in groups.items():
+        if len(members) == 1 and not members[0].trial.configuration:
+            summary.append(members[0])
+            continue
+        finished = [m.metrics for m in members if m.status == FINISHED and m.metrics is not None]
+        keys = [key for key in (finished[0] if finished else {}) if all(key in m for m in finished)]
+        means, spread = {}, {}
+        for key in keys:
+            values = [float(m[key]) for m in finished]
+            means[key] = math.fsum(values) / len(values)
+            spread[key] = (
+                math.sqrt(math.fsum((v - means[key]) ** 2 for v in values) / (len(values) - 1))
+                if len(values) > 1
+                else 0.0
+            )
+        failed = [m for m in members if m.status == FAILED]
+        status = FAILED if failed else (FINISHED if len(finished) == len(members) else PENDING)
+        error = f"{failed[0].trial.name}: {failed[0].error}" if failed else ""
+        seconds = [m.seconds for m in members if m.seconds is not None and math.isfinite(m.seconds)]
+        summary.append(
+            TrialResult(
+                dataclasses.replace(members[0].trial, name=label),
+                status,
+                means if finished else None,
+                error,
+                math.fsum(seconds) if seconds else None,
+                reused=all(m.reused for m in members),
+                spread=spread if finished else None,
+                repeats=len(finished),
+            )
+        )
+    return summary
 
 
 # ----------------------------------------------------------------- best run
@@ -211,25 +288,55 @@ def _scores(metrics: Mapping[str, float]) -> str:
 
 def best_section(spec: SweepSpec, results: Sequence[TrialResult]) -> list[str]:
     """The lines of ``## Best Configuration``."""
-    rule = f"the highest NMI among the runs with R² ≥ {spec.min_r2:g}"
+    repeated = any(r.trial.configuration for r in results)
+    mean = "mean " if repeated else ""
+    rule = f"the highest {mean}NMI among the {'configurations' if repeated else 'runs'} with {mean}R² ≥ {spec.min_r2:g}"
+    if repeated:
+        rule += " (means over each configuration's seeds)"
+    if _has_test_metrics(results):
+        rule += ", on the validation split; the test split is scored once at the end and chooses nothing"
     lines = ["## Best Configuration", "", f"Rule: {rule}.", ""]
+    results = by_configuration(results)
     best, qualified = best_result(results, spec.min_r2)
     if best is None:
         return [*lines, "No run has finished yet."]
     assert best.metrics is not None
     if not qualified:
-        lines += [f"No run reached R² ≥ {spec.min_r2:g}; falling back to the highest NMI of all finished runs.", ""]
+        what = "configuration reached mean" if repeated else "run reached"
+        pool = "mean NMI of all finished configurations" if repeated else "NMI of all finished runs"
+        lines += [f"No {what} R² ≥ {spec.min_r2:g}; falling back to the highest {pool}.", ""]
+    scores = _scores(best.metrics)
+    if best.spread is not None:
+        scores = ", ".join(
+            f"{column} {format_cell(column, (best.metrics.get(key), best.spread.get(key)))}"
+            for column, key in METRIC_COLUMNS.items()
+            if best.metrics.get(key) is not None
+        )
+        scores += f" (mean ± sd over {best.repeats} seeds)"
+    if any(key in best.metrics for key in TEST_COLUMNS.values()):
+        test = ", ".join(
+            f"{column.removeprefix('Test ')} "
+            + format_cell(
+                column,
+                (best.metrics[key], best.spread.get(key)) if best.spread is not None else best.metrics[key],
+            )
+            for column, key in TEST_COLUMNS.items()
+            if key in best.metrics
+        )
+        scores = f"validation {scores}; test split {test}"
     lines += [
-        f"**{best.trial.name}** ({best.trial.phase}): {_scores(best.metrics)}.",
+        f"**{best.trial.name}** ({best.trial.phase}): {scores}.",
         "",
         "```",
         train_command(best.trial.config),
         "```",
     ]
+    # a repeated configuration's command is its first seed's, whose run directory is <name>-s<seed>
+    run_name = f"{best.trial.name}-s{best.trial.config.train.seed}" if best.spread is not None else best.trial.name
     if config_to_mapping(best.trial.config)["evaluate"] != config_to_mapping(RunConfig())["evaluate"]:
         lines += [
             "",
-            f"Its `[evaluate]` section is not the default: add `--config {best.trial.name}/config.toml` for the same evaluation.",
+            f"Its `[evaluate]` section is not the default: add `--config {run_name}/config.toml` for the same evaluation.",
         ]
     return lines
 
@@ -254,7 +361,7 @@ def report_text(
         lines += [
             f"## {phase.name}",
             "",
-            format_table([by_name[t.name] for t in phase.trials if t.name in by_name]),
+            format_table(by_configuration([by_name[t.name] for t in phase.trials if t.name in by_name])),
             "",
         ]
     lines += [*best_section(spec, results), ""]
@@ -267,18 +374,24 @@ def report_text(
 
 def results_csv_text(results: Sequence[TrialResult]) -> str:
     """``results.csv``: the table's rows unrounded, with phase, status, error and every other metric."""
-    shown = {*METRIC_COLUMNS.values(), *COUNT_COLUMNS.values()}
+    shown = {*METRIC_COLUMNS.values(), *COUNT_COLUMNS.values(), *TEST_COLUMNS.values()}
     extra = sorted({key for r in results for key in (r.metrics or {}) if key not in shown})
-    columns = ["Phase", *(name for name, _ in TABLE_COLUMNS), *extra, "status", "error", "seconds"]
+    repeated = ["Configuration", "seed"] if any(r.trial.configuration for r in results) else []
+    tests = list(TEST_COLUMNS) if _has_test_metrics(results) else []
+    columns = ["Phase", *(name for name, _ in TABLE_COLUMNS), *tests, *repeated, *extra, "status", "error", "seconds"]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for result in results:
         row = table_row(result)
+        if not tests:
+            row = {key: value for key, value in row.items() if key not in TEST_COLUMNS}
         row["Notes"] = result.trial.note
         metrics = result.metrics or {}
         row.update({key: metrics.get(key) for key in extra})
         row.update(Phase=result.trial.phase, status=result.status, error=result.error, seconds=result.seconds)
+        if repeated:
+            row.update(Configuration=result.trial.label, seed=result.trial.config.train.seed)
         writer.writerow(
             {
                 key: "" if value is None else (repr(value) if isinstance(value, float) else value)
@@ -342,10 +455,13 @@ def write_plots(spec: SweepSpec, results: Sequence[TrialResult], out: str | Path
     """``out/plots/<key>.png`` for every swept key: NMI, R², Purity and Recon against the key's value.
 
     Each run of :func:`plot_series` is a point labelled with its name; the points of
-    a series are joined by a line.
+    a series are joined by a line. A repeated configuration is one point, its mean
+    (:func:`by_configuration`).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+
+    results = by_configuration(results)
 
     written: list[Path] = []
     for key, file_name in plot_names(spec).items():
@@ -478,6 +594,7 @@ __all__ = [
     "TABLE_COLUMNS",
     "RunSummary",
     "best_result",
+    "by_configuration",
     "compare_runs",
     "comparison_text",
     "format_cell",

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import functools
 import math
 import multiprocessing
@@ -54,6 +55,7 @@ from expfam.experiment.runs import (
     write_info,
     write_metrics,
 )
+from expfam.experiment.stacking import attempt_group, plan_groups
 from expfam.experiment.sweep_spec import Phase, SweepSpec, Trial, load_sweep, parse_sweep
 from expfam.experiment.trials import FAILED, FINISHED, PENDING, TrialResult
 
@@ -67,14 +69,17 @@ Outcome = tuple[str, "Mapping[str, float] | None", str, str, float]
 ERROR_FILE = "error.txt"
 
 
-def train_trial(config: RunConfig, run_dir: Path, *, plots: bool = True) -> dict[str, float]:
+def train_trial(
+    config: RunConfig, run_dir: Path, *, plots: bool = True, devices: int | None = None
+) -> dict[str, float]:
     """The default runner: :func:`expfam.experiment.pipeline.train_run` into ``run_dir``, replacing a partial attempt.
 
-    ``plots=False`` skips the run's four PNGs (they can take longer than a short run's training).
+    ``plots=False`` skips the run's four PNGs (they can take longer than a short run's training);
+    ``devices > 1`` splits each batch over that many devices.
     """
     from expfam.experiment.pipeline import train_run
 
-    return train_run(config, run_dir, overwrite=True, plots=plots)
+    return train_run(config, run_dir, overwrite=True, plots=plots, devices=devices)
 
 
 def _comparable(config: RunConfig) -> dict[str, Any]:
@@ -164,6 +169,9 @@ def run_sweep(
     log: Log | None = None,
     plots: bool = True,
     run_plots: bool = True,
+    stack: int | None = None,
+    vectorize: str = "auto",
+    devices: int | None = None,
 ) -> list[TrialResult]:
     """Run every trial of ``spec`` into ``out/<run name>/`` and write the sweep's report.
 
@@ -183,6 +191,12 @@ def run_sweep(
         log: receives one line per trial event.
         plots: draw ``out/plots/<key>.png`` at the end.
         run_plots: with the default runner, write each run's own plots too.
+        stack: with the default runner, trials that share every shape train together in one
+            compiled program, at most ``stack`` per group (``None``: no cap; 1: one at a time;
+            :mod:`expfam.experiment.stacking`). A custom ``runner`` trains one trial at a time.
+        vectorize: how a stacked group runs (:data:`expfam.experiment.stacked.VECTORIZE`).
+        devices: with the default runner, spread a stacked group's trials over this many
+            devices, or split a lone trial's batches over them.
 
     Returns:
         One result per trial, in sweep order.
@@ -192,11 +206,19 @@ def run_sweep(
             run directory holding another configuration without ``overwrite``.
         KeyboardInterrupt: after writing the aggregate files; finished trials are kept.
     """
+    stacking = runner is None and stack != 1
     if runner is None:
-        runner = train_trial if run_plots else functools.partial(train_trial, plots=False)
+        options: dict[str, Any] = ({} if run_plots else {"plots": False}) | (
+            {} if devices is None else {"devices": devices}
+        )
+        runner = functools.partial(train_trial, **options) if options else train_trial
     say = log or (lambda line: None)
     if jobs < 1:
         raise ConfigurationError(f"jobs must be ≥ 1, got {jobs}", offending="jobs")
+    if stack is not None and stack < 1:
+        raise ConfigurationError(
+            f"stack must be ≥ 1 (trials per group; 1: no stacking), got {stack}", offending="stack"
+        )
     if jobs > 1:
         try:
             pickle.dumps(runner)
@@ -214,7 +236,10 @@ def run_sweep(
         if metrics is None:
             todo.append(trial)
         else:
-            seconds = read_info(out / trial.name).get("total_seconds")
+            info = read_info(out / trial.name)
+            seconds = info.get("total_seconds")
+            if seconds is not None and isinstance(info.get("stack"), dict):  # its share of the group's time
+                seconds = seconds / max(1, int(info["stack"].get("size", 1)))
             results[trial.name] = TrialResult(trial, FINISHED, metrics, seconds=seconds, reused=True)
             say(_describe(results[trial.name]))
     if spec.source and Path(spec.source).is_file():
@@ -240,20 +265,36 @@ def run_sweep(
         say(_describe(results[trial.name]))
         write()
 
-    def start(trial: Trial, index: int, what: str = "training") -> Path:
-        run_dir = out / trial.name
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / ERROR_FILE).unlink(missing_ok=True)
-        say(f"[{index}/{len(todo)}] {trial.name} ({trial.phase}): {what}")
-        return run_dir
+    def start(group: Sequence[Trial], what: str) -> list[Path]:
+        dirs = []
+        for trial in group:
+            run_dir = out / trial.name
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / ERROR_FILE).unlink(missing_ok=True)
+            dirs.append(run_dir)
+        first = positions[group[0].name]
+        if len(group) == 1:
+            say(f"[{first}/{len(todo)}] {group[0].name} ({group[0].phase}): {what}")
+        else:
+            names = ", ".join(trial.name for trial in group)
+            say(f"[{first}–{first + len(group) - 1}/{len(todo)}] stacked group of {len(group)} ({names}): {what}")
+        return dirs
 
+    groups = plan_groups(todo, stack) if stacking else [[trial] for trial in todo]
+    # positions follow the order in which the trials train (a group's trials one after another)
+    positions = {trial.name: position for position, trial in enumerate((t for g in groups for t in g), 1)}
+    units: list[Unit] = []
     write()
     try:
-        if jobs == 1:
-            for index, trial in enumerate(todo, 1):
-                record(trial, attempt_trial(runner, trial.config, start(trial, index)))
-        elif todo:
-            _run_parallel(runner, todo, jobs, start, record)
+        what = "queued" if jobs > 1 else "training"
+        for group in groups:
+            dirs = start(group, what)
+            units.append(Unit(runner, tuple(group), tuple(dirs), run_plots, vectorize, devices))
+            if jobs == 1:
+                for trial, outcome in zip(group, units[-1].attempt(), strict=True):
+                    record(trial, outcome)
+        if jobs > 1 and units:
+            _run_parallel(units, jobs, record)
     finally:
         if plots:
             report.write_plots(spec, list(results.values()), out)
@@ -261,28 +302,46 @@ def run_sweep(
     return list(results.values())
 
 
-def _run_parallel(
-    runner: TrialRunner,
-    todo: Sequence[Trial],
-    jobs: int,
-    start: Callable[[Trial, int, str], Path],
-    record: Callable[[Trial, Outcome], None],
-) -> None:
+@dataclasses.dataclass(frozen=True)
+class Unit:
+    """What one worker trains: one trial with ``runner``, or a stacked group of trials."""
+
+    runner: TrialRunner
+    trials: tuple[Trial, ...]
+    run_dirs: tuple[Path, ...]
+    run_plots: bool = True
+    vectorize: str = "auto"
+    devices: int | None = None
+
+    def attempt(self) -> list[Outcome]:
+        """Per trial ``(status, metrics, error, traceback, seconds)``."""
+        if len(self.trials) == 1:
+            return [attempt_trial(self.runner, self.trials[0].config, self.run_dirs[0])]
+        configs = [trial.config for trial in self.trials]
+        return list(
+            attempt_group(configs, self.run_dirs, plots=self.run_plots, vectorize=self.vectorize, devices=self.devices)
+        )
+
+
+def _attempt_unit(unit: Unit) -> list[Outcome]:
+    return unit.attempt()
+
+
+def _run_parallel(units: Sequence[Unit], jobs: int, record: Callable[[Trial, Outcome], None]) -> None:
     context = multiprocessing.get_context("spawn")
     executor = concurrent.futures.ProcessPoolExecutor(
         max_workers=jobs, mp_context=context, initializer=_ignore_interrupts
     )
     try:
-        futures = {
-            executor.submit(attempt_trial, runner, trial.config, start(trial, index, "queued")): trial
-            for index, trial in enumerate(todo, 1)
-        }
+        futures = {executor.submit(_attempt_unit, unit): unit for unit in units}
         for future in concurrent.futures.as_completed(futures):
+            unit = futures[future]
             try:
-                outcome = future.result()
+                outcomes = future.result()
             except concurrent.futures.process.BrokenProcessPool as error:
-                outcome = (FAILED, None, f"worker process died: {error}", "", math.nan)
-            record(futures[future], outcome)
+                outcomes = [(FAILED, None, f"worker process died: {error}", "", math.nan)] * len(unit.trials)
+            for trial, outcome in zip(unit.trials, outcomes, strict=True):
+                record(trial, outcome)
     except BaseException:
         # Ctrl-C reaches only this process (workers ignore SIGINT): stop the workers with SIGTERM, which
         # a training run turns into a clean interrupt (checkpoint, status "interrupted"), then wait for them

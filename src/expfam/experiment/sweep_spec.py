@@ -7,6 +7,7 @@ A sweep file is TOML::
     prefix = "H"                                     # run names H1, H2, ... (default "T")
     start = 1                                        # first number of the counter (default 1)
     min_r2 = 0.95                                    # R² threshold of the best-run rule (default 0.95)
+    repeats = 3                                      # optional: seeds per configuration (default 1)
 
     [base.model]                                     # the sections of a RunConfig
     n_latent = 128
@@ -22,6 +23,12 @@ A sweep file is TOML::
     runs = [{learning_rate = 1e-3, note = "slower"}, {name = "H10", kl_warmup_steps = 50000}]
     set = {n_steps = 1000}                           # optional: overrides for every run of the phase
     note = "..."                                     # optional: Notes of runs that have none
+    repeats = 3                                      # optional: seeds per run of this phase
+
+Repeats: a run (``runs = [{..., repeats = 3}]``), a phase or the whole file may ask for
+``repeats = R``; the run then trains R times with seeds ``seed, seed + 1, ..., seed + R − 1``,
+as runs named ``<name>-s<seed>`` (one run directory each). The report shows the
+configuration's mean ± standard deviation; ``results.csv`` keeps one row per seed.
 
 Runs are numbered by one counter over the whole file (``prefix`` + number), in
 order; a run's ``name`` replaces its default name but the counter still
@@ -44,6 +51,7 @@ Examples:
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import itertools
 import math
@@ -62,8 +70,8 @@ ALIASES: dict[str, str] = {
     "entropy_w": "train.entropy_weight",
     "post_entropy_w": "train.posterior_entropy_weight",
 }
-TOP_LEVEL_KEYS: tuple[str, ...] = ("title", "description", "prefix", "start", "min_r2", "base", "phases")
-PHASE_KEYS: tuple[str, ...] = ("name", "grid", "runs", "set", "note")
+TOP_LEVEL_KEYS: tuple[str, ...] = ("title", "description", "prefix", "start", "min_r2", "repeats", "base", "phases")
+PHASE_KEYS: tuple[str, ...] = ("name", "grid", "runs", "set", "note", "repeats")
 DEFAULT_MIN_R2 = 0.95
 
 
@@ -77,6 +85,8 @@ class Trial:
         config: the whole configuration (the base with the overrides applied).
         overrides: ``{"section.key": value}`` the phase and the run set on top of the base.
         note: free text for the report's Notes column.
+        configuration: the name of the configuration a repeated run belongs to (its runs
+            differ only in the seed); ``""`` for a run that is not repeated.
     """
 
     name: str
@@ -84,6 +94,12 @@ class Trial:
     config: RunConfig
     overrides: Mapping[str, Any] = field(default_factory=dict)
     note: str = ""
+    configuration: str = ""
+
+    @property
+    def label(self) -> str:
+        """The configuration's name (a run that is not repeated is its own configuration)."""
+        return self.configuration or self.name
 
 
 @dataclass(frozen=True)
@@ -200,6 +216,14 @@ def _grid_runs(grid: Any, where: str) -> list[dict[str, Any]]:
     ]
 
 
+def _repeats(value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigurationError(
+            f"{where} must be a whole number ≥ 1 (seeds per configuration), got {value!r}", offending=where
+        )
+    return value
+
+
 def _check_name(name: str, where: str) -> str:
     if not name.strip() or name in (".", "..") or any(c in name for c in "/\\\0") or name.startswith("."):
         raise ConfigurationError(
@@ -231,6 +255,7 @@ def parse_sweep(mapping: Mapping[str, Any], *, source: str = "") -> SweepSpec:
             "sweep file has no phases; add at least one [[phases]] table with a name and a grid or runs",
             offending="phases",
         )
+    default_repeats = _repeats(mapping.get("repeats", 1), "repeats")
     counter = itertools.count(start)
     names: set[str] = set()
     phases: list[Phase] = []
@@ -246,9 +271,11 @@ def parse_sweep(mapping: Mapping[str, Any], *, source: str = "") -> SweepSpec:
             )
         common = _overrides(_require_table(phase_in.get("set", {}), f"{where} set"), f"{where} set")
         phase_note = _require_str(phase_in.get("note", ""), f"{where} note")
+        phase_repeats = _repeats(phase_in.get("repeats", default_repeats), f"{where} repeats")
         if "grid" in phase_in:
             runs_in: list[dict[str, Any]] = [
-                {"overrides": o, "name": None, "note": phase_note} for o in _grid_runs(phase_in["grid"], where)
+                {"overrides": o, "name": None, "note": phase_note, "repeats": phase_repeats}
+                for o in _grid_runs(phase_in["grid"], where)
             ]
         else:
             if not isinstance(phase_in["runs"], list) or not phase_in["runs"]:
@@ -259,7 +286,10 @@ def parse_sweep(mapping: Mapping[str, Any], *, source: str = "") -> SweepSpec:
                 run = dict(_require_table(run, run_where))
                 name = run.pop("name", None)
                 note = _require_str(run.pop("note", phase_note), f"{run_where} note")
-                runs_in.append({"overrides": _overrides(run, run_where), "name": name, "note": note})
+                repeats = _repeats(run.pop("repeats", phase_repeats), f"{run_where} repeats")
+                runs_in.append(
+                    {"overrides": _overrides(run, run_where), "name": name, "note": note, "repeats": repeats}
+                )
         trials: list[Trial] = []
         for run in runs_in:
             number = next(counter)
@@ -273,7 +303,20 @@ def parse_sweep(mapping: Mapping[str, Any], *, source: str = "") -> SweepSpec:
             names.add(name)
             overrides = {**common, **run["overrides"]}
             config = _apply(base, overrides, run_where)
-            trials.append(Trial(name=name, phase=phase_name, config=config, overrides=overrides, note=run["note"]))
+            if run["repeats"] == 1:
+                trials.append(Trial(name=name, phase=phase_name, config=config, overrides=overrides, note=run["note"]))
+                continue
+            for repeat in range(run["repeats"]):
+                seed = config.train.seed + repeat
+                seeded = dataclasses.replace(config, train=dataclasses.replace(config.train, seed=seed))
+                repeat_name = f"{name}-s{seed}"
+                if repeat_name in names:
+                    raise ConfigurationError(
+                        f"{run_where}: the repeat's run name {repeat_name!r} is used twice; rename a run",
+                        offending=repeat_name,
+                    )
+                names.add(repeat_name)
+                trials.append(Trial(repeat_name, phase_name, seeded, overrides, note=run["note"], configuration=name))
         phases.append(Phase(name=phase_name, trials=tuple(trials)))
     return SweepSpec(
         base=base,

@@ -25,13 +25,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from expfam.errors import TrainingDivergedError
+from expfam.errors import ConfigurationError, TrainingDivergedError
 from expfam.experiment.config import TrainConfig
 from expfam.experiment.streams import stream_key
 from expfam.family import Array
 from expfam.model import Harmonium, Params
-from expfam.objective import ObjectiveSettings, make_loss
+from expfam.objective import ObjectiveSettings, make_weighted_loss, warmup
 from expfam.plugins import Registry
 
 
@@ -65,15 +66,91 @@ def objective_settings(config: TrainConfig) -> ObjectiveSettings:
     )
 
 
+def _warmed_adam(
+    learning_rate: Array, lr_warmup_steps: Array, weight_decay: Array | None = None
+) -> optax.GradientTransformation:
+    """Adam (AdamW with ``weight_decay``) at ``learning_rate · min(1, count / lr_warmup_steps)``."""
+
+    def schedule(count: Array) -> Array:
+        return learning_rate * warmup(count, lr_warmup_steps)
+
+    if weight_decay is None:
+        return optax.adam(schedule)
+    return optax.adamw(schedule, weight_decay=weight_decay)
+
+
+def _warmed_adamw(learning_rate: Array, lr_warmup_steps: Array, weight_decay: Array) -> optax.GradientTransformation:
+    return _warmed_adam(learning_rate, lr_warmup_steps, weight_decay)
+
+
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """Adam (AdamW when ``weight_decay > 0``) with a linear learning-rate warmup, then constant."""
-    if config.lr_warmup_steps > 0:
-        schedule = optax.linear_schedule(0.0, config.learning_rate, config.lr_warmup_steps)
-    else:
-        schedule = optax.constant_schedule(config.learning_rate)
+    r"""Adam (AdamW when ``weight_decay > 0``) with a linear learning-rate warmup, then constant.
+
+    .. math:: \eta_t = \eta \cdot \min(1, t / T_\text{warmup})\quad(\eta_t = \eta \text{ when } T_\text{warmup} = 0)
+
+    The learning rate, its warmup length and the weight decay are optimiser *state*
+    (``optax.inject_hyperparams``), not constants of the compiled step: every trial of a
+    stacked group (:mod:`expfam.experiment.stacked`) carries its own in its own state.
+    """
     if config.weight_decay > 0:
-        return optax.adamw(schedule, weight_decay=config.weight_decay)
-    return optax.adam(schedule)
+        return optax.inject_hyperparams(_warmed_adamw)(
+            learning_rate=config.learning_rate,
+            lr_warmup_steps=config.lr_warmup_steps,
+            weight_decay=config.weight_decay,
+        )
+    return optax.inject_hyperparams(_warmed_adam)(
+        learning_rate=config.learning_rate, lr_warmup_steps=config.lr_warmup_steps
+    )
+
+
+class StepNumbers(NamedTuple):
+    """The loss's per-trial numbers, traced arguments of the compiled step (one compilation serves all).
+
+    ``weights`` is ``{term: weight}`` (the terms of :func:`loss_weights`); the warmups are step
+    counts. The learning rate and its warmup are in the optimiser state (:func:`make_optimizer`).
+    """
+
+    weights: dict[str, Array]
+    kl_warmup_steps: Array
+    conj_warmup_steps: Array
+
+
+def step_numbers(config: TrainConfig, weights: Mapping[str, float] | None = None) -> StepNumbers:
+    """The :class:`StepNumbers` of a training config (``weights`` replaces :func:`loss_weights`)."""
+    weights = loss_weights(config) if weights is None else dict(weights)
+    return StepNumbers(
+        weights={name: jnp.asarray(weight, jnp.result_type(float)) for name, weight in weights.items()},
+        kl_warmup_steps=jnp.asarray(config.kl_warmup_steps, jnp.int32),
+        conj_warmup_steps=jnp.asarray(config.conj_warmup_steps, jnp.int32),
+    )
+
+
+#: The fields of :class:`TrainConfig` that are numbers inside the compiled step (per trial), not its shape.
+TRIAL_NUMBERS: tuple[str, ...] = (
+    "learning_rate",
+    "lr_warmup_steps",
+    "weight_decay",
+    "kl_warmup_steps",
+    "conj_warmup_steps",
+    "conj_weight",
+    "entropy_weight",
+    "posterior_entropy_weight",
+    "recognition_conj_weight",
+    "seed",
+    "loss_weights",
+    "checkpoint_every",
+)
+
+
+def step_shape(config: TrainConfig, weights: Mapping[str, float] | None = None) -> tuple[Any, ...]:
+    """What the compiled step depends on besides the trial numbers: configs with equal shapes share a program.
+
+    The config with the numbers of :data:`TRIAL_NUMBERS` reset, the loss terms' names (in
+    order) and whether the optimiser decays weights.
+    """
+    weights = loss_weights(config) if weights is None else dict(weights)
+    reset = {name: getattr(TrainConfig(), name) for name in TRIAL_NUMBERS}
+    return (dataclasses.replace(config, **reset), tuple(weights), config.weight_decay > 0)
 
 
 class TrainState(NamedTuple):
@@ -99,6 +176,40 @@ def _all_finite(tree: Any) -> Array:
 
 Chunk = Callable[..., tuple[TrainState, dict[str, Array]]]
 
+
+def device_mesh(devices: int | None, axis: str) -> Mesh | None:
+    """A one-axis mesh over the first ``devices`` devices (``None`` for one device or ``None``).
+
+    Raises:
+        ConfigurationError: fewer devices are visible than asked for.
+    """
+    if devices is None or devices == 1:
+        return None
+    available = jax.devices()
+    if devices < 1 or devices > len(available):
+        raise ConfigurationError(
+            f"--devices {devices}: {len(available)} {jax.default_backend()} device(s) visible; ask for 1 to "
+            f"{len(available)} (on a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N makes N host devices)",
+            offending=devices,
+        )
+    return Mesh(np.array(available[:devices]), (axis,))
+
+
+def partition(*axes: str | None) -> PartitionSpec:
+    """``PartitionSpec(*axes)``: dimension ``i`` split over mesh axis ``axes[i]`` (``None``: not split)."""
+    return PartitionSpec(*axes)  # type: ignore[no-untyped-call]
+
+
+def check_batch_split(config: TrainConfig, devices: int | None) -> None:
+    """A data-parallel run splits each batch evenly: ``batch_size`` must be a multiple of ``devices``."""
+    if devices is not None and devices > 1 and config.batch_size % devices:
+        raise ConfigurationError(
+            f"batch_size {config.batch_size} does not split over {devices} devices; "
+            f"use a multiple of {devices} (e.g. {devices * max(1, config.batch_size // devices)})",
+            offending="batch_size",
+        )
+
+
 #: Compiled chunks, least recently used first: ``{key: (chunk, (registry, optimizer))}``. The
 #: registry and optimizer are kept with their chunk so that their ``id()`` in the key stays theirs.
 _CHUNK_CACHE: collections.OrderedDict[tuple[Any, ...], tuple[Chunk, tuple[Any, Any]]] = collections.OrderedDict()
@@ -112,41 +223,46 @@ def clear_chunk_cache() -> None:
     _CHUNK_CACHE.clear()
 
 
-def make_chunk(
+#: ``step(numbers, data, state, _) -> (state, {"loss": ..., term: value})``: one training step.
+Step = Callable[[StepNumbers, Array, TrainState, None], tuple[TrainState, dict[str, Array]]]
+
+
+def make_step(
     model: Harmonium,
     config: TrainConfig,
+    names: tuple[str, ...],
     *,
-    weights: Mapping[str, float] | None = None,
     registry: Registry | None = None,
-    optimizer: optax.GradientTransformation | None = None,
-) -> Callable[..., tuple[TrainState, dict[str, Array]]]:
-    """A jitted ``chunk(state, data, length)`` running ``length`` steps; returns per-step loss and term values.
+    optimizer: optax.GradientTransformation,
+    batch_sharding: NamedSharding | None = None,
+) -> Step:
+    """One training step, shared by the solo chunk and the stacked (vmapped) chunk.
 
-    The data is an argument, not a constant, so one compiled chunk serves every
-    run with the same model and training settings (the reference runs only set the
-    initial key): compiled chunks are cached on that key. ``optimizer`` replaces
-    :func:`make_optimizer`'s Adam (any ``optax.GradientTransformation``).
+    ``step(numbers, data, state, _)`` draws a batch of ``config.batch_size`` rows of ``data``
+    with ``fold_in(data_key, step)``, evaluates the loss terms ``names`` weighted by
+    ``numbers.weights`` with ``fold_in(key, step)``, and applies ``optimizer``. A step whose
+    loss, term values or new parameters are not finite is not applied, and from then on the
+    state stays frozen with ``bad_step`` set to that step. With ``batch_sharding`` the batch is
+    split over that sharding's devices (data parallel; the parameters stay replicated).
     """
-    weights = loss_weights(config) if weights is None else dict(weights)
-    cache_key = (
-        model,
-        dataclasses.replace(config, seed=0),
-        tuple(sorted(weights.items())),
-        id(registry),
-        id(optimizer),
-    )
-    if cache_key in _CHUNK_CACHE:
-        _CHUNK_CACHE.move_to_end(cache_key)
-        return _CHUNK_CACHE[cache_key][0]
-    optimizer = make_optimizer(config) if optimizer is None else optimizer
-    loss_fn = make_loss(model, weights, objective_settings(config), rho_mode=config.rho_mode, registry=registry)
+    loss_fn = make_weighted_loss(model, names, rho_mode=config.rho_mode, registry=registry)
 
-    def step(data: Array, state: TrainState, _: None) -> tuple[TrainState, dict[str, Array]]:
+    def step(numbers: StepNumbers, data: Array, state: TrainState, _: None) -> tuple[TrainState, dict[str, Array]]:
+        settings = ObjectiveSettings(
+            kl_warmup_steps=numbers.kl_warmup_steps,
+            conj_warmup_steps=numbers.conj_warmup_steps,
+            n_mc_samples=config.n_mc_samples,
+            n_prior_samples=config.n_conj_samples,
+        )
         batch_key = jax.random.fold_in(state.data_key, state.step)
         loss_key = jax.random.fold_in(state.key, state.step)
         index = jax.random.randint(batch_key, (config.batch_size,), 0, data.shape[0])
         batch = data[index]
-        (loss, values), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, loss_key, state.step)
+        if batch_sharding is not None:
+            batch = jax.lax.with_sharding_constraint(batch, batch_sharding)  # type: ignore[no-untyped-call]
+        (loss, values), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, batch, loss_key, state.step, numbers.weights, settings
+        )
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         healthy = (state.bad_step < 0) & jnp.isfinite(loss) & _all_finite(values) & _all_finite(params)
@@ -165,14 +281,78 @@ def make_chunk(
         )
         return new_state, {"loss": loss, **values}
 
-    @functools.partial(jax.jit, static_argnames="length")
-    def chunk(state: TrainState, data: Array, length: int) -> tuple[TrainState, dict[str, Array]]:
-        return jax.lax.scan(functools.partial(step, data), state, None, length=length)
+    return step
 
-    _CHUNK_CACHE[cache_key] = (chunk, (registry, optimizer))
+
+def cached_program(
+    kind: str,
+    model: Harmonium,
+    config: TrainConfig,
+    weights: Mapping[str, float] | None,
+    registry: Registry | None,
+    optimizer: optax.GradientTransformation | None,
+    build: Callable[[Step], Chunk],
+    *,
+    devices: int | None = None,
+    batch_sharding: NamedSharding | None = None,
+) -> Chunk:
+    """The compiled program ``kind`` for this shape, from the cache or built from :func:`make_step`.
+
+    The key is the model, :func:`step_shape` (not the per-trial numbers), the registry and, for
+    a caller's own optimiser, its identity (the default one's numbers are in its state).
+    """
+    cache_key = (kind, model, step_shape(config, weights), id(registry), id(optimizer), devices)
+    if cache_key in _CHUNK_CACHE:
+        _CHUNK_CACHE.move_to_end(cache_key)
+        return _CHUNK_CACHE[cache_key][0]
+    names = tuple(loss_weights(config) if weights is None else weights)
+    step = make_step(
+        model,
+        config,
+        names,
+        registry=registry,
+        optimizer=make_optimizer(config) if optimizer is None else optimizer,
+        batch_sharding=batch_sharding,
+    )
+    program = build(step)
+    _CHUNK_CACHE[cache_key] = (program, (registry, optimizer))
     while len(_CHUNK_CACHE) > CHUNK_CACHE_SIZE:
         _CHUNK_CACHE.popitem(last=False)
-    return chunk
+    return program
+
+
+def make_chunk(
+    model: Harmonium,
+    config: TrainConfig,
+    *,
+    weights: Mapping[str, float] | None = None,
+    registry: Registry | None = None,
+    optimizer: optax.GradientTransformation | None = None,
+    devices: int | None = None,
+) -> Chunk:
+    """A jitted ``chunk(state, data, numbers, length)`` running ``length`` steps; returns per-step loss and term values.
+
+    ``numbers`` is :func:`step_numbers` of the config. The data and the numbers are
+    arguments, not constants, so one compiled chunk serves every run with the same model
+    and training shape (:func:`step_shape`): compiled chunks are cached on that key.
+    ``optimizer`` replaces :func:`make_optimizer`'s Adam (any ``optax.GradientTransformation``).
+    ``devices > 1`` splits each batch over that many devices (:func:`device_mesh`).
+    """
+    mesh = device_mesh(devices, "batch")
+    sharding = NamedSharding(mesh, partition("batch")) if mesh is not None else None
+
+    def build(step: Step) -> Chunk:
+        @functools.partial(jax.jit, static_argnames="length")
+        def chunk(
+            state: TrainState, data: Array, numbers: StepNumbers, length: int
+        ) -> tuple[TrainState, dict[str, Array]]:
+            return jax.lax.scan(functools.partial(step, numbers, data), state, None, length=length)
+
+        return chunk
+
+    return cached_program(
+        "solo", model, config, weights, registry, optimizer, build, devices=devices, batch_sharding=sharding
+    )
 
 
 @dataclass
@@ -224,6 +404,22 @@ def initial_state(params: Params, config: TrainConfig, optimizer: optax.Gradient
     )
 
 
+def accept_chunk(
+    model: Harmonium, config: TrainConfig, state: TrainState, piece: Mapping[str, np.ndarray], done: int
+) -> TrainState:
+    """The state after a chunk that started at step ``done``, ready to commit.
+
+    Raises :class:`~expfam.errors.TrainingDivergedError` when the chunk hit a non-finite
+    step (``piece`` is its per-step history); in analytic ρ mode stores the fitted ``ρ_y``.
+    """
+    bad_step = int(state.bad_step)
+    if bad_step >= 0:
+        raise _diverged(dict(piece), done, bad_step, state.params)
+    if config.rho_mode == "analytic":
+        state = state._replace(params=_store_fitted_correction(model, state.params, config, int(state.step)))
+    return state
+
+
 #: ``checkpoint(state)``: called with a complete state to be written (see :mod:`expfam.experiment.checkpoints`).
 CheckpointCallback = Callable[[TrainState], None]
 
@@ -241,6 +437,7 @@ def train(
     start: TrainState | None = None,
     checkpoint: CheckpointCallback | None = None,
     checkpoint_every: int = 0,
+    devices: int | None = None,
 ) -> TrainResult:
     """Train ``params`` on ``data`` up to step ``config.n_steps``.
 
@@ -264,6 +461,8 @@ def train(
         checkpoint: called with the state every ``checkpoint_every`` chunks, after the
             last chunk, and before re-raising ``KeyboardInterrupt``.
         checkpoint_every: chunks between checkpoints (0: only at the end and on interrupt).
+        devices: split each batch over this many devices (data parallel, parameters
+            replicated; the same numbers as one device to float rounding). ``None``: one.
 
     Returns:
         The final parameters and the per-step history of the steps run here.
@@ -274,24 +473,27 @@ def train(
         KeyboardInterrupt: Ctrl-C (or SIGTERM turned into it by the caller), after
             ``checkpoint`` was given the last complete state.
     """
-    optimizer = make_optimizer(config) if optimizer is None else optimizer
-    chunk = make_chunk(model, config, weights=weights, registry=registry, optimizer=optimizer)
+    # the default optimiser's numbers are its state, so its chunk is shared by every config of a shape
+    check_batch_split(config, devices)
+    chunk = make_chunk(model, config, weights=weights, registry=registry, optimizer=optimizer, devices=devices)
+    numbers = step_numbers(config, weights)
     data = jnp.asarray(data)
-    state = initial_state(params, config, optimizer) if start is None else start
+    if start is None:
+        state = initial_state(params, config, make_optimizer(config) if optimizer is None else optimizer)
+    else:
+        state = start
+    mesh = device_mesh(devices, "batch")
+    if mesh is not None:  # replicated over the mesh: each device holds the state, the data and the numbers
+        data, state, numbers = jax.device_put((data, state, numbers), NamedSharding(mesh, partition()))
     pieces: list[dict[str, np.ndarray]] = []
     done = first = int(state.step)
     chunks = 0
     try:
         while done < config.n_steps:
             take = min(config.log_every, config.n_steps - done)
-            new_state, values = chunk(state, data, length=take)
+            new_state, values = chunk(state, data, numbers, length=take)
             piece = {name: np.asarray(series) for name, series in values.items()}
-            bad_step = int(new_state.bad_step)
-            if bad_step >= 0:
-                raise _diverged(piece, done, bad_step, new_state.params)
-            if config.rho_mode == "analytic":
-                new_params = _store_fitted_correction(model, new_state.params, config, done + take)
-                new_state = new_state._replace(params=new_params)
+            new_state = accept_chunk(model, config, new_state, piece, done)
             pieces.append(piece)
             if callback is not None:  # before the state is committed: an interrupt here checkpoints the previous one
                 callback(done + take, new_state.params, piece)

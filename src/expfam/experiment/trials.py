@@ -27,6 +27,9 @@ class TrialResult:
         seconds: wall time of the attempt; for a trial read back, ``total_seconds`` of
             its ``run.json`` where there is one.
         reused: the trial had finished earlier and was read back from its run directory.
+        spread: for a repeated configuration's summary (:func:`expfam.experiment.report.by_configuration`),
+            the standard deviation over its seeds of each metric in ``metrics`` (then the means).
+        repeats: how many seeds ``metrics`` summarises.
     """
 
     trial: Trial
@@ -35,3 +38,5 @@ class TrialResult:
     error: str = ""
     seconds: float | None = None
     reused: bool = False
+    spread: Mapping[str, float] | None = None
+    repeats: int = 1
