@@ -55,7 +55,8 @@ from expfam.experiment.runs import (
 )
 from expfam.experiment.streams import run_keys
 from expfam.experiment.summary import SUMMARY_COLUMNS, collapse_warning, compact_float, format_summary, summary_row
-from expfam.experiment.training import TrainState, make_optimizer, train
+from expfam.experiment.training import TrainState, check_block_schedule, make_optimizer, train
+from expfam.experiment.usage import usage_metrics
 from expfam.model import Harmonium, Params
 from expfam.plugins import Registry, get_registry
 
@@ -138,6 +139,7 @@ def prepare_run(config: RunConfig, *, registry: Registry | None = None) -> Prepa
     options = observable_options(config, registry)
     blocks = resolve_blocks(parse_blocks(config.model.block), registry)
     check_loss_weights(config, registry)
+    check_block_schedule(config.train, blocks)
     registry.dataset(config.data.dataset)
     split = load_dataset(
         config.data.dataset,
@@ -334,6 +336,7 @@ def _train_and_write(
         piece = {("elbo" if name == config.train.elbo_estimator else name): value for name, value in piece.items()}
         row = _history_row(step, piece)
         row.update(quick_metrics(model, current, split.x_test, split.y_test, keys["progress"]))
+        row.update(usage_metrics(model, current, split.x_test))
         rows.append(row)
         if run_dir is not None:
             write_history(run_dir, rows)

@@ -26,8 +26,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from expfam.errors import TrainingDivergedError
-from expfam.experiment.config import TrainConfig
+from expfam.errors import ConfigurationError, TrainingDivergedError
+from expfam.experiment.config import TrainConfig, parse_block_schedule
 from expfam.experiment.streams import stream_key
 from expfam.family import Array
 from expfam.model import Harmonium, Params
@@ -65,15 +65,63 @@ def objective_settings(config: TrainConfig) -> ObjectiveSettings:
     )
 
 
+class HoldState(NamedTuple):
+    """The state of :func:`hold_blocks`: the number of updates seen so far (the step)."""
+
+    step: Array
+
+
+def hold_blocks(starts: Mapping[str, int]) -> optax.GradientTransformation:
+    r"""Zero the updates of each interaction block ``name`` before step ``starts[name]``.
+
+    ``u_t[\text{block}] \leftarrow u_t[\text{block}] \cdot \mathbb 1[t \ge \text{start}]``; chained
+    after Adam, so the block's Adam moments keep following its gradient while it is held and
+    its first update is of the usual size. Other parameters pass through unchanged.
+    """
+
+    def init(params: Any) -> HoldState:
+        return HoldState(step=jnp.zeros((), jnp.int32))
+
+    def update(updates: Any, state: HoldState, params: Any = None) -> tuple[Any, HoldState]:
+        blocks = dict(updates["likelihood"]["blocks"])
+        for name, start in starts.items():
+            blocks[name] = jnp.where(state.step >= start, blocks[name], jnp.zeros_like(blocks[name]))
+        held = {**updates, "likelihood": {**updates["likelihood"], "blocks": blocks}}
+        return held, HoldState(step=optax.safe_int32_increment(state.step))
+
+    return optax.GradientTransformation(init, update)
+
+
+def check_block_schedule(config: TrainConfig, block_names: tuple[str, ...]) -> None:
+    """Every block the schedule names is one of the model's ``block_names`` (else a one-line error).
+
+    Raises:
+        ConfigurationError: naming the unknown block and the model's blocks.
+    """
+    for name in parse_block_schedule(config.block_schedule):
+        if name not in block_names:
+            raise ConfigurationError(
+                f"[train] block_schedule names block {name!r}, which the model does not have; "
+                f"its blocks are {', '.join(block_names)} (e.g. --block full --block-schedule xyk:1000,xk:1000)",
+                offending="block_schedule",
+            )
+
+
+def delayed_blocks(config: TrainConfig) -> dict[str, int]:
+    """``{block: start step}`` of the blocks that :attr:`TrainConfig.block_schedule` starts after step 0."""
+    return {name: start for name, start in parse_block_schedule(config.block_schedule).items() if start > 0}
+
+
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """Adam (AdamW when ``weight_decay > 0``) with a linear learning-rate warmup, then constant."""
+    """Adam (AdamW when ``weight_decay > 0``) with a linear learning-rate warmup, then constant;
+    followed by :func:`hold_blocks` when the block schedule starts a block after step 0."""
     if config.lr_warmup_steps > 0:
         schedule = optax.linear_schedule(0.0, config.learning_rate, config.lr_warmup_steps)
     else:
         schedule = optax.constant_schedule(config.learning_rate)
-    if config.weight_decay > 0:
-        return optax.adamw(schedule, weight_decay=config.weight_decay)
-    return optax.adam(schedule)
+    adam = optax.adamw(schedule, weight_decay=config.weight_decay) if config.weight_decay > 0 else optax.adam(schedule)
+    delayed = delayed_blocks(config)
+    return optax.chain(adam, hold_blocks(delayed)) if delayed else adam
 
 
 class TrainState(NamedTuple):
@@ -206,8 +254,27 @@ def _store_fitted_correction(model: Harmonium, params: Params, config: TrainConf
     return {**params, "rho_y": rho_y}
 
 
+def scheduled_params(params: Params, config: TrainConfig) -> Params:
+    """``params`` with every block that the block schedule starts after step 0 set to zero.
+
+    With the blocks ``xyk`` and ``xk`` at zero the full model is the hierarchical one
+    (their offsets, adjoints and the cluster correction ``ρ_k`` all vanish), so a
+    schedule ``xyk:s,xk:s`` trains the hierarchical model until step ``s``.
+    """
+    delayed = delayed_blocks(config)
+    if not delayed:
+        return params
+    blocks = {
+        name: jnp.zeros_like(value) if name in delayed else value
+        for name, value in params["likelihood"]["blocks"].items()
+    }
+    return {**params, "likelihood": {**params["likelihood"], "blocks": blocks}}
+
+
 def initial_state(params: Params, config: TrainConfig, optimizer: optax.GradientTransformation) -> TrainState:
-    """The state at step 0: the optimiser's initial state and the run's ``train`` and ``data`` streams."""
+    """The state at step 0: ``params`` (delayed blocks zeroed by :func:`scheduled_params`), the
+    optimiser's initial state and the run's ``train`` and ``data`` streams."""
+    params = scheduled_params(params, config)
     return TrainState(
         params=params,
         opt_state=optimizer.init(params),
@@ -268,6 +335,7 @@ def train(
         KeyboardInterrupt: Ctrl-C (or SIGTERM turned into it by the caller), after
             ``checkpoint`` was given the last complete state.
     """
+    check_block_schedule(config, model.block_names)
     optimizer = make_optimizer(config) if optimizer is None else optimizer
     chunk = make_chunk(model, config, weights=weights, registry=registry, optimizer=optimizer)
     data = jnp.asarray(data)
