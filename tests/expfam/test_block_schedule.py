@@ -11,7 +11,12 @@ import pytest
 
 from expfam.builder import build_model
 from expfam.errors import ConfigurationError
-from expfam.experiment.config import TrainConfig, config_from_mapping, parse_block_schedule
+from expfam.experiment.config import (
+    TrainConfig,
+    config_from_mapping,
+    parse_block_learning_rates,
+    parse_block_schedule,
+)
 from expfam.experiment.pipeline import prepare_run
 from expfam.experiment.training import initial_state, make_optimizer, train
 
@@ -122,3 +127,28 @@ def test_initial_state_zeroes_the_delayed_blocks_of_any_initialisation(data):
     assert not np.any(state.params["likelihood"]["blocks"]["xk"])
     np.testing.assert_array_equal(state.params["likelihood"]["blocks"]["xyk"], params["likelihood"]["blocks"]["xyk"])
     np.testing.assert_array_equal(state.params["likelihood"]["blocks"]["xy"], params["likelihood"]["blocks"]["xy"])
+
+
+def test_block_learning_rates_parse_and_refuse_bad_factors():
+    assert parse_block_learning_rates("xyk:0.1, xk:2") == {"xyk": 0.1, "xk": 2.0}
+    for text, match in (("xk:0", r"'xk:0' is not NAME:FACTOR with a factor > 0"), ("xk:0.1,xk:1", r"twice")):
+        with pytest.raises(ConfigurationError, match=match):
+            config_from_mapping({"train": {"block_learning_rates": text}})
+
+
+def test_a_block_learning_rate_scales_that_block_s_adam_steps_only():
+    """Adam's step is the same for every coordinate under a constant gradient, so the scaled
+    block's step is exactly the factor times the others' (and zero while it is held)."""
+    config = dataclasses.replace(TINY, lr_warmup_steps=0, block_learning_rates="xk:0.25", block_schedule="xk:2")
+    optimizer = make_optimizer(config)
+    params = {"likelihood": {"a": jnp.zeros(3), "blocks": {"xy": jnp.zeros(2), "xk": jnp.zeros(2)}}}
+    grads = jax.tree.map(jnp.ones_like, params)
+    state = optimizer.init(params)
+    steps = []
+    for _ in range(3):
+        updates, state = optimizer.update(grads, state, params)
+        steps.append(updates["likelihood"])
+    for step in steps:
+        np.testing.assert_allclose(step["blocks"]["xy"], step["a"][:2], rtol=1e-6)
+    assert not np.any(steps[0]["blocks"]["xk"]) and not np.any(steps[1]["blocks"]["xk"])
+    np.testing.assert_allclose(steps[2]["blocks"]["xk"], 0.25 * steps[2]["a"][:2], rtol=1e-6)

@@ -134,6 +134,7 @@ class TrainConfig:
     log_every: int = 250
     checkpoint_every: int = 4
     block_schedule: str = ""
+    block_learning_rates: str = ""
     loss_weights: Options = field(default_factory=Options)
 
 
@@ -332,6 +333,38 @@ def parse_block_schedule(text: str) -> dict[str, int]:
     return schedule
 
 
+def parse_block_learning_rates(text: str) -> dict[str, float]:
+    """``"xyk:0.1,xk:0.1"`` as ``{"xyk": 0.1, "xk": 0.1}``: each named block's learning rate as a
+    multiple of ``learning_rate`` (blocks not named: 1). The empty text is no scaling.
+
+    Raises:
+        ConfigurationError: an item that is not ``NAME:FACTOR`` with a finite ``FACTOR > 0``, or a
+            block named twice.
+    """
+    factors: dict[str, float] = {}
+    for item in (piece.strip() for piece in text.split(",")):
+        if not item:
+            continue
+        name, sep, value = (part.strip() for part in item.partition(":"))
+        try:
+            factor = float(value)
+        except ValueError:
+            factor = math.nan
+        if not sep or not name or not math.isfinite(factor) or factor <= 0:
+            raise ConfigurationError(
+                f"[train] block_learning_rates item {item!r} is not NAME:FACTOR with a factor > 0; "
+                "write e.g. 'xyk:0.1,xk:0.1'",
+                offending="block_learning_rates",
+            )
+        if name in factors:
+            raise ConfigurationError(
+                f"[train] block_learning_rates names block {name!r} twice; give each block one factor",
+                offending="block_learning_rates",
+            )
+        factors[name] = factor
+    return factors
+
+
 def _check(condition: bool, message: str, key: str) -> None:
     if not condition:
         raise ConfigurationError(message, offending=key)
@@ -381,6 +414,7 @@ def validate_config(config: RunConfig) -> None:
         "rho_mode",
     )
     parse_block_schedule(train.block_schedule)
+    parse_block_learning_rates(train.block_learning_rates)
     _check(
         0.0 < data.test_fraction < 1.0, f"test_fraction must be in (0, 1), got {data.test_fraction}", "test_fraction"
     )
@@ -415,6 +449,7 @@ __all__ = [
     "config_to_toml",
     "default_config",
     "load_config",
+    "parse_block_learning_rates",
     "parse_block_schedule",
     "validate_config",
 ]

@@ -27,7 +27,7 @@ import numpy as np
 import optax
 
 from expfam.errors import ConfigurationError, TrainingDivergedError
-from expfam.experiment.config import TrainConfig, parse_block_schedule
+from expfam.experiment.config import TrainConfig, parse_block_learning_rates, parse_block_schedule
 from expfam.experiment.streams import stream_key
 from expfam.family import Array
 from expfam.model import Harmonium, Params
@@ -92,19 +92,44 @@ def hold_blocks(starts: Mapping[str, int]) -> optax.GradientTransformation:
     return optax.GradientTransformation(init, update)
 
 
+def scale_blocks(factors: Mapping[str, float]) -> optax.GradientTransformation:
+    r"""Multiply the updates of each interaction block ``name`` by ``factors[name]``.
+
+    Chained after Adam, ``u_t[\text{block}] \leftarrow \text{factor}\cdot u_t[\text{block}]`` is a
+    per-block learning rate ``factor · learning_rate`` (Adam's step is scale-free in the gradient,
+    so scaling the gradient instead would do nothing). Other parameters pass through unchanged.
+    """
+
+    def init(params: Any) -> optax.EmptyState:
+        return optax.EmptyState()
+
+    def update(updates: Any, state: optax.EmptyState, params: Any = None) -> tuple[Any, optax.EmptyState]:
+        blocks = dict(updates["likelihood"]["blocks"])
+        for name, factor in factors.items():
+            blocks[name] = factor * blocks[name]
+        return {**updates, "likelihood": {**updates["likelihood"], "blocks": blocks}}, state
+
+    return optax.GradientTransformation(init, update)
+
+
 def check_block_schedule(config: TrainConfig, block_names: tuple[str, ...]) -> None:
-    """Every block the schedule names is one of the model's ``block_names`` (else a one-line error).
+    """Every block that the block schedule or the block learning rates name is one of the model's
+    ``block_names`` (else a one-line error).
 
     Raises:
         ConfigurationError: naming the unknown block and the model's blocks.
     """
-    for name in parse_block_schedule(config.block_schedule):
-        if name not in block_names:
-            raise ConfigurationError(
-                f"[train] block_schedule names block {name!r}, which the model does not have; "
-                f"its blocks are {', '.join(block_names)} (e.g. --block full --block-schedule xyk:1000,xk:1000)",
-                offending="block_schedule",
-            )
+    for key, names in (
+        ("block_schedule", parse_block_schedule(config.block_schedule)),
+        ("block_learning_rates", parse_block_learning_rates(config.block_learning_rates)),
+    ):
+        for name in names:
+            if name not in block_names:
+                raise ConfigurationError(
+                    f"[train] {key} names block {name!r}, which the model does not have; "
+                    f"its blocks are {', '.join(block_names)} (e.g. --block full --block-schedule xyk:1000,xk:1000)",
+                    offending=key,
+                )
 
 
 def delayed_blocks(config: TrainConfig) -> dict[str, int]:
@@ -114,14 +139,17 @@ def delayed_blocks(config: TrainConfig) -> dict[str, int]:
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
     """Adam (AdamW when ``weight_decay > 0``) with a linear learning-rate warmup, then constant;
-    followed by :func:`hold_blocks` when the block schedule starts a block after step 0."""
+    followed by :func:`scale_blocks` when blocks have their own learning rates and by
+    :func:`hold_blocks` when the block schedule starts a block after step 0."""
     if config.lr_warmup_steps > 0:
         schedule = optax.linear_schedule(0.0, config.learning_rate, config.lr_warmup_steps)
     else:
         schedule = optax.constant_schedule(config.learning_rate)
     adam = optax.adamw(schedule, weight_decay=config.weight_decay) if config.weight_decay > 0 else optax.adam(schedule)
+    factors = {name: f for name, f in parse_block_learning_rates(config.block_learning_rates).items() if f != 1.0}
     delayed = delayed_blocks(config)
-    return optax.chain(adam, hold_blocks(delayed)) if delayed else adam
+    parts = [adam, *([scale_blocks(factors)] if factors else []), *([hold_blocks(delayed)] if delayed else [])]
+    return optax.chain(*parts) if len(parts) > 1 else adam
 
 
 class TrainState(NamedTuple):
