@@ -7,7 +7,8 @@ lr 1.5e-3, warmups 500 / 1200 / 2000, conj 0.1, entropy weights 5 and 10, batch 
 * ``hierarchical`` — the ``hierarchical`` block set;
 * ``full`` — the ``full`` block set with every block from step 0 (``block_schedule = ""``);
 * ``remedy`` — the ``full`` block set with the remedy's overrides (``--remedy KEY=VALUE``,
-  default ``block_schedule=xyk:1000,xk:1000``: the hierarchical model until step 1000);
+  default ``block_schedule=xyk:500,xk:500`` and ``block_learning_rates=xyk:0.1,xk:0.1``: the
+  hierarchical model until step 500, then the cluster blocks at a tenth of the learning rate);
 * ``kmeans`` — scikit-learn's ``KMeans(K, n_init=10)`` on the same training split;
 
 all scored on the same test split. Prints a table of NMI (mean ± sd), active clusters
@@ -21,7 +22,7 @@ read back instead of retrained, so an interrupted benchmark continues where it s
 Run (make the dev set first, see benchmarks/make_mnist_dev.py)::
 
     python benchmarks/collapse.py --data mnist_dev.npz --seeds 3 --out runs/collapse
-    python benchmarks/collapse.py --data mnist_dev.npz --methods remedy --remedy block_schedule=xyk:500,xk:500
+    python benchmarks/collapse.py --data mnist_dev.npz --methods remedy --remedy block_schedule=xyk:1000,xk:1000
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ PROTOCOL: dict[str, dict[str, Any]] = {
     },
 }
 METHODS: tuple[str, ...] = ("hierarchical", "full", "remedy", "kmeans")
-DEFAULT_REMEDY: tuple[str, ...] = ("block_schedule=xyk:1000,xk:1000",)
+DEFAULT_REMEDY: tuple[str, ...] = ("block_schedule=xyk:500,xk:500", "block_learning_rates=xyk:0.1,xk:0.1")
 
 
 def parse_value(text: str) -> object:
