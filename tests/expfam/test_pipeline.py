@@ -72,6 +72,10 @@ def test_train_run_writes_a_complete_run_directory(small_run):
     history = read_history(out)
     assert [row["step"] for row in history] == [100, 200, 300]
     assert {"loss", "elbo", "conjugation", "prior_entropy", "posterior_entropy", "nmi", "r2"} <= set(history[0])
+    usage = {"active", "usage_entropy", "usage_max", "prior_max", "norm_xy", "rho_k_norm", "rho_y_norm"}
+    assert usage <= set(history[0])
+    assert all(1 <= row["active"] <= 10 and 0 <= row["usage_entropy"] <= np.log(10) + 1e-6 for row in history)
+    assert history[-1]["active"] == small_run["metrics"]["active_clusters"]  # same params, same test split
     assert [event[:2] for event in small_run["progress"]] == [(100, 300), (200, 300), (300, 300)]
     assert any(line.startswith("data: digits") for line in small_run["log"])
     assert set(small_run["metrics"]) == {

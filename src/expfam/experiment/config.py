@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import tomllib
 import typing
 from collections.abc import Iterator, Mapping
@@ -132,6 +133,8 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 250
     checkpoint_every: int = 4
+    block_schedule: str = ""
+    block_learning_rates: str = ""
     loss_weights: Options = field(default_factory=Options)
 
 
@@ -320,6 +323,73 @@ def config_to_toml(config: RunConfig) -> str:
     return "\n".join(lines)
 
 
+def parse_block_schedule(text: str) -> dict[str, int]:
+    """``"xyk:1000,xk:1000"`` as ``{"xyk": 1000, "xk": 1000}``: the step at which each named block starts.
+
+    A block named with step ``s > 0`` starts at zero and its updates are held at zero
+    before step ``s`` (docs/collapse.md); blocks not named start at step 0. The empty
+    text is no schedule.
+
+    Raises:
+        ConfigurationError: an item that is not ``NAME:STEP`` with a whole ``STEP ≥ 0``, or a
+            block named twice.
+    """
+    schedule: dict[str, int] = {}
+    for item in (piece.strip() for piece in text.split(",")):
+        if not item:
+            continue
+        name, sep, step_text = (part.strip() for part in item.partition(":"))
+        if not sep or not name or re.fullmatch(r"[+-]?\d+", step_text) is None:
+            raise ConfigurationError(
+                f"[train] block_schedule item {item!r} is not NAME:STEP; write e.g. 'xyk:1000,xk:1000'",
+                offending="block_schedule",
+            )
+        if int(step_text) < 0:
+            raise ConfigurationError(
+                f"[train] block_schedule: block {name!r} starts at step {step_text}; steps must be ≥ 0 (0: from the start)",
+                offending="block_schedule",
+            )
+        if name in schedule:
+            raise ConfigurationError(
+                f"[train] block_schedule names block {name!r} twice; give each block one start step",
+                offending="block_schedule",
+            )
+        schedule[name] = int(step_text)
+    return schedule
+
+
+def parse_block_learning_rates(text: str) -> dict[str, float]:
+    """``"xyk:0.1,xk:0.1"`` as ``{"xyk": 0.1, "xk": 0.1}``: each named block's learning rate as a
+    multiple of ``learning_rate`` (blocks not named: 1). The empty text is no scaling.
+
+    Raises:
+        ConfigurationError: an item that is not ``NAME:FACTOR`` with a finite ``FACTOR > 0``, or a
+            block named twice.
+    """
+    factors: dict[str, float] = {}
+    for item in (piece.strip() for piece in text.split(",")):
+        if not item:
+            continue
+        name, sep, value = (part.strip() for part in item.partition(":"))
+        try:
+            factor = float(value)
+        except ValueError:
+            factor = math.nan
+        if not sep or not name or not math.isfinite(factor) or factor <= 0:
+            raise ConfigurationError(
+                f"[train] block_learning_rates item {item!r} is not NAME:FACTOR with a factor > 0; "
+                "write e.g. 'xyk:0.1,xk:0.1'",
+                offending="block_learning_rates",
+            )
+        if name in factors:
+            raise ConfigurationError(
+                f"[train] block_learning_rates names block {name!r} twice; give each block one factor",
+                offending="block_learning_rates",
+            )
+        factors[name] = factor
+    return factors
+
+
 def _check(condition: bool, message: str, key: str) -> None:
     if not condition:
         raise ConfigurationError(message, offending=key)
@@ -424,6 +494,8 @@ def validate_config(config: RunConfig) -> None:
         f"rho_mode must be 'learned' or 'analytic', got {train.rho_mode!r}",
         "rho_mode",
     )
+    parse_block_schedule(train.block_schedule)
+    parse_block_learning_rates(train.block_learning_rates)
     _check(
         0.0 < data.test_fraction < 1.0, f"test_fraction must be in (0, 1), got {data.test_fraction}", "test_fraction"
     )
@@ -461,6 +533,8 @@ __all__ = [
     "config_to_toml",
     "default_config",
     "load_config",
+    "parse_block_learning_rates",
+    "parse_block_schedule",
     "read_toml",
     "validate_config",
 ]

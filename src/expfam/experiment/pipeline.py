@@ -67,7 +67,8 @@ from expfam.experiment.runs import (
 )
 from expfam.experiment.streams import run_keys
 from expfam.experiment.summary import SUMMARY_COLUMNS, collapse_warning, compact_float, format_summary, summary_row
-from expfam.experiment.training import TrainResult, TrainState, make_optimizer, train
+from expfam.experiment.training import TrainResult, TrainState, check_block_schedule, make_optimizer, train
+from expfam.experiment.usage import usage_metrics
 from expfam.model import Harmonium, Params
 from expfam.plugins import Registry, get_registry
 
@@ -149,6 +150,7 @@ def prepare_run(config: RunConfig, *, registry: Registry | None = None) -> Prepa
     options = observable_options(config, registry)
     blocks = resolve_blocks(parse_blocks(config.model.block), registry)
     check_loss_weights(config, registry)
+    check_block_schedule(config.train, blocks)
     registry.dataset(config.data.dataset)
     split = load_dataset(
         config.data.dataset,
@@ -380,6 +382,7 @@ class RunRecorder:
         piece = {("elbo" if name == config.train.elbo_estimator else name): value for name, value in piece.items()}
         row = _history_row(step, piece)
         row.update(quick_metrics(self.prepared.model, current, split.x_test, split.y_test, self.keys["progress"]))
+        row.update(usage_metrics(self.prepared.model, current, split.x_test))
         self.rows.append(row)
         if self.run_dir is not None:
             write_history(self.run_dir, self.rows)

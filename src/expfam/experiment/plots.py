@@ -1,4 +1,4 @@
-r"""Plots of a trained harmonium: cluster prototypes, samples, reconstructions, training curves.
+r"""Plots of a trained harmonium: cluster prototypes, samples, reconstructions, training curves, cluster usage.
 
 Each function draws one PNG with matplotlib's Agg renderer (a bare
 :class:`matplotlib.figure.Figure`, so no GUI backend is touched and pyplot's
@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from expfam.experiment.runs import atomic_open
+from expfam.experiment.usage import USAGE_COLUMNS
 from expfam.family import Array
 from expfam.model import Harmonium, Params
 
@@ -200,7 +201,9 @@ def plot_reconstructions(
 def plot_training_curves(history: Sequence[Mapping[str, float]], path: str | Path) -> Path:
     """One panel per logged quantity (loss, each term's value, NMI, R²) against the step."""
     steps = np.array([row["step"] for row in history], dtype=float)
-    columns = [key for key in dict.fromkeys(key for row in history for key in row) if key != "step"]
+    columns = [
+        key for key in dict.fromkeys(key for row in history for key in row) if key != "step" and not _usage_column(key)
+    ]
     n_columns = 3
     n_rows = max(1, -(-len(columns) // n_columns))
     figure = _new_figure(4.0 * n_columns, 2.6 * n_rows)
@@ -232,6 +235,50 @@ _CURVE_TITLES = {
 }
 
 
+def _usage_column(name: str) -> bool:
+    return name in USAGE_COLUMNS or name.startswith("norm_")
+
+
+def plot_cluster_usage(history: Sequence[Mapping[str, float]], n_clusters: int, path: str | Path) -> Path:
+    """Cluster usage over training (:mod:`expfam.experiment.usage`): active clusters, the entropy
+    of the mean responsibilities against ``log K``, the largest mean responsibility and prior
+    ``p(k)``, and the block and ``ρ`` norms on a log scale."""
+    steps = np.array([row["step"] for row in history], dtype=float)
+
+    def series(name: str) -> np.ndarray:
+        return np.array([row.get(name, np.nan) for row in history], dtype=float)
+
+    marker = "." if len(steps) < 30 else None
+    figure = _new_figure(16.0, 3.2)
+    active, entropy, largest, norms = figure.subplots(1, 4)
+    active.plot(steps, series("active"), marker=marker)
+    active.axhline(n_clusters, color="grey", linestyle=":", linewidth=1)
+    active.set_ylim(0, n_clusters + 1)
+    active.set_title("active clusters (test argmax)", fontsize=9)
+    entropy.plot(steps, series("usage_entropy"), marker=marker)
+    entropy.axhline(np.log(n_clusters), color="grey", linestyle=":", linewidth=1, label="log K")
+    entropy.set_title("H(mean q(k|x)) (test)", fontsize=9)
+    entropy.legend(fontsize=7)
+    largest.plot(steps, series("usage_max"), marker=marker, label="max mean q(k|x)")
+    largest.plot(steps, series("prior_max"), marker=marker, label="max p(k)")
+    largest.set_title("largest cluster share", fontsize=9)
+    largest.legend(fontsize=7)
+    names = [key for key in dict.fromkeys(key for row in history for key in row) if key.startswith("norm_")]
+    for name in [*names, "rho_k_norm", "rho_y_norm"]:
+        values = series(name)
+        if np.any(values > 0):
+            norms.plot(steps, values, marker=marker, label=name.removeprefix("norm_").replace("_norm", ""))
+    norms.set_yscale("log")
+    norms.set_title("parameter norms", fontsize=9)
+    norms.legend(fontsize=7)
+    for axis in (active, entropy, largest, norms):
+        axis.set_xlabel("step", fontsize=8)
+        axis.tick_params(labelsize=7)
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
 def save_run_plots(
     run_dir: str | Path,
     model: Harmonium,
@@ -243,7 +290,7 @@ def save_run_plots(
     key: Array,
     value_range: tuple[float, float] | None = None,
 ) -> list[Path]:
-    """All four plots of a run into ``run_dir``; returns the paths written."""
+    """All plots of a run (four, and the cluster usage when the history has it) into ``run_dir``; returns the paths written."""
     run_dir = Path(run_dir)
     paths = [
         plot_prototypes(model, params, image_shape, run_dir / "prototypes.png", value_range=value_range),
@@ -254,11 +301,14 @@ def save_run_plots(
     ]
     if history:
         paths.append(plot_training_curves(history, run_dir / "training_curves.png"))
+    if any("active" in row for row in history):
+        paths.append(plot_cluster_usage(history, model.n_clusters, run_dir / "cluster_usage.png"))
     return paths
 
 
 __all__ = [
     "cluster_prototypes",
+    "plot_cluster_usage",
     "plot_prototypes",
     "plot_reconstructions",
     "plot_samples",

@@ -55,7 +55,13 @@ HISTORY_FILE = "history.csv"
 INFO_FILE = "run.json"
 MODEL_FILE = "model.json"
 CHECKPOINT_FILE = "checkpoint.npz"
-PLOT_FILES: tuple[str, ...] = ("prototypes.png", "samples.png", "reconstructions.png", "training_curves.png")
+PLOT_FILES: tuple[str, ...] = (
+    "prototypes.png",
+    "samples.png",
+    "reconstructions.png",
+    "training_curves.png",
+    "cluster_usage.png",
+)
 #: Every file a run writes; ``--overwrite`` removes exactly these (and nothing else).
 RUN_FILES: tuple[str, ...] = (
     CONFIG_FILE,

@@ -28,7 +28,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from expfam.errors import ConfigurationError, TrainingDivergedError
-from expfam.experiment.config import TrainConfig
+from expfam.experiment.config import TrainConfig, parse_block_learning_rates, parse_block_schedule
 from expfam.experiment.streams import stream_key
 from expfam.family import Array
 from expfam.model import Harmonium, Params
@@ -83,7 +83,7 @@ def _warmed_adamw(learning_rate: Array, lr_warmup_steps: Array, weight_decay: Ar
     return _warmed_adam(learning_rate, lr_warmup_steps, weight_decay)
 
 
-def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+def _adam(config: TrainConfig) -> optax.GradientTransformation:
     r"""Adam (AdamW when ``weight_decay > 0``) with a linear learning-rate warmup, then constant.
 
     .. math:: \eta_t = \eta \cdot \min(1, t / T_\text{warmup})\quad(\eta_t = \eta \text{ when } T_\text{warmup} = 0)
@@ -151,6 +151,89 @@ def step_shape(config: TrainConfig, weights: Mapping[str, float] | None = None) 
     weights = loss_weights(config) if weights is None else dict(weights)
     reset = {name: getattr(TrainConfig(), name) for name in TRIAL_NUMBERS}
     return (dataclasses.replace(config, **reset), tuple(weights), config.weight_decay > 0)
+
+
+class HoldState(NamedTuple):
+    """The state of :func:`hold_blocks`: the number of updates seen so far (the step)."""
+
+    step: Array
+
+
+def hold_blocks(starts: Mapping[str, int]) -> optax.GradientTransformation:
+    r"""Zero the updates of each interaction block ``name`` before step ``starts[name]``.
+
+    ``u_t[\text{block}] \leftarrow u_t[\text{block}] \cdot \mathbb 1[t \ge \text{start}]``; chained
+    after Adam, so the block's Adam moments keep following its gradient while it is held and
+    its first update is of the usual size. Other parameters pass through unchanged.
+    """
+
+    def init(params: Any) -> HoldState:
+        return HoldState(step=jnp.zeros((), jnp.int32))
+
+    def update(updates: Any, state: HoldState, params: Any = None) -> tuple[Any, HoldState]:
+        blocks = dict(updates["likelihood"]["blocks"])
+        for name, start in starts.items():
+            blocks[name] = jnp.where(state.step >= start, blocks[name], jnp.zeros_like(blocks[name]))
+        held = {**updates, "likelihood": {**updates["likelihood"], "blocks": blocks}}
+        return held, HoldState(step=optax.safe_int32_increment(state.step))
+
+    return optax.GradientTransformation(init, update)
+
+
+def scale_blocks(factors: Mapping[str, float]) -> optax.GradientTransformation:
+    r"""Multiply the updates of each interaction block ``name`` by ``factors[name]``.
+
+    Chained after Adam, ``u_t[\text{block}] \leftarrow \text{factor}\cdot u_t[\text{block}]`` is a
+    per-block learning rate ``factor · learning_rate`` (Adam's step is scale-free in the gradient,
+    so scaling the gradient instead would do nothing). Other parameters pass through unchanged.
+    """
+
+    def init(params: Any) -> optax.EmptyState:
+        return optax.EmptyState()
+
+    def update(updates: Any, state: optax.EmptyState, params: Any = None) -> tuple[Any, optax.EmptyState]:
+        blocks = dict(updates["likelihood"]["blocks"])
+        for name, factor in factors.items():
+            blocks[name] = factor * blocks[name]
+        return {**updates, "likelihood": {**updates["likelihood"], "blocks": blocks}}, state
+
+    return optax.GradientTransformation(init, update)
+
+
+def check_block_schedule(config: TrainConfig, block_names: tuple[str, ...]) -> None:
+    """Every block that the block schedule or the block learning rates name is one of the model's
+    ``block_names`` (else a one-line error).
+
+    Raises:
+        ConfigurationError: naming the unknown block and the model's blocks.
+    """
+    for key, names in (
+        ("block_schedule", parse_block_schedule(config.block_schedule)),
+        ("block_learning_rates", parse_block_learning_rates(config.block_learning_rates)),
+    ):
+        for name in names:
+            if name not in block_names:
+                raise ConfigurationError(
+                    f"[train] {key} names block {name!r}, which the model does not have; "
+                    f"its blocks are {', '.join(block_names)} (e.g. --block full --block-schedule xyk:1000,xk:1000)",
+                    offending=key,
+                )
+
+
+def delayed_blocks(config: TrainConfig) -> dict[str, int]:
+    """``{block: start step}`` of the blocks that :attr:`TrainConfig.block_schedule` starts after step 0."""
+    return {name: start for name, start in parse_block_schedule(config.block_schedule).items() if start > 0}
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """The run's optimiser: :func:`_adam` (its numbers are optimiser state), followed by
+    :func:`scale_blocks` when blocks have their own learning rates and by :func:`hold_blocks`
+    when the block schedule starts a block after step 0."""
+    adam = _adam(config)
+    factors = {name: f for name, f in parse_block_learning_rates(config.block_learning_rates).items() if f != 1.0}
+    delayed = delayed_blocks(config)
+    parts = [adam, *([scale_blocks(factors)] if factors else []), *([hold_blocks(delayed)] if delayed else [])]
+    return optax.chain(*parts) if len(parts) > 1 else adam
 
 
 class TrainState(NamedTuple):
@@ -392,8 +475,27 @@ def _store_fitted_correction(model: Harmonium, params: Params, config: TrainConf
     return {**params, "rho_y": rho_y}
 
 
+def scheduled_params(params: Params, config: TrainConfig) -> Params:
+    """``params`` with every block that the block schedule starts after step 0 set to zero.
+
+    With the blocks ``xyk`` and ``xk`` at zero the full model is the hierarchical one
+    (their offsets, adjoints and the cluster correction ``ρ_k`` all vanish), so a
+    schedule ``xyk:s,xk:s`` trains the hierarchical model until step ``s``.
+    """
+    delayed = delayed_blocks(config)
+    if not delayed:
+        return params
+    blocks = {
+        name: jnp.zeros_like(value) if name in delayed else value
+        for name, value in params["likelihood"]["blocks"].items()
+    }
+    return {**params, "likelihood": {**params["likelihood"], "blocks": blocks}}
+
+
 def initial_state(params: Params, config: TrainConfig, optimizer: optax.GradientTransformation) -> TrainState:
-    """The state at step 0: the optimiser's initial state and the run's ``train`` and ``data`` streams."""
+    """The state at step 0: ``params`` (delayed blocks zeroed by :func:`scheduled_params`), the
+    optimiser's initial state and the run's ``train`` and ``data`` streams."""
+    params = scheduled_params(params, config)
     return TrainState(
         params=params,
         opt_state=optimizer.init(params),
@@ -473,6 +575,7 @@ def train(
         KeyboardInterrupt: Ctrl-C (or SIGTERM turned into it by the caller), after
             ``checkpoint`` was given the last complete state.
     """
+    check_block_schedule(config, model.block_names)
     # the default optimiser's numbers are its state, so its chunk is shared by every config of a shape
     check_batch_split(config, devices)
     chunk = make_chunk(model, config, weights=weights, registry=registry, optimizer=optimizer, devices=devices)
