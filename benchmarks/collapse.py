@@ -28,6 +28,7 @@ Run (make the dev set first, see benchmarks/make_mnist_dev.py)::
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 import time
@@ -41,6 +42,9 @@ from expfam.experiment.config import RunConfig, config_from_mapping, config_to_m
 from expfam.experiment.pipeline import prepare_run, train_run
 from expfam.experiment.runs import read_info
 from expfam.metrics import clustering_metrics
+
+sys.path.insert(0, str(Path(__file__).parent))
+parse_value = importlib.import_module("quality").parse_value  # the benchmark next door: "3" → 3, "1e-3" → 0.001
 
 #: The issue-13 protocol, applied over each block set's defaults.
 PROTOCOL: dict[str, dict[str, Any]] = {
@@ -63,16 +67,6 @@ PROTOCOL: dict[str, dict[str, Any]] = {
 }
 METHODS: tuple[str, ...] = ("hierarchical", "full", "remedy", "kmeans")
 DEFAULT_REMEDY: tuple[str, ...] = ("block_schedule=xyk:500,xk:500", "block_learning_rates=xyk:0.1,xk:0.1")
-
-
-def parse_value(text: str) -> object:
-    """``"3"`` → 3, ``"1e-3"`` → 0.001, anything else stays text."""
-    for convert in (int, float):
-        try:
-            return convert(text)
-        except ValueError:
-            pass
-    return text
 
 
 def overrides_mapping(items: Sequence[str], sections: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
