@@ -103,7 +103,7 @@ def test_wrong_shapes_and_labels(tmp_path: Path, arrays: dict[str, Any], message
 
 def test_not_an_archive(tmp_path: Path) -> None:
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    with pytest.raises(DataError, match=r"bad\.npz: not a readable \.npz archive"):
+    with pytest.raises(DataError, match=r"bad\.npz: not an \.npz archive \(it does not start like a zip file"):
         Npz().load(path=tmp_path / "bad.npz")
     np.save(tmp_path / "single.npy", np.zeros(3))
     with pytest.raises(DataError, match=r"single\.npy: holds a single array"):
