@@ -176,12 +176,13 @@ def test_divergence_saves_the_last_finite_params_and_history_then_reraises(monke
 
     monkeypatch.setattr(pipeline, "train", diverging_train)
     monkeypatch.setattr(pipeline, "quick_metrics", lambda *args: {"nmi": 0.1, "r2": 0.2})
+    monkeypatch.setattr(pipeline, "usage_metrics", lambda *args: {"active": 3.0})
     out = tmp_path / "run"
     with pytest.raises(TrainingDivergedError, match="step 123"):
         train_run(small_config(), out)
     info = read_info(out)
     assert info["status"] == "diverged" and info["diverged"]["step"] == 123 and info["diverged"]["term"] == "elbo"
-    assert read_history(out) == [{"step": 100, "loss": 1.0, "elbo": -1.0, "nmi": 0.1, "r2": 0.2}]
+    assert read_history(out) == [{"step": 100, "loss": 1.0, "elbo": -1.0, "nmi": 0.1, "r2": 0.2, "active": 3.0}]
     assert not (out / "metrics.json").exists()
     prepared = prepare_run(small_config())
     initial = prepared.model.init(pipeline.run_keys(0)["init"], prepared.split.x_train)
