@@ -323,6 +323,25 @@ def config_to_toml(config: RunConfig) -> str:
     return "\n".join(lines)
 
 
+def _block_items(text: str, key: str, unit: str) -> Iterator[tuple[str, str, str]]:
+    """``(item, name, value)`` of each non-empty ``NAME:VALUE`` item of ``text``, each block once.
+
+    Raises:
+        ConfigurationError: a block named twice (the value's own checks are the caller's).
+    """
+    seen: set[str] = set()
+    for item in (piece.strip() for piece in text.split(",")):
+        if not item:
+            continue
+        name, sep, value = (part.strip() for part in item.partition(":"))
+        yield item, (name if sep else ""), value
+        if name in seen:
+            raise ConfigurationError(
+                f"[train] {key} names block {name!r} twice; give each block one {unit}", offending=key
+            )
+        seen.add(name)
+
+
 def parse_block_schedule(text: str) -> dict[str, int]:
     """``"xyk:1000,xk:1000"`` as ``{"xyk": 1000, "xk": 1000}``: the step at which each named block starts.
 
@@ -335,11 +354,8 @@ def parse_block_schedule(text: str) -> dict[str, int]:
             block named twice.
     """
     schedule: dict[str, int] = {}
-    for item in (piece.strip() for piece in text.split(",")):
-        if not item:
-            continue
-        name, sep, step_text = (part.strip() for part in item.partition(":"))
-        if not sep or not name or re.fullmatch(r"[+-]?\d+", step_text) is None:
+    for item, name, step_text in _block_items(text, "block_schedule", "start step"):
+        if not name or re.fullmatch(r"[+-]?\d+", step_text) is None:
             raise ConfigurationError(
                 f"[train] block_schedule item {item!r} is not NAME:STEP; write e.g. 'xyk:1000,xk:1000'",
                 offending="block_schedule",
@@ -347,11 +363,6 @@ def parse_block_schedule(text: str) -> dict[str, int]:
         if int(step_text) < 0:
             raise ConfigurationError(
                 f"[train] block_schedule: block {name!r} starts at step {step_text}; steps must be ≥ 0 (0: from the start)",
-                offending="block_schedule",
-            )
-        if name in schedule:
-            raise ConfigurationError(
-                f"[train] block_schedule names block {name!r} twice; give each block one start step",
                 offending="block_schedule",
             )
         schedule[name] = int(step_text)
@@ -367,23 +378,15 @@ def parse_block_learning_rates(text: str) -> dict[str, float]:
             block named twice.
     """
     factors: dict[str, float] = {}
-    for item in (piece.strip() for piece in text.split(",")):
-        if not item:
-            continue
-        name, sep, value = (part.strip() for part in item.partition(":"))
+    for item, name, value in _block_items(text, "block_learning_rates", "factor"):
         try:
             factor = float(value)
         except ValueError:
             factor = math.nan
-        if not sep or not name or not math.isfinite(factor) or factor <= 0:
+        if not name or not math.isfinite(factor) or factor <= 0:
             raise ConfigurationError(
                 f"[train] block_learning_rates item {item!r} is not NAME:FACTOR with a factor > 0; "
                 "write e.g. 'xyk:0.1,xk:0.1'",
-                offending="block_learning_rates",
-            )
-        if name in factors:
-            raise ConfigurationError(
-                f"[train] block_learning_rates names block {name!r} twice; give each block one factor",
                 offending="block_learning_rates",
             )
         factors[name] = factor

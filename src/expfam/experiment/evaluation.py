@@ -44,6 +44,12 @@ def in_batches(function: Any, x: np.ndarray | Array, batch_size: int = 1000) -> 
     return np.concatenate(pieces, axis=0)
 
 
+def responsibilities(model: Harmonium, params: Params, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """The responsibilities ``q(k | x)`` for every row of ``x``, shape ``(n, K)``."""
+    responsibility = compiled_method(model, "cluster_responsibilities")
+    return in_batches(lambda batch: responsibility(params, batch), x, batch_size)
+
+
 def assignments(model: Harmonium, params: Params, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     """Cluster assignments ``argmax_k q(k | x)`` for every row of ``x``."""
     assign = compiled_method(model, "assign")

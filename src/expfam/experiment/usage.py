@@ -21,7 +21,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from expfam.experiment.evaluation import compiled_method, in_batches
+from expfam.experiment.evaluation import responsibilities
 from expfam.model import Harmonium, Params
 
 #: The history columns of :func:`usage_metrics` that do not depend on the block set.
@@ -31,12 +31,6 @@ USAGE_COLUMNS: tuple[str, ...] = ("active", "usage_entropy", "usage_max", "prior
 def block_norm_column(name: str) -> str:
     """The history column of block ``name``'s parameter norm, ``norm_<name>``."""
     return f"norm_{name}"
-
-
-def mean_responsibilities(model: Harmonium, params: Params, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    r"""``q(k | x)`` for every row of ``x``, shape ``(n, K)``."""
-    responsibilities = compiled_method(model, "cluster_responsibilities")
-    return in_batches(lambda batch: responsibilities(params, batch), x, batch_size)
 
 
 def parameter_norms(model: Harmonium, params: Params) -> dict[str, float]:
@@ -51,7 +45,7 @@ def parameter_norms(model: Harmonium, params: Params) -> dict[str, float]:
 def usage_metrics(model: Harmonium, params: Params, x: np.ndarray, batch_size: int = 1000) -> dict[str, float]:
     """Active clusters, the entropy and largest entry of the mean responsibilities, the largest
     prior ``p(k)``, and :func:`parameter_norms` (see the module docstring for the formulas)."""
-    q = mean_responsibilities(model, params, x, batch_size)
+    q = responsibilities(model, params, x, batch_size)
     mean_q = q.mean(axis=0)
     positive = mean_q[mean_q > 0]
     prior = np.asarray(model.mixture.cluster_probabilities(params["prior"]))
@@ -64,4 +58,4 @@ def usage_metrics(model: Harmonium, params: Params, x: np.ndarray, batch_size: i
     }
 
 
-__all__ = ["USAGE_COLUMNS", "block_norm_column", "mean_responsibilities", "parameter_norms", "usage_metrics"]
+__all__ = ["USAGE_COLUMNS", "block_norm_column", "parameter_norms", "usage_metrics"]
