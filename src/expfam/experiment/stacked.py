@@ -37,6 +37,7 @@ Example:
 from __future__ import annotations
 
 import functools
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -153,12 +154,11 @@ def make_stacked_chunk(
             if mesh is None:
                 return local(states, data, numbers, length)
             trials = partition("trials")
-            spread = jax.shard_map(
+            spread = _shard_map(
                 functools.partial(local, length=length),
                 mesh=mesh,
                 in_specs=(trials, partition() if shared_data else trials, trials),
                 out_specs=(trials, trials),
-                check_vma=False,
             )
             result: tuple[TrainState, dict[str, Array]] = spread(states, data, numbers)
             return result
@@ -167,6 +167,18 @@ def make_stacked_chunk(
 
     kind = f"stacked-{mode}-{'shared' if shared_data else 'per-trial'}-data"
     return cached_program(kind, model, config, weights, registry, None, build, devices=devices)
+
+
+def _shard_map(function: Callable[..., Any], *, mesh: Any, in_specs: Any, out_specs: Any) -> Callable[..., Any]:
+    """``jax.shard_map`` without replication checks; on JAX releases before it was public, the
+    experimental one (the package's floor is ``jax>=0.4.30``)."""
+    if hasattr(jax, "shard_map"):
+        return jax.shard_map(function, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
+    experimental = importlib.import_module("jax.experimental.shard_map")
+    spread: Callable[..., Any] = experimental.shard_map(
+        function, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_rep=False
+    )
+    return spread
 
 
 def check_stackable(configs: Sequence[TrainConfig], weights: Mapping[str, float] | None = None) -> None:
