@@ -9,6 +9,7 @@ failed (a write failure), 130 interrupted. A run is finished only when its ``run
 from __future__ import annotations
 
 import json
+import math
 import re
 import shutil
 
@@ -104,6 +105,31 @@ def test_check_memory_names_the_sizes_and_the_limit():
     check_memory(config, 64, limit=2**40)
     with pytest.raises(Exception, match=r"n_clusters=100, n_latent=100 and 64 pixels .* GiB of this machine"):
         check_memory(config, 64, limit=2**20)
+
+
+@pytest.mark.parametrize("block", ["hierarchical", "full"])
+def test_check_memory_admits_the_reference_mnist_shapes(block):
+    """The seed's shapes train in about 1.2 GB of process memory (docs/benchmarks.md): a 4 GiB machine must admit them."""
+    from expfam.builder import build_model
+    from expfam.experiment.checks import estimated_bytes, parameter_shapes
+
+    config = config_from_mapping(
+        {"model": {"block": block, "n_latent": 128, "n_clusters": 30}, "train": {"batch_size": 512, "n_mc_samples": 10}}
+    )
+    model = build_model(
+        observable="binomial",
+        observable_options={"n_trials": 16},
+        data_dim=784,
+        n_latent=128,
+        n_clusters=30,
+        blocks=block,
+    )
+    shapes = parameter_shapes(model)
+    check_memory(config, 784, limit=4 * 2**30, parameter_shapes=shapes)
+    needed, largest = estimated_bytes(config, 784, shapes)
+    # the bound still counts what cannot be avoided: Adam's 4 copies of the parameters and the samples' parameters
+    assert needed >= 4 * (4 * sum(math.prod(shape) for shape in shapes) + 512 * 10 * (784 + 128))
+    assert largest == (784 * 128 * 29 if block == "full" else 784 * 128)
 
 
 # ----------------------------------------------------------------- data

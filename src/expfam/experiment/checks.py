@@ -9,8 +9,9 @@ numeric types and the machine's memory, and a saved run's files agree with each 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,39 +76,58 @@ def memory_limit_bytes() -> int | None:
     return None
 
 
-def estimated_bytes(config: RunConfig, n_features: int) -> tuple[int, int]:
+def estimated_bytes(
+    config: RunConfig, n_features: int, parameter_shapes: Sequence[tuple[int, ...]] | None = None
+) -> tuple[int, int]:
     r"""A lower bound on the memory a run needs, and the size of its largest parameter array.
 
-    With :math:`D` pixels, :math:`n` latent units and :math:`K` clusters the largest block
-    holds :math:`D n K` numbers; parameters, gradients and the two Adam moments hold
-    :math:`4 (D+1)(n+1)(K+1)`. A training step holds a buffer of :math:`B S (D n K + D + n)`
-    numbers (:math:`B` the batch size, :math:`S` the samples per observation; measured), and
-    as many for the :math:`S_c` conjugation samples; the evaluation holds
-    :math:`B_e \max(S_{iwae}, S_{elbo}) (D + n) K` and :math:`S_{R^2} (D + n) K`. Each number
-    takes the default float's bytes (4, or 8 with ``jax_enable_x64``). Returns ``(bytes, largest array)``.
+    With :math:`D` pixels, :math:`n` latent units, :math:`K` clusters and :math:`P` parameters
+    (from ``parameter_shapes``, the model's; without them, those of the ``full`` block set,
+    whose largest block holds :math:`D n K` numbers), parameters, gradients and the two Adam
+    moments hold :math:`4P`. A training step holds at least the observable and latent
+    parameters of its :math:`B S` posterior samples and the :math:`K` cluster parameters of
+    each of its :math:`B` observations, :math:`B (S (D + n) + K n)` numbers, or
+    :math:`S_c (D + n)` for the conjugation samples; the evaluation
+    :math:`B_e (S_{elbo} (D + n) + K n)`, :math:`\lfloor B_e/10 \rfloor (S_{iwae} (D + n) + K n)` (the
+    IWAE bound runs on a tenth of the evaluation batch) or :math:`S_{R^2} (D + n)`. Each number
+    takes the default float's bytes (4, or 8 with ``jax_enable_x64``). The bound counts only
+    arrays a run cannot avoid; the compiled training chunk holds a few times more (254 MB
+    against this bound's 96 MB for the full model at the reference MNIST shapes, docs/benchmarks.md).
+    Returns ``(bytes, largest array)``.
     """
     model, train, evaluation = config.model, config.train, config.evaluate
     d, n, k = n_features, model.n_latent, model.n_clusters
-    per_sample = d * n * k + d + n
-    parameters = 4 * (d + 1) * (n + 1) * (k + 1)
+    if parameter_shapes is None:  # the full block set's: xy, xyk, xk, the mixture and the biases
+        parameter_shapes = [(d, n), (d, n * (k - 1)), (d, k - 1), (n, k - 1), (n,), (k - 1,), (d,), (n,)]
+    sizes = [math.prod(shape) for shape in parameter_shapes]
+    samples = d + n
     buffers = max(
-        train.batch_size * train.n_mc_samples * per_sample,
-        train.n_conj_samples * per_sample,
-        evaluation.batch_size * max(evaluation.n_iwae_samples, evaluation.n_elbo_samples) * (d + n) * k,
-        evaluation.n_r2_samples * (d + n) * k,
+        train.batch_size * (train.n_mc_samples * samples + k * n),
+        train.n_conj_samples * samples,
+        evaluation.batch_size * (evaluation.n_elbo_samples * samples + k * n),
+        max(1, evaluation.batch_size // 10) * (evaluation.n_iwae_samples * samples + k * n),
+        evaluation.n_r2_samples * samples,
     )
     itemsize = int(np.dtype(jnp.result_type(float)).itemsize)
-    return itemsize * (parameters + buffers), d * n * k
+    return itemsize * (4 * sum(sizes) + buffers), max(sizes, default=0)
 
 
-def check_memory(config: RunConfig, n_features: int, limit: int | None = None) -> None:
+def check_memory(
+    config: RunConfig,
+    n_features: int,
+    limit: int | None = None,
+    parameter_shapes: Sequence[tuple[int, ...]] | None = None,
+) -> None:
     """Refuse sizes the machine cannot hold, before anything is allocated or written.
+
+    ``parameter_shapes``: the model's parameter shapes (:func:`parameter_shapes`); without
+    them, those of the ``full`` block set at these sizes.
 
     Raises:
         ConfigurationError: the largest array would exceed 2^31 − 1 numbers, or
             :func:`estimated_bytes` exceeds ``limit`` (default :func:`memory_limit_bytes`).
     """
-    needed, largest = estimated_bytes(config, n_features)
+    needed, largest = estimated_bytes(config, n_features, parameter_shapes)
     model, train = config.model, config.train
     sizes = f"n_clusters={model.n_clusters}, n_latent={model.n_latent} and {n_features} pixels"
     fix = "lower n_clusters, n_latent, batch_size, n_mc_samples or the [evaluate] sample counts"
@@ -124,6 +144,13 @@ def check_memory(config: RunConfig, n_features: int, limit: int | None = None) -
             f"{limit / 2**30:.3g} GiB of this machine's memory; {fix}",
             offending="n_clusters",
         )
+
+
+def parameter_shapes(model: Harmonium) -> list[tuple[int, ...]]:
+    """The shapes of ``model``'s parameters (mixture, observable bias, blocks, ρ_y), without allocating them."""
+    mixture = list(model.mixture.param_shapes().values())
+    blocks = [tuple(block.param_shape()) for block in model.blocks]
+    return [*mixture, tuple(model.observable.param_shape), *blocks, tuple(model.mixture.param_shapes()["b_y"])]
 
 
 def _shapes(tree: Mapping[str, Any], prefix: str = "") -> dict[str, tuple[int, ...]]:

@@ -41,6 +41,7 @@ from expfam.experiment.checks import (
     check_memory,
     check_observable_shape,
     check_run_matches,
+    parameter_shapes,
     parse_blocks,
 )
 from expfam.experiment.config import RunConfig, validate_config
@@ -177,7 +178,7 @@ def prepare_run(config: RunConfig, *, registry: Registry | None = None) -> Prepa
     )
     check_observable_shape(config, model, split.n_features, registry)
     check_data_for_family(split, model.observable)
-    check_memory(config, split.n_features)
+    check_memory(config, split.n_features, parameter_shapes=parameter_shapes(model))
     return PreparedRun(config=config, split=split, model=model, held_out=held_out)
 
 
