@@ -80,6 +80,8 @@ HELP: dict[str, str] = {
     "block_schedule": "Start step of blocks, e.g. 'xyk:1000,xk:1000': those start at zero and are held "
     "there until their step (full model: hierarchical until then).",
     "block_learning_rates": "Learning-rate factors of blocks, e.g. 'xyk:0.1,xk:0.1' (blocks not named: 1).",
+    "cluster_init": "Starting clusters: 'random' or 'kmeans' (each cluster's observable bias fitted to its "
+    "KMeans points, p(k) their shares; needs the xk block).",
 }
 
 

@@ -135,6 +135,7 @@ class TrainConfig:
     checkpoint_every: int = 4
     block_schedule: str = ""
     block_learning_rates: str = ""
+    cluster_init: str = "random"
     loss_weights: Options = field(default_factory=Options)
 
 
@@ -169,6 +170,10 @@ BLOCK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
         "train": {"n_steps": 2000, "batch_size": 256, "n_mc_samples": 10, "n_conj_samples": 1024},
     },
 }
+
+#: Starting points of the clusters (``[train] cluster_init``): ``"random"`` (each parameter's own
+#: rule, :meth:`expfam.model.Harmonium.init`) or ``"kmeans"`` (:func:`expfam.cluster_init.kmeans_cluster_init`).
+CLUSTER_INITS: tuple[str, ...] = ("random", "kmeans")
 
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
@@ -500,6 +505,18 @@ def validate_config(config: RunConfig) -> None:
     parse_block_schedule(train.block_schedule)
     parse_block_learning_rates(train.block_learning_rates)
     _check(
+        train.cluster_init in CLUSTER_INITS,
+        f"cluster_init must be one of {', '.join(repr(name) for name in CLUSTER_INITS)}, got {train.cluster_init!r}",
+        "cluster_init",
+    )
+    _check(
+        train.cluster_init != "kmeans" or "xk" not in parse_block_schedule(train.block_schedule),
+        "cluster_init 'kmeans' starts the 'xk' block from KMeans, but block_schedule holds it at zero until "
+        f"step {parse_block_schedule(train.block_schedule).get('xk')}; drop xk from block_schedule or use "
+        "cluster_init 'random'",
+        "cluster_init",
+    )
+    _check(
         0.0 < data.test_fraction < 1.0, f"test_fraction must be in (0, 1), got {data.test_fraction}", "test_fraction"
     )
     _check(
@@ -523,6 +540,7 @@ def flatten_config(config: RunConfig) -> dict[str, Any]:
 
 __all__ = [
     "BLOCK_DEFAULTS",
+    "CLUSTER_INITS",
     "MAX_INT32",
     "MAX_N_TRIALS",
     "MAX_SEED",

@@ -35,6 +35,7 @@ import numpy as np
 
 from expfam import __version__ as expfam_version
 from expfam.builder import build_model, resolve_blocks
+from expfam.cluster_init import KMEANS_N_INIT, kmeans_cluster_init
 from expfam.data import DataSplit, check_data_for_family, load_dataset
 from expfam.errors import ConfigurationError, ExpfamError, RunFailedError, RunWriteError, TrainingDivergedError
 from expfam.experiment.checks import (
@@ -374,7 +375,11 @@ class RunRecorder:
             self.say(f"run directory: {self.run_dir}")
         self.say(f"training {config.train.n_steps} steps (the first chunk includes compilation)")
         self.started = time.perf_counter()
-        return model.init(self.keys["init"], jnp.asarray(split.x_train))
+        params = model.init(self.keys["init"], jnp.asarray(split.x_train))
+        if config.train.cluster_init == "kmeans":
+            params = kmeans_cluster_init(model, params, split.x_train, seed=config.train.seed)
+            self.say(f"clusters started from KMeans ({KMEANS_N_INIT} restarts) on the training rows")
+        return params
 
     def callback(self, step: int, current: Params, piece: Mapping[str, np.ndarray]) -> None:
         """After a chunk: append the history row (chunk means and quick metrics), write it, report progress."""

@@ -125,6 +125,9 @@ def step_numbers(config: TrainConfig, weights: Mapping[str, float] | None = None
     )
 
 
+#: Settings that act before the first step only (the starting parameters), not inside it.
+INIT_ONLY: tuple[str, ...] = ("cluster_init",)
+
 #: The fields of :class:`TrainConfig` that are numbers inside the compiled step (per trial), not its shape.
 TRIAL_NUMBERS: tuple[str, ...] = (
     "learning_rate",
@@ -149,7 +152,7 @@ def step_shape(config: TrainConfig, weights: Mapping[str, float] | None = None) 
     order) and whether the optimiser decays weights.
     """
     weights = loss_weights(config) if weights is None else dict(weights)
-    reset = {name: getattr(TrainConfig(), name) for name in TRIAL_NUMBERS}
+    reset = {name: getattr(TrainConfig(), name) for name in (*TRIAL_NUMBERS, *INIT_ONLY)}
     return (dataclasses.replace(config, **reset), tuple(weights), config.weight_decay > 0)
 
 
