@@ -26,7 +26,7 @@ def test_collapse_runs_every_method_at_tiny_shapes_and_ends_with_its_json_line(t
     tiny = ["n_latent=2", "n_clusters=3", "batch_size=8", "n_mc_samples=2", "n_conj_samples=8", "log_every=2"]
     command = [sys.executable, str(SCRIPT), "--data", str(tmp_path / "tiny.npz"), "--seeds", "1", "--steps", "4"]
     command += [f"--set={item}" for item in tiny] + [
-        "--remedy=block_schedule=xyk:2,xk:2",
+        "--remedy=cluster_init=kmeans",
         "--out",
         str(tmp_path / "runs"),
     ]

@@ -164,10 +164,17 @@ class RunConfig:
 #: Chosen on digits by ``examples/sweeps/digits_defaults.toml`` (docs/results/digits_defaults/).
 BLOCK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     # phase 5 of the sweep (validation NMI 0.823 at 2000 steps); the full step costs about
-    # 2× the hierarchical one at these sizes, so 2000 steps keep it within the main job's time
+    # 2× the hierarchical one at these sizes, so 2000 steps keep it within the main job's time.
+    # Clusters start from KMeans: the full model then keeps every cluster (docs/collapse.md)
     "full": {
         "model": {"n_latent": 32},
-        "train": {"n_steps": 2000, "batch_size": 256, "n_mc_samples": 10, "n_conj_samples": 1024},
+        "train": {
+            "n_steps": 2000,
+            "batch_size": 256,
+            "n_mc_samples": 10,
+            "n_conj_samples": 1024,
+            "cluster_init": "kmeans",
+        },
     },
 }
 
