@@ -74,6 +74,8 @@ HELP: dict[str, str] = {
     "n_mc_samples": "Posterior samples per observation for the ELBO.",
     "n_conj_samples": "Prior samples for the conjugation penalty (and the analytic ρ fit).",
     "rho_mode": "'learned' (ρ_y is trained) or 'analytic' (least-squares fit every step).",
+    "cluster_init": "'kmeans' (KMeans on the posterior mean latent units sets the prior's clusters, once) or 'none'.",
+    "cluster_init_step": "Step of the cluster initialisation (at the first chunk boundary at or after it).",
     "seed": "Seed of initialisation, batches, data split and evaluation.",
     "log_every": "Steps per chunk between progress lines, history rows and NMI/R² checks.",
     "checkpoint_every": "Chunks between checkpoints (0: none); Ctrl-C and SIGTERM always checkpoint.",

@@ -84,7 +84,7 @@ class ModelConfig:
     block: str = "hierarchical"
     observable: str = "binomial"
     n_trials: int = 16
-    n_latent: int = 64
+    n_latent: int = 128
     n_clusters: int = 20
     observable_options: Options = field(default_factory=Options)
     block_options: Options = field(default_factory=Options)
@@ -111,8 +111,13 @@ class TrainConfig:
 
     The defaults are the main job's (hierarchical, bundled digits), chosen on a
     validation split by ``examples/sweeps/digits_defaults.toml`` (phase 11) within the
-    training time of the previous defaults; other block sets may override them
-    (:data:`BLOCK_DEFAULTS`).
+    training time of the previous defaults, then ``cluster_init = "kmeans"`` at step 1000
+    with ``n_latent = 128`` (docs/results/digits_defaults/README.md, "Candidates after the
+    defaults"); other block sets may override them (:data:`BLOCK_DEFAULTS`).
+
+    ``cluster_init``: ``"none"`` or ``"kmeans"`` (:mod:`expfam.experiment.cluster_init`: KMeans
+    on the posterior mean latent statistics sets the prior's clusters), applied once at the first
+    chunk boundary at or after ``cluster_init_step``.
     """
 
     learning_rate: float = 3e-3
@@ -130,6 +135,8 @@ class TrainConfig:
     n_mc_samples: int = 4
     n_conj_samples: int = 256
     rho_mode: str = "learned"
+    cluster_init: str = "kmeans"
+    cluster_init_step: int = 1000
     seed: int = 0
     log_every: int = 250
     checkpoint_every: int = 4
@@ -158,6 +165,9 @@ class RunConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
 
+#: The values of ``[train] cluster_init`` (:mod:`expfam.experiment.cluster_init`).
+CLUSTER_INITS: tuple[str, ...] = ("none", "kmeans")
+
 #: Defaults that differ by block set, ``{block set: {section: {key: value}}}``, applied
 #: over :class:`RunConfig`'s defaults where the user sets no value (see :func:`default_config`).
 #: Chosen on digits by ``examples/sweeps/digits_defaults.toml`` (docs/results/digits_defaults/).
@@ -166,7 +176,14 @@ BLOCK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     # 2× the hierarchical one at these sizes, so 2000 steps keep it within the main job's time
     "full": {
         "model": {"n_latent": 32},
-        "train": {"n_steps": 2000, "batch_size": 256, "n_mc_samples": 10, "n_conj_samples": 1024},
+        # the latent KMeans initialisation was measured on the hierarchical model only
+        "train": {
+            "n_steps": 2000,
+            "batch_size": 256,
+            "n_mc_samples": 10,
+            "n_conj_samples": 1024,
+            "cluster_init": "none",
+        },
     },
 }
 
@@ -417,6 +434,7 @@ _COUNT_KEYS: dict[str, tuple[str, ...]] = {
         "lr_warmup_steps",
         "kl_warmup_steps",
         "conj_warmup_steps",
+        "cluster_init_step",
     ),
     "evaluate": ("n_r2_samples", "n_elbo_samples", "n_iwae_samples", "batch_size"),
 }
@@ -496,6 +514,16 @@ def validate_config(config: RunConfig) -> None:
         train.rho_mode in ("learned", "analytic"),
         f"rho_mode must be 'learned' or 'analytic', got {train.rho_mode!r}",
         "rho_mode",
+    )
+    _check(
+        train.cluster_init in CLUSTER_INITS,
+        f"cluster_init must be one of {', '.join(repr(v) for v in CLUSTER_INITS)}, got {train.cluster_init!r}",
+        "cluster_init",
+    )
+    _check(
+        train.cluster_init_step >= 0,
+        f"cluster_init_step must be ≥ 0 (the step of the cluster initialisation), got {train.cluster_init_step}",
+        "cluster_init_step",
     )
     parse_block_schedule(train.block_schedule)
     parse_block_learning_rates(train.block_learning_rates)

@@ -28,6 +28,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from expfam.errors import ConfigurationError, TrainingDivergedError
+from expfam.experiment.cluster_init import apply_cluster_init
 from expfam.experiment.config import TrainConfig, parse_block_learning_rates, parse_block_schedule
 from expfam.experiment.streams import stream_key
 from expfam.family import Array
@@ -593,6 +594,11 @@ def train(
     chunks = 0
     try:
         while done < config.n_steps:
+            initialised = apply_cluster_init(model, config, state.params, data, done)
+            if initialised is not state.params:  # the cluster initialisation ran (docs/training.md)
+                if mesh is not None:
+                    initialised = jax.device_put(initialised, NamedSharding(mesh, partition()))
+                state = state._replace(params=initialised)
             take = min(config.log_every, config.n_steps - done)
             new_state, values = chunk(state, data, numbers, length=take)
             piece = {name: np.asarray(series) for name, series in values.items()}
