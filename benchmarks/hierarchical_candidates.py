@@ -7,6 +7,10 @@ overrides is trained on 80% of the seed's training split and scored on the other
 validation NMI is recorded every ``--every`` steps, so one run gives the whole
 curve. ``KMeans(K, n_init=10)`` with the model's ``K`` is fitted on the same rows.
 
+The run's ``[train] cluster_init`` (e.g. ``--set cluster_init=random``) is applied as
+in :func:`~expfam.experiment.training.train`; ``--reset-optimizer`` is a probe that
+also gives Adam a fresh state at that point.
+
 ``--coordinates symmetric`` is a probe, not a library option: Adam then works in
 coordinates where every cluster has its own latent natural parameters
 ``θ_k = b_y + W_yk[:, k]`` (``θ_0 = b_y`` for the reference cluster) and its own
@@ -17,7 +21,8 @@ parameters are unchanged; only the optimiser's geometry differs
 (docs/results/digits_defaults/README.md, "Candidates after the defaults").
 
 Run: ``python benchmarks/hierarchical_candidates.py [--seeds 3] [--set n_latent=128 ...]
-[--coordinates symmetric] [--cosine-decay] [--every 2000]``; prints one line per seed and a final
+[--coordinates symmetric] [--cosine-decay] [--reset-optimizer] [--every 2000] [--first-seed 0]``;
+prints one line per seed and a final
 JSON line ``{"nmi": [...], "nmi_mean": ..., "active_clusters": [...], "kmeans_nmi_mean": ..., "curve": {...}}``.
 """
 
@@ -28,7 +33,8 @@ import importlib
 import json
 import statistics
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import jax
@@ -37,12 +43,14 @@ import numpy as np
 import optax
 from sklearn.cluster import KMeans
 
+from expfam.experiment.config import TrainConfig
 from expfam.experiment.evaluation import assignments
+from expfam.experiment.latent_kmeans import apply_cluster_init
 from expfam.experiment.pipeline import prepare_run
 from expfam.experiment.streams import run_keys
-from expfam.experiment.training import make_optimizer, train
+from expfam.experiment.training import accept_chunk, initial_state, make_chunk, make_optimizer, step_numbers
 from expfam.metrics import clustering_metrics
-from expfam.model import Params
+from expfam.model import Harmonium, Params
 
 sys.path.insert(0, str(Path(__file__).parent))
 run_config = importlib.import_module("quality").run_config  # the benchmark next door
@@ -78,7 +86,44 @@ def symmetric_coordinates(inner: optax.GradientTransformation) -> optax.Gradient
     return optax.GradientTransformation(init, update)
 
 
-def run_seed(seed: int, overrides: list[str], coordinates: str, every: int, cosine: bool) -> dict[str, object]:
+def _train(
+    model: Harmonium,
+    params: Params,
+    x_train: np.ndarray,
+    config: TrainConfig,
+    optimizer: optax.GradientTransformation,
+    callback: Callable[[int, Params, Mapping[str, np.ndarray]], None],
+    reset_optimizer: bool,
+) -> Params:
+    """:func:`expfam.experiment.training.train`'s loop; ``reset_optimizer``: a fresh Adam state after the cluster init."""
+    chunk = make_chunk(model, config, optimizer=optimizer)
+    numbers = step_numbers(config)
+    data = jnp.asarray(x_train)
+    state = initial_state(params, config, optimizer)
+    done = 0
+    while done < config.n_steps:
+        new_params = apply_cluster_init(model, config, state.params, x_train, done)
+        if new_params is not state.params:
+            state = state._replace(params=new_params)
+            if reset_optimizer:
+                state = state._replace(opt_state=optimizer.init(new_params))
+        take = min(config.log_every, config.n_steps - done)
+        new_state, values = chunk(state, data, numbers, length=take)
+        piece = {name: np.asarray(series) for name, series in values.items()}
+        state = accept_chunk(model, config, new_state, piece, done)
+        done += take
+        callback(done, state.params, piece)
+    return state.params
+
+
+def run_seed(
+    seed: int,
+    overrides: list[str],
+    coordinates: str,
+    every: int,
+    cosine: bool,
+    reset_optimizer: bool = False,
+) -> dict[str, object]:
     """Train one seed on its validation split; the validation NMI curve, final scores and KMeans' NMI."""
     config = run_config("hierarchical", seed, {"validation_fraction": 0.2}, overrides)
     prepared = prepare_run(config)
@@ -101,8 +146,8 @@ def run_seed(seed: int, overrides: list[str], coordinates: str, every: int, cosi
             assigned = assignments(model, current, split.x_test)
             curve[step] = clustering_metrics(split.y_test, assigned, model.n_clusters)["nmi"]
 
-    result = train(model, params, jnp.asarray(split.x_train), config.train, optimizer=optimizer, callback=callback)
-    scores = clustering_metrics(split.y_test, assignments(model, result.params, split.x_test), model.n_clusters)
+    final = _train(model, params, split.x_train, config.train, optimizer, callback, reset_optimizer)
+    scores = clustering_metrics(split.y_test, assignments(model, final, split.x_test), model.n_clusters)
     kmeans = KMeans(model.n_clusters, n_init=10, random_state=seed).fit(split.x_train)
     kmeans_nmi = clustering_metrics(split.y_test, kmeans.predict(split.x_test), model.n_clusters)["nmi"]
     return {"nmi": scores["nmi"], "active_clusters": scores["active_clusters"], "curve": curve, "kmeans": kmeans_nmi}
@@ -110,18 +155,24 @@ def run_seed(seed: int, overrides: list[str], coordinates: str, every: int, cosi
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3, help="number of seeds (0..S−1)")
+    parser.add_argument("--seeds", type=int, default=3, help="number of seeds (F..F+S−1)")
+    parser.add_argument("--first-seed", type=int, default=0, metavar="F", help="the first seed")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
     parser.add_argument("--coordinates", choices=("reference", "symmetric"), default="reference")
     parser.add_argument("--cosine-decay", action="store_true", help="probe: Adam's rate decays to 0 (cosine)")
+    parser.add_argument(
+        "--reset-optimizer", action="store_true", help="probe: a fresh Adam state after the cluster initialisation"
+    )
     parser.add_argument("--every", type=int, default=2000, help="steps between validation NMI records")
     args = parser.parse_args(argv)
     runs = []
-    for seed in range(args.seeds):
-        run = run_seed(seed, args.set, args.coordinates, args.every, args.cosine_decay)
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        started = time.perf_counter()
+        run = run_seed(seed, args.set, args.coordinates, args.every, args.cosine_decay, args.reset_optimizer)
+        run["seconds"] = time.perf_counter() - started
         curve = ", ".join(f"{step}: {nmi:.4f}" for step, nmi in sorted(run["curve"].items()))  # type: ignore[attr-defined]
         print(
-            f"seed {seed}: NMI {run['nmi']:.4f}, active {run['active_clusters']}, KMeans {run['kmeans']:.4f}; {curve}"
+            f"seed {seed}: NMI {run['nmi']:.4f}, active {run['active_clusters']}, KMeans {run['kmeans']:.4f}, {run['seconds']:.0f} s; {curve}"
         )
         runs.append(run)
     steps = sorted(set.intersection(*(set(run["curve"]) for run in runs)))  # type: ignore[call-overload]
@@ -129,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         "settings": args.set,
         "coordinates": args.coordinates,
         "cosine_decay": args.cosine_decay,
+        "reset_optimizer": args.reset_optimizer,
         "nmi": [run["nmi"] for run in runs],
         "nmi_mean": statistics.fmean(run["nmi"] for run in runs),  # type: ignore[misc]
         "active_clusters": [run["active_clusters"] for run in runs],

@@ -74,14 +74,17 @@ HELP: dict[str, str] = {
     "n_mc_samples": "Posterior samples per observation for the ELBO.",
     "n_conj_samples": "Prior samples for the conjugation penalty (and the analytic ρ fit).",
     "rho_mode": "'learned' (ρ_y is trained) or 'analytic' (least-squares fit every step).",
+    "cluster_init": "Starting clusters: 'random'; 'kmeans' (before step 0, each cluster's observable bias "
+    "fitted to its KMeans points, p(k) their shares; needs the xk block; default of --block full); or "
+    "'latent_kmeans' (once, at --cluster-init-step, KMeans on the posterior mean latent units sets the "
+    "prior's clusters; default otherwise).",
+    "cluster_init_step": "Step of the 'latent_kmeans' initialisation (at the first chunk boundary at or after it).",
     "seed": "Seed of initialisation, batches, data split and evaluation.",
     "log_every": "Steps per chunk between progress lines, history rows and NMI/R² checks.",
     "checkpoint_every": "Chunks between checkpoints (0: none); Ctrl-C and SIGTERM always checkpoint.",
     "block_schedule": "Start step of blocks, e.g. 'xyk:1000,xk:1000': those start at zero and are held "
     "there until their step (full model: hierarchical until then).",
     "block_learning_rates": "Learning-rate factors of blocks, e.g. 'xyk:0.1,xk:0.1' (blocks not named: 1).",
-    "cluster_init": "Starting clusters: 'random' or 'kmeans' (each cluster's observable bias fitted to its "
-    "KMeans points, p(k) their shares; needs the xk block).",
 }
 
 

@@ -71,7 +71,8 @@ def kmeans_cluster_init(
     if "xk" not in blocks:
         raise ConfigurationError(
             f"cluster_init 'kmeans' starts the per-cluster observable biases of the 'xk' block, which blocks "
-            f"{'+'.join(model.block_names)} do not have; use the 'full' block set (or add 'xk'), or cluster_init 'random'",
+            f"{'+'.join(model.block_names)} do not have; use the 'full' block set (or add 'xk'), or "
+            "cluster_init 'latent_kmeans' or 'random'",
             offending="cluster_init",
         )
     observable = model.observable

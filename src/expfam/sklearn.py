@@ -60,6 +60,8 @@ _TRAIN_KEYS = (
     "n_mc_samples",
     "n_conj_samples",
     "rho_mode",
+    "cluster_init",
+    "cluster_init_step",
     "log_every",
 )
 
@@ -71,7 +73,9 @@ class HarmoniumClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         n_clusters: ``K``. n_latent: binary latent units ``n``. block: block set or
         comma-separated blocks. observable: the observable family (``binomial``, ``normal``, ...).
         n_trials: ``N`` of a binomial observable. The training arguments are those of
-        ``[train]`` (see ``docs/cli.md``). n_elbo_samples: posterior samples per point in
+        ``[train]`` (see ``docs/cli.md``); ``cluster_init`` is ``"random"`` here unless given
+        (``"kmeans"``, ``"latent_kmeans"``: docs/training.md, "Cluster initialisation").
+        n_elbo_samples: posterior samples per point in
         :meth:`score`. random_state: ``int`` (the run seed), ``RandomState`` or ``None``.
 
     Attributes:
@@ -102,6 +106,8 @@ class HarmoniumClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         n_mc_samples: int = 10,
         n_conj_samples: int = 1024,
         rho_mode: str = "learned",
+        cluster_init: str = "random",
+        cluster_init_step: int = 1000,
         log_every: int = 250,
         n_elbo_samples: int = 10,
         random_state: int | np.random.RandomState | None = None,
@@ -125,6 +131,8 @@ class HarmoniumClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         self.n_mc_samples = n_mc_samples
         self.n_conj_samples = n_conj_samples
         self.rho_mode = rho_mode
+        self.cluster_init = cluster_init
+        self.cluster_init_step = cluster_init_step
         self.log_every = log_every
         self.n_elbo_samples = n_elbo_samples
         self.random_state = random_state

@@ -147,7 +147,7 @@ def test_flags_override_the_config_file_and_defaults_fill_the_rest(runner, app, 
     assert config.train.n_steps == load_config(tiny_toml).train.n_steps  # the default
     assert options["overwrite"] is True and callable(options["progress"])
     assert out.parent == Path("runs") and out.name.startswith("xy+xk-")
-    assert result.stdout.splitlines()[2].startswith(f"| {out.name} | 64 | 20 | 1e-3 | ")
+    assert result.stdout.splitlines()[2].startswith(f"| {out.name} | 128 | 20 | 1e-3 | ")
     assert result.stdout.splitlines()[-1] == f"run directory: {out}"
 
 

@@ -80,7 +80,7 @@ def test_the_posterior_starts_at_the_kmeans_partition(started, digits):
 def test_models_without_cluster_biases_are_refused(digits):
     model = _model("hierarchical")
     params = model.init(jax.random.PRNGKey(0), digits)
-    with pytest.raises(ConfigurationError, match=r"'xk' block.*cluster_init 'random'"):
+    with pytest.raises(ConfigurationError, match=r"'xk' block.*cluster_init 'latent_kmeans' or 'random'"):
         kmeans_cluster_init(model, params, digits)
 
 
@@ -94,7 +94,7 @@ def test_fewer_rows_than_clusters_are_refused(digits):
 @pytest.mark.parametrize(
     ("train", "fragment"),
     [
-        ({"cluster_init": "gmm"}, "cluster_init must be one of 'random', 'kmeans', got 'gmm'"),
+        ({"cluster_init": "gmm"}, "cluster_init must be one of 'random', 'kmeans', 'latent_kmeans', got 'gmm'"),
         ({"cluster_init": "kmeans", "block_schedule": "xk:100"}, "holds it at zero until step 100"),
     ],
 )

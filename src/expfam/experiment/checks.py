@@ -65,6 +65,21 @@ def check_observable_shape(config: RunConfig, model: Harmonium, n_features: int,
         )
 
 
+def check_cluster_init(config: RunConfig, model: Harmonium) -> None:
+    """Refuse ``cluster_init = "kmeans"`` for a model without the ``xk`` block, before any work.
+
+    Raises:
+        ConfigurationError: the model has no per-cluster observable bias to start from KMeans.
+    """
+    if config.train.cluster_init == "kmeans" and "xk" not in model.block_names:
+        raise ConfigurationError(
+            f"cluster_init 'kmeans' starts the per-cluster observable biases of the 'xk' block, which blocks "
+            f"{'+'.join(model.block_names)} do not have; use the 'full' block set (or add 'xk'), or "
+            "cluster_init 'latent_kmeans' or 'random'",
+            offending="cluster_init",
+        )
+
+
 def memory_limit_bytes() -> int | None:
     """Memory of the device the run trains on (its allocator's limit), else of the host; ``None`` if unknown."""
     with contextlib.suppress(Exception):

@@ -84,7 +84,7 @@ class ModelConfig:
     block: str = "hierarchical"
     observable: str = "binomial"
     n_trials: int = 16
-    n_latent: int = 64
+    n_latent: int = 128
     n_clusters: int = 20
     observable_options: Options = field(default_factory=Options)
     block_options: Options = field(default_factory=Options)
@@ -111,8 +111,16 @@ class TrainConfig:
 
     The defaults are the main job's (hierarchical, bundled digits), chosen on a
     validation split by ``examples/sweeps/digits_defaults.toml`` (phase 11) within the
-    training time of the previous defaults; other block sets may override them
-    (:data:`BLOCK_DEFAULTS`).
+    training time of the previous defaults, then ``cluster_init = "latent_kmeans"`` at step
+    1000 with ``n_latent = 128`` (docs/results/digits_defaults/README.md, "Candidates after the
+    defaults"); other block sets may override them (:data:`BLOCK_DEFAULTS`).
+
+    ``cluster_init`` (:data:`CLUSTER_INITS`): ``"random"`` (the parameters' own random start,
+    docs/model.md), ``"kmeans"`` (before the first step, each cluster's observable bias is the
+    observable fitted to its KMeans points: :func:`expfam.cluster_init.kmeans_cluster_init`,
+    needs the ``xk`` block) or ``"latent_kmeans"`` (KMeans on the posterior mean latent units
+    sets the prior's clusters, once, at the first chunk boundary at or after
+    ``cluster_init_step``: :mod:`expfam.experiment.latent_kmeans`).
     """
 
     learning_rate: float = 3e-3
@@ -130,12 +138,13 @@ class TrainConfig:
     n_mc_samples: int = 4
     n_conj_samples: int = 256
     rho_mode: str = "learned"
+    cluster_init: str = "latent_kmeans"
+    cluster_init_step: int = 1000
     seed: int = 0
     log_every: int = 250
     checkpoint_every: int = 4
     block_schedule: str = ""
     block_learning_rates: str = ""
-    cluster_init: str = "random"
     loss_weights: Options = field(default_factory=Options)
 
 
@@ -179,8 +188,11 @@ BLOCK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 #: Starting points of the clusters (``[train] cluster_init``): ``"random"`` (each parameter's own
-#: rule, :meth:`expfam.model.Harmonium.init`) or ``"kmeans"`` (:func:`expfam.cluster_init.kmeans_cluster_init`).
-CLUSTER_INITS: tuple[str, ...] = ("random", "kmeans")
+#: rule, :meth:`expfam.model.Harmonium.init`), ``"kmeans"`` (the observable's per-cluster biases
+#: from KMeans on the data, :func:`expfam.cluster_init.kmeans_cluster_init`) or ``"latent_kmeans"``
+#: (the prior's clusters from KMeans on the posterior latent means at ``cluster_init_step``,
+#: :func:`expfam.experiment.latent_kmeans.latent_kmeans_init`).
+CLUSTER_INITS: tuple[str, ...] = ("random", "kmeans", "latent_kmeans")
 
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
@@ -429,6 +441,7 @@ _COUNT_KEYS: dict[str, tuple[str, ...]] = {
         "lr_warmup_steps",
         "kl_warmup_steps",
         "conj_warmup_steps",
+        "cluster_init_step",
     ),
     "evaluate": ("n_r2_samples", "n_elbo_samples", "n_iwae_samples", "batch_size"),
 }
@@ -508,6 +521,11 @@ def validate_config(config: RunConfig) -> None:
         train.rho_mode in ("learned", "analytic"),
         f"rho_mode must be 'learned' or 'analytic', got {train.rho_mode!r}",
         "rho_mode",
+    )
+    _check(
+        train.cluster_init_step >= 0,
+        f"cluster_init_step must be ≥ 0 (the step of the cluster initialisation), got {train.cluster_init_step}",
+        "cluster_init_step",
     )
     parse_block_schedule(train.block_schedule)
     parse_block_learning_rates(train.block_learning_rates)

@@ -35,10 +35,11 @@ import numpy as np
 
 from expfam import __version__ as expfam_version
 from expfam.builder import build_model, resolve_blocks
-from expfam.cluster_init import KMEANS_N_INIT, kmeans_cluster_init
+from expfam.cluster_init import KMEANS_N_INIT
 from expfam.data import DataSplit, check_data_for_family, load_dataset
 from expfam.errors import ConfigurationError, ExpfamError, RunFailedError, RunWriteError, TrainingDivergedError
 from expfam.experiment.checks import (
+    check_cluster_init,
     check_memory,
     check_observable_shape,
     check_run_matches,
@@ -180,6 +181,7 @@ def prepare_run(config: RunConfig, *, registry: Registry | None = None) -> Prepa
     check_observable_shape(config, model, split.n_features, registry)
     check_data_for_family(split, model.observable)
     check_memory(config, split.n_features, parameter_shapes=parameter_shapes(model))
+    check_cluster_init(config, model)
     return PreparedRun(config=config, split=split, model=model, held_out=held_out)
 
 
@@ -375,11 +377,9 @@ class RunRecorder:
             self.say(f"run directory: {self.run_dir}")
         self.say(f"training {config.train.n_steps} steps (the first chunk includes compilation)")
         self.started = time.perf_counter()
-        params = model.init(self.keys["init"], jnp.asarray(split.x_train))
         if config.train.cluster_init == "kmeans":
-            params = kmeans_cluster_init(model, params, split.x_train, seed=config.train.seed)
-            self.say(f"clusters started from KMeans ({KMEANS_N_INIT} restarts) on the training rows")
-        return params
+            self.say(f"clusters start from KMeans ({KMEANS_N_INIT} restarts) on the training rows")
+        return model.init(self.keys["init"], jnp.asarray(split.x_train))
 
     def callback(self, step: int, current: Params, piece: Mapping[str, np.ndarray]) -> None:
         """After a chunk: append the history row (chunk means and quick metrics), write it, report progress."""

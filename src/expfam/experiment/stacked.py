@@ -47,6 +47,7 @@ import numpy as np
 
 from expfam.errors import ConfigurationError, TrainingDivergedError
 from expfam.experiment.config import TrainConfig
+from expfam.experiment.latent_kmeans import apply_cluster_init
 from expfam.experiment.training import (
     CheckpointCallback,
     Chunk,
@@ -302,6 +303,11 @@ def train_stacked(
 
     try:
         while done < config.n_steps:
+            for index in range(count):  # the cluster initialisation, per trial on its own rows and seed
+                if outcomes[index] is None:
+                    rows = shared_array if shared else shared_array[index]
+                    params_now = apply_cluster_init(model, configs[index], states[index].params, rows, done)
+                    states[index] = states[index]._replace(params=params_now)
             take = min(config.log_every, config.n_steps - done)
             new_states, traced = chunk(stack(states + states[:1] * padding), shared_array, numbers, length=take)
             values = {name: np.asarray(series) for name, series in traced.items()}

@@ -29,6 +29,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from expfam.errors import ConfigurationError, TrainingDivergedError
 from expfam.experiment.config import TrainConfig, parse_block_learning_rates, parse_block_schedule
+from expfam.experiment.latent_kmeans import apply_cluster_init
 from expfam.experiment.streams import stream_key
 from expfam.family import Array
 from expfam.model import Harmonium, Params
@@ -126,7 +127,7 @@ def step_numbers(config: TrainConfig, weights: Mapping[str, float] | None = None
 
 
 #: Settings that act before the first step only (the starting parameters), not inside it.
-INIT_ONLY: tuple[str, ...] = ("cluster_init",)
+INIT_ONLY: tuple[str, ...] = ("cluster_init", "cluster_init_step")
 
 #: The fields of :class:`TrainConfig` that are numbers inside the compiled step (per trial), not its shape.
 TRIAL_NUMBERS: tuple[str, ...] = (
@@ -596,6 +597,11 @@ def train(
     chunks = 0
     try:
         while done < config.n_steps:
+            initialised = apply_cluster_init(model, config, state.params, data, done)
+            if initialised is not state.params:  # the cluster initialisation ran (docs/training.md)
+                if mesh is not None:
+                    initialised = jax.device_put(initialised, NamedSharding(mesh, partition()))
+                state = state._replace(params=initialised)
             take = min(config.log_every, config.n_steps - done)
             new_state, values = chunk(state, data, numbers, length=take)
             piece = {name: np.asarray(series) for name, series in values.items()}
