@@ -149,6 +149,7 @@ prefix = "H"
 n_latent = 32
 n_clusters = 30
 [base.train]
+cluster_init = "random"
 learning_rate = 3e-3
 lr_warmup_steps = 100
 n_steps = {steps}

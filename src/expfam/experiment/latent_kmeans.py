@@ -30,6 +30,7 @@ training row; the latent family must have means in ``(0, 1)`` (Bernoulli units).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -48,15 +49,22 @@ from expfam.model import Harmonium, Params
 CLIP = 1e-3
 
 
-def posterior_mean_statistics(model: Harmonium, params: Params, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """``m(x) = E_q[s_Y(y) | x] = Σ_k q(k|x) ∇ψ_Y(θ_{q,k}(x))`` for every row of ``x``, shape ``(N, n)``."""
+@functools.lru_cache(maxsize=16)
+def _compiled_means(model: Harmonium) -> Any:
+    """The jitted ``(params, batch) → m(batch)`` of ``model``, compiled once per model and shape (not per call)."""
 
     @jax.jit
-    def means(batch: Array) -> Array:
+    def means(params: Params, batch: Array) -> Array:
         summary = model.posterior_summary(params, batch)
         return batched.expected_statistics(model.latent, summary)["b_y"].reshape(batch.shape[0], -1)
 
-    pieces = [np.asarray(means(jnp.asarray(x[i : i + batch_size]))) for i in range(0, x.shape[0], batch_size)]
+    return means
+
+
+def posterior_mean_statistics(model: Harmonium, params: Params, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+    """``m(x) = E_q[s_Y(y) | x] = Σ_k q(k|x) ∇ψ_Y(θ_{q,k}(x))`` for every row of ``x``, shape ``(N, n)``."""
+    means = _compiled_means(model)
+    pieces = [np.asarray(means(params, jnp.asarray(x[i : i + batch_size]))) for i in range(0, x.shape[0], batch_size)]
     return np.concatenate(pieces, axis=0)
 
 
