@@ -24,6 +24,7 @@ It also times the measured full step and prints its ratio beside the floor. Meas
 one process, interleaved over ``--rounds`` rounds; medians. Ends with one JSON line.
 
     python benchmarks/full_floor.py [--rounds 5] [--chunk 10] [--batch-size 512]
+        [--n-latent 128] [--n-clusters 30] [--data-dim 784]
 """
 
 from __future__ import annotations
@@ -73,8 +74,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
     parser.add_argument("--chunk", type=int, default=10, help="steps per timed chunk of the real steps")
     parser.add_argument("--batch-size", type=int, default=SEED_TRAIN["batch_size"])
+    parser.add_argument("--n-latent", type=int, default=SEED_SHAPES["n_latent"])
+    parser.add_argument("--n-clusters", type=int, default=SEED_SHAPES["n_clusters"])
+    parser.add_argument("--data-dim", type=int, default=SEED_SHAPES["data_dim"])
     args = parser.parse_args()
-    shapes = dict(SEED_SHAPES)
+    shapes = {**SEED_SHAPES, "n_latent": args.n_latent, "n_clusters": args.n_clusters, "data_dim": args.data_dim}
     train = {**SEED_TRAIN, "batch_size": args.batch_size}
     d, n, k = shapes["data_dim"], shapes["n_latent"], shapes["n_clusters"]
     hierarchical = make_runner("hierarchical", args.chunk, shapes, train)
