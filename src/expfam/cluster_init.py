@@ -36,6 +36,30 @@ from expfam.model import Harmonium, Params
 KMEANS_N_INIT = 3
 
 
+def require_cluster_biases(model: Harmonium) -> None:
+    """Refuse a model whose clusters have no observable bias of their own to start from KMeans.
+
+    Raises:
+        ConfigurationError: no ``xk`` block, or an observable whose natural parameters are not
+            the one vector per observation that the block shifts.
+    """
+    blocks = {block.name: block for block in model.blocks}
+    if "xk" not in blocks:
+        raise ConfigurationError(
+            f"cluster_init 'kmeans' starts the per-cluster observable biases of the 'xk' block, which blocks "
+            f"{'+'.join(model.block_names)} do not have; use the 'full' block set (or add 'xk'), or "
+            "cluster_init 'latent_kmeans' or 'random'",
+            offending="cluster_init",
+        )
+    shape = tuple(model.observable.param_shape)
+    if shape != (blocks["xk"].param_shape()[0],):
+        raise ConfigurationError(
+            f"cluster_init 'kmeans' needs an observable whose natural parameters are one vector per observation; "
+            f"{model.observable.describe()} has shape {shape}; use cluster_init 'random'",
+            offending="cluster_init",
+        )
+
+
 def kmeans_labels(x: np.ndarray | Array, n_clusters: int, *, seed: int = 0, n_init: int = KMEANS_N_INIT) -> np.ndarray:
     """KMeans cluster of every row of ``x`` (``KMeans(n_clusters, n_init, random_state=seed)``), shape ``(N,)``.
 
@@ -67,22 +91,8 @@ def kmeans_cluster_init(
         ConfigurationError: the model has no ``xk`` block, its observable's parameters are not
             one vector the block shifts, or ``x`` has fewer rows than clusters.
     """
-    blocks = {block.name: block for block in model.blocks}
-    if "xk" not in blocks:
-        raise ConfigurationError(
-            f"cluster_init 'kmeans' starts the per-cluster observable biases of the 'xk' block, which blocks "
-            f"{'+'.join(model.block_names)} do not have; use the 'full' block set (or add 'xk'), or "
-            "cluster_init 'latent_kmeans' or 'random'",
-            offending="cluster_init",
-        )
+    require_cluster_biases(model)
     observable = model.observable
-    shape = tuple(observable.param_shape)
-    if shape != (blocks["xk"].param_shape()[0],):
-        raise ConfigurationError(
-            f"cluster_init 'kmeans' needs an observable whose natural parameters are one vector per observation; "
-            f"{observable.describe()} has shape {shape}; use cluster_init 'random'",
-            offending="cluster_init",
-        )
     k = model.n_clusters
     labels = kmeans_labels(x, k, seed=seed, n_init=n_init)
     data = jnp.asarray(x)
@@ -108,4 +118,4 @@ def kmeans_cluster_init(
     }
 
 
-__all__ = ["KMEANS_N_INIT", "kmeans_cluster_init", "kmeans_labels"]
+__all__ = ["KMEANS_N_INIT", "kmeans_cluster_init", "kmeans_labels", "require_cluster_biases"]

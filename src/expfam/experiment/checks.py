@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from expfam.builder import resolve_blocks
+from expfam.cluster_init import require_cluster_biases
 from expfam.errors import ConfigurationError
 from expfam.experiment.config import MAX_INT32, RunConfig
 from expfam.experiment.runs import RunDirectoryError, read_model_spec
@@ -66,18 +67,14 @@ def check_observable_shape(config: RunConfig, model: Harmonium, n_features: int,
 
 
 def check_cluster_init(config: RunConfig, model: Harmonium) -> None:
-    """Refuse ``cluster_init = "kmeans"`` for a model without the ``xk`` block, before any work.
+    """Refuse ``cluster_init = "kmeans"`` for a model it cannot start, before any work
+    (:func:`expfam.cluster_init.require_cluster_biases`).
 
     Raises:
         ConfigurationError: the model has no per-cluster observable bias to start from KMeans.
     """
-    if config.train.cluster_init == "kmeans" and "xk" not in model.block_names:
-        raise ConfigurationError(
-            f"cluster_init 'kmeans' starts the per-cluster observable biases of the 'xk' block, which blocks "
-            f"{'+'.join(model.block_names)} do not have; use the 'full' block set (or add 'xk'), or "
-            "cluster_init 'latent_kmeans' or 'random'",
-            offending="cluster_init",
-        )
+    if config.train.cluster_init == "kmeans":
+        require_cluster_biases(model)
 
 
 def memory_limit_bytes() -> int | None:
@@ -163,9 +160,9 @@ def check_memory(
 
 def parameter_shapes(model: Harmonium) -> list[tuple[int, ...]]:
     """The shapes of ``model``'s parameters (mixture, observable bias, blocks, ρ_y), without allocating them."""
-    mixture = list(model.mixture.param_shapes().values())
+    mixture = model.mixture.param_shapes()
     blocks = [tuple(block.param_shape()) for block in model.blocks]
-    return [*mixture, tuple(model.observable.param_shape), *blocks, tuple(model.mixture.param_shapes()["b_y"])]
+    return [*mixture.values(), tuple(model.observable.param_shape), *blocks, tuple(mixture["b_y"])]  # last: ρ_y
 
 
 def _shapes(tree: Mapping[str, Any], prefix: str = "") -> dict[str, tuple[int, ...]]:

@@ -527,7 +527,7 @@ def validate_config(config: RunConfig) -> None:
         f"cluster_init_step must be ≥ 0 (the step of the cluster initialisation), got {train.cluster_init_step}",
         "cluster_init_step",
     )
-    parse_block_schedule(train.block_schedule)
+    schedule = parse_block_schedule(train.block_schedule)
     parse_block_learning_rates(train.block_learning_rates)
     _check(
         train.cluster_init in CLUSTER_INITS,
@@ -535,10 +535,9 @@ def validate_config(config: RunConfig) -> None:
         "cluster_init",
     )
     _check(
-        train.cluster_init != "kmeans" or "xk" not in parse_block_schedule(train.block_schedule),
+        train.cluster_init != "kmeans" or "xk" not in schedule,
         "cluster_init 'kmeans' starts the 'xk' block from KMeans, but block_schedule holds it at zero until "
-        f"step {parse_block_schedule(train.block_schedule).get('xk')}; drop xk from block_schedule or use "
-        "cluster_init 'random'",
+        f"step {schedule.get('xk')}; drop xk from block_schedule or use cluster_init 'random'",
         "cluster_init",
     )
     _check(
