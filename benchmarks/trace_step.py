@@ -92,6 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--block", default="hierarchical")
     parser.add_argument("--chunk", type=int, default=5)
+    parser.add_argument("--top", type=int, default=0, help="also list the N slowest operations")
     args = parser.parse_args()
     run = make_runner(args.block, args.chunk, dict(SEED_SHAPES), dict(SEED_TRAIN))
     run()
@@ -106,18 +107,22 @@ def main() -> None:
     table = op_table(args.block, args.chunk)
     steps = 2 * args.chunk
     totals: collections.Counter[str] = collections.Counter()
+    per_op: collections.Counter[tuple[str, str, str]] = collections.Counter()
     for event in events:
         if event.get("ph") == "X" and event.get("name") in table:
             shape, op_name = table[event["name"]]
             if shape.startswith("(") and "while" in event["name"]:
                 continue  # a loop's own span contains its body's operations
             totals[piece(shape, op_name)] += event["dur"] / 1e3 / steps
+            per_op[(event["name"], shape, op_name)] += event["dur"] / 1e3 / steps
     whole = sum(totals.values())
     print(f"device: {jax.devices()[0].device_kind}; block set {args.block}; XLA op time per step, summed over threads")
     print("| piece | ms/step | share |\n|---|---|---|")
     for name, ms in totals.most_common():
         print(f"| {name} | {ms:.1f} | {100 * ms / whole:.0f}% |")
     print(f"| all operations | {whole:.1f} | 100% |")
+    for (name, shape, op_name), ms in per_op.most_common(args.top):
+        print(f"{ms:6.2f} ms  {piece(shape, op_name)[:24]:24}  {name}  {shape}  {op_name[-110:]}")
 
 
 if __name__ == "__main__":

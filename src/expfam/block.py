@@ -21,6 +21,7 @@ and :meth:`adjoint`. Blocks are final frozen dataclasses constructed as
 from __future__ import annotations
 
 import abc
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import jax
@@ -28,6 +29,25 @@ import jax
 from expfam.family import Array
 
 LatentStatistics = dict[str, Array]
+
+
+@dataclass(frozen=True)
+class ClusterAffine:
+    r"""A block's offset written per cluster, affine in the latent statistics.
+
+    .. math::
+
+        L_b(s_Z(y, k)) = W s_Y(y) + [k \ge 1]\,(V_{k-1} s_Y(y) + u_{k-1})
+
+    ``shared`` is ``W`` (``(D, n)``), ``per_cluster`` ``V`` (``(K−1, D, n)``) and ``bias`` the
+    rows ``u`` (``(K−1, D)``); a part the block does not have is ``None``. Blocks that return
+    this from :meth:`InteractionBlock.cluster_affine` let the model evaluate all of them at
+    sampled states as one grouped product (:func:`expfam.affine.cluster_affine_sorted`).
+    """
+
+    shared: Array | None = None
+    per_cluster: Array | None = None
+    bias: Array | None = None
 
 
 class InteractionBlock(abc.ABC):
@@ -69,6 +89,15 @@ class InteractionBlock(abc.ABC):
         Returns only the entries it touches, each with a leading batch axis
         (``"b_y"`` ``(B, n)``, ``"W_yk"`` ``(B, n, K−1)``, ``"b_k"`` ``(B, K−1)``).
         """
+
+    def cluster_affine(self, params: Array) -> ClusterAffine | None:
+        """The offset as a :class:`ClusterAffine` form, or ``None`` (the default) when it is not one.
+
+        Optional: a block that returns ``None`` is evaluated by :meth:`offset`, and the model then
+        evaluates every block that way.
+        """
+        del params
+        return None
 
 
 def register_block(cls: type[Any]) -> type[Any]:

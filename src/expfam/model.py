@@ -35,7 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from expfam import posterior as batched
-from expfam.block import InteractionBlock
+from expfam.affine import cluster_affine_sorted
+from expfam.block import ClusterAffine, InteractionBlock
 from expfam.errors import ShapeError
 from expfam.families.categorical import full_logits
 from expfam.family import Array, ExponentialFamily
@@ -114,8 +115,49 @@ class Harmonium:
         return self.observable.add_offset(likelihood["a"], offset)
 
     def observable_log_partition(self, params: Params, y: Array, k: Array) -> Array:
-        """``ψ_X(θ_X(z_s))`` per sample, shape ``(S,)``."""
-        return jax.vmap(self.observable.log_partition)(self.observable_params(params, y, k))
+        r"""``ψ_X(θ_X(z_s))`` per sample, shape ``(S,)``.
+
+        When every block is affine in ``s_Y(y)`` within each cluster and one of them has
+        per-cluster matrices (the ``full`` block set), the offsets are one grouped product
+        ``(W + V_k) s_Y(y) + u_k`` over the states sorted by cluster
+        (:func:`expfam.affine.cluster_affine_sorted`); ``ψ_X`` reduces each sorted row and only
+        the ``(S,)`` result is put back in order. Otherwise each block adds its own offset.
+        """
+        affine = self._cluster_affine(params)
+        stats_y = jax.vmap(self.latent.sufficient_statistic)(y)
+        if affine is None or stats_y.ndim != 2:
+            return jax.vmap(self.observable.log_partition)(self.observable_params(params, y, k))
+        shared, per_cluster, bias = affine
+        order = jnp.argsort(k, stable=True)
+        offset = cluster_affine_sorted(shared, per_cluster, bias, stats_y[order], k[order])
+        theta = self.observable.add_offset(
+            jnp.broadcast_to(params["likelihood"]["a"], (y.shape[0], *self.observable.param_shape)), offset
+        )
+        psi_sorted = jax.vmap(self.observable.log_partition)(theta)
+        return jnp.zeros_like(psi_sorted).at[order].set(psi_sorted, unique_indices=True)
+
+    def _cluster_affine(self, params: Params) -> tuple[Array, Array, Array] | None:
+        """``(W, V, U)`` summed over the blocks' :class:`ClusterAffine` forms, or ``None``.
+
+        ``None`` when a block has no such form or when none has per-cluster matrices (then the
+        blocks' own offsets, a dense product and a one-hot product, are the cheaper way).
+        """
+        forms: list[ClusterAffine] = []
+        for block in self.blocks:
+            form = block.cluster_affine(params["likelihood"]["blocks"][block.name])
+            if form is None:
+                return None
+            forms.append(form)
+        matrices = [form.per_cluster for form in forms if form.per_cluster is not None]
+        if not matrices:
+            return None
+        per_cluster = functools.reduce(jnp.add, matrices)
+        km1, d, n = per_cluster.shape
+        shared_parts = [form.shared for form in forms if form.shared is not None]
+        bias_parts = [form.bias for form in forms if form.bias is not None]
+        shared = functools.reduce(jnp.add, shared_parts) if shared_parts else jnp.zeros((d, n), per_cluster.dtype)
+        bias = functools.reduce(jnp.add, bias_parts) if bias_parts else jnp.zeros((km1, d), per_cluster.dtype)
+        return shared, per_cluster, bias
 
     # ------------------------------------------------------------ conjugation
     def cluster_correction(self, params: Params) -> Array:

@@ -18,7 +18,7 @@ from typing import ClassVar, final
 
 import jax
 
-from expfam.block import InteractionBlock, LatentStatistics, register_block
+from expfam.block import ClusterAffine, InteractionBlock, LatentStatistics, register_block
 from expfam.family import Array
 
 
@@ -48,6 +48,10 @@ class ClusterBias(InteractionBlock):
     def offset(self, params: Array, y: Array, k: Array) -> Array:
         """``U e_k`` as one product ``onehot(k)[:, 1:] Uᵀ``: its gradient is a product too, not a scatter."""
         return jax.nn.one_hot(k, self.n_clusters, dtype=params.dtype)[:, 1:] @ params.T
+
+    def cluster_affine(self, params: Array) -> ClusterAffine:
+        """Cluster ``k ≥ 1`` adds the row ``U[:, k−1]ᵀ``."""
+        return ClusterAffine(bias=params.T)
 
     def adjoint(self, params: Array, statistic: Array) -> LatentStatistics:
         return {"b_k": statistic @ params}

@@ -13,7 +13,7 @@ from typing import ClassVar, final
 
 import jax
 
-from expfam.block import InteractionBlock, LatentStatistics, register_block
+from expfam.block import ClusterAffine, InteractionBlock, LatentStatistics, register_block
 from expfam.family import Array
 
 
@@ -43,6 +43,10 @@ class LatentCoupling(InteractionBlock):
 
     def offset(self, params: Array, y: Array, k: Array) -> Array:
         return y @ params.T
+
+    def cluster_affine(self, params: Array) -> ClusterAffine:
+        """``W`` is shared by every cluster."""
+        return ClusterAffine(shared=params)
 
     def adjoint(self, params: Array, statistic: Array) -> LatentStatistics:
         return {"b_y": statistic @ params}

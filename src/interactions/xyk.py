@@ -21,7 +21,7 @@ from typing import ClassVar, final
 import jax
 import jax.numpy as jnp
 
-from expfam.block import InteractionBlock, LatentStatistics, register_block
+from expfam.block import ClusterAffine, InteractionBlock, LatentStatistics, register_block
 from expfam.family import Array
 from interactions.grouped import cluster_matvec
 
@@ -52,6 +52,10 @@ class ClusterCoupling(InteractionBlock):
 
     def offset(self, params: Array, y: Array, k: Array) -> Array:
         return cluster_matvec(params, y, k)
+
+    def cluster_affine(self, params: Array) -> ClusterAffine:
+        """Cluster ``k ≥ 1`` adds its matrix ``V[k−1]``."""
+        return ClusterAffine(per_cluster=params)
 
     def adjoint(self, params: Array, statistic: Array) -> LatentStatistics:
         return {"W_yk": cluster_adjoint(params, statistic)}
