@@ -52,25 +52,28 @@ def cluster_affine_dense(shared: Array, per_cluster: Array, bias: Array, y: Arra
     return y @ shared.T + features @ stacked + onehot @ bias
 
 
-def _windows(k: Array, n_clusters: int, tile: int) -> tuple[Array, Array, Array, Array, Array]:
-    """Window table over sorted ``k``: cluster, first row, clamped first row, cluster end, count.
+def _clusters(k: Array, n_clusters: int, tile: int) -> tuple[Array, Array, Array]:
+    """First row, end row and window count of each cluster's rows in sorted ``k``.
 
-    Cluster ``j`` owns rows ``[start_j, end_j)``; it is covered by ``⌈count_j / T⌉`` windows of
-    ``T`` rows. A window that would run past the last row starts at ``S − T`` instead and
-    masks the rows before its own first row (they belong to earlier windows).
+    Cluster ``j`` owns rows ``[start_j, end_j)`` and is covered by ``⌈count_j / T⌉`` windows of
+    ``T`` rows.
     """
-    s = k.shape[0]
     counts = jnp.bincount(k, length=n_clusters).astype(jnp.int32)
     ends = jnp.cumsum(counts).astype(jnp.int32)
-    starts = ends - counts
-    per_cluster = (counts + tile - 1) // tile
-    window_ends = jnp.cumsum(per_cluster)
-    max_windows = max(1, (s + n_clusters * (tile - 1)) // tile)
-    w = jnp.arange(max_windows, dtype=jnp.int32)
-    cluster = jnp.minimum(jnp.searchsorted(window_ends, w, side="right"), n_clusters - 1).astype(jnp.int32)
-    first = starts[cluster] + (w - (window_ends[cluster] - per_cluster[cluster])) * tile
-    clamped = jnp.minimum(first, s - tile)
-    return cluster, first, clamped, ends, window_ends[-1]
+    return ends - counts, ends, (counts + tile - 1) // tile
+
+
+def _window(table: tuple[Array, Array, Array], j: Array, w: Array, s: int, tile: int) -> tuple[Array, Array]:
+    """Window ``w`` of cluster ``j``: its first row and the mask of the rows that are its own.
+
+    A window that would run past the last row starts at ``S − T`` instead and masks the rows
+    before its own first row (they belong to earlier windows).
+    """
+    starts, ends, _ = table
+    first = starts[j] + w * tile
+    row0 = jnp.minimum(first, s - tile)
+    rows = row0 + jnp.arange(tile, dtype=jnp.int32)
+    return row0, ((rows >= first) & (rows < ends[j]))[:, None]
 
 
 def _matrix(shared: Array, per_cluster: Array, j: Array) -> Array:
@@ -84,26 +87,24 @@ def _bias(bias: Array, j: Array) -> Array:
     return jnp.where(j >= 1, u, jnp.zeros_like(u))
 
 
-def _keep(table: tuple[Array, ...], i: Array, tile: int) -> tuple[Array, Array, Array]:
-    cluster, first, clamped, ends, _ = table
-    j, row0 = cluster[i], clamped[i]
-    rows = row0 + jnp.arange(tile, dtype=jnp.int32)
-    keep = (rows >= first[i]) & (rows < ends[j])
-    return j, row0, keep[:, None]
-
-
 @partial(jax.custom_vjp, nondiff_argnums=(5,))
 def _grouped(shared: Array, per_cluster: Array, bias: Array, y: Array, table: tuple[Array, ...], tile: int) -> Array:
     s, d = y.shape[0], shared.shape[0]
 
-    def body(i: Array, out: Array) -> Array:
-        j, row0, keep = _keep(table, i, tile)
-        rows = lax.dynamic_slice_in_dim(y, row0, tile, axis=0)
-        product = lax.dot_general(rows, _matrix(shared, per_cluster, j), (((1,), (1,)), ((), ()))) + _bias(bias, j)
-        old = lax.dynamic_slice_in_dim(out, row0, tile, axis=0)
-        return lax.dynamic_update_slice_in_dim(out, jnp.where(keep, product, old), row0, axis=0)
+    def cluster(j: Array, out: Array) -> Array:
+        matrix, offset = _matrix(shared, per_cluster, j), _bias(bias, j)  # once per cluster
 
-    out: Array = lax.fori_loop(0, table[-1], body, jnp.zeros((s, d), y.dtype))
+        def window(w: Array, out: Array) -> Array:
+            row0, keep = _window(table, j, w, s, tile)
+            rows = lax.dynamic_slice_in_dim(y, row0, tile, axis=0)
+            product = lax.dot_general(rows, matrix, (((1,), (1,)), ((), ()))) + offset
+            old = lax.dynamic_slice_in_dim(out, row0, tile, axis=0)
+            return lax.dynamic_update_slice_in_dim(out, jnp.where(keep, product, old), row0, axis=0)
+
+        inner: Array = lax.fori_loop(0, table[2][j], window, out)
+        return inner
+
+    out: Array = lax.fori_loop(0, per_cluster.shape[0] + 1, cluster, jnp.zeros((s, d), y.dtype))
     return out
 
 
@@ -115,29 +116,49 @@ def _grouped_fwd(
 
 def _grouped_bwd(tile: int, residuals: tuple[Any, ...], g: Array) -> tuple[Any, ...]:
     shared, per_cluster, bias, y, table = residuals
+    n_clusters = per_cluster.shape[0] + 1
+    s = y.shape[0]
 
-    def body(i: Array, carry: tuple[Array, Array, Array, Array]) -> tuple[Array, Array, Array, Array]:
-        d_shared, d_cluster, d_bias, d_y = carry
-        j, row0, keep = _keep(table, i, tile)
+    def rows_of(j: Array, w: Array) -> tuple[Array, Array, Array]:
+        row0, keep = _window(table, j, w, s, tile)
         g_rows = jnp.where(keep, lax.dynamic_slice_in_dim(g, row0, tile, axis=0), 0)
-        rows = lax.dynamic_slice_in_dim(y, row0, tile, axis=0)
-        update = lax.dot_general(g_rows, rows, (((0,), (0,)), ((), ())))  # (D, n)
-        index = jnp.maximum(j - 1, 0)
-        mixed = j >= 1
-        old = lax.dynamic_index_in_dim(d_cluster, index, axis=0, keepdims=False)
-        d_cluster = lax.dynamic_update_index_in_dim(d_cluster, jnp.where(mixed, old + update, old), index, axis=0)
-        old_bias = lax.dynamic_index_in_dim(d_bias, index, axis=0, keepdims=False)
-        d_bias = lax.dynamic_update_index_in_dim(
-            d_bias, jnp.where(mixed, old_bias + g_rows.sum(axis=0), old_bias), index, axis=0
-        )
-        d_rows = g_rows @ _matrix(shared, per_cluster, j)
-        d_y = lax.dynamic_update_slice_in_dim(
-            d_y, lax.dynamic_slice_in_dim(d_y, row0, tile, axis=0) + d_rows, row0, axis=0
-        )
-        return d_shared + update, d_cluster, d_bias, d_y
+        return row0, g_rows, lax.dynamic_slice_in_dim(y, row0, tile, axis=0)
 
-    init = (jnp.zeros_like(shared), jnp.zeros_like(per_cluster), jnp.zeros_like(bias), jnp.zeros_like(y))
-    d_shared, d_cluster, d_bias, d_y = lax.fori_loop(0, table[-1], body, init)
+    def cluster(j: Array, carry: tuple[Array, Array, Array]) -> tuple[Array, Array, Array]:
+        # ∂M_j accumulates over the cluster's windows in a D×n carry; V's gradient slice is
+        # written once per cluster, not once per window.
+        d_shared, d_cluster, d_bias = carry
+
+        def window(w: Array, inner: tuple[Array, Array]) -> tuple[Array, Array]:
+            _, g_rows, rows = rows_of(j, w)
+            d_matrix = inner[0] + lax.dot_general(g_rows, rows, (((0,), (0,)), ((), ())))  # (D, n)
+            return d_matrix, inner[1] + g_rows.sum(axis=0)
+
+        init = (jnp.zeros_like(shared), jnp.zeros_like(shared[:, 0]))
+        d_matrix, d_offset = lax.fori_loop(0, table[2][j], window, init)
+        index, clustered = jnp.maximum(j - 1, 0), j >= 1
+        old = lax.dynamic_index_in_dim(d_cluster, index, axis=0, keepdims=False)
+        d_cluster = lax.dynamic_update_index_in_dim(d_cluster, jnp.where(clustered, d_matrix, old), index, axis=0)
+        old_bias = lax.dynamic_index_in_dim(d_bias, index, axis=0, keepdims=False)
+        d_bias = lax.dynamic_update_index_in_dim(d_bias, jnp.where(clustered, d_offset, old_bias), index, axis=0)
+        return d_shared + d_matrix, d_cluster, d_bias
+
+    init = (jnp.zeros_like(shared), jnp.zeros_like(per_cluster), jnp.zeros_like(bias))
+    d_shared, d_cluster, d_bias = lax.fori_loop(0, n_clusters, cluster, init)
+
+    def cluster_y(j: Array, d_y: Array) -> Array:
+        # A loop of its own, so that XLA drops it whole when ∂y is not needed (sampled states).
+        matrix = _matrix(shared, per_cluster, j)
+
+        def window(w: Array, d_y: Array) -> Array:
+            row0, g_rows, _ = rows_of(j, w)
+            old = lax.dynamic_slice_in_dim(d_y, row0, tile, axis=0)
+            return lax.dynamic_update_slice_in_dim(d_y, old + g_rows @ matrix, row0, axis=0)
+
+        inner: Array = lax.fori_loop(0, table[2][j], window, d_y)
+        return inner
+
+    d_y = lax.fori_loop(0, n_clusters, cluster_y, jnp.zeros_like(y))
     return d_shared, d_cluster, d_bias, d_y, tuple(None for _ in table)
 
 
@@ -190,7 +211,7 @@ def cluster_affine_sorted(
     k = k.astype(jnp.int32)
 
     def windows(shared: Array, per_cluster: Array, bias: Array, y: Array, k: Array) -> Array:
-        return _grouped(shared, per_cluster, bias, y, _windows(k, km1 + 1, tile), tile)
+        return _grouped(shared, per_cluster, bias, y, _clusters(k, km1 + 1, tile), tile)
 
     out: Array = lax.platform_dependent(
         shared.astype(dtype),
