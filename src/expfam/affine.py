@@ -63,7 +63,7 @@ def _clusters(k: Array, n_clusters: int, tile: int) -> tuple[Array, Array, Array
     return ends - counts, ends, (counts + tile - 1) // tile
 
 
-def _window(table: tuple[Array, Array, Array], j: Array, w: Array, s: int, tile: int) -> tuple[Array, Array]:
+def _window(table: tuple[Array, ...], j: Array, w: Array, s: int, tile: int) -> tuple[Array, Array]:
     """Window ``w`` of cluster ``j``: its first row and the mask of the rows that are its own.
 
     A window that would run past the last row starts at ``S − T`` instead and masks the rows
