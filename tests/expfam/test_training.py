@@ -106,6 +106,52 @@ def test_nan_stops_training_with_step_and_term(model_and_data):
         np.testing.assert_allclose(kept, expected, rtol=1e-5, atol=1e-6)
 
 
+@jax.custom_vjp
+def _nan_gradient_from(x, flag):
+    return 0.0 * x
+
+
+def _nan_gradient_fwd(x, flag):
+    return 0.0 * x, flag
+
+
+def _nan_gradient_bwd(flag, g):
+    return jnp.where(flag > 0, jnp.nan, 0.0) * g, jnp.zeros_like(flag)
+
+
+_nan_gradient_from.defvjp(_nan_gradient_fwd, _nan_gradient_bwd)
+
+
+class _NaNGradient(Objective):
+    """Value 0 at every step; from step 7 on its gradient is NaN."""
+
+    name = "nan_gradient"
+
+    def __call__(self, model, params, x, key, step, settings):
+        value = jnp.sum(_nan_gradient_from(params["likelihood"]["a"], (step >= 7).astype(jnp.float32)))
+        return value, value
+
+
+class _GradientPlugin:
+    @hookimpl
+    def expfam_objectives(self):
+        return [_NaNGradient()]
+
+
+def test_a_non_finite_gradient_with_finite_terms_stops_training(model_and_data):
+    model, data = model_and_data
+    registry = build_registry(extra_plugins=[_GradientPlugin()])
+    params = model.init(jax.random.PRNGKey(1), data)
+    weights = {**loss_weights(TINY), "nan_gradient": 1.0}
+    with pytest.raises(TrainingDivergedError, match=r"step 7: the gradient is not finite") as info:
+        train(model, params, data, TINY, weights=weights, registry=registry)
+    assert info.value.step == 7 and info.value.term == "gradient"
+    clean = train(model, params, data, dataclasses.replace(TINY, n_steps=7), weights=weights, registry=registry)
+    for kept, expected in zip(jax.tree.leaves(info.value.last_params), jax.tree.leaves(clean.params), strict=True):
+        assert np.all(np.isfinite(kept))
+        np.testing.assert_allclose(kept, expected, rtol=1e-5, atol=1e-6)
+
+
 def test_analytic_rho_mode_stores_the_fit(model_and_data):
     model, data = model_and_data
     params = model.init(jax.random.PRNGKey(1), data)

@@ -6,7 +6,7 @@ rises linearly from 0 over ``lr_warmup_steps`` and then stays constant. Steps
 run in :func:`jax.lax.scan` chunks of ``log_every`` steps between host
 callbacks, so Python is not paid per step.
 
-A step whose loss, term values or new parameters are not finite is not
+A step whose loss, term values or gradient are not finite is not
 applied: the chunk keeps the last finite parameters and records the step, and
 :func:`train` raises :class:`~expfam.errors.TrainingDivergedError` naming the
 step and the offending term.
@@ -328,7 +328,7 @@ def make_step(
     ``step(numbers, data, state, _)`` draws a batch of ``config.batch_size`` rows of ``data``
     with ``fold_in(data_key, step)``, evaluates the loss terms ``names`` weighted by
     ``numbers.weights`` with ``fold_in(key, step)``, and applies ``optimizer``. A step whose
-    loss, term values or new parameters are not finite is not applied, and from then on the
+    loss, term values or gradient are not finite is not applied, and from then on the
     state stays frozen with ``bad_step`` set to that step. With ``batch_sharding`` the batch is
     split over that sharding's devices (data parallel; the parameters stay replicated).
     """
@@ -350,9 +350,13 @@ def make_step(
         (loss, values), grads = jax.value_and_grad(loss_fn, has_aux=True)(
             state.params, batch, loss_key, state.step, numbers.weights, settings
         )
+        # Health is decided from the loss, the terms and the gradient, before the update, so that
+        # the select below fuses into Adam's own elementwise pass (a check of the new parameters
+        # would need a full pass over them first, and then a select pass per array). Adam's step
+        # is bounded by a few learning rates, so finite gradients give finite parameters.
+        healthy = (state.bad_step < 0) & jnp.isfinite(loss) & _all_finite(values) & _all_finite(grads)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        healthy = (state.bad_step < 0) & jnp.isfinite(loss) & _all_finite(values) & _all_finite(params)
 
         def keep(new: Any, old: Any) -> Any:
             return jax.tree.map(lambda a, b: jnp.where(healthy, a, b), new, old)
@@ -455,10 +459,10 @@ def _diverged(history: dict[str, np.ndarray], offset: int, bad_step: int, params
     row = bad_step - offset
     values = {name: float(series[row]) for name, series in history.items()}
     bad_terms = [name for name, value in values.items() if name != "loss" and not np.isfinite(value)]
-    term = bad_terms[0] if bad_terms else ("loss" if not np.isfinite(values["loss"]) else "parameters")
+    term = bad_terms[0] if bad_terms else ("loss" if not np.isfinite(values["loss"]) else "gradient")
     detail = ", ".join(f"{name}={value:.4g}" for name, value in values.items())
-    if term == "parameters":  # every term was finite: the update itself overflowed
-        what, fix = "the parameter update overflowed", "Lower --learning-rate or raise --lr-warmup-steps"
+    if term == "gradient":  # every term was finite, its gradient was not
+        what, fix = "the gradient is not finite", "Lower --learning-rate or raise --lr-warmup-steps"
     elif term == "loss":
         what, fix = "the total loss is not finite", "Lower --learning-rate"
     else:
