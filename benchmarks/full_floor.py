@@ -1,27 +1,27 @@
 """Benchmark: the floor under the full step's cost, as a multiple of the hierarchical step.
 
-The full block set adds to every hierarchical step four matrix products that no exact
+Beyond the hierarchical step, an exact full step must do two matrix products that no
 formulation of the objective avoids (docs/benchmarks.md, "The full model's floor"):
 
 * the ``xyk`` adjoint for the posterior, ``V_kᵀ x`` for every cluster:
   ``(B, D)·(D, n(K−1))``;
 * its backward pass, ``∂V = Xᵀ G``: ``(D, B)·(B, n(K−1))`` (``G`` is dense: every loss
-  term that reads ``q(k | x)`` reads every cluster's ``ψ_Y(θ_k(x))``);
-* the ``xyk`` offset ``V_k y`` at the ``B·S + S_c`` sampled states, as many multiply-adds
-  as one ``(B·S + S_c, n)·(n, D)`` product whatever the grouping;
-* its backward pass for ``∂V``, as many again.
+  term that reads ``q(k | x)`` reads every cluster's ``ψ_Y(θ_k(x))``).
+
+The offsets at the ``B·S + S_c`` sampled states are not extra work: the full model evaluates
+``(W + V_k) y + u_k`` as one grouped product (``expfam.affine``), the multiply-adds of the
+hierarchical step's own ``W y`` product, forward and backward.
 
 This script times the hierarchical step (the real compiled chunk, as
-``benchmarks/step_time.py`` does) and then those four products as *dense* matrix products of
-the same sizes, in one compiled function (the best case for the grouped ones, which run on
-windows of sorted samples), and prints
+``benchmarks/step_time.py`` does) and then those two products as *dense* matrix products of
+the same sizes in one compiled function, and prints
 
-    floor ratio = (hierarchical step + the four products) / hierarchical step,
+    floor ratio = (hierarchical step + the two products) / hierarchical step,
 
-the least ``full / hierarchical`` any exact full step can reach on this machine, with
-nothing else added (no ``xk`` work, no larger optimiser state, no extra elementwise work).
-It also times the measured full step and prints its ratio beside the floor. Measured in
-one process, interleaved over ``--rounds`` rounds; medians. Ends with one JSON line.
+the least ``full / hierarchical`` an exact full step can reach on this machine with nothing
+else added (no optimiser state for ``V``, no sorting, no grouped windows). It also times the
+measured full step and prints its ratio beside the floor. Measured in one process,
+interleaved over ``--rounds`` rounds; medians. Ends with one JSON line.
 
     python benchmarks/full_floor.py [--rounds 5] [--chunk 10] [--batch-size 512]
         [--n-latent 128] [--n-clusters 30] [--data-dim 784]
@@ -40,32 +40,24 @@ import jax
 from step_time import SEED_SHAPES, SEED_TRAIN, make_runner
 
 
-def products(batch: int, samples: int, conj: int, d: int, n: int, k: int) -> tuple[Callable[[], None], float]:
-    """A warm callable running the four products once, and their GFLOP (2 per multiply-add)."""
-    keys = jax.random.split(jax.random.PRNGKey(0), 6)
+def products(batch: int, d: int, n: int, k: int) -> tuple[Callable[[], None], float]:
+    """A warm callable running the two adjoint products once, and their GFLOP (2 per multiply-add)."""
+    keys = jax.random.split(jax.random.PRNGKey(0), 3)
     x = jax.random.normal(keys[0], (batch, d))
     v = jax.random.normal(keys[1], (d, n * (k - 1)))
     g = jax.random.normal(keys[2], (batch, n * (k - 1)))
-    y = jax.random.normal(keys[3], (batch * samples + conj, n))
-    vk = jax.random.normal(keys[4], (n, d))
-    g_theta = jax.random.normal(keys[5], (batch * samples + conj, d))
 
     @jax.jit
-    def work(
-        x: jax.Array, v: jax.Array, g: jax.Array, y: jax.Array, vk: jax.Array, g_theta: jax.Array
-    ) -> tuple[jax.Array, ...]:
+    def work(x: jax.Array, v: jax.Array, g: jax.Array) -> tuple[jax.Array, ...]:
         adjoint = x @ v  # V_kᵀ x for every cluster
         d_v = x.T @ g  # ∂V through the adjoint
-        offset = y @ vk  # V_k y at the sampled states (dense stand-in for the grouped product)
-        d_vk = g_theta.T @ y  # ∂V through the offset
-        return adjoint, d_v, offset, d_vk
+        return adjoint, d_v
 
     def run() -> None:
-        jax.block_until_ready(work(x, v, g, y, vk, g_theta))
+        jax.block_until_ready(work(x, v, g))
 
     run()
-    states = batch * samples + conj
-    gflop = 2 * (2 * batch * d * n * (k - 1) + 2 * states * n * d) / 1e9
+    gflop = 2 * (2 * batch * d * n * (k - 1)) / 1e9
     return run, gflop
 
 
@@ -83,7 +75,7 @@ def main() -> None:
     d, n, k = shapes["data_dim"], shapes["n_latent"], shapes["n_clusters"]
     hierarchical = make_runner("hierarchical", args.chunk, shapes, train)
     full = make_runner("full", args.chunk, shapes, train)
-    extra, gflop = products(args.batch_size, train["n_mc_samples"], train["n_conj_samples"], d, n, k)
+    extra, gflop = products(args.batch_size, d, n, k)
     hierarchical()
     full()
     times: dict[str, list[float]] = {"hierarchical": [], "full": [], "products": []}
@@ -109,7 +101,7 @@ def main() -> None:
     print("|---|---:|")
     print(f"| hierarchical step | {median['hierarchical']:.4f} |")
     print(
-        f"| the four xyk products, dense ({gflop:.2f} GFLOP, {gflop / median['products']:.0f} GFLOP/s) | {median['products']:.4f} |"
+        f"| the two xyk adjoint products, dense ({gflop:.2f} GFLOP, {gflop / median['products']:.0f} GFLOP/s) | {median['products']:.4f} |"
     )
     print(f"| full step (measured) | {median['full']:.4f} |")
     print(f"floor ratio (hierarchical + products) / hierarchical = {floor:.2f}")
