@@ -19,13 +19,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from expfam.block import InteractionBlock, LatentStatistics, register_block
+from expfam.block import ClusterAffine, InteractionBlock, LatentStatistics, register_block
 from expfam.plugins import get_registry
 from expfam.testing._assertions import assert_close
 from expfam.testing.model_checks import (
     block_mixture,
     check_block,
     check_block_adjointness,
+    check_cluster_affine_matches_offset,
     check_offset_matches_statistics,
     enumerate_states,
     latent_statistics,
@@ -212,3 +213,43 @@ def test_kit_rejects_an_adjoint_entry_of_the_wrong_shape() -> None:
     statistic = jnp.asarray(np.random.default_rng(1).normal(size=(4, 3)))
     with pytest.raises(AssertionError, match="adjoint entry 'b_y' has shape"):
         check_block_adjointness(Unbatched(), params, statistic, latent_statistics(mixture, y, k))  # type: ignore[arg-type]
+
+
+@final
+@register_block
+@dataclass(frozen=True)
+class MisstatedAffine(InteractionBlock):
+    """A correct ``xyk``-like block whose ``cluster_affine`` form names the wrong cluster's matrix."""
+
+    name: ClassVar[str] = "misstated_affine"
+    observable_size: int
+    latent_size: int
+    n_clusters: int
+
+    def param_shape(self) -> tuple[int, ...]:
+        return (self.n_clusters - 1, self.observable_size, self.latent_size)
+
+    def init(self, key: jax.Array) -> jax.Array:
+        return jax.random.normal(key, self.param_shape())
+
+    def offset_from_statistics(self, params: jax.Array, statistics: LatentStatistics) -> jax.Array:
+        return jnp.einsum("jdn,nj->d", params, statistics["W_yk"])
+
+    def offset(self, params: jax.Array, y: jax.Array, k: jax.Array) -> jax.Array:
+        padded = jnp.concatenate([jnp.zeros((1, *params.shape[1:])), params], axis=0)
+        return jnp.einsum("sdn,sn->sd", padded[k], y)
+
+    def adjoint(self, params: jax.Array, statistic: jax.Array) -> LatentStatistics:
+        return {"W_yk": jnp.einsum("jdn,bd->bnj", params, statistic)}
+
+    def cluster_affine(self, params: jax.Array) -> ClusterAffine:
+        return ClusterAffine(per_cluster=params[::-1])  # clusters in reverse: wrong for K ≥ 3
+
+
+def test_kit_checks_the_cluster_affine_form() -> None:
+    """The fused training path uses ``cluster_affine``; a form that disagrees with ``offset`` is named."""
+    with pytest.raises(AssertionError, match="cluster_affine form at sampled states = offset"):
+        check_block(MisstatedAffine(observable_size=3, latent_size=2, n_clusters=3), key=jax.random.key(0))
+    assert check_cluster_affine_matches_offset(
+        make("xyk"), jnp.ones((2, 3, 2)), *enumerate_states(block_mixture(make("xyk")))
+    )

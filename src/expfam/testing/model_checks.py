@@ -27,6 +27,7 @@ import numpy as np
 from jax.typing import ArrayLike
 from scipy.special import logsumexp
 
+from expfam.affine import cluster_affine_dense
 from expfam.block import InteractionBlock, LatentStatistics
 from expfam.families.bernoulli import Bernoulli
 from expfam.family import Array, ExponentialFamily
@@ -318,6 +319,40 @@ def check_block(
     _assert_adjoint(block, pairings)
     _assert_linear(block, linear)
     _assert_offsets(block, params, offsets)
+    check_cluster_affine_matches_offset(block, params, y, k, mixture)
+    return True
+
+
+def check_cluster_affine_matches_offset(
+    block: InteractionBlock, params: Array, y: Array, k: Array, mixture: LatentMixture | None = None
+) -> bool:
+    r"""``(W + V_{k_s}) s_Y(y_s) + u_{k_s} = offset(s_Y(y_s), k_s)`` where the block has a ``cluster_affine`` form.
+
+    A block whose :meth:`~expfam.block.InteractionBlock.cluster_affine` returns ``None`` passes
+    trivially (the model then never uses the form). Otherwise each part must have its shape
+    (``W`` ``(D, n)``, ``V`` ``(K−1, D, n)``, ``u`` ``(K−1, D)``) and the form must give the
+    block's own offset at every state: the model uses it in place of :meth:`offset` in
+    training (:func:`expfam.affine.cluster_affine_sorted`).
+    """
+    require_x64()
+    form = block.cluster_affine(params)
+    if form is None:
+        return True
+    name = _block_name(block)
+    d, n, km1 = block.observable_size, block.latent_size, block.n_clusters - 1
+    for part, shape in (("shared", (d, n)), ("per_cluster", (km1, d, n)), ("bias", (km1, d))):
+        value = getattr(form, part)
+        if value is not None and tuple(value.shape) != shape:
+            raise AssertionError(f"{name}: cluster_affine().{part} has shape {tuple(value.shape)}, expected {shape}")
+    stats_y = jax.vmap((mixture or block_mixture(block)).latent.sufficient_statistic)(y)
+    zero = jnp.zeros((), stats_y.dtype)
+    shared = form.shared if form.shared is not None else jnp.zeros((d, n)) + zero
+    per_cluster = form.per_cluster if form.per_cluster is not None else jnp.zeros((km1, d, n)) + zero
+    bias = form.bias if form.bias is not None else jnp.zeros((km1, d)) + zero
+    affine = cluster_affine_dense(shared, per_cluster, bias, stats_y, k)
+    expected = block.offset(params, stats_y, k)
+    atol = _roundoff(expected, params) * (1.0 + block.latent_size)
+    assert_close(f"{name}: cluster_affine form at sampled states = offset", affine, expected, atol=atol)
     return True
 
 
