@@ -123,13 +123,13 @@ class Harmonium:
         (:func:`expfam.affine.cluster_affine_sorted`); ``ψ_X`` reduces each sorted row and only
         the ``(S,)`` result is put back in order. Otherwise each block adds its own offset.
         """
-        affine = self._cluster_affine(params)
-        stats_y = jax.vmap(self.latent.sufficient_statistic)(y)
-        if affine is None or stats_y.ndim != 2:
+        affine = self._cluster_affine(params) if len(self.latent.param_shape) == 1 else None
+        if affine is None:
             return jax.vmap(self.observable.log_partition)(self.observable_params(params, y, k))
         shared, per_cluster, bias = affine
         order = jnp.argsort(k, stable=True)
-        offset = cluster_affine_sorted(shared, per_cluster, bias, stats_y[order], k[order])
+        stats_y = jax.vmap(self.latent.sufficient_statistic)(y[order])
+        offset = cluster_affine_sorted(shared, per_cluster, bias, stats_y, k[order])
         theta = self.observable.add_offset(
             jnp.broadcast_to(params["likelihood"]["a"], (y.shape[0], *self.observable.param_shape)), offset
         )
@@ -137,7 +137,7 @@ class Harmonium:
         return jnp.zeros_like(psi_sorted).at[order].set(psi_sorted, unique_indices=True)
 
     def _cluster_affine(self, params: Params) -> tuple[Array, Array, Array] | None:
-        """``(W, V, U)`` summed over the blocks' :class:`ClusterAffine` forms, or ``None``.
+        """``(W, V, u)`` summed over the blocks' :class:`ClusterAffine` forms, or ``None``.
 
         ``None`` when a block has no such form or when none has per-cluster matrices (then the
         blocks' own offsets, a dense product and a one-hot product, are the cheaper way).
