@@ -210,10 +210,14 @@ class Harmonium:
         statistic = self.observable.coupled_statistic(stats)
         base = jax.tree.map(jnp.subtract, params["prior"], self.correction(params))
         posterior = {name: jnp.broadcast_to(value, (x.shape[0], *value.shape)) for name, value in base.items()}
+        updated: set[str] = set()
         for block in self.blocks:
             update = block.adjoint(params["likelihood"]["blocks"][block.name], statistic)
             for name, value in update.items():
                 posterior[name] = posterior[name] + value
+                updated.add(name)
+        if "W_yk" not in updated:  # the hierarchical model: one W_yk for the whole batch
+            batched.note_batch_broadcast(posterior["W_yk"], base["W_yk"])
         return posterior
 
     def summarise_posterior(self, posterior: MixtureParams) -> PosteriorSummary:

@@ -74,6 +74,27 @@ def memo(name: str, first: Any, second: Any, compute: Callable[[], Any]) -> Any:
     return value
 
 
+def note_batch_broadcast(batched: Array, leaf: Array) -> None:
+    """Record that ``batched`` is ``leaf`` broadcast over the batch axis (inside :func:`shared_computations`).
+
+    :func:`log_density` then multiplies by ``leaf`` once instead of by one copy per observation.
+    Outside the block nothing is recorded and every consumer reads ``batched``.
+    """
+    if _SHARED and _trace_state is not None:
+        _SHARED[-1][("broadcast", id(batched), 0)] = (batched, None, _trace_state(), leaf)
+
+
+def batch_broadcast_of(batched: Array) -> Array | None:
+    """The unbatched leaf recorded by :func:`note_batch_broadcast` for ``batched``, else ``None``."""
+    if not _SHARED or _trace_state is None:
+        return None
+    hit = _SHARED[-1].get(("broadcast", id(batched), 0))
+    if hit is not None and hit[0] is batched and hit[2] == _trace_state():
+        leaf: Array = hit[3]
+        return leaf
+    return None
+
+
 class PosteriorSummary(NamedTuple):
     r"""``η_q(x)`` and the cluster quantities every loss term reads.
 
@@ -126,15 +147,20 @@ def log_density(latent: ExponentialFamily, summary: PosteriorSummary, y: Array, 
     r"""``log q(z_{bs}) = s_Y(y_{bs})·θ_{k_{bs}} + b_k·e_{k_{bs}} + log h_Y(y_{bs}) − ψ_Z``, shape ``(B, S)``.
 
     ``s_Y·θ_k = s_Y·b_y + s_Y·W_yk e_k``: the second part for every cluster is one
-    batched product ``(S, n)·(n, K−1)`` per observation, then the sampled
+    batched product ``(S, n)·(n, K−1)`` per observation (one ``(B·S, n)·(n, K−1)`` product
+    when ``W_yk`` is the same for every observation, :func:`note_batch_broadcast`), then the sampled
     cluster's column is picked (0 for the reference), so the gradient is a
     product as well, not a scatter.
     """
     batch, n_samples = k.shape
     stats = jax.vmap(jax.vmap(latent.sufficient_statistic))(y).reshape(batch, n_samples, -1)
     b_y = summary.params["b_y"].reshape(batch, -1)
-    w_yk = summary.params["W_yk"].reshape(batch, b_y.shape[1], -1)
-    per_cluster = jnp.einsum("bsn,bnj->bsj", stats, w_yk) + summary.params["b_k"][:, None, :]
+    shared = batch_broadcast_of(summary.params["W_yk"])
+    if shared is not None:  # the same W_yk for every observation (no block updates it): one product
+        products = jnp.einsum("bsn,nj->bsj", stats, shared.reshape(b_y.shape[1], -1))
+    else:
+        products = jnp.einsum("bsn,bnj->bsj", stats, summary.params["W_yk"].reshape(batch, b_y.shape[1], -1))
+    per_cluster = products + summary.params["b_k"][:, None, :]
     index = jnp.maximum(k - 1, 0)[..., None]
     picked = jnp.where(k > 0, jnp.take_along_axis(per_cluster, index, axis=-1)[..., 0], 0.0)
     base = jax.vmap(jax.vmap(latent.log_base_measure))(y)

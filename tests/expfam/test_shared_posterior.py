@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from expfam import posterior
 from expfam.builder import build_model
 from expfam.posterior import shared_computations
 
@@ -60,3 +61,39 @@ def test_gradient_with_sharing_equals_gradient_without() -> None:
         jax.tree.leaves(jax.grad(shared)(params)), jax.tree.leaves(jax.grad(loss)(params)), strict=True
     ):
         np.testing.assert_allclose(ours, plain, rtol=1e-6, atol=1e-9)
+
+
+def test_hierarchical_log_density_with_one_w_yk_for_the_batch_is_the_batched_one() -> None:
+    """Without an ``xyk`` block η_q's ``W_yk`` is the prior's for every row: one product, same value and gradient."""
+    model = build_model(
+        observable="binomial",
+        observable_options={"n_trials": 3},
+        data_dim=5,
+        n_latent=3,
+        n_clusters=4,
+        blocks="hierarchical",
+    )
+    x = jax.random.binomial(jax.random.PRNGKey(1), 3, 0.4, (6, 5)).astype(jnp.float64)
+    leaves, tree = jax.tree.flatten(model.init(jax.random.PRNGKey(0), x))
+    keys = jax.random.split(jax.random.PRNGKey(2), len(leaves))
+    params = jax.tree.unflatten(
+        tree, [v + 0.5 * jax.random.normal(k, v.shape) for v, k in zip(leaves, keys, strict=True)]
+    )
+    y = jax.random.bernoulli(jax.random.PRNGKey(3), 0.5, (6, 7, 3)).astype(jnp.float64)
+    k = jax.random.randint(jax.random.PRNGKey(4), (6, 7), 0, 4)
+
+    def batched(p):  # outside the block nothing is shared: the per-observation product
+        return jnp.sum(jnp.sin(model.batch_posterior_log_density(model.posterior_summary(p, x), y, k)))
+
+    def shared(p):
+        with shared_computations():
+            summary = model.posterior_summary(p, x)
+            assert posterior.batch_broadcast_of(summary.params["W_yk"]) is not None
+            return batched(p)
+
+    np.testing.assert_allclose(shared(params), batched(params), rtol=1e-12)
+    for a, b in zip(jax.tree.leaves(jax.grad(shared)(params)), jax.tree.leaves(jax.grad(batched)(params)), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    with shared_computations():  # the full model's W_yk varies with x: never recorded
+        summary = small_model()[0].posterior_summary(*small_model()[1:])
+        assert posterior.batch_broadcast_of(summary.params["W_yk"]) is None
