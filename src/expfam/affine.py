@@ -11,7 +11,7 @@ Evaluated block by block at ``S`` sampled states this is a dense ``(S, n)·(n, D
 for ``W``, a grouped product of the same size for ``V_k``
 (:func:`interactions.grouped.cluster_matvec`) and a one-hot product for ``u_k``.
 :func:`cluster_affine_sorted` does all three as **one** grouped product with the
-per-cluster matrix ``M_k = W + V_k`` (formed window by window, never as a ``(K, D, n)``
+per-cluster matrix ``M_k = W + V_k`` (formed cluster by cluster, never as a ``(K, D, n)``
 array) and the bias ``u_k`` added in the same window: the multiply-adds of one
 ``(S, n)·(n, D)`` product instead of two. Its input is sorted by cluster and so is its
 output, which lets the caller reduce each row (``ψ_X``) before undoing the sort: the
@@ -187,9 +187,10 @@ def cluster_affine_sorted(
       ``(S, D)`` in the sorted order of the input.
 
     On a CPU each cluster's rows are covered by windows of ``T`` rows and each window is one
-    ``(T, n)·(n, D)`` product with ``M_k = W + V_k`` formed for that window (a ``D×n`` sum per
-    window, no ``(K, D, n)`` array); the hand-written backward pass walks the same windows
-    for ``∂W = Σ_k ∂M_k``, ``∂V_k = ∂M_k``, ``∂u_k`` and ``∂y``. Elsewhere (GPU, TPU) the
+    ``(T, n)·(n, D)`` product with ``M_k = W + V_k``, formed once per cluster (a ``D×n`` sum, no
+    ``(K, D, n)`` array); the hand-written backward pass walks the same windows, accumulating
+    ``∂M_k`` per cluster, for ``∂W = Σ_k ∂M_k``, ``∂V_k = ∂M_k``, ``∂u_k`` and (in a loop of its
+    own, dropped by XLA when unused) ``∂y``. Elsewhere (GPU, TPU) the
     one-hot products of :func:`cluster_affine_dense` run instead.
     """
     km1, d, n = per_cluster.shape
