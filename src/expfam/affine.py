@@ -15,8 +15,8 @@ per-cluster matrix ``M_k = W + V_k`` (formed cluster by cluster, never as a ``(K
 array) and the bias ``u_k`` added in the same window: the multiply-adds of one
 ``(S, n)·(n, D)`` product instead of two. Its input is sorted by cluster and so is its
 output, which lets the caller reduce each row (``ψ_X``) before undoing the sort: the
-``(S, D)`` arrays are never permuted, forward or backward (:meth:`expfam.model.Model.
-observable_log_partition`).
+``(S, D)`` arrays are never permuted, forward or backward
+(:meth:`expfam.model.Harmonium.observable_log_partition`).
 
 Measured with ``python benchmarks/full_floor.py`` and ``benchmarks/step_time.py``
 (docs/benchmarks.md, "One grouped product for the full model").
