@@ -76,15 +76,22 @@ def _window(table: tuple[Array, ...], j: Array, w: Array, s: int, tile: int) -> 
     return row0, ((rows >= first) & (rows < ends[j]))[:, None]
 
 
+def _slot(per_cluster: Array, j: Array) -> Array:
+    """Cluster ``j``'s slice ``per_cluster[j − 1]``, zero for the reference cluster ``j = 0``."""
+    value = lax.dynamic_index_in_dim(per_cluster, jnp.maximum(j - 1, 0), axis=0, keepdims=False)
+    return jnp.where(j >= 1, value, jnp.zeros_like(value))
+
+
+def _set_slot(per_cluster: Array, j: Array, value: Array) -> Array:
+    """``per_cluster[j − 1] = value`` for ``j ≥ 1``; unchanged for the reference cluster."""
+    index = jnp.maximum(j - 1, 0)
+    old = lax.dynamic_index_in_dim(per_cluster, index, axis=0, keepdims=False)
+    return lax.dynamic_update_index_in_dim(per_cluster, jnp.where(j >= 1, value, old), index, axis=0)
+
+
 def _matrix(shared: Array, per_cluster: Array, j: Array) -> Array:
     """``M_j = W + V_j`` (``W`` for the reference cluster ``j = 0``), one ``D×n`` slice."""
-    v = lax.dynamic_index_in_dim(per_cluster, jnp.maximum(j - 1, 0), axis=0, keepdims=False)
-    return shared + jnp.where(j >= 1, v, jnp.zeros_like(v))
-
-
-def _bias(bias: Array, j: Array) -> Array:
-    u = lax.dynamic_index_in_dim(bias, jnp.maximum(j - 1, 0), axis=0, keepdims=False)
-    return jnp.where(j >= 1, u, jnp.zeros_like(u))
+    return shared + _slot(per_cluster, j)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(5,))
@@ -92,7 +99,7 @@ def _grouped(shared: Array, per_cluster: Array, bias: Array, y: Array, table: tu
     s, d = y.shape[0], shared.shape[0]
 
     def cluster(j: Array, out: Array) -> Array:
-        matrix, offset = _matrix(shared, per_cluster, j), _bias(bias, j)  # once per cluster
+        matrix, offset = _matrix(shared, per_cluster, j), _slot(bias, j)  # once per cluster
 
         def window(w: Array, out: Array) -> Array:
             row0, keep = _window(table, j, w, s, tile)
@@ -136,12 +143,7 @@ def _grouped_bwd(tile: int, residuals: tuple[Any, ...], g: Array) -> tuple[Any, 
 
         init = (jnp.zeros_like(shared), jnp.zeros_like(shared[:, 0]))
         d_matrix, d_offset = lax.fori_loop(0, table[2][j], window, init)
-        index, clustered = jnp.maximum(j - 1, 0), j >= 1
-        old = lax.dynamic_index_in_dim(d_cluster, index, axis=0, keepdims=False)
-        d_cluster = lax.dynamic_update_index_in_dim(d_cluster, jnp.where(clustered, d_matrix, old), index, axis=0)
-        old_bias = lax.dynamic_index_in_dim(d_bias, index, axis=0, keepdims=False)
-        d_bias = lax.dynamic_update_index_in_dim(d_bias, jnp.where(clustered, d_offset, old_bias), index, axis=0)
-        return d_shared + d_matrix, d_cluster, d_bias
+        return d_shared + d_matrix, _set_slot(d_cluster, j, d_matrix), _set_slot(d_bias, j, d_offset)
 
     init = (jnp.zeros_like(shared), jnp.zeros_like(per_cluster), jnp.zeros_like(bias))
     d_shared, d_cluster, d_bias = lax.fori_loop(0, n_clusters, cluster, init)

@@ -61,17 +61,28 @@ def shared_computations() -> Iterator[None]:
 
 def memo(name: str, first: Any, second: Any, compute: Callable[[], Any]) -> Any:
     """``compute()``, reused for the same ``(first, second)`` objects under the same JAX trace."""
-    if not _SHARED or _trace_state is None:
-        return compute()
-    cache = _SHARED[-1]
-    key = (name, id(first), id(second))
-    trace = _trace_state()  # a value made inside vmap/scan must not leak out of it
-    hit = cache.get(key)
-    if hit is not None and hit[0] is first and hit[1] is second and hit[2] == trace:
-        return hit[3]
+    hit = _lookup(name, first, second)
+    if hit is not None:
+        return hit[0]
     value = compute()
-    cache[key] = (first, second, trace, value)
+    _store(name, first, second, value)
     return value
+
+
+def _lookup(name: str, first: Any, second: Any) -> tuple[Any] | None:
+    """``(value,)`` stored for ``(name, first, second)`` under the current JAX trace, else ``None``."""
+    if not _SHARED or _trace_state is None:
+        return None
+    hit = _SHARED[-1].get((name, id(first), id(second)))
+    # identity, not just id: an id can be reused; a value made inside vmap/scan must not leak out
+    if hit is not None and hit[0] is first and hit[1] is second and hit[2] == _trace_state():
+        return (hit[3],)
+    return None
+
+
+def _store(name: str, first: Any, second: Any, value: Any) -> None:
+    if _SHARED and _trace_state is not None:
+        _SHARED[-1][(name, id(first), id(second))] = (first, second, _trace_state(), value)
 
 
 def note_batch_broadcast(batched: Array, leaf: Array) -> None:
@@ -80,19 +91,13 @@ def note_batch_broadcast(batched: Array, leaf: Array) -> None:
     :func:`log_density` then multiplies by ``leaf`` once instead of by one copy per observation.
     Outside the block nothing is recorded and every consumer reads ``batched``.
     """
-    if _SHARED and _trace_state is not None:
-        _SHARED[-1][("broadcast", id(batched), 0)] = (batched, None, _trace_state(), leaf)
+    _store("broadcast", batched, None, leaf)
 
 
 def batch_broadcast_of(batched: Array) -> Array | None:
     """The unbatched leaf recorded by :func:`note_batch_broadcast` for ``batched``, else ``None``."""
-    if not _SHARED or _trace_state is None:
-        return None
-    hit = _SHARED[-1].get(("broadcast", id(batched), 0))
-    if hit is not None and hit[0] is batched and hit[2] == _trace_state():
-        leaf: Array = hit[3]
-        return leaf
-    return None
+    hit = _lookup("broadcast", batched, None)
+    return None if hit is None else hit[0]
 
 
 class PosteriorSummary(NamedTuple):

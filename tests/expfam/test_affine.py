@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from expfam.affine import cluster_affine_dense, cluster_affine_sorted
 from expfam.builder import build_model
+from expfam.testing import random_model_params
 
 
 def _case(seed: int, s: int, n_clusters: int, d: int, n: int, layout: str):
@@ -106,12 +107,7 @@ def test_model_log_partition_fused_equals_block_by_block(blocks):
     model = build_model(
         observable="binomial", observable_options={"n_trials": 16}, data_dim=12, n_latent=5, n_clusters=6, blocks=blocks
     )
-    params = model.init(jax.random.PRNGKey(0), jnp.zeros((4, 12)))
-    leaves, tree = jax.tree.flatten(params)
-    keys = jax.random.split(jax.random.PRNGKey(1), len(leaves))
-    params = jax.tree.unflatten(
-        tree, [x + 0.3 * jax.random.normal(key, x.shape) for x, key in zip(leaves, keys, strict=True)]
-    )
+    params = random_model_params(model, jax.random.PRNGKey(1), scale=0.3)
     y = (jax.random.uniform(jax.random.PRNGKey(2), (200, 5)) < 0.4).astype(jnp.float32)
     k = jax.random.randint(jax.random.PRNGKey(3), (200,), 0, 6)  # unsorted: the model sorts
     weights = jnp.sin(jnp.arange(200.0) + 1.0)

@@ -9,6 +9,7 @@ import numpy as np
 from expfam import posterior
 from expfam.builder import build_model
 from expfam.posterior import shared_computations
+from expfam.testing import random_model_params
 
 
 def small_model():
@@ -74,11 +75,7 @@ def test_hierarchical_log_density_with_one_w_yk_for_the_batch_is_the_batched_one
         blocks="hierarchical",
     )
     x = jax.random.binomial(jax.random.PRNGKey(1), 3, 0.4, (6, 5)).astype(jnp.float64)
-    leaves, tree = jax.tree.flatten(model.init(jax.random.PRNGKey(0), x))
-    keys = jax.random.split(jax.random.PRNGKey(2), len(leaves))
-    params = jax.tree.unflatten(
-        tree, [v + 0.5 * jax.random.normal(k, v.shape) for v, k in zip(leaves, keys, strict=True)]
-    )
+    params = random_model_params(model, jax.random.PRNGKey(2), scale=0.5)
     y = jax.random.bernoulli(jax.random.PRNGKey(3), 0.5, (6, 7, 3)).astype(jnp.float64)
     k = jax.random.randint(jax.random.PRNGKey(4), (6, 7), 0, 4)
 
