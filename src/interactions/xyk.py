@@ -89,8 +89,13 @@ def _cluster_adjoint_bwd(residuals: tuple[Array, Array], cotangent: Array) -> tu
 
 
 def _adjoint_grads_looped(matrices: Array, statistic: Array, per_cluster: Array) -> tuple[Array, Array]:
-    """``dV[j] = sᵀ G_j`` and ``ds = Σ_j G_j V_jᵀ`` one cluster at a time (CPU: no large temporaries)."""
-    d_matrices = jax.lax.map(lambda g: statistic.T @ g, per_cluster)
+    """``dV[j] = sᵀ G_j`` and ``ds = Σ_j G_j V_jᵀ`` one cluster at a time (CPU: no large temporaries).
+
+    ``sᵀ`` is laid out once, ``(D, B)``, before the loop: left to itself XLA transposes ``s``
+    inside every cluster's product (``python benchmarks/full_ablation.py --cores 1``).
+    """
+    transposed = jax.lax.optimization_barrier(statistic.T)
+    d_matrices = jax.lax.map(lambda g: transposed @ g, per_cluster)
     d_statistic = jnp.sum(jax.lax.map(lambda pair: pair[0] @ pair[1].T, (per_cluster, matrices)), axis=0)
     return d_matrices, d_statistic
 
