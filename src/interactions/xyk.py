@@ -94,7 +94,7 @@ def _adjoint_grads_looped(matrices: Array, statistic: Array, per_cluster: Array)
     ``sᵀ`` is laid out once, ``(D, B)``, before the loop: left to itself XLA transposes ``s``
     inside every cluster's product (``python benchmarks/full_ablation.py --cores 1``).
     """
-    transposed = jax.lax.optimization_barrier(statistic.T)
+    transposed = jax.lax.optimization_barrier(statistic.T)  # type: ignore[no-untyped-call]
     d_matrices = jax.lax.map(lambda g: transposed @ g, per_cluster)
     d_statistic = jnp.sum(jax.lax.map(lambda pair: pair[0] @ pair[1].T, (per_cluster, matrices)), axis=0)
     return d_matrices, d_statistic
