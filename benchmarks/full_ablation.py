@@ -182,17 +182,30 @@ def main() -> None:
     print(
         f"medians over {args.rounds} processes per variant, each the median of {args.repeats} chunks of {args.chunk} steps"
     )
-    print("| variant | s/step | / hierarchical |")
-    print("|---|---:|---:|")
-    print(f"| hierarchical | {hierarchical:.4f} | 1.00 |")
+    print("| variant | s/step | / hierarchical | each process |")
+    print("|---|---:|---:|---|")
+    every = sorted(run["hierarchical"] for values in runs.values() for run in values)
+    print(f"| hierarchical | {hierarchical:.4f} | 1.00 | {', '.join(f'{value:.4f}' for value in every)} |")
     for variant in variants:
-        print(f"| {variant} | {step[variant]:.4f} | {step[variant] / hierarchical:.2f} |")
+        each = ", ".join(f"{run['variant']:.4f}" for run in runs[variant])
+        print(f"| {variant} | {step[variant]:.4f} | {step[variant] / hierarchical:.2f} | {each} |")
     print("| piece of the full step | s/step | share of full − hierarchical |")
     print("|---|---:|---:|")
     extra = step.get("full", float("nan")) - hierarchical
     for name, seconds in pieces.items():
         print(f"| {name.replace('_', ' ')} | {seconds:.4f} | {seconds / extra:.2f} |")
-    print(json.dumps({"cores": cores, "hierarchical_s": hierarchical, "steps_s": step, "pieces_s": pieces}))
+    processes = {variant: [run["variant"] for run in runs[variant]] for variant in variants}
+    print(
+        json.dumps(
+            {
+                "cores": cores,
+                "hierarchical_s": hierarchical,
+                "steps_s": step,
+                "pieces_s": pieces,
+                "processes_s": processes,
+            }
+        )
+    )
 
 
 if __name__ == "__main__":
