@@ -91,8 +91,10 @@ def _cluster_adjoint_bwd(residuals: tuple[Array, Array], cotangent: Array) -> tu
 def _adjoint_grads_looped(matrices: Array, statistic: Array, per_cluster: Array) -> tuple[Array, Array]:
     """``dV[j] = sᵀ G_j`` and ``ds = Σ_j G_j V_jᵀ`` one cluster at a time (CPU: no large temporaries).
 
-    ``sᵀ`` is laid out once, ``(D, B)``, before the loop: left to itself XLA transposes ``s``
-    inside every cluster's product (``python benchmarks/full_ablation.py --cores 1``).
+    ``sᵀ`` is laid out once, ``(D, B)``, before the loop. Written as ``s.T @ G_j``, each
+    product's left operand contracts over its leading axis, and XLA's CPU backend runs it as a
+    plain dot; laid out, each is a ``(D, B)·(B, n)`` product that XLA gives to its faster
+    fused kernels (1–2% of the one-core full step, docs/benchmarks.md).
     """
     transposed = jax.lax.optimization_barrier(statistic.T)  # type: ignore[no-untyped-call]
     d_matrices = jax.lax.map(lambda g: transposed @ g, per_cluster)
