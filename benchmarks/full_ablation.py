@@ -54,16 +54,25 @@ VARIANTS = ("full", "dense-offsets", "adjoint-no-grad", "no-adjoint", "neither")
 HERE = Path(__file__).resolve().parent
 
 
-def pin(cores: int | None) -> None:
-    """Restrict this process to its first ``cores`` allowed CPUs (before JAX starts its threads)."""
+def allowed_cpus(cores: int | None) -> set[int] | None:
+    """The first ``cores`` CPUs this process may use; ``None`` for no pinning. Refuses what cannot be pinned."""
     if cores is None:
-        return
+        return None
     if not hasattr(os, "sched_setaffinity"):
-        raise SystemExit("--cores needs os.sched_setaffinity (Linux); leave it out on this system")
+        raise SystemExit("error: --cores needs os.sched_setaffinity (Linux); leave it out on this system")
     allowed = sorted(os.sched_getaffinity(0))
     if cores < 1 or cores > len(allowed):
-        raise SystemExit(f"--cores must be between 1 and {len(allowed)} (the CPUs this process may use), got {cores}")
-    os.sched_setaffinity(0, set(allowed[:cores]))
+        raise SystemExit(
+            f"error: --cores must be between 1 and {len(allowed)} (the CPUs this process may use), got {cores}"
+        )
+    return set(allowed[:cores])
+
+
+def pin(cores: int | None) -> None:
+    """Restrict this process to its first ``cores`` allowed CPUs (before JAX starts its threads)."""
+    cpus = allowed_cpus(cores)
+    if cpus is not None:
+        os.sched_setaffinity(0, cpus)
 
 
 def replacements(variant: str) -> list[tuple[Any, str, Any]]:
@@ -169,6 +178,7 @@ def main() -> None:
     if args.variant is not None:
         child(args)
         return
+    allowed_cpus(args.cores)  # a bad --cores is refused before any process starts
     variants = [variant for variant in VARIANTS if variant in args.variants]
     runs: dict[str, list[dict[str, float]]] = {variant: [] for variant in variants}
     for _ in range(args.rounds):

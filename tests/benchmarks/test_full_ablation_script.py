@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -126,3 +127,13 @@ def test_full_ablation_runs_at_tiny_shapes_and_ends_with_its_json_line() -> None
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(summary["steps_s"]) == {"full", "neither"}
     assert summary["pieces_s"] == {"rest": pytest.approx(summary["steps_s"]["neither"] - summary["hierarchical_s"])}
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="pinning to CPUs needs os.sched_setaffinity (Linux)")
+def test_a_bad_core_count_is_refused_before_any_work() -> None:
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), "--cores", "0"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode != 0
+    assert "--cores must be between 1 and" in result.stderr
+    assert result.stdout == ""
