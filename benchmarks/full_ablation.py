@@ -184,8 +184,10 @@ def main() -> None:
     for _ in range(args.rounds):
         for variant in variants:
             runs[variant].append(run_child(variant, args))
-    step = {variant: statistics.median(run["variant"] for run in runs[variant]) for variant in variants}
-    hierarchical = statistics.median(run["hierarchical"] for values in runs.values() for run in values)
+    processes = {variant: [run["variant"] for run in runs[variant]] for variant in variants}
+    step = {variant: statistics.median(values) for variant, values in processes.items()}
+    every = sorted(run["hierarchical"] for values in runs.values() for run in values)
+    hierarchical = statistics.median(every)
     pieces = priced_pieces(step, hierarchical)
     cores = "all" if args.cores is None else str(args.cores)
     print(f"cores: {cores}; shapes D={args.data_dim}, n={args.n_latent}, K={args.n_clusters}, batch {args.batch_size}")
@@ -194,17 +196,15 @@ def main() -> None:
     )
     print("| variant | s/step | / hierarchical | each process |")
     print("|---|---:|---:|---|")
-    every = sorted(run["hierarchical"] for values in runs.values() for run in values)
     print(f"| hierarchical | {hierarchical:.4f} | 1.00 | {', '.join(f'{value:.4f}' for value in every)} |")
     for variant in variants:
-        each = ", ".join(f"{run['variant']:.4f}" for run in runs[variant])
+        each = ", ".join(f"{value:.4f}" for value in processes[variant])
         print(f"| {variant} | {step[variant]:.4f} | {step[variant] / hierarchical:.2f} | {each} |")
     print("| piece of the full step | s/step | share of full − hierarchical |")
     print("|---|---:|---:|")
     extra = step.get("full", float("nan")) - hierarchical
     for name, seconds in pieces.items():
         print(f"| {name.replace('_', ' ')} | {seconds:.4f} | {seconds / extra:.2f} |")
-    processes = {variant: [run["variant"] for run in runs[variant]] for variant in variants}
     print(
         json.dumps(
             {
