@@ -109,6 +109,45 @@ class Objective(abc.ABC):
         """``(contribution to minimise, reported value)`` for one batch ``x``."""
 
 
+class ResidualObjective(Objective):
+    r"""A loss term built on the conjugation residual ``r(z)`` at states it samples.
+
+    It is written in two halves: :meth:`states` draws the stop-gradient states ``z = (y, k)``
+    at which it needs ``r``, and :meth:`finish` turns ``r`` at those states into
+    ``(contribution, value)``. Called alone, the term is ``finish(states, r(states))``. Inside
+    :func:`make_weighted_loss` every such term's states go to the model together
+    (:meth:`expfam.model.Harmonium.residual_sets`): for the full model that is one grouped
+    product over all the states (e.g. the ELBO's ``B·S`` posterior samples and the conjugation
+    term's ``M`` prior samples) instead of one per term, the same values at less cost.
+    """
+
+    @abc.abstractmethod
+    def states(
+        self, model: Harmonium, params: Params, x: Array, key: Array, settings: ObjectiveSettings
+    ) -> tuple[Array, Array]:
+        """Stop-gradient states ``(y, k)``: ``y`` of shape ``L + latent param shape``, ``k`` of shape ``L``."""
+
+    @abc.abstractmethod
+    def finish(
+        self,
+        model: Harmonium,
+        params: Params,
+        x: Array,
+        step: Array,
+        settings: ObjectiveSettings,
+        states: tuple[Array, Array],
+        residual: Array,
+    ) -> tuple[Array, Array]:
+        """``(contribution, value)`` from ``residual = r(states)``, of ``k``'s shape ``L``."""
+
+    def __call__(
+        self, model: Harmonium, params: Params, x: Array, key: Array, step: Array, settings: ObjectiveSettings
+    ) -> tuple[Array, Array]:
+        with shared_computations():  # η_q(x) once for both halves
+            states = self.states(model, params, x, key, settings)
+            return self.finish(model, params, x, step, settings, states, model.residual_sets(params, [states])[0])
+
+
 LossFunction = Callable[[Params, Array, Array, Array], tuple[Array, dict[str, Array]]]
 #: ``loss_fn(params, x, key, step, weights, settings)``: :func:`make_weighted_loss`'s function.
 WeightedLossFunction = Callable[
@@ -145,14 +184,24 @@ def make_weighted_loss(
         if rho_mode == "analytic":
             _, rho_y, _ = model.fit_correction(keys[-1], params, settings.n_prior_samples)
             params = {**params, "rho_y": jax.lax.stop_gradient(rho_y)}
-        total = jnp.zeros(())
-        values: dict[str, Array] = {}
+        results: dict[str, tuple[Array, Array]] = {}
         with shared_computations():  # η_q(x) and q(k|x) once for all terms
+            sampled = {
+                name: term.states(model, params, x, term_key, settings)
+                for (name, term), term_key in zip(terms, keys[: len(terms)], strict=True)
+                if isinstance(term, ResidualObjective)
+            }
+            # every residual term's r(z) in one call: one grouped product for the full model
+            evaluated = dict(zip(sampled, model.residual_sets(params, list(sampled.values())), strict=True))
             for (name, term), term_key in zip(terms, keys[: len(terms)], strict=True):
-                contribution, value = term(model, params, x, term_key, step, settings)
-                total = total + weights[name] * contribution
-                values[name] = value
-        return total, values
+                if isinstance(term, ResidualObjective):
+                    results[name] = term.finish(model, params, x, step, settings, sampled[name], evaluated[name])
+                else:
+                    results[name] = term(model, params, x, term_key, step, settings)
+        total = jnp.zeros(())
+        for name, _ in terms:
+            total = total + weights[name] * results[name][0]
+        return total, {name: value for name, (_, value) in results.items()}
 
     return loss_fn
 

@@ -6,7 +6,9 @@ r"""The ``elbo`` term with KL warmup.
     L_\beta(x) = \mathrm{ELBO}(x) + (1-\beta)\,\mathrm{KL}(q(z\mid x)\,\|\,p(z)),
 
 contribution ``−mean_batch L_β`` (through the score-function surrogate);
-reported value: the batch-mean Monte-Carlo ELBO (β = 1).
+reported value: the batch-mean Monte-Carlo ELBO (β = 1). A
+:class:`~expfam.objective.ResidualObjective`: inside a combined loss its ``r`` is evaluated
+in the same call as the other residual terms'.
 """
 
 from __future__ import annotations
@@ -18,20 +20,34 @@ import jax.numpy as jnp
 
 from expfam.family import Array
 from expfam.model import Harmonium, Params
-from expfam.objective import Objective, ObjectiveSettings, with_kl_warmup
+from expfam.objective import ObjectiveSettings, ResidualObjective, with_kl_warmup
 
 
 @final
 @dataclass(frozen=True)
-class Elbo(Objective):
+class Elbo(ResidualObjective):
     """Negative β-weighted ELBO."""
 
     name: ClassVar[str] = "elbo"
 
-    def __call__(
-        self, model: Harmonium, params: Params, x: Array, key: Array, step: Array, settings: ObjectiveSettings
+    def states(
+        self, model: Harmonium, params: Params, x: Array, key: Array, settings: ObjectiveSettings
     ) -> tuple[Array, Array]:
+        """``S = n_mc_samples`` stop-gradient states per observation, ``z_s ~ q(·|x)``: ``(B, S, n)``, ``(B, S)``."""
+        return model.posterior_states(key, model.posterior_params(params, x), settings.n_mc_samples)
+
+    def finish(
+        self,
+        model: Harmonium,
+        params: Params,
+        x: Array,
+        step: Array,
+        settings: ObjectiveSettings,
+        states: tuple[Array, Array],
+        residual: Array,
+    ) -> tuple[Array, Array]:
+        """``(−mean L_β, mean ELBO)`` from ``r(z_s)`` (:meth:`~expfam.model.Harmonium.elbo_from_residual`)."""
         posterior = model.posterior_params(params, x)
-        surrogate, elbo = model.elbo_terms(key, params, x, settings.n_mc_samples, posterior)
+        surrogate, elbo = model.elbo_from_residual(params, x, posterior, *states, residual)
         surrogate = with_kl_warmup(model, params, x, posterior, surrogate, step, settings.kl_warmup_steps)
         return -jnp.mean(surrogate), jnp.mean(elbo)
