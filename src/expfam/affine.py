@@ -35,8 +35,10 @@ __all__ = ["cluster_affine_dense", "cluster_affine_sorted"]
 
 Array = jax.Array
 
-#: Rows per window of the grouped product on a CPU (64 measured best for ``cluster_matvec``).
+#: Height step ``T`` of the grouped product's pieces on a CPU: each piece is a multiple of it.
 TILE_ROWS = 64
+#: Pieces are at most ``HEIGHT_STEPS · T`` rows; a cluster with more rows takes several.
+HEIGHT_STEPS = 8
 
 
 def cluster_affine_dense(shared: Array, per_cluster: Array, bias: Array, y: Array, k: Array) -> Array:
@@ -52,28 +54,45 @@ def cluster_affine_dense(shared: Array, per_cluster: Array, bias: Array, y: Arra
     return y @ shared.T + features @ stacked + onehot @ bias
 
 
-def _clusters(k: Array, n_clusters: int, tile: int) -> tuple[Array, Array, Array]:
-    """First row, end row and window count of each cluster's rows in sorted ``k``.
+def _heights(s: int, tile: int) -> tuple[int, ...]:
+    """Static piece heights ``T, 2T, …, P·T`` with ``P = min(HEIGHT_STEPS, ⌊S / T⌋)``: every one fits in ``S`` rows."""
+    return tuple(tile * m for m in range(1, max(1, min(HEIGHT_STEPS, s // tile)) + 1))
 
-    Cluster ``j`` owns rows ``[start_j, end_j)`` and is covered by ``⌈count_j / T⌉`` windows of
-    ``T`` rows.
+
+def _pieces(k: Array, n_clusters: int, heights: tuple[int, ...]) -> tuple[Array, ...]:
+    r"""The pieces of sorted ``k``, ordered by height: ``(cluster, first, end, runs)``.
+
+    Cluster ``j`` owns rows ``[a_j, b_j)`` and is cut into ``⌈c_j / H⌉`` pieces of at most ``H``
+    rows (``H`` the tallest height). Each piece runs as one product of the smallest height that
+    covers it. The pieces are listed by height, in a static-length list of
+    ``K + ⌊S / H⌋ ≥ Σ_j ⌈c_j / H⌉`` slots (unused slots last); ``runs[h]`` is where the pieces of
+    height index ``h`` end in that list.
     """
+    tallest, tile, s = heights[-1], heights[0], k.shape[0]
     counts = jnp.bincount(k, length=n_clusters).astype(jnp.int32)
     ends = jnp.cumsum(counts).astype(jnp.int32)
-    return ends - counts, ends, (counts + tile - 1) // tile
+    per_cluster = (counts + tallest - 1) // tallest
+    last = jnp.cumsum(per_cluster).astype(jnp.int32)  # one past each cluster's last piece
+    slots = jnp.arange(n_clusters + s // tallest, dtype=jnp.int32)
+    cluster = jnp.minimum(jnp.searchsorted(last, slots, side="right"), n_clusters - 1).astype(jnp.int32)
+    first = ends[cluster] - counts[cluster] + (slots - (last[cluster] - per_cluster[cluster])) * tallest
+    end = jnp.minimum(first + tallest, ends[cluster])
+    used = slots < last[-1]
+    index = jnp.where(used, (end - first + tile - 1) // tile - 1, len(heights)).astype(jnp.int32)
+    order = jnp.argsort(index, stable=True)
+    runs = jnp.cumsum(jnp.bincount(index, length=len(heights) + 1)).astype(jnp.int32)
+    return cluster[order], first[order], end[order], runs
 
 
-def _window(table: tuple[Array, ...], j: Array, w: Array, s: int, tile: int) -> tuple[Array, Array]:
-    """Window ``w`` of cluster ``j``: its first row and the mask of the rows that are its own.
+def _rows(first: Array, end: Array, s: int, height: int) -> tuple[Array, Array]:
+    """The ``height`` rows that cover ``[first, end)``: their first row and the mask of the rows that are its own.
 
-    A window that would run past the last row starts at ``S − T`` instead and masks the rows
-    before its own first row (they belong to earlier windows).
+    A piece that would run past the last row starts at ``S − height`` instead and masks the
+    rows before ``first`` (they belong to earlier pieces or clusters).
     """
-    starts, ends, _ = table
-    first = starts[j] + w * tile
-    row0 = jnp.minimum(first, s - tile)
-    rows = row0 + jnp.arange(tile, dtype=jnp.int32)
-    return row0, ((rows >= first) & (rows < ends[j]))[:, None]
+    row0 = jnp.minimum(first, s - height)
+    rows = row0 + jnp.arange(height, dtype=jnp.int32)
+    return row0, ((rows >= first) & (rows < end))[:, None]
 
 
 def _slot(per_cluster: Array, j: Array) -> Array:
@@ -82,11 +101,11 @@ def _slot(per_cluster: Array, j: Array) -> Array:
     return jnp.where(j >= 1, value, jnp.zeros_like(value))
 
 
-def _set_slot(per_cluster: Array, j: Array, value: Array) -> Array:
-    """``per_cluster[j − 1] = value`` for ``j ≥ 1``; unchanged for the reference cluster."""
+def _add_slot(per_cluster: Array, j: Array, value: Array) -> Array:
+    """``per_cluster[j − 1] += value`` for ``j ≥ 1``; unchanged for the reference cluster."""
     index = jnp.maximum(j - 1, 0)
     old = lax.dynamic_index_in_dim(per_cluster, index, axis=0, keepdims=False)
-    return lax.dynamic_update_index_in_dim(per_cluster, jnp.where(j >= 1, value, old), index, axis=0)
+    return lax.dynamic_update_index_in_dim(per_cluster, jnp.where(j >= 1, old + value, old), index, axis=0)
 
 
 def _matrix(shared: Array, per_cluster: Array, j: Array) -> Array:
@@ -94,24 +113,30 @@ def _matrix(shared: Array, per_cluster: Array, j: Array) -> Array:
     return shared + _slot(per_cluster, j)
 
 
+def _each_piece(heights: tuple[int, ...], table: tuple[Array, ...], body: Any, carry: Any) -> Any:
+    """``carry = body(height, cluster, first, end, carry)`` for every piece: one loop per static height."""
+    cluster, first, end, runs = table
+    for index, height in enumerate(heights):
+
+        def step(i: Array, carry: Any, height: int = height) -> Any:
+            return body(height, cluster[i], first[i], end[i], carry)
+
+        carry = lax.fori_loop(runs[index - 1] if index else 0, runs[index], step, carry)
+    return carry
+
+
 @partial(jax.custom_vjp, nondiff_argnums=(5,))
 def _grouped(shared: Array, per_cluster: Array, bias: Array, y: Array, table: tuple[Array, ...], tile: int) -> Array:
     s, d = y.shape[0], shared.shape[0]
 
-    def cluster(j: Array, out: Array) -> Array:
-        matrix, offset = _matrix(shared, per_cluster, j), _slot(bias, j)  # once per cluster
+    def product(height: int, j: Array, first: Array, end: Array, out: Array) -> Array:
+        row0, keep = _rows(first, end, s, height)
+        rows = lax.dynamic_slice_in_dim(y, row0, height, axis=0)
+        value = lax.dot_general(rows, _matrix(shared, per_cluster, j), (((1,), (1,)), ((), ()))) + _slot(bias, j)
+        old = lax.dynamic_slice_in_dim(out, row0, height, axis=0)
+        return lax.dynamic_update_slice_in_dim(out, jnp.where(keep, value, old), row0, axis=0)
 
-        def window(w: Array, out: Array) -> Array:
-            row0, keep = _window(table, j, w, s, tile)
-            rows = lax.dynamic_slice_in_dim(y, row0, tile, axis=0)
-            product = lax.dot_general(rows, matrix, (((1,), (1,)), ((), ()))) + offset
-            old = lax.dynamic_slice_in_dim(out, row0, tile, axis=0)
-            return lax.dynamic_update_slice_in_dim(out, jnp.where(keep, product, old), row0, axis=0)
-
-        inner: Array = lax.fori_loop(0, table[2][j], window, out)
-        return inner
-
-    out: Array = lax.fori_loop(0, per_cluster.shape[0] + 1, cluster, jnp.zeros((s, d), y.dtype))
+    out: Array = _each_piece(_heights(s, tile), table, product, jnp.zeros((s, d), y.dtype))
     return out
 
 
@@ -123,44 +148,31 @@ def _grouped_fwd(
 
 def _grouped_bwd(tile: int, residuals: tuple[Any, ...], g: Array) -> tuple[Any, ...]:
     shared, per_cluster, bias, y, table = residuals
-    n_clusters = per_cluster.shape[0] + 1
     s = y.shape[0]
+    heights = _heights(s, tile)
 
-    def rows_of(j: Array, w: Array) -> tuple[Array, Array, Array]:
-        row0, keep = _window(table, j, w, s, tile)
-        g_rows = jnp.where(keep, lax.dynamic_slice_in_dim(g, row0, tile, axis=0), 0)
-        return row0, g_rows, lax.dynamic_slice_in_dim(y, row0, tile, axis=0)
-
-    def cluster(j: Array, carry: tuple[Array, Array, Array]) -> tuple[Array, Array, Array]:
-        # ∂M_j accumulates over the cluster's windows in a D×n carry; V's gradient slice is
-        # written once per cluster, not once per window.
+    def grads(
+        height: int, j: Array, first: Array, end: Array, carry: tuple[Array, Array, Array]
+    ) -> tuple[Array, Array, Array]:
+        # ∂M_j = Σ over the piece's rows of g yᵀ: into ∂W (every cluster) and V's slice j
         d_shared, d_cluster, d_bias = carry
-
-        def window(w: Array, inner: tuple[Array, Array]) -> tuple[Array, Array]:
-            _, g_rows, rows = rows_of(j, w)
-            d_matrix = inner[0] + lax.dot_general(g_rows, rows, (((0,), (0,)), ((), ())))  # (D, n)
-            return d_matrix, inner[1] + g_rows.sum(axis=0)
-
-        init = (jnp.zeros_like(shared), jnp.zeros_like(shared[:, 0]))
-        d_matrix, d_offset = lax.fori_loop(0, table[2][j], window, init)
-        return d_shared + d_matrix, _set_slot(d_cluster, j, d_matrix), _set_slot(d_bias, j, d_offset)
+        row0, keep = _rows(first, end, s, height)
+        g_rows = jnp.where(keep, lax.dynamic_slice_in_dim(g, row0, height, axis=0), 0)
+        rows = lax.dynamic_slice_in_dim(y, row0, height, axis=0)
+        d_matrix = lax.dot_general(g_rows, rows, (((0,), (0,)), ((), ())))  # (D, n)
+        return d_shared + d_matrix, _add_slot(d_cluster, j, d_matrix), _add_slot(d_bias, j, g_rows.sum(axis=0))
 
     init = (jnp.zeros_like(shared), jnp.zeros_like(per_cluster), jnp.zeros_like(bias))
-    d_shared, d_cluster, d_bias = lax.fori_loop(0, n_clusters, cluster, init)
+    d_shared, d_cluster, d_bias = _each_piece(heights, table, grads, init)
 
-    def cluster_y(j: Array, d_y: Array) -> Array:
-        # A loop of its own, so that XLA drops it whole when ∂y is not needed (sampled states).
-        matrix = _matrix(shared, per_cluster, j)
+    def d_y_piece(height: int, j: Array, first: Array, end: Array, d_y: Array) -> Array:
+        # a loop of its own, so that XLA drops it whole when ∂y is not needed (sampled states)
+        row0, keep = _rows(first, end, s, height)
+        g_rows = jnp.where(keep, lax.dynamic_slice_in_dim(g, row0, height, axis=0), 0)
+        old = lax.dynamic_slice_in_dim(d_y, row0, height, axis=0)
+        return lax.dynamic_update_slice_in_dim(d_y, old + g_rows @ _matrix(shared, per_cluster, j), row0, axis=0)
 
-        def window(w: Array, d_y: Array) -> Array:
-            row0, g_rows, _ = rows_of(j, w)
-            old = lax.dynamic_slice_in_dim(d_y, row0, tile, axis=0)
-            return lax.dynamic_update_slice_in_dim(d_y, old + g_rows @ matrix, row0, axis=0)
-
-        inner: Array = lax.fori_loop(0, table[2][j], window, d_y)
-        return inner
-
-    d_y = lax.fori_loop(0, n_clusters, cluster_y, jnp.zeros_like(y))
+    d_y = _each_piece(heights, table, d_y_piece, jnp.zeros_like(y))
     return d_shared, d_cluster, d_bias, d_y, tuple(None for _ in table)
 
 
@@ -214,7 +226,7 @@ def cluster_affine_sorted(
     k = k.astype(jnp.int32)
 
     def windows(shared: Array, per_cluster: Array, bias: Array, y: Array, k: Array) -> Array:
-        return _grouped(shared, per_cluster, bias, y, _clusters(k, km1 + 1, tile), tile)
+        return _grouped(shared, per_cluster, bias, y, _pieces(k, km1 + 1, _heights(s, tile)), tile)
 
     out: Array = lax.platform_dependent(
         shared.astype(dtype),
