@@ -65,10 +65,13 @@ def piece(shape: str, op_name: str) -> str:
     D, n, K = SEED_SHAPES["data_dim"], SEED_SHAPES["n_latent"], SEED_SHAPES["n_clusters"]
     bracket = re.search(r"\[([\d,]*)\]", shape)
     dims = [int(d) for d in bracket.group(1).split(",") if d] if bracket else []
+    op_name = re.sub(r"cond/branch_\d+_fun/", "", op_name)  # the CPU branch of platform_dependent
     if "transpose(jvp())/while/body/closed_call/" in op_name:
         return "xyk adjoint for η_q, backward (dV_j = Xᵀ G_j per cluster)"
     if "transpose(jvp())/while" in op_name or "jvp()/while" in op_name:
-        return "xyk grouped windows at sampled clusters (fwd+bwd)"
+        return "grouped product at sampled clusters, its pieces (fwd+bwd)"
+    if B * S + M in dims and D in dims:
+        return "r(z) at the 5120 + 1024 states of elbo and conjugation, one call (full model)"
     if any(d in dims for d in (B * S, B * S + 64)) and D in dims:
         return "r(z) at 5120 posterior samples: θ_X, ψ_X fwd+bwd"
     if any(d >= M and d <= M + 64 for d in dims) and D in dims:

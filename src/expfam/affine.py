@@ -11,15 +11,22 @@ Evaluated block by block at ``S`` sampled states this is a dense ``(S, n)·(n, D
 for ``W``, a grouped product of the same size for ``V_k``
 (:func:`interactions.grouped.cluster_matvec`) and a one-hot product for ``u_k``.
 :func:`cluster_affine_sorted` does all three as **one** grouped product with the
-per-cluster matrix ``M_k = W + V_k`` (formed cluster by cluster, never as a ``(K, D, n)``
-array) and the bias ``u_k`` added in the same window: the multiply-adds of one
+per-cluster matrix ``M_k = W + V_k`` (formed piece by piece, never as a ``(K, D, n)``
+array) and the bias ``u_k`` added in the same product: the multiply-adds of one
 ``(S, n)·(n, D)`` product instead of two. Its input is sorted by cluster and so is its
 output, which lets the caller reduce each row (``ψ_X``) before undoing the sort: the
 ``(S, D)`` arrays are never permuted, forward or backward
 (:meth:`expfam.model.Harmonium.observable_log_partition`).
 
-Measured with ``python benchmarks/full_floor.py`` and ``benchmarks/step_time.py``
-(docs/benchmarks.md, "One grouped product for the full model").
+On a CPU each cluster's rows are cut into *pieces* of at most ``8·T`` rows (``T = 64``), and
+each piece is one product whose height is the smallest multiple of ``T`` that covers it; the
+pieces are run in one loop per height. A cluster of up to 512 states is then one product and,
+in the backward pass, one ``D × n`` accumulation of ``∂M_k``, where 64-row windows took one per
+window.
+
+Measured with ``python benchmarks/full_floor.py``, ``benchmarks/step_time.py`` and
+``benchmarks/full_ablation.py`` (docs/benchmarks.md, "One grouped product for the full model"
+and "Pieces of one height per cluster").
 """
 
 from __future__ import annotations
@@ -45,7 +52,7 @@ def cluster_affine_dense(shared: Array, per_cluster: Array, bias: Array, y: Arra
     """Reference (and accelerator) form: ``y Wᵀ + (y ⊗ e_k) V + e_k Uᵀ`` with one-hot products.
 
     ``K − 1`` times the multiply-adds of the grouped form; a GPU runs it as three large
-    products, where the window loop would be a chain of small kernels.
+    products, where the piece loops would be a chain of small kernels.
     """
     km1, d, n = per_cluster.shape
     onehot = jax.nn.one_hot(k, km1 + 1, dtype=y.dtype)[:, 1:]
@@ -195,17 +202,18 @@ def cluster_affine_sorted(
       y: ``(S, n)`` latent statistics, rows ordered so that ``k`` is non-decreasing.
       k: ``(S,)`` integer clusters in ``0..K−1``, **sorted ascending** (unsorted input gives
         wrong rows on a CPU; it is not checked, being a traced value).
-      tile_rows: rows per window on a CPU (static); default ``min(64, S)``.
+      tile_rows: the height step ``T`` of the pieces on a CPU (static); default ``min(64, S)``.
 
     Returns:
       ``(S, D)`` in the sorted order of the input.
 
-    On a CPU each cluster's rows are covered by windows of ``T`` rows and each window is one
-    ``(T, n)·(n, D)`` product with ``M_k = W + V_k``, formed once per cluster (a ``D×n`` sum, no
-    ``(K, D, n)`` array); the hand-written backward pass walks the same windows, accumulating
-    ``∂M_k`` per cluster, for ``∂W = Σ_k ∂M_k``, ``∂V_k = ∂M_k``, ``∂u_k`` and (in a loop of its
-    own, dropped by XLA when unused) ``∂y``. Elsewhere (GPU, TPU) the
-    one-hot products of :func:`cluster_affine_dense` run instead.
+    On a CPU each cluster's rows are cut into pieces of at most ``8T`` rows and each piece is one
+    ``(h, n)·(n, D)`` product, ``h`` the smallest multiple of ``T`` covering it, with
+    ``M_k = W + V_k`` formed per piece (a ``D×n`` sum, no ``(K, D, n)`` array); rows of ``h``
+    that are not the piece's own are masked. The hand-written backward pass walks the same
+    pieces, accumulating ``∂M_k`` once per piece into ``∂W = Σ_k ∂M_k`` and ``∂V_k``, with
+    ``∂u_k`` and (in a loop of its own, dropped by XLA when unused) ``∂y``. Elsewhere (GPU,
+    TPU) the one-hot products of :func:`cluster_affine_dense` run instead.
     """
     km1, d, n = per_cluster.shape
     if shared.shape != (d, n):

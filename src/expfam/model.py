@@ -198,7 +198,7 @@ class Harmonium:
 
         With per-cluster matrices (the ``full`` block set) the sets are joined and evaluated in
         one :meth:`residual` call: one grouped product, whose per-cluster work (forming each
-        ``M_k``, a partly filled last window per cluster, ``∂V``) is then paid once, not once per
+        ``M_k``, a partly filled last piece per cluster, ``∂V``) is then paid once, not once per
         set. Otherwise each set is its own call: with dense offsets joining saves no work, and it
         measured about 5% slower in the hierarchical step (docs/benchmarks.md). The values are
         the same either way; each result has shape ``L_i``.
@@ -209,14 +209,14 @@ class Harmonium:
         joined = len(flat) > 1 and grouped
         if not joined:
             return [
-                self.residual(params, y, k).reshape(shape.shape)
-                for (y, k), (_, shape) in zip(flat, states, strict=True)
+                self.residual(params, y, k).reshape(given.shape)
+                for (y, k), (_, given) in zip(flat, states, strict=True)
             ]
         y = jnp.concatenate([y for y, _ in flat])
         k = jnp.concatenate([k.astype(jnp.int32) for _, k in flat])
         bounds = np.cumsum([k.size for _, k in flat])[:-1]
         pieces = jnp.split(self.residual(params, y, k), bounds)
-        return [piece.reshape(shape.shape) for piece, (_, shape) in zip(pieces, states, strict=True)]
+        return [piece.reshape(given.shape) for piece, (_, given) in zip(pieces, states, strict=True)]
 
     # ------------------------------------------------------------- posterior
     def posterior_params(self, params: Params, x: Array) -> MixtureParams:
