@@ -102,6 +102,12 @@ def _rows(first: Array, end: Array, s: int, height: int) -> tuple[Array, Array]:
     return row0, ((rows >= first) & (rows < end))[:, None]
 
 
+def _masked_rows(g: Array, first: Array, end: Array, height: int) -> tuple[Array, Array]:
+    """The piece's ``height`` rows of ``g`` (first row, rows), zero where they are not its own."""
+    row0, keep = _rows(first, end, g.shape[0], height)
+    return row0, jnp.where(keep, lax.dynamic_slice_in_dim(g, row0, height, axis=0), 0)
+
+
 def _slot(per_cluster: Array, j: Array) -> Array:
     """Cluster ``j``'s slice ``per_cluster[j − 1]``, zero for the reference cluster ``j = 0``."""
     value = lax.dynamic_index_in_dim(per_cluster, jnp.maximum(j - 1, 0), axis=0, keepdims=False)
@@ -163,8 +169,7 @@ def _grouped_bwd(tile: int, residuals: tuple[Any, ...], g: Array) -> tuple[Any, 
     ) -> tuple[Array, Array, Array]:
         # ∂M_j = Σ over the piece's rows of g yᵀ: into ∂W (every cluster) and V's slice j
         d_shared, d_cluster, d_bias = carry
-        row0, keep = _rows(first, end, s, height)
-        g_rows = jnp.where(keep, lax.dynamic_slice_in_dim(g, row0, height, axis=0), 0)
+        row0, g_rows = _masked_rows(g, first, end, height)
         rows = lax.dynamic_slice_in_dim(y, row0, height, axis=0)
         d_matrix = lax.dot_general(g_rows, rows, (((0,), (0,)), ((), ())))  # (D, n)
         return d_shared + d_matrix, _add_slot(d_cluster, j, d_matrix), _add_slot(d_bias, j, g_rows.sum(axis=0))
@@ -174,8 +179,7 @@ def _grouped_bwd(tile: int, residuals: tuple[Any, ...], g: Array) -> tuple[Any, 
 
     def d_y_piece(height: int, j: Array, first: Array, end: Array, d_y: Array) -> Array:
         # a loop of its own, so that XLA drops it whole when ∂y is not needed (sampled states)
-        row0, keep = _rows(first, end, s, height)
-        g_rows = jnp.where(keep, lax.dynamic_slice_in_dim(g, row0, height, axis=0), 0)
+        row0, g_rows = _masked_rows(g, first, end, height)
         old = lax.dynamic_slice_in_dim(d_y, row0, height, axis=0)
         return lax.dynamic_update_slice_in_dim(d_y, old + g_rows @ _matrix(shared, per_cluster, j), row0, axis=0)
 

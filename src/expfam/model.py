@@ -123,7 +123,7 @@ class Harmonium:
         (:func:`expfam.affine.cluster_affine_sorted`); ``ψ_X`` reduces each sorted row and only
         the ``(S,)`` result is put back in order. Otherwise each block adds its own offset.
         """
-        affine = self._cluster_affine(params) if len(self.latent.param_shape) == 1 else None
+        affine = self._grouped_affine(params)
         if affine is None:
             return jax.vmap(self.observable.log_partition)(self.observable_params(params, y, k))
         shared, per_cluster, bias = affine
@@ -135,6 +135,10 @@ class Harmonium:
         )
         psi_sorted = jax.vmap(self.observable.log_partition)(theta)
         return jnp.zeros_like(psi_sorted).at[order].set(psi_sorted, unique_indices=True)
+
+    def _grouped_affine(self, params: Params) -> tuple[Array, Array, Array] | None:
+        """:meth:`_cluster_affine` where :meth:`observable_log_partition` uses the grouped product (vector latents)."""
+        return self._cluster_affine(params) if len(self.latent.param_shape) == 1 else None
 
     def _cluster_affine(self, params: Params) -> tuple[Array, Array, Array] | None:
         """``(W, V, u)`` summed over the blocks' :class:`ClusterAffine` forms, or ``None``.
@@ -205,9 +209,7 @@ class Harmonium:
         """
         event = len(self.latent.param_shape)
         flat = [(y.reshape((-1, *y.shape[y.ndim - event :])), k.reshape(-1)) for y, k in states]
-        grouped = len(self.latent.param_shape) == 1 and self._cluster_affine(params) is not None
-        joined = len(flat) > 1 and grouped
-        if not joined:
+        if len(flat) < 2 or self._grouped_affine(params) is None:
             return [
                 self.residual(params, y, k).reshape(given.shape)
                 for (y, k), (_, given) in zip(flat, states, strict=True)
