@@ -5,12 +5,13 @@ The full model's posterior holds one latent parameter vector per observation and
 the adjoint's cotangent) and over the latent axis (``ψ_Y(θ_k(x)) = Σ_i softplus(θ_ki)``).
 Which axis is the leading one decides how fast XLA's CPU backend runs those reductions: in
 jax 0.10.2 a sum over a short *leading* axis into a large result was found to be many times
-slower than the same sum over a middle or trailing axis (docs/benchmarks.md, "A cluster-major
-posterior, tried"). This script times, for the layouts ``(J, B, n)``, ``(B, J, n)`` and
+slower than the same sum over a middle or trailing axis (docs/benchmarks.md, "A slower
+machine of the same kind, and two layouts tried"). This script times, for the layouts ``(J, B, n)``, ``(B, J, n)`` and
 ``(B, n, J)`` with ``J = K − 1``:
 
 * ``cluster sum``: ``Σ_j a[..j..]`` → ``(B, n)``;
-* ``latent sum``: ``Σ_i softplus(a[..i..])`` → ``(B, J)`` (the log-partition's reduction).
+* ``latent sum``: ``Σ_i softplus(a[..i..])`` → ``(B, J)``, the Bernoulli log-partition with the
+  library's own softplus (:mod:`expfam.families.softplus`).
 
 Each is one compiled function on a fresh random array; medians over ``--repeats`` calls. Run it
 again under ``XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=-LIBRARY_FUSION_TYPE_REDUCE``
@@ -31,6 +32,8 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+
+from expfam.families.softplus import softplus
 
 #: Layout name → (shape as a function of (J, B, n), cluster axis, latent axis).
 LAYOUTS: dict[str, tuple[Callable[[int, int, int], tuple[int, int, int]], int, int]] = {
@@ -62,13 +65,14 @@ def main() -> None:
         parser.error("--batch-size, --n-latent and --repeats must be ≥ 1 and --n-clusters ≥ 2")
     j, b, n = args.n_clusters - 1, args.batch_size, args.n_latent
     key = jax.random.key(0)
+    flags = os.environ.get("XLA_FLAGS", "")
     results: dict[str, dict[str, float]] = {}
-    print(f"J = {j}, B = {b}, n = {n}, float32; XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
+    print(f"J = {j}, B = {b}, n = {n}, float32; XLA_FLAGS={flags!r}")
     print(f"{'layout':<12}{'cluster sum ms':>16}{'latent sum ms':>16}")
     for name, (shape, cluster_axis, latent_axis) in LAYOUTS.items():
         a = jax.random.normal(key, shape(j, b, n), jnp.float32)
         cluster_sum = jax.jit(lambda a, axis=cluster_axis: a.sum(axis=axis))
-        latent_sum = jax.jit(lambda a, axis=latent_axis: jax.nn.softplus(a).sum(axis=axis))
+        latent_sum = jax.jit(lambda a, axis=latent_axis: softplus(a).sum(axis=axis))
         results[name] = {
             "cluster_sum_ms": 1e3 * median_seconds(cluster_sum, a, args.repeats),
             "latent_sum_ms": 1e3 * median_seconds(latent_sum, a, args.repeats),
@@ -79,7 +83,7 @@ def main() -> None:
         "n_clusters": args.n_clusters,
         "batch_size": b,
         "n_latent": n,
-        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "xla_flags": flags,
         "device": str(jax.devices()[0].platform),
     }
     print(json.dumps(summary))
