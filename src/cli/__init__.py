@@ -1,6 +1,6 @@
-"""The ``expfam`` command: a thin typer shell over :mod:`expfam.experiment.pipeline`.
+"""The `expfam` command: a thin typer shell over [`expfam.experiment.pipeline`][expfam.experiment.pipeline].
 
-One module per command (``train``, ``evaluate``, ``plugins``, ``sweep``, ``compare``); :mod:`cli.app`
-assembles them and maps every :class:`~expfam.errors.ExpfamError` to a one-line
-``error: ...`` on stderr with exit code 2.
+One module per command (`train`, `evaluate`, `plugins`, `sweep`, `compare`); [`cli.app`][cli.app]
+assembles them and maps every [`ExpfamError`][expfam.errors.ExpfamError] to a one-line
+`error: ...` on stderr with exit code 2.
 """

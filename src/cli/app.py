@@ -1,12 +1,12 @@
-"""The ``expfam`` typer application and its entry point.
+"""The `expfam` typer application and its entry point.
 
-Exit codes (:data:`EXIT_CODES`, also in ``expfam --help``): 0 success; 2 bad input — a
+Exit codes (`EXIT_CODES`, also in `expfam --help`): 0 success; 2 bad input — a
 usage error from typer (unknown option, missing argument) or an
-:class:`~expfam.errors.ExpfamError` about the configuration or the data (printed as
-one line ``error: ...`` on stderr, no traceback); 1 a run that failed (it diverged,
+[`ExpfamError`][expfam.errors.ExpfamError] about the configuration or the data (printed as
+one line `error: ...` on stderr, no traceback); 1 a run that failed (it diverged,
 a file could not be written, a sweep trial failed); 130 interrupted.
 
-Run ``expfam --help``, or ``python -m expfam --help``.
+Run `expfam --help`, or `python -m expfam --help`.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _root(
 
 
 def report_error(error: BaseException) -> None:
-    """Print ``error: <message>`` on one line to stderr."""
+    """Print `error: <message>` on one line to stderr."""
     message = " ".join(str(error).split())
     typer.echo(f"error: {message}", err=True)
 
@@ -69,13 +69,13 @@ def _os_error_text(error: OSError) -> str:
 
 
 class ExpfamGroup(TyperGroup):
-    """The command group: every failure ends with one line ``error: ...`` on stderr and an exit code.
+    """The command group: every failure ends with one line `error: ...` on stderr and an exit code.
 
-    :class:`~expfam.errors.RunFailedError` (a diverged run, a file that could not be
-    written) and any other :class:`OSError` exit 1; any other :class:`ExpfamError` (bad
+    [`RunFailedError`][expfam.errors.RunFailedError] (a diverged run, a file that could not be
+    written) and any other `OSError` exit 1; any other [`ExpfamError`][expfam.errors.ExpfamError] (bad
     input) exits 2; an interrupt not handled by the command exits 130. An unexpected
     exception is reported on one line as an internal error (exit 1); set
-    ``EXPFAM_DEBUG=1`` to see its traceback.
+    `EXPFAM_DEBUG=1` to see its traceback.
     """
 
     def invoke(self, ctx: Any) -> Any:
@@ -118,7 +118,7 @@ class ExpfamGroup(TyperGroup):
 
 
 def create_app(registry: Registry | None = None) -> typer.Typer:
-    """The ``expfam`` app; ``--block`` and ``--observable`` help list ``registry``'s names (default: installed)."""
+    """The `expfam` app; `--block` and `--observable` help list `registry`'s names (default: installed)."""
     application = typer.Typer(
         cls=ExpfamGroup,
         name="expfam",
@@ -148,14 +148,14 @@ def _default_app() -> typer.Typer:
 
 
 def __getattr__(name: str) -> Any:
-    """``cli.app.app``: the app over the installed plugins, built on first access (not at import)."""
+    """`cli.app.app`: the app over the installed plugins, built on first access (not at import)."""
     if name == "app":
         return _default_app()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point (``expfam = "cli.app:main"``)."""
+    """Console-script entry point (`expfam = "cli.app:main"`)."""
     try:
         _default_app()(args=list(argv) if argv is not None else None, prog_name="expfam")
     except ExpfamError as error:  # raised outside a command, e.g. while loading plugins

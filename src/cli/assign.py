@@ -1,4 +1,4 @@
-"""``expfam assign RUN_DIR --data PATH``: cluster new (or unlabelled) observations with a trained run."""
+"""`expfam assign RUN_DIR --data PATH`: cluster new (or unlabelled) observations with a trained run."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``expfam compare``: a comparison table of finished runs, and each run's NMI relative to the first."""
+"""`expfam compare`: a comparison table of finished runs, and each run's NMI relative to the first."""
 
 from pathlib import Path
 from typing import Annotated

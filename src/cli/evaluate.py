@@ -1,4 +1,4 @@
-"""``expfam evaluate RUN_DIR``: recompute a run's test metrics from its saved parameters."""
+"""`expfam evaluate RUN_DIR`: recompute a run's test metrics from its saved parameters."""
 
 from __future__ import annotations
 

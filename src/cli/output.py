@@ -1,4 +1,4 @@
-"""Machine-readable output of ``--json``: one JSON document on stdout, strict JSON (no NaN)."""
+"""Machine-readable output of `--json`: one JSON document on stdout, strict JSON (no NaN)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-#: The ``--json`` option shared by ``train``, ``evaluate`` and ``compare``.
+#: The `--json` option shared by `train`, `evaluate` and `compare`.
 JsonFlag = Annotated[
     bool,
     typer.Option("--json", help="Print one JSON document on stdout instead of the table (non-finite numbers: null)."),
@@ -18,7 +18,7 @@ JsonFlag = Annotated[
 
 
 def plain(value: Any) -> Any:
-    """``value`` with paths as strings, tuples as lists, NumPy scalars as numbers and NaN/±inf as ``None``."""
+    """`value` with paths as strings, tuples as lists, NumPy scalars as numbers and NaN/±inf as `None`."""
     if isinstance(value, Mapping):
         return {str(key): plain(item) for key, item in value.items()}
     if isinstance(value, Sequence) and not isinstance(value, str):
@@ -33,5 +33,5 @@ def plain(value: Any) -> Any:
 
 
 def emit_json(document: Mapping[str, Any]) -> None:
-    """Print ``document`` as strict JSON on one line of stdout."""
+    """Print `document` as strict JSON on one line of stdout."""
     typer.echo(json.dumps(plain(document), allow_nan=False, sort_keys=False))

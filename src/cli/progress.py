@@ -15,7 +15,7 @@ from typing import TextIO
 
 
 def format_duration(seconds: float) -> str:
-    """``42s``, ``3m05s``, ``1h02m``."""
+    """`42s`, `3m05s`, `1h02m`."""
     if not math.isfinite(seconds):
         return "?"
     seconds = max(0, round(seconds))
@@ -32,10 +32,10 @@ def _value(row: Mapping[str, float], key: str, spec: str) -> str:
 
 
 class ProgressBar:
-    """A :data:`expfam.experiment.pipeline.ProgressCallback` drawing to ``stream`` (default: stderr at call time).
+    """A `expfam.experiment.pipeline.ProgressCallback` drawing to `stream` (default: stderr at call time).
 
     The ETA uses the speed since the first chunk, which excludes compilation
-    (it reads ``?`` until the second chunk).
+    (it reads `?` until the second chunk).
     """
 
     def __init__(self, stream: TextIO | None = None, *, width: int = 24, interactive: bool | None = None) -> None:

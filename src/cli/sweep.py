@@ -1,10 +1,10 @@
-"""``expfam sweep``: run every trial of a sweep file, resumably, and write its report.
+"""`expfam sweep`: run every trial of a sweep file, resumably, and write its report.
 
-Each trial trains into ``<out>/<run name>/``; ``<out>/report.md`` and
-``<out>/results.csv`` are rewritten after each trial. Rerunning the same
+Each trial trains into `<out>/<run name>/`; `<out>/report.md` and
+`<out>/results.csv` are rewritten after each trial. Rerunning the same
 command reads finished trials back and trains the rest (see docs/sweeps.md).
-Trials that share every shape train together in one compiled program (``--stack N`` caps a
-group, ``--no-stack`` trains one at a time; docs/stacking.md).
+Trials that share every shape train together in one compiled program (`--stack N` caps a
+group, `--no-stack` trains one at a time; docs/stacking.md).
 Exit codes: 0 all trials finished, 1 some trial failed, 2 bad input, 130 interrupted (as every command).
 """
 

@@ -1,13 +1,13 @@
-"""``expfam train``: train one run and write its run directory.
+"""`expfam train`: train one run and write its run directory.
 
-Every key of the ``[model]``, ``[data]`` and ``[train]`` sections of the run
-configuration is a flag (``learning_rate`` → ``--learning-rate``). A flag given
-on the command line overrides ``--config FILE``, which overrides the defaults
-of :class:`expfam.experiment.config.RunConfig` for the chosen block set
-(:func:`expfam.experiment.config.default_config`); ``[evaluate]`` and the option tables
-(``[model.observable_options]``, ``[model.block_options.NAME]``, ``[data.options]``) come
-from the file only; ``--loss NAME=WEIGHT`` (repeatable) adds to ``[train.loss_weights]``.
-``--resume RUN_DIR`` continues an interrupted run from its checkpoint.
+Every key of the `[model]`, `[data]` and `[train]` sections of the run
+configuration is a flag (`learning_rate` → `--learning-rate`). A flag given
+on the command line overrides `--config FILE`, which overrides the defaults
+of [`expfam.experiment.config.RunConfig`][expfam.experiment.config.RunConfig] for the chosen block set
+([`expfam.experiment.config.default_config`][expfam.experiment.config.default_config]); `[evaluate]` and the option tables
+(`[model.observable_options]`, `[model.block_options.NAME]`, `[data.options]`) come
+from the file only; `--loss NAME=WEIGHT` (repeatable) adds to `[train.loss_weights]`.
+`--resume RUN_DIR` continues an interrupted run from its checkpoint.
 """
 
 import contextlib
@@ -103,7 +103,7 @@ def _interrupt_exit(run_dir: Path) -> Iterator[None]:
 
 
 def parse_loss(values: list[str]) -> dict[str, float]:
-    """``["prior_entropy=2.5", ...]`` as ``{"prior_entropy": 2.5}``; a malformed item is named."""
+    """`["prior_entropy=2.5", ...]` as `{"prior_entropy": 2.5}`; a malformed item is named."""
     weights: dict[str, float] = {}
     for item in values:
         name, sep, text = item.partition("=")
@@ -129,7 +129,7 @@ TYPE_METAVARS: dict[type, str] = {str: "TEXT", int: "INTEGER", float: "FLOAT", b
 
 
 def _option(key: str, kind: type, default: Any, names: dict[str, str]) -> inspect.Parameter:
-    """``--key-name``, ``None`` unless given, with the config default in its help."""
+    """`--key-name`, `None` unless given, with the config default in its help."""
     text = HELP.get(key, key.replace("_", " ") + ".").format(**names)
     shown = default if default != "" else "none"
     metavar = METAVARS.get(key, TYPE_METAVARS.get(kind, "VALUE"))
@@ -146,7 +146,7 @@ def _names(registry: Registry) -> dict[str, str]:
 
 
 def make_command(registry: Registry | None = None) -> Any:
-    """The ``train`` command, its choices listed from ``registry`` (default: the installed plugins)."""
+    """The `train` command, its choices listed from `registry` (default: the installed plugins)."""
     registry = registry or get_registry()
     names = _names(registry)
     defaults = RunConfig()

@@ -1,8 +1,8 @@
 """expfam: exponential-family latent-variable models in JAX.
 
 Families, interaction blocks, loss terms and datasets are plugins registered
-through the ``expfam`` entry-point group and looked up by name in a
-:class:`~expfam.plugins.Registry`.
+through the `expfam` entry-point group and looked up by name in a
+[`Registry`][expfam.plugins.Registry].
 """
 
 from typing import Any
@@ -23,12 +23,12 @@ from expfam.plugins import Registry, build_registry, get_registry
 
 __version__ = "0.1.0"
 
-#: Names served lazily from the experiment machinery (floor 2), so ``import expfam`` stays light.
+#: Names served lazily from the experiment machinery (floor 2), so `import expfam` stays light.
 _LAZY = {"load_run": "expfam.experiment.trained", "TrainedRun": "expfam.experiment.trained"}
 
 
 def __getattr__(name: str) -> Any:
-    """``expfam.load_run`` and ``expfam.TrainedRun``, imported on first use."""
+    """`expfam.load_run` and `expfam.TrainedRun`, imported on first use."""
     if name in _LAZY:
         import importlib
 

@@ -1,12 +1,12 @@
-"""The ``expfam`` console script: check the installation, then run the command line.
+"""The `expfam` console script: check the installation, then run the command line.
 
-The distribution installs four top-level packages (``expfam``, ``interactions``,
-``objectives``, ``cli``). When another distribution installs or shadows one of
+The distribution installs four top-level packages (`expfam`, `interactions`,
+`objectives`, `cli`). When another distribution installs or shadows one of
 them, importing the command line would fail with a traceback, or silently run
 someone else's code; this launcher detects the clash first and says so in one
-line (exit status 2). It is the only module of ``expfam`` that imports ``cli``.
+line (exit status 2). It is the only module of `expfam` that imports `cli`.
 
-``python -m expfam ...`` runs the same launcher.
+`python -m expfam ...` runs the same launcher.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _fail_on_clashes(quick: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run ``expfam`` with ``argv`` (default: the process arguments), after the installation check."""
+    """Run `expfam` with `argv` (default: the process arguments), after the installation check."""
     _fail_on_clashes(quick=True)
     try:
         from cli.app import main as cli_main

@@ -1,21 +1,21 @@
 r"""The interaction-block base class (docs/blocks.md).
 
 A block is a bilinear coupling between the observable's coupled statistic
-``s ∈ ℝ^D`` and the latent statistics ``s_Z(z)``. It is defined by a linear map
-``L_b`` from latent statistics to an offset of the observable's natural
-parameters, and its adjoint ``L_bᵀ`` from observable statistics to an offset
+`s ∈ ℝ^D` and the latent statistics `s_Z(z)`. It is defined by a linear map
+`L_b` from latent statistics to an offset of the observable's natural
+parameters, and its adjoint `L_bᵀ` from observable statistics to an offset
 of the posterior's natural parameters:
 
-.. math::
+$$
+\theta_X(z) = a + \sum_b L_b(s_Z(z)),\qquad
+s\cdot L_b(s_Z(z)) = L_b^\top(s)\cdot s_Z(z)\quad\text{for all } s, z.
+$$
 
-    \theta_X(z) = a + \sum_b L_b(s_Z(z)),\qquad
-    s\cdot L_b(s_Z(z)) = L_b^\top(s)\cdot s_Z(z)\quad\text{for all } s, z.
-
-A plugin implements four members: :meth:`init`, :meth:`offset_from_statistics`
+A plugin implements four members: [`init`][expfam.block.InteractionBlock.init], [`offset_from_statistics`][expfam.block.InteractionBlock.offset_from_statistics]
 (the linear map on any latent statistics, e.g. posterior means),
-:meth:`offset` (the same map at sampled states ``(y, k)``, written to be fast)
-and :meth:`adjoint`. Blocks are final frozen dataclasses constructed as
-``Block(observable_size=D, latent_size=n, n_clusters=K)``.
+[`offset`][expfam.block.InteractionBlock.offset] (the same map at sampled states `(y, k)`, written to be fast)
+and [`adjoint`][expfam.block.InteractionBlock.adjoint]. Blocks are final frozen dataclasses constructed as
+`Block(observable_size=D, latent_size=n, n_clusters=K)`.
 """
 
 from __future__ import annotations
@@ -35,14 +35,14 @@ LatentStatistics = dict[str, Array]
 class ClusterAffine:
     r"""A block's offset written per cluster, affine in the latent statistics.
 
-    .. math::
+    $$
+    L_b(s_Z(y, k)) = W s_Y(y) + [k \ge 1]\,(V_{k-1} s_Y(y) + u_{k-1})
+    $$
 
-        L_b(s_Z(y, k)) = W s_Y(y) + [k \ge 1]\,(V_{k-1} s_Y(y) + u_{k-1})
-
-    ``shared`` is ``W`` (``(D, n)``), ``per_cluster`` ``V`` (``(K−1, D, n)``) and ``bias`` the
-    rows ``u`` (``(K−1, D)``); a part the block does not have is ``None``. Blocks that return
-    this from :meth:`InteractionBlock.cluster_affine` let the model evaluate all of them at
-    sampled states as one grouped product (:func:`expfam.affine.cluster_affine_sorted`).
+    `shared` is `W` (`(D, n)`), `per_cluster` `V` (`(K−1, D, n)`) and `bias` the
+    rows `u` (`(K−1, D)`); a part the block does not have is `None`. Blocks that return
+    this from [`InteractionBlock.cluster_affine`][expfam.block.InteractionBlock.cluster_affine] let the model evaluate all of them at
+    sampled states as one grouped product ([`expfam.affine.cluster_affine_sorted`][expfam.affine.cluster_affine_sorted]).
     """
 
     shared: Array | None = None
@@ -51,16 +51,16 @@ class ClusterAffine:
 
 
 class InteractionBlock(abc.ABC):
-    """Abstract interaction block; the registry name is the class variable ``name``.
+    """Abstract interaction block; the registry name is the class variable `name`.
 
-    Fields of concrete blocks: ``observable_size`` (D, the observable's coupled
-    size), ``latent_size`` (n) and ``n_clusters`` (K).
+    Fields of concrete blocks: `observable_size` (D, the observable's coupled
+    size), `latent_size` (n) and `n_clusters` (K).
     """
 
     name: ClassVar[str]
-    #: ``True`` when the offset is linear in ``s_Y(y)`` alone (``L_b(s_Z(y, k)) = 0`` whenever
-    #: ``s_Y(y) = 0``, as for ``xy`` and ``xyk``): the model then skips the block where it
-    #: evaluates ``θ_X(y = 0, k)`` for the cluster correction ``ρ_k``. ``False`` is always safe.
+    #: `True` when the offset is linear in `s_Y(y)` alone (`L_b(s_Z(y, k)) = 0` whenever
+    #: `s_Y(y) = 0`, as for `xy` and `xyk`): the model then skips the block where it
+    #: evaluates `θ_X(y = 0, k)` for the cluster correction `ρ_k`. `False` is always safe.
     vanishes_at_zero_latent: ClassVar[bool] = False
     observable_size: int
     latent_size: int
@@ -76,24 +76,24 @@ class InteractionBlock(abc.ABC):
 
     @abc.abstractmethod
     def offset_from_statistics(self, params: Array, statistics: LatentStatistics) -> Array:
-        """``L_b(s_Z)`` for one set of latent statistics ``{"b_y", "W_yk", "b_k"}`` → shape ``(D,)``."""
+        """`L_b(s_Z)` for one set of latent statistics `{"b_y", "W_yk", "b_k"}` → shape `(D,)`."""
 
     @abc.abstractmethod
     def offset(self, params: Array, y: Array, k: Array) -> Array:
-        """``L_b(s_Z(y_s, k_s))`` for sampled states: ``y`` ``(S, n)``, ``k`` ``(S,)`` → ``(S, D)``."""
+        """`L_b(s_Z(y_s, k_s))` for sampled states: `y` `(S, n)`, `k` `(S,)` → `(S, D)`."""
 
     @abc.abstractmethod
     def adjoint(self, params: Array, statistic: Array) -> LatentStatistics:
-        """``L_bᵀ(s)`` for observable statistics ``(B, D)``: the posterior offsets this block adds.
+        """`L_bᵀ(s)` for observable statistics `(B, D)`: the posterior offsets this block adds.
 
         Returns only the entries it touches, each with a leading batch axis
-        (``"b_y"`` ``(B, n)``, ``"W_yk"`` ``(B, n, K−1)``, ``"b_k"`` ``(B, K−1)``).
+        (`"b_y"` `(B, n)`, `"W_yk"` `(B, n, K−1)`, `"b_k"` `(B, K−1)`).
         """
 
     def cluster_affine(self, params: Array) -> ClusterAffine | None:
-        """The offset as a :class:`ClusterAffine` form, or ``None`` (the default) when it is not one.
+        """The offset as a [`ClusterAffine`][expfam.block.ClusterAffine] form, or `None` (the default) when it is not one.
 
-        Optional: a block that returns ``None`` is evaluated by :meth:`offset`, and the model then
+        Optional: a block that returns `None` is evaluated by [`offset`][expfam.block.InteractionBlock.offset], and the model then
         evaluates every block that way.
         """
         del params

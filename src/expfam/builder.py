@@ -1,4 +1,4 @@
-"""The typed model builder: from a :class:`ModelSpec` to a :class:`~expfam.model.Harmonium`.
+"""The typed model builder: from a [`ModelSpec`][expfam.builder.ModelSpec] to a [`Harmonium`][expfam.model.Harmonium].
 
 Every name is looked up in the plugin registry and every size is validated
 before anything is built, so a bad spec fails with one clear message.
@@ -30,14 +30,14 @@ class ModelSpec:
     """What to build.
 
     Attributes:
-        observable: registry name of the observable family (e.g. ``"binomial"``).
-        data_dim: number of observable coordinates ``D``.
-        n_latent: number of latent units ``n``.
-        n_clusters: number of clusters ``K`` (≥ 2).
-        blocks: a block-set name (``"hierarchical"``, ``"full"``) or a list of block names.
-        observable_options: extra options of the observable family (e.g. ``{"n_trials": 16}``).
-        latent: registry name of the latent base family (default ``"bernoulli"``).
-        block_options: ``{block name: {option: value}}``, extra constructor options of blocks.
+        observable: registry name of the observable family (e.g. `"binomial"`).
+        data_dim: number of observable coordinates `D`.
+        n_latent: number of latent units `n`.
+        n_clusters: number of clusters `K` (≥ 2).
+        blocks: a block-set name (`"hierarchical"`, `"full"`) or a list of block names.
+        observable_options: extra options of the observable family (e.g. `{"n_trials": 16}`).
+        latent: registry name of the latent base family (default `"bernoulli"`).
+        block_options: `{block name: {option: value}}`, extra constructor options of blocks.
     """
 
     observable: str = "binomial"
@@ -86,7 +86,7 @@ def resolve_blocks(blocks: str | Sequence[str], registry: Registry) -> tuple[str
 
 
 def build_family(name: str, size: int, options: Mapping[str, Any], registry: Registry, role: str) -> ExponentialFamily:
-    """Instantiate the family ``name`` with ``size`` and ``options``; bad options are named."""
+    """Instantiate the family `name` with `size` and `options`; bad options are named."""
     cls = registry.family(name)
     try:
         family: ExponentialFamily = cls(size, **dict(options))
@@ -107,7 +107,7 @@ def build_block(
     options: Mapping[str, Any],
     registry: Registry,
 ) -> Any:
-    """Instantiate the block ``name`` with its sizes and ``options``; an option it does not accept is named."""
+    """Instantiate the block `name` with its sizes and `options`; an option it does not accept is named."""
     cls = registry.block(name)
     reserved = sorted({"observable_size", "latent_size", "n_clusters"} & set(options))
     if reserved:
@@ -138,11 +138,11 @@ def build_model(spec: ModelSpec | None = None, *, registry: Registry | None = No
     """Build a harmonium from a spec (or from the spec's fields as keywords).
 
     Args:
-        spec: a :class:`ModelSpec`; or leave it out and pass its fields as keywords.
+        spec: a [`ModelSpec`][expfam.builder.ModelSpec]; or leave it out and pass its fields as keywords.
         registry: where names are looked up (default: the installed plugins).
 
     Raises:
-        ConfigurationError: a non-positive size, ``n_clusters < 2``, an unknown
+        ConfigurationError: a non-positive size, `n_clusters < 2`, an unknown
             name (listing the registered ones) or a latent family blocks cannot couple to.
     """
     if spec is None:

@@ -1,24 +1,24 @@
 r"""Starting the clusters from KMeans: each cluster begins as the observable fitted to its KMeans points.
 
-A model with the ``xk`` block gives every cluster its own observable bias
-(:math:`\theta_X = a + U e_k + \ldots`, docs/blocks.md). :func:`kmeans_cluster_init` runs
-KMeans with :math:`K` clusters on the training rows and sets
+A model with the `xk` block gives every cluster its own observable bias
+($\theta_X = a + U e_k + \ldots$, docs/blocks.md). [`kmeans_cluster_init`][expfam.cluster_init.kmeans_cluster_init] runs
+KMeans with $K$ clusters on the training rows and sets
 
-.. math::
+$$
+\theta_k = (\nabla\psi_X)^{-1}\big(0.99\,\overline{s(x)}_{\{x:\,c(x)=k\}} + 0.01\,\nabla\psi_X(\theta_{ref})\big),
+\qquad a = \theta_0,\qquad U e_k = \theta_k - \theta_0\ (k \ge 1),
+$$
 
-    \theta_k = (\nabla\psi_X)^{-1}\big(0.99\,\overline{s(x)}_{\{x:\,c(x)=k\}} + 0.01\,\nabla\psi_X(\theta_{ref})\big),
-    \qquad a = \theta_0,\qquad U e_k = \theta_k - \theta_0\ (k \ge 1),
-
-(the observable's own data fit, :meth:`~expfam.family.ExponentialFamily.initialize`, on the
-points of KMeans cluster :math:`k`), and shifts :math:`b_k` so that the prior's cluster
-probabilities are the KMeans cluster shares, :math:`p(k) = n_k / N`. Every other parameter
+(the observable's own data fit, [`initialize`][expfam.family.ExponentialFamily.initialize], on the
+points of KMeans cluster $k$), and shifts $b_k$ so that the prior's cluster
+probabilities are the KMeans cluster shares, $p(k) = n_k / N$. Every other parameter
 keeps its value. The model and the objective are unchanged; only the starting point moves.
 
 Why (docs/collapse.md): with random cluster biases the full model's posterior starts on a
-few clusters, and a cluster's decoder (``U_k``, ``V_k``) learns only from the points it
+few clusters, and a cluster's decoder (`U_k`, `V_k`) learns only from the points it
 holds, so clusters that hold none when the decoders start to move never catch up. Started
 from KMeans, every cluster holds its share of the data and has a decoder fitted to it from
-step 0 — the standard start of a mixture model (as scikit-learn's ``GaussianMixture``).
+step 0 — the standard start of a mixture model (as scikit-learn's `GaussianMixture`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def require_cluster_biases(model: Harmonium) -> None:
     """Refuse a model whose clusters have no observable bias of their own to start from KMeans.
 
     Raises:
-        ConfigurationError: no ``xk`` block, or an observable whose natural parameters are not
+        ConfigurationError: no `xk` block, or an observable whose natural parameters are not
             the one vector per observation that the block shifts.
     """
     blocks = {block.name: block for block in model.blocks}
@@ -61,7 +61,7 @@ def require_cluster_biases(model: Harmonium) -> None:
 
 
 def kmeans_labels(x: np.ndarray | Array, n_clusters: int, *, seed: int = 0, n_init: int = KMEANS_N_INIT) -> np.ndarray:
-    """KMeans cluster of every row of ``x`` (``KMeans(n_clusters, n_init, random_state=seed)``), shape ``(N,)``.
+    """KMeans cluster of every row of `x` (`KMeans(n_clusters, n_init, random_state=seed)`), shape `(N,)`.
 
     Raises:
         ConfigurationError: fewer rows than clusters.
@@ -80,16 +80,16 @@ def kmeans_labels(x: np.ndarray | Array, n_clusters: int, *, seed: int = 0, n_in
 def kmeans_cluster_init(
     model: Harmonium, params: Params, x: np.ndarray | Array, *, seed: int = 0, n_init: int = KMEANS_N_INIT
 ) -> Params:
-    r"""``params`` with the observable bias, the ``xk`` block and the cluster prior started from KMeans.
+    r"""`params` with the observable bias, the `xk` block and the cluster prior started from KMeans.
 
-    ``a = θ_0``, ``U e_k = θ_k − θ_0`` with ``θ_k`` the observable fitted to the rows of ``x`` in
-    KMeans cluster ``k`` (module docstring), and ``b_k ← b_k + (log π_k − log π_0) − (l_k − l_0)``
-    with ``l_k = b_k + ψ_Y(θ_k^Y)`` the prior's cluster logits and ``π_k = n_k / N`` the KMeans
-    shares, so that ``p(k) = π_k`` exactly. Other parameters are returned as they are.
+    `a = θ_0`, `U e_k = θ_k − θ_0` with `θ_k` the observable fitted to the rows of `x` in
+    KMeans cluster `k` (module docstring), and `b_k ← b_k + (log π_k − log π_0) − (l_k − l_0)`
+    with `l_k = b_k + ψ_Y(θ_k^Y)` the prior's cluster logits and `π_k = n_k / N` the KMeans
+    shares, so that `p(k) = π_k` exactly. Other parameters are returned as they are.
 
     Raises:
-        ConfigurationError: the model has no ``xk`` block, its observable's parameters are not
-            one vector the block shifts, or ``x`` has fewer rows than clusters.
+        ConfigurationError: the model has no `xk` block, its observable's parameters are not
+            one vector the block shifts, or `x` has fewer rows than clusters.
     """
     require_cluster_biases(model)
     observable = model.observable

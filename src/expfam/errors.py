@@ -1,6 +1,6 @@
 """Error types of expfam.
 
-Every error is a :class:`ValueError` subclass so that callers who only know
+Every error is a `ValueError` subclass so that callers who only know
 "bad input" can catch one type; each message says what was found, what was
 expected, and how to fix it.
 """

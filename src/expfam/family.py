@@ -3,21 +3,21 @@ r"""The exponential-family base class.
 A family is a small frozen object that holds shapes and static options only;
 parameters are arrays passed to its methods. A family defines
 
-.. math::
+$$
+p_\theta(x) = h(x)\, \exp\big(\theta\cdot s(x) - \psi(\theta)\big),
+\qquad \eta = \nabla\psi(\theta) = E_\theta[s(x)],
+\qquad \phi(\eta) = \sup_\theta\ \theta\cdot\eta - \psi(\theta).
+$$
 
-    p_\theta(x) = h(x)\, \exp\big(\theta\cdot s(x) - \psi(\theta)\big),
-    \qquad \eta = \nabla\psi(\theta) = E_\theta[s(x)],
-    \qquad \phi(\eta) = \sup_\theta\ \theta\cdot\eta - \psi(\theta).
-
-A plugin implements the primitives (:meth:`sufficient_statistic`,
-:meth:`log_base_measure`, :meth:`log_partition`, :meth:`natural_from_means`,
-:meth:`expected_log_base_measure`, :meth:`sample`, :meth:`in_support`,
-:meth:`natural_from_unconstrained`); the mean map, Fisher information,
+A plugin implements the primitives ([`sufficient_statistic`][expfam.family.ExponentialFamily.sufficient_statistic],
+[`log_base_measure`][expfam.family.ExponentialFamily.log_base_measure], [`log_partition`][expfam.family.ExponentialFamily.log_partition], [`natural_from_means`][expfam.family.ExponentialFamily.natural_from_means],
+[`expected_log_base_measure`][expfam.family.ExponentialFamily.expected_log_base_measure], [`sample`][expfam.family.ExponentialFamily.sample], [`in_support`][expfam.family.ExponentialFamily.in_support],
+[`natural_from_unconstrained`][expfam.family.ExponentialFamily.natural_from_unconstrained]); the mean map, Fisher information,
 negative entropy, entropy, KL divergence, log density and maximum-likelihood
 fit are written once here, by autodiff where they are derivatives.
 
-``params`` are natural coordinates and ``means`` mean coordinates,
-everywhere. Both have the family's :attr:`param_shape`; inner products are
+`params` are natural coordinates and `means` mean coordinates,
+everywhere. Both have the family's [`param_shape`][expfam.family.ExponentialFamily.param_shape]; inner products are
 taken over all of their entries.
 """
 
@@ -38,22 +38,22 @@ Array = jax.Array
 
 
 def vdot(a: Array, b: Array) -> Array:
-    """Inner product over every entry of two same-shaped arrays: ``Σ a·b``."""
+    """Inner product over every entry of two same-shaped arrays: `Σ a·b`."""
     return jnp.sum(a * b)
 
 
 class ExponentialFamily(abc.ABC):
-    r"""Abstract exponential family over data of :attr:`data_shape`.
+    r"""Abstract exponential family over data of [`data_shape`][expfam.family.ExponentialFamily.data_shape].
 
     Concrete families are final frozen dataclasses whose first field is
-    ``size`` (number of independent coordinates, or of categories), with
-    static options after it (e.g. ``n_trials``).
+    `size` (number of independent coordinates, or of categories), with
+    static options after it (e.g. `n_trials`).
 
     Class variables:
         name: the registry name.
-        coupling_index: ``None`` when interaction blocks offset every natural
-            parameter; an index into the last axis of ``params`` when only one
-            column is coupled (the location column of ``DiagonalNormal``).
+        coupling_index: `None` when interaction blocks offset every natural
+            parameter; an index into the last axis of `params` when only one
+            column is coupled (the location column of `DiagonalNormal`).
         example_options: options used by the test kit to make a small instance.
     """
 
@@ -92,58 +92,58 @@ class ExponentialFamily(abc.ABC):
     # ------------------------------------------------------------- primitives
     @abc.abstractmethod
     def sufficient_statistic(self, x: Array) -> Array:
-        """``s(x)`` for one observation, of :attr:`param_shape`."""
+        """`s(x)` for one observation, of [`param_shape`][expfam.family.ExponentialFamily.param_shape]."""
 
     @abc.abstractmethod
     def log_base_measure(self, x: Array) -> Array:
-        """``log h(x)`` for one observation (a scalar)."""
+        """`log h(x)` for one observation (a scalar)."""
 
     @abc.abstractmethod
     def log_partition(self, params: Array) -> Array:
-        """``ψ(θ) = log Σ_x h(x) exp(θ·s(x))`` (a scalar)."""
+        """`ψ(θ) = log Σ_x h(x) exp(θ·s(x))` (a scalar)."""
 
     @abc.abstractmethod
     def natural_from_means(self, means: Array) -> Array:
-        """The inverse mean map ``θ = (∇ψ)⁻¹(η)`` (closed form where it exists)."""
+        """The inverse mean map `θ = (∇ψ)⁻¹(η)` (closed form where it exists)."""
 
     @abc.abstractmethod
     def expected_log_base_measure(self, params: Array) -> Array:
-        """``E_θ[log h(x)]``, needed by the entropy of the family."""
+        """`E_θ[log h(x)]`, needed by the entropy of the family."""
 
     @abc.abstractmethod
     def sample(self, key: Array, params: Array, shape: tuple[int, ...] = ()) -> Array:
-        """Draw observations of shape ``shape + data_shape``.
+        """Draw observations of shape `shape + data_shape`.
 
-        ``params`` may carry leading axes that broadcast against ``shape``
-        (``params.shape == shape + param_shape`` draws one observation per
+        `params` may carry leading axes that broadcast against `shape`
+        (`params.shape == shape + param_shape` draws one observation per
         parameter set), so batched sampling needs one key, not one per draw.
         """
 
     @abc.abstractmethod
     def in_support(self, x: np.ndarray) -> np.ndarray:
-        """Boolean mask, elementwise over ``x``, of entries inside the support."""
+        """Boolean mask, elementwise over `x`, of entries inside the support."""
 
     @abc.abstractmethod
     def natural_from_unconstrained(self, u: Array) -> Array:
-        """Map any real array of :attr:`param_shape` into the interior of the parameter space.
+        """Map any real array of [`param_shape`][expfam.family.ExponentialFamily.param_shape] into the interior of the parameter space.
 
         Used by hypothesis strategies and for random initialisation; it keeps a
-        margin from the boundary (e.g. ``θ₂ ≤ −0.05`` for the normal precision).
+        margin from the boundary (e.g. `θ₂ ≤ −0.05` for the normal precision).
         """
 
     @abc.abstractmethod
     def reference_params(self) -> Array:
-        """A canonical interior point (``θ = 0`` where that is valid), the shrinkage target."""
+        """A canonical interior point (`θ = 0` where that is valid), the shrinkage target."""
 
     support_text: ClassVar[str] = "inside the family's support"
 
     # ---------------------------------------------------------------- derived
     def means(self, params: Array) -> Array:
-        r"""Mean map ``η = ∇ψ(θ) = E_θ[s(x)]``."""
+        r"""Mean map `η = ∇ψ(θ) = E_θ[s(x)]`."""
         return jax.grad(self.log_partition)(params)
 
     def fisher_information(self, params: Array) -> Array:
-        r"""Fisher information ``∇²ψ(θ)`` as a ``(dim, dim)`` matrix over the flattened parameters."""
+        r"""Fisher information `∇²ψ(θ)` as a `(dim, dim)` matrix over the flattened parameters."""
         flat = jnp.ravel(params)
 
         def psi_flat(v: Array) -> Array:
@@ -152,23 +152,23 @@ class ExponentialFamily(abc.ABC):
         return jax.hessian(psi_flat)(flat)
 
     def negative_entropy(self, means: Array) -> Array:
-        r"""Convex conjugate ``φ(η) = θ·η − ψ(θ)`` at ``θ = (∇ψ)⁻¹(η)``."""
+        r"""Convex conjugate `φ(η) = θ·η − ψ(θ)` at `θ = (∇ψ)⁻¹(η)`."""
         params = self.natural_from_means(means)
         return vdot(params, means) - self.log_partition(params)
 
     def entropy(self, params: Array) -> Array:
-        r"""Entropy with the base measure: ``H = ψ(θ) − θ·η − E[log h(x)]``."""
+        r"""Entropy with the base measure: `H = ψ(θ) − θ·η − E[log h(x)]`."""
         means = self.means(params)
         return self.log_partition(params) - vdot(params, means) - self.expected_log_base_measure(params)
 
     def kl_divergence(self, params: Array, other: Array) -> Array:
-        r"""``KL(θ₁‖θ₂) = ψ(θ₂) − ψ(θ₁) − ∇ψ(θ₁)·(θ₂ − θ₁)`` (Bregman form)."""
+        r"""`KL(θ₁‖θ₂) = ψ(θ₂) − ψ(θ₁) − ∇ψ(θ₁)·(θ₂ − θ₁)` (Bregman form)."""
         return self.log_partition(other) - self.log_partition(params) - vdot(self.means(params), other - params)
 
     def log_density(self, params: Array, x: Array) -> Array:
-        r"""``log p_θ(x) = θ·s(x) + log h(x) − ψ(θ)`` for one observation ``x`` of :attr:`data_shape`.
+        r"""`log p_θ(x) = θ·s(x) + log h(x) − ψ(θ)` for one observation `x` of [`data_shape`][expfam.family.ExponentialFamily.data_shape].
 
-        A batch is refused (its sum would be a meaningless single number): use :meth:`log_densities`.
+        A batch is refused (its sum would be a meaningless single number): use [`log_densities`][expfam.family.ExponentialFamily.log_densities].
         """
         shape = tuple(jnp.shape(x))
         if shape != tuple(self.data_shape):
@@ -182,32 +182,32 @@ class ExponentialFamily(abc.ABC):
         return vdot(params, stats) + self.log_base_measure(x) - self.log_partition(params)
 
     def log_densities(self, params: Array, x: Array) -> Array:
-        r"""``log p_θ(x_i)`` for a batch ``x`` of shape ``(B,) + data_shape``; returns ``(B,)``."""
+        r"""`log p_θ(x_i)` for a batch `x` of shape `(B,) + data_shape`; returns `(B,)`."""
         check_batch(self, x, what=f"{type(self).__name__}.log_densities: x")
         return jax.vmap(lambda row: self.log_density(params, row))(jnp.asarray(x))
 
     def average_statistic(self, data: Array) -> Array:
-        """Mean of ``s(x)`` over the leading axis of ``data``."""
+        """Mean of `s(x)` over the leading axis of `data`."""
         return jnp.mean(jax.vmap(self.sufficient_statistic)(data), axis=0)
 
     def fit(self, data: Array) -> Array:
-        r"""Maximum-likelihood natural parameters: ``θ̂ = (∇ψ)⁻¹(mean_i s(x_i))``.
+        r"""Maximum-likelihood natural parameters: `θ̂ = (∇ψ)⁻¹(mean_i s(x_i))`.
 
         The fit lies on the boundary (infinite entries) when a statistic sits at
         the edge of its range, e.g. a pixel that is always 0; use
-        :meth:`initialize` for a finite starting point.
+        [`initialize`][expfam.family.ExponentialFamily.initialize] for a finite starting point.
         """
         return self.natural_from_means(self.average_statistic(data))
 
     def initialize(
         self, key: Array, *, data: Array | None = None, shrinkage: float = 0.01, noise: float = 0.1
     ) -> Array:
-        r"""Starting parameters: the fit to ``data`` with means shrunk toward the reference, plus noise.
+        r"""Starting parameters: the fit to `data` with means shrunk toward the reference, plus noise.
 
-        ``η = (1 − shrinkage)·mean s(x) + shrinkage·∇ψ(θ_ref)``, ``θ = (∇ψ)⁻¹(η) + N(0, noise²)``.
-        For a Binomial this is ``logit(p̂)`` with ``p̂`` shrunk toward ½. Without
+        `η = (1 − shrinkage)·mean s(x) + shrinkage·∇ψ(θ_ref)`, `θ = (∇ψ)⁻¹(η) + N(0, noise²)`.
+        For a Binomial this is `logit(p̂)` with `p̂` shrunk toward ½. Without
         data, the reference parameters plus noise. The noise is halved (up to 7 times,
-        then dropped) until :meth:`is_valid_params` holds, so the result is always valid
+        then dropped) until [`is_valid_params`][expfam.family.ExponentialFamily.is_valid_params] holds, so the result is always valid
         when the noise-free start is.
         """
         reference = self.reference_params()
@@ -230,18 +230,18 @@ class ExponentialFamily(abc.ABC):
         return result
 
     def is_valid_params(self, params: Array) -> Array:
-        r"""Whether ``params`` is a usable natural parameter: ``ψ(θ)`` and ``∇ψ(θ)`` finite (a jax bool)."""
+        r"""Whether `params` is a usable natural parameter: `ψ(θ)` and `∇ψ(θ)` finite (a jax bool)."""
         return jnp.isfinite(self.log_partition(params)) & jnp.all(jnp.isfinite(self.means(params)))
 
     # ------------------------------------------------------- coupling helpers
     def add_offset(self, params: Array, offset: Array) -> Array:
-        """Add an interaction offset (of shape ``(..., coupled_size)``) to the coupled parameters."""
+        """Add an interaction offset (of shape `(..., coupled_size)`) to the coupled parameters."""
         if self.coupling_index is None:
             return params + offset
         return params.at[..., self.coupling_index].add(offset)
 
     def coupled_statistic(self, stats: Array) -> Array:
-        """The part of ``s(x)`` that interaction blocks couple to (``(..., coupled_size)``)."""
+        """The part of `s(x)` that interaction blocks couple to (`(..., coupled_size)`)."""
         if self.coupling_index is None:
             return stats
         return stats[..., self.coupling_index]
@@ -251,7 +251,7 @@ class ExponentialFamily(abc.ABC):
         """Refuse data outside the support, naming the first offending column and value.
 
         Args:
-            x: observations of shape ``(n_samples,) + data_shape`` or ``data_shape``.
+            x: observations of shape `(n_samples,) + data_shape` or `data_shape`.
             what: how to call the data in the message (e.g. a file name).
 
         Raises:
@@ -279,7 +279,7 @@ class ExponentialFamily(abc.ABC):
         )
 
     def describe(self) -> str:
-        """Human-readable name with options, e.g. ``binomial(size=784, n_trials=16)``."""
+        """Human-readable name with options, e.g. `binomial(size=784, n_trials=16)`."""
         fields = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self))  # type: ignore[arg-type]
         return f"{self.name}({fields})"
 
@@ -291,7 +291,7 @@ def register_family(cls: type[ExponentialFamily]) -> type[ExponentialFamily]:
 
 
 def require_positive(owner: str, **values: int) -> None:
-    """Raise a :class:`ConfigurationError` for the first value that is not a positive integer."""
+    """Raise a [`ConfigurationError`][expfam.errors.ConfigurationError] for the first value that is not a positive integer."""
     for key, value in values.items():
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
             raise ConfigurationError(
@@ -303,10 +303,10 @@ def require_positive(owner: str, **values: int) -> None:
 def newton_natural_from_means(
     family: ExponentialFamily, means: Array, *, steps: int = 50, start: Array | None = None
 ) -> Array:
-    r"""Solve ``∇ψ(θ) = η`` by Newton's method, for families without a closed form.
+    r"""Solve `∇ψ(θ) = η` by Newton's method, for families without a closed form.
 
-    Each step is ``θ ← θ − (∇²ψ)⁻¹ (∇ψ(θ) − η)``. A plugin author may call this
-    from their :meth:`ExponentialFamily.natural_from_means`.
+    Each step is `θ ← θ − (∇²ψ)⁻¹ (∇ψ(θ) − η)`. A plugin author may call this
+    from their [`ExponentialFamily.natural_from_means`][expfam.family.ExponentialFamily.natural_from_means].
     """
     params = family.reference_params() if start is None else start
 

@@ -1,15 +1,15 @@
-"""Hook specifications of the ``expfam`` plugin system.
+"""Hook specifications of the `expfam` plugin system.
 
 Every component kind is contributed through one hook. A plugin module (or
-object) implements any of them with :data:`hookimpl` and is found through the
-``expfam`` entry-point group::
+object) implements any of them with `hookimpl` and is found through the
+`expfam` entry-point group::
 
     [project.entry-points.expfam]
     my_plugin = "my_package.plugin"
 
 The built-in families, blocks, block sets, objectives and datasets register
 exactly this way. Hooks are called when a registry is built, never inside
-``jit``.
+`jit`.
 """
 
 from __future__ import annotations
@@ -28,30 +28,30 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 
 @hookspec
 def expfam_families() -> Sequence[type]:
-    """Return exponential-family classes (subclasses of ``ExponentialFamily``).
+    """Return exponential-family classes (subclasses of `ExponentialFamily`).
 
-    Each class carries its registry name in the class variable ``name``.
+    Each class carries its registry name in the class variable `name`.
     """
 
 
 @hookspec
 def expfam_blocks() -> Sequence[type]:
-    """Return interaction-block classes (subclasses of ``InteractionBlock``).
+    """Return interaction-block classes (subclasses of `InteractionBlock`).
 
-    Each class carries its registry name in the class variable ``name``.
+    Each class carries its registry name in the class variable `name`.
     """
 
 
 @hookspec
 def expfam_block_sets() -> Mapping[str, Sequence[str]]:
-    """Return named block sets, e.g. ``{"hierarchical": ("xy",)}``."""
+    """Return named block sets, e.g. `{"hierarchical": ("xy",)}`."""
 
 
 @hookspec
 def expfam_objectives() -> Sequence[Any]:
-    """Return loss-term objects (instances of ``Objective``), each with a ``name``."""
+    """Return loss-term objects (instances of `Objective`), each with a `name`."""
 
 
 @hookspec
 def expfam_datasets() -> Sequence[Any]:
-    """Return dataset loaders (instances of ``Dataset``), each with a ``name``."""
+    """Return dataset loaders (instances of `Dataset`), each with a `name`."""

@@ -1,9 +1,9 @@
 r"""Clustering metrics: how well cluster assignments recover class labels.
 
-All functions take integer ``labels`` (true classes) and ``assignments`` (cluster
-indices, e.g. ``argmax_k q(k|x)``) of equal length ``n``. Write
-:math:`n_{kc}` for the contingency table (points of cluster :math:`k` with class
-:math:`c`), :math:`a_k = \sum_c n_{kc}` and :math:`b_c = \sum_k n_{kc}`.
+All functions take integer `labels` (true classes) and `assignments` (cluster
+indices, e.g. `argmax_k q(k|x)`) of equal length `n`. Write
+$n_{kc}$ for the contingency table (points of cluster $k$ with class
+$c$), $a_k = \sum_c n_{kc}$ and $b_c = \sum_k n_{kc}$.
 
 Examples:
     >>> clustering_metrics([0, 0, 1, 1], [1, 1, 0, 0], n_clusters=2)
@@ -42,7 +42,7 @@ def _pair(labels: IntArray, assignments: IntArray) -> tuple[np.ndarray, np.ndarr
 
 
 def contingency_table(labels: IntArray, assignments: IntArray) -> np.ndarray:
-    r"""Counts :math:`n_{kc}`: rows are the clusters present, columns the classes present."""
+    r"""Counts $n_{kc}$: rows are the clusters present, columns the classes present."""
     truth, found = _pair(labels, assignments)
     _, class_index = np.unique(truth, return_inverse=True)
     _, cluster_index = np.unique(found, return_inverse=True)
@@ -54,10 +54,10 @@ def contingency_table(labels: IntArray, assignments: IntArray) -> np.ndarray:
 def normalized_mutual_information(labels: IntArray, assignments: IntArray) -> float:
     r"""Normalized mutual information with arithmetic normalisation.
 
-    .. math::
-
-        \mathrm{NMI} = \frac{I(C; K)}{\tfrac12\,(H(C) + H(K))},\qquad
-        I(C; K) = \sum_{k,c} \frac{n_{kc}}{n} \log \frac{n\, n_{kc}}{a_k b_c}.
+    $$
+    \mathrm{NMI} = \frac{I(C; K)}{\tfrac12\,(H(C) + H(K))},\qquad
+    I(C; K) = \sum_{k,c} \frac{n_{kc}}{n} \log \frac{n\, n_{kc}}{a_k b_c}.
+    $$
 
     1 for a clustering that matches the classes up to renaming; near 0 for an
     independent one. Two single-cluster labelings score 1.
@@ -69,7 +69,7 @@ def normalized_mutual_information(labels: IntArray, assignments: IntArray) -> fl
 
 
 def purity(labels: IntArray, assignments: IntArray) -> float:
-    r"""Share of points in their cluster's majority class: :math:`\frac1n \sum_k \max_c n_{kc}`.
+    r"""Share of points in their cluster's majority class: $\frac1n \sum_k \max_c n_{kc}$.
 
     Reaches 1 with one cluster per point, so read it with the number of active clusters.
     """
@@ -80,12 +80,12 @@ def purity(labels: IntArray, assignments: IntArray) -> float:
 def hungarian_accuracy(labels: IntArray, assignments: IntArray) -> float:
     r"""Accuracy under the best one-to-one matching of clusters to classes.
 
-    .. math::
+    $$
+    \mathrm{acc} = \frac1n \max_{\pi} \sum_k n_{k\,\pi(k)},
+    $$
 
-        \mathrm{acc} = \frac1n \max_{\pi} \sum_k n_{k\,\pi(k)},
-
-    over injective matchings :math:`\pi` (found by the Hungarian algorithm,
-    ``scipy.optimize.linear_sum_assignment``). With more clusters than classes the
+    over injective matchings $\pi$ (found by the Hungarian algorithm,
+    `scipy.optimize.linear_sum_assignment`). With more clusters than classes the
     unmatched clusters count as wrong; with fewer, the unmatched classes do.
     """
     table = contingency_table(labels, assignments)
@@ -96,11 +96,11 @@ def hungarian_accuracy(labels: IntArray, assignments: IntArray) -> float:
 def adjusted_rand_index(labels: IntArray, assignments: IntArray) -> float:
     r"""Adjusted Rand index: pair agreement corrected for chance.
 
-    .. math::
-
-        \mathrm{ARI} = \frac{\sum_{kc}\binom{n_{kc}}{2} - E}{\tfrac12\big(\sum_k\binom{a_k}{2}
-        + \sum_c\binom{b_c}{2}\big) - E},\qquad
-        E = \frac{\sum_k\binom{a_k}{2}\sum_c\binom{b_c}{2}}{\binom n2}.
+    $$
+    \mathrm{ARI} = \frac{\sum_{kc}\binom{n_{kc}}{2} - E}{\tfrac12\big(\sum_k\binom{a_k}{2}
+    + \sum_c\binom{b_c}{2}\big) - E},\qquad
+    E = \frac{\sum_k\binom{a_k}{2}\sum_c\binom{b_c}{2}}{\binom n2}.
+    $$
 
     1 for a perfect match, about 0 for a random one (it can be negative).
     """
@@ -111,10 +111,10 @@ def adjusted_rand_index(labels: IntArray, assignments: IntArray) -> float:
 
 
 def active_clusters(assignments: IntArray, n_clusters: int) -> int:
-    r"""Number of clusters with at least one point: :math:`|\{k : a_k \ge 1\}|`.
+    r"""Number of clusters with at least one point: $|\{k : a_k \ge 1\}|$.
 
     Raises:
-        DataError: an assignment outside ``0..n_clusters-1``.
+        DataError: an assignment outside `0..n_clusters-1`.
     """
     found = np.asarray(assignments)
     if found.ndim != 1 or (found.size and not np.issubdtype(found.dtype, np.integer)):
@@ -136,7 +136,7 @@ def clustering_metrics(labels: IntArray, assignments: IntArray, n_clusters: int)
     """All clustering metrics of docs/metrics.md in one dictionary.
 
     Returns:
-        ``{"nmi", "purity", "accuracy", "ari", "active_clusters"}``; the last is an integer count.
+        `{"nmi", "purity", "accuracy", "ari", "active_clusters"}`; the last is an integer count.
     """
     return {
         "nmi": normalized_mutual_information(labels, assignments),

@@ -1,15 +1,15 @@
 r"""The variational conjugated mixture harmonium (docs/model.md).
 
-.. math::
+$$
+\theta_X(z) = a + \sum_b L_b(z),\qquad
+\eta_q(x) = \theta_Z - \tilde\rho + \sum_b L_b^\top(s_X(x)),
 
-    \theta_X(z) = a + \sum_b L_b(z),\qquad
-    \eta_q(x) = \theta_Z - \tilde\rho + \sum_b L_b^\top(s_X(x)),
+r(z) = \tilde\rho\cdot s_Z(z) - \psi_X(\theta_X(z)) + \psi_X(a),\qquad
+c(x) = s_X(x)\cdot a + \psi_Z(\eta_q(x)) - \psi_Z(\theta_Z) - \psi_X(a) + \log h_X(x),
 
-    r(z) = \tilde\rho\cdot s_Z(z) - \psi_X(\theta_X(z)) + \psi_X(a),\qquad
-    c(x) = s_X(x)\cdot a + \psi_Z(\eta_q(x)) - \psi_Z(\theta_Z) - \psi_X(a) + \log h_X(x),
-
-    \log p(x, z) - \log q(z\mid x) = c(x) + r(z),\qquad
-    \mathrm{ELBO}(x) = c(x) + E_q[r(Z)] \le \log p(x).
+\log p(x, z) - \log q(z\mid x) = c(x) + r(z),\qquad
+\mathrm{ELBO}(x) = c(x) + E_q[r(Z)] \le \log p(x).
+$$
 
 Parameters are the named pytree ::
 
@@ -17,11 +17,11 @@ Parameters are the named pytree ::
      "likelihood": {"a", "blocks": {block name: array}},
      "rho_y": (n,)}
 
-Methods on observations take a batch ``x`` of shape ``(B,) + data_shape`` and refuse
-any other shape with a :class:`~expfam.errors.ShapeError` (one observation: ``x[None]``;
-:func:`expfam.load_run`'s helpers accept one observation or images too).
-Methods on sampled states take ``y`` ``(S, n)`` and ``k`` ``(S,)``; blocks see
-the latent statistics ``s_Y(y)``.
+Methods on observations take a batch `x` of shape `(B,) + data_shape` and refuse
+any other shape with a [`ShapeError`][expfam.errors.ShapeError] (one observation: `x[None]`;
+[`expfam.load_run`][expfam.experiment.trained.load_run]'s helpers accept one observation or images too).
+Methods on sampled states take `y` `(S, n)` and `k` `(S,)`; blocks see
+the latent statistics `s_Y(y)`.
 """
 
 from __future__ import annotations
@@ -61,12 +61,12 @@ class Harmonium:
 
     @property
     def latent(self) -> ExponentialFamily:
-        """The base latent family ``Y``."""
+        """The base latent family `Y`."""
         return self.mixture.latent
 
     @property
     def n_clusters(self) -> int:
-        """``K``."""
+        """`K`."""
         return self.mixture.n_clusters
 
     @property
@@ -78,9 +78,9 @@ class Harmonium:
     def init(self, key: Array, data: Array | None = None) -> Params:
         r"""Initial parameters (docs/model.md, "Parameters").
 
-        ``a`` = the observable fit to ``data`` with means shrunk 1% toward the
-        reference plus ``N(0, 0.1²)``; ``b_y, b_k ~ N(0, 0.1²)``;
-        ``W_yk ~ N(0, 0.5²)``; blocks by their own rule; ``ρ_y = 0``.
+        `a` = the observable fit to `data` with means shrunk 1% toward the
+        reference plus `N(0, 0.1²)`; `b_y, b_k ~ N(0, 0.1²)`;
+        `W_yk ~ N(0, 0.5²)`; blocks by their own rule; `ρ_y = 0`.
         """
         keys = jax.random.split(key, 4 + len(self.blocks))
         shapes = self.mixture.param_shapes()
@@ -99,7 +99,7 @@ class Harmonium:
 
     # ------------------------------------------------------------ likelihood
     def observable_params(self, params: Params, y: Array, k: Array) -> Array:
-        """``θ_X(z_s) = a + Σ_b L_b(z_s)`` at sampled states; shape ``(S,) + param_shape``."""
+        """`θ_X(z_s) = a + Σ_b L_b(z_s)` at sampled states; shape `(S,) + param_shape`."""
         likelihood = params["likelihood"]
         stats_y = jax.vmap(self.latent.sufficient_statistic)(y)
         offset = jnp.asarray(sum(block.offset(likelihood["blocks"][block.name], stats_y, k) for block in self.blocks))
@@ -107,7 +107,7 @@ class Harmonium:
         return self.observable.add_offset(bias, offset)
 
     def observable_params_at_statistics(self, params: Params, statistics: MixtureParams) -> Array:
-        """``a + Σ_b L_b(s)`` for one set of latent statistics (e.g. posterior means)."""
+        """`a + Σ_b L_b(s)` for one set of latent statistics (e.g. posterior means)."""
         likelihood = params["likelihood"]
         offset = jnp.asarray(
             sum(block.offset_from_statistics(likelihood["blocks"][block.name], statistics) for block in self.blocks)
@@ -115,13 +115,13 @@ class Harmonium:
         return self.observable.add_offset(likelihood["a"], offset)
 
     def observable_log_partition(self, params: Params, y: Array, k: Array) -> Array:
-        r"""``ψ_X(θ_X(z_s))`` per sample, shape ``(S,)``.
+        r"""`ψ_X(θ_X(z_s))` per sample, shape `(S,)`.
 
-        When every block is affine in ``s_Y(y)`` within each cluster and one of them has
-        per-cluster matrices (the ``full`` block set), the offsets are one grouped product
-        ``(W + V_k) s_Y(y) + u_k`` over the states sorted by cluster
-        (:func:`expfam.affine.cluster_affine_sorted`); ``ψ_X`` reduces each sorted row and only
-        the ``(S,)`` result is put back in order. Otherwise each block adds its own offset.
+        When every block is affine in `s_Y(y)` within each cluster and one of them has
+        per-cluster matrices (the `full` block set), the offsets are one grouped product
+        `(W + V_k) s_Y(y) + u_k` over the states sorted by cluster
+        ([`expfam.affine.cluster_affine_sorted`][expfam.affine.cluster_affine_sorted]); `ψ_X` reduces each sorted row and only
+        the `(S,)` result is put back in order. Otherwise each block adds its own offset.
         """
         affine = self._grouped_affine(params)
         if affine is None:
@@ -137,13 +137,13 @@ class Harmonium:
         return jnp.zeros_like(psi_sorted).at[order].set(psi_sorted, unique_indices=True)
 
     def _grouped_affine(self, params: Params) -> tuple[Array, Array, Array] | None:
-        """:meth:`_cluster_affine` where :meth:`observable_log_partition` uses the grouped product (vector latents)."""
+        """`_cluster_affine` where [`observable_log_partition`][expfam.model.Harmonium.observable_log_partition] uses the grouped product (vector latents)."""
         return self._cluster_affine(params) if len(self.latent.param_shape) == 1 else None
 
     def _cluster_affine(self, params: Params) -> tuple[Array, Array, Array] | None:
-        """``(W, V, u)`` summed over the blocks' :class:`ClusterAffine` forms, or ``None``.
+        """`(W, V, u)` summed over the blocks' [`ClusterAffine`][expfam.block.ClusterAffine] forms, or `None`.
 
-        ``None`` when a block has no such form or when none has per-cluster matrices (then the
+        `None` when a block has no such form or when none has per-cluster matrices (then the
         blocks' own offsets, a dense product and a one-hot product, are the cheaper way).
         """
         forms: list[ClusterAffine] = []
@@ -165,7 +165,7 @@ class Harmonium:
 
     # ------------------------------------------------------------ conjugation
     def cluster_correction(self, params: Params) -> Array:
-        r"""``ρ_k[j] = ψ_X(θ_X(y=0, k=j)) − ψ_X(a)`` for ``j = 1..K−1`` (computed, not learned)."""
+        r"""`ρ_k[j] = ψ_X(θ_X(y=0, k=j)) − ψ_X(a)` for `j = 1..K−1` (computed, not learned)."""
         clusters = jnp.arange(1, self.n_clusters)
         y = jnp.zeros((self.n_clusters - 1, *self.latent.param_shape))
         with jax.ensure_compile_time_eval():  # a static fact about the family: is s_Y(0) = 0?
@@ -182,7 +182,7 @@ class Harmonium:
         return psi - self.observable.log_partition(bias)
 
     def correction(self, params: Params) -> MixtureParams:
-        """The conjugation correction in prior coordinates, ``ρ̃ = (ρ_y, 0, ρ_k)``."""
+        """The conjugation correction in prior coordinates, `ρ̃ = (ρ_y, 0, ρ_k)`."""
         return {
             "b_y": params["rho_y"],
             "W_yk": jnp.zeros_like(params["prior"]["W_yk"]),
@@ -190,7 +190,7 @@ class Harmonium:
         }
 
     def residual(self, params: Params, y: Array, k: Array) -> Array:
-        r"""``r(z) = ρ̃·s_Z(z) − ψ_X(θ_X(z)) + ψ_X(a)`` per sampled state, shape ``(S,)``."""
+        r"""`r(z) = ρ̃·s_Z(z) − ψ_X(θ_X(z)) + ψ_X(a)` per sampled state, shape `(S,)`."""
         stats_y = jax.vmap(self.latent.sufficient_statistic)(y)
         rho_k = full_logits(self.cluster_correction(params))
         linear = jnp.sum(stats_y * params["rho_y"], axis=tuple(range(1, stats_y.ndim))) + rho_k[k]
@@ -198,14 +198,14 @@ class Harmonium:
         return linear - self.observable_log_partition(params, y, k) + psi_a
 
     def residual_sets(self, params: Params, states: list[tuple[Array, Array]]) -> list[Array]:
-        r"""``r(z)`` at several sets of states ``(y_i, k_i)``, each of any leading shape ``L_i``.
+        r"""`r(z)` at several sets of states `(y_i, k_i)`, each of any leading shape `L_i`.
 
-        With per-cluster matrices (the ``full`` block set) the sets are joined and evaluated in
-        one :meth:`residual` call: one grouped product, whose per-cluster work (forming each
-        ``M_k``, a partly filled last piece per cluster, ``∂V``) is then paid once, not once per
+        With per-cluster matrices (the `full` block set) the sets are joined and evaluated in
+        one [`residual`][expfam.model.Harmonium.residual] call: one grouped product, whose per-cluster work (forming each
+        `M_k`, a partly filled last piece per cluster, `∂V`) is then paid once, not once per
         set. Otherwise each set is its own call: with dense offsets joining saves no work, and it
         measured about 5% slower in the hierarchical step (docs/benchmarks.md). The values are
-        the same either way; each result has shape ``L_i``.
+        the same either way; each result has shape `L_i`.
         """
         event = len(self.latent.param_shape)
         flat = [(y.reshape((-1, *y.shape[y.ndim - event :])), k.reshape(-1)) for y, k in states]
@@ -222,12 +222,12 @@ class Harmonium:
 
     # ------------------------------------------------------------- posterior
     def posterior_params(self, params: Params, x: Array) -> MixtureParams:
-        r"""``η_q(x) = θ_Z − ρ̃ + Σ_b L_bᵀ(s_X(x))`` for a batch ``x`` ``(B,) + data_shape``.
+        r"""`η_q(x) = θ_Z − ρ̃ + Σ_b L_bᵀ(s_X(x))` for a batch `x` `(B,) + data_shape`.
 
         Returns mixture parameters whose leaves carry a leading batch axis.
 
         Raises:
-            ShapeError: ``x`` is not a batch of observations (e.g. one unbatched image).
+            ShapeError: `x` is not a batch of observations (e.g. one unbatched image).
         """
         check_batch(self.observable, x)
         return batched.memo("posterior", params, x, lambda: self._posterior_params(params, x))
@@ -248,28 +248,28 @@ class Harmonium:
         return posterior
 
     def summarise_posterior(self, posterior: MixtureParams) -> PosteriorSummary:
-        r"""Cluster parameters, logits, ``ψ_Z`` and ``q(k | x)`` of batched posterior parameters, in one pass.
+        r"""Cluster parameters, logits, `ψ_Z` and `q(k | x)` of batched posterior parameters, in one pass.
 
-        ``θ_{q,k} = b_y + W_yk e_k``; ``logits_k = b_k·e_k + ψ_Y(θ_{q,k})``;
-        ``ψ_Z = logsumexp_k logits_k``; ``q(k|x) = exp(logits_k − ψ_Z)``.
+        `θ_{q,k} = b_y + W_yk e_k`; `logits_k = b_k·e_k + ψ_Y(θ_{q,k})`;
+        `ψ_Z = logsumexp_k logits_k`; `q(k|x) = exp(logits_k − ψ_Z)`.
         """
 
         return batched.memo("summary", posterior, None, lambda: batched.summarise(self.latent, posterior))
 
     def posterior_summary(self, params: Params, x: Array) -> PosteriorSummary:
-        """:meth:`summarise_posterior` of ``η_q(x)`` (shared with every other caller inside :func:`shared_computations`)."""
+        """[`summarise_posterior`][expfam.model.Harmonium.summarise_posterior] of `η_q(x)` (shared with every other caller inside [`shared_computations`][expfam.posterior.shared_computations])."""
         return self.summarise_posterior(self.posterior_params(params, x))
 
     def cluster_responsibilities(self, params: Params, x: Array) -> Array:
-        """``q(k | x)``, the cluster marginal of ``η_q(x)``, shape ``(B, K)``."""
+        """`q(k | x)`, the cluster marginal of `η_q(x)`, shape `(B, K)`."""
         return self.posterior_summary(params, x).responsibilities
 
     def assign(self, params: Params, x: Array) -> Array:
-        """Cluster assignments ``argmax_k q(k | x)``, shape ``(B,)``."""
+        """Cluster assignments `argmax_k q(k | x)`, shape `(B,)`."""
         return jnp.argmax(self.cluster_responsibilities(params, x), axis=-1)
 
     def baseline(self, params: Params, x: Array, posterior: MixtureParams | None = None) -> Array:
-        r"""``c(x) = s_X(x)·a + ψ_Z(η_q(x)) − ψ_Z(θ_Z) − ψ_X(a) + log h_X(x)``, shape ``(B,)``."""
+        r"""`c(x) = s_X(x)·a + ψ_Z(η_q(x)) − ψ_Z(θ_Z) − ψ_X(a) + log h_X(x)`, shape `(B,)`."""
         if posterior is None:
             posterior = self.posterior_params(params, x)
         check_batch(self.observable, x)
@@ -284,11 +284,11 @@ class Harmonium:
         )
 
     def posterior_kl(self, params: Params, x: Array, posterior: MixtureParams | None = None) -> Array:
-        r"""``KL(q(z | x) ‖ p(z))`` in closed form (Bregman form of ψ_Z), shape ``(B,)``.
+        r"""`KL(q(z | x) ‖ p(z))` in closed form (Bregman form of ψ_Z), shape `(B,)`.
 
-        ``KL = ψ_Z(θ_Z) − ψ_Z(η_q) − E_q[s_Z]·(θ_Z − η_q)`` with the mixture means
-        written out: ``E_q[s_Z] = (Σ_k q_k μ_k,\ μ_k q_k\ (k ≥ 1),\ q_k\ (k ≥ 1))``,
-        ``μ_k = ∇ψ_Y(θ_{q,k})``, so no second-order autodiff of ``ψ_Z`` is needed.
+        `KL = ψ_Z(θ_Z) − ψ_Z(η_q) − E_q[s_Z]·(θ_Z − η_q)` with the mixture means
+        written out: `E_q[s_Z] = (Σ_k q_k μ_k,\ μ_k q_k\ (k ≥ 1),\ q_k\ (k ≥ 1))`,
+        `μ_k = ∇ψ_Y(θ_{q,k})`, so no second-order autodiff of `ψ_Z` is needed.
         """
         if posterior is None:
             posterior = self.posterior_params(params, x)
@@ -302,7 +302,7 @@ class Harmonium:
 
     # ------------------------------------------------------------- densities
     def log_joint(self, params: Params, x: Array, y: Array, k: Array) -> Array:
-        """``log p(x, z_s)`` for one observation ``x`` (of ``data_shape``) and sampled states ``(S,)``."""
+        """`log p(x, z_s)` for one observation `x` (of `data_shape`) and sampled states `(S,)`."""
         if tuple(jnp.shape(x)) != tuple(self.observable.data_shape):
             raise ShapeError(
                 f"Harmonium.log_joint takes one observation of shape {self.observable.data_shape}, got "
@@ -320,7 +320,7 @@ class Harmonium:
         return log_likelihood + log_prior
 
     def posterior_log_density(self, posterior: MixtureParams, y: Array, k: Array) -> Array:
-        """``log q(z_s | x) = η_q·s_Z(z_s) + log h_Y(y_s) − ψ_Z(η_q)`` for one posterior, states ``(S,)``."""
+        """`log q(z_s | x) = η_q·s_Z(z_s) + log h_Y(y_s) − ψ_Z(η_q)` for one posterior, states `(S,)`."""
         theta_k = self.mixture.cluster_params(posterior)[k]
         stats_y = jax.vmap(self.latent.sufficient_statistic)(y)
         logits = full_logits(posterior["b_k"])
@@ -329,22 +329,22 @@ class Harmonium:
         return inner + logits[k] + base - self.mixture.log_partition(posterior)
 
     def batch_posterior_log_density(self, summary: PosteriorSummary, y: Array, k: Array) -> Array:
-        r"""``log q(z_{bs} | x_b)`` for states ``y`` ``(B, S, n)``, ``k`` ``(B, S)`` (see :func:`expfam.posterior.log_density`)."""
+        r"""`log q(z_{bs} | x_b)` for states `y` `(B, S, n)`, `k` `(B, S)` (see [`expfam.posterior.log_density`][expfam.posterior.log_density])."""
         return batched.log_density(self.latent, summary, y, k)
 
     def sample_posterior(self, key: Array, posterior: MixtureParams, n_samples: int) -> tuple[Array, Array]:
-        """``n_samples`` states per observation from batched posterior parameters: ``(B, S, n)``, ``(B, S)``.
+        """`n_samples` states per observation from batched posterior parameters: `(B, S, n)`, `(B, S)`.
 
-        All draws share one key: ``k ~ q(k|x)`` by inverse CDF, then ``y ~ p(y | k)`` in one call.
+        All draws share one key: `k ~ q(k|x)` by inverse CDF, then `y ~ p(y | k)` in one call.
         """
         return batched.sample(self.latent, key, self.summarise_posterior(posterior), n_samples)
 
     def sample_prior(self, key: Array, params: Params, n_samples: int) -> tuple[Array, Array]:
-        """``n_samples`` states ``(y, k) ~ p(z)``."""
+        """`n_samples` states `(y, k) ~ p(z)`."""
         return self.mixture.sample(key, params["prior"], (n_samples,))
 
     def sample(self, key: Array, params: Params, n_samples: int) -> tuple[Array, Array, Array]:
-        """Generative samples ``(x, y, k)``: ``z ~ p(z)``, then ``x ~ p(x | z)``."""
+        """Generative samples `(x, y, k)`: `z ~ p(z)`, then `x ~ p(x | z)`."""
         key_z, key_x = jax.random.split(key)
         y, k = self.sample_prior(key_z, params, n_samples)
         theta = self.observable_params(params, y, k)
@@ -353,9 +353,9 @@ class Harmonium:
         return x, y, k
 
     def batch_residual(self, params: Params, y: Array, k: Array) -> Array:
-        """``r`` at states with a leading batch axis, ``y`` ``(B, S, n)``, ``k`` ``(B, S)`` → ``(B, S)``.
+        """`r` at states with a leading batch axis, `y` `(B, S, n)`, `k` `(B, S)` → `(B, S)`.
 
-        The states are flattened to one ``(B·S)`` call so that blocks group
+        The states are flattened to one `(B·S)` call so that blocks group
         samples by cluster across the whole batch.
         """
         batch, n_samples = k.shape
@@ -368,18 +368,18 @@ class Harmonium:
     ) -> tuple[Array, Array]:
         r"""Score-function surrogate and Monte-Carlo ELBO for a batch (docs/model.md).
 
-        With ``z_s ~ q(·|x)`` (stop-gradient) and ``r̄ = mean(sg(r_s))``::
+        With `z_s ~ q(·|x)` (stop-gradient) and `r̄ = mean(sg(r_s))`::
 
             surrogate = c(x) + mean(r_s) + Σ_s (sg(r_s) − r̄)·log q(z_s|x) / (S − 1) − sg(same)
 
-        The surrogate's value equals the Monte-Carlo ELBO ``c(x) + mean(r_s)``;
+        The surrogate's value equals the Monte-Carlo ELBO `c(x) + mean(r_s)`;
         its gradient is the score-function estimator, unbiased: dividing by
-        ``S − 1`` rather than ``S`` is the same as the leave-one-out baseline
-        ``mean_s (r_s − r̄_{−s}) ∇log q(z_s|x)`` (``mean`` would shrink the
-        score part by ``(S − 1)/S``). With ``S = 1`` there is no baseline.
+        `S − 1` rather than `S` is the same as the leave-one-out baseline
+        `mean_s (r_s − r̄_{−s}) ∇log q(z_s|x)` (`mean` would shrink the
+        score part by `(S − 1)/S`). With `S = 1` there is no baseline.
 
         Returns:
-            ``(surrogate, elbo)``, each of shape ``(B,)``. Pass ``posterior`` (``η_q(x)``)
+            `(surrogate, elbo)`, each of shape `(B,)`. Pass `posterior` (`η_q(x)`)
             when the caller already has it, so it is not computed twice.
         """
         if posterior is None:
@@ -388,7 +388,7 @@ class Harmonium:
         return self.elbo_from_residual(params, x, posterior, y, k, self.batch_residual(params, y, k))
 
     def posterior_states(self, key: Array, posterior: MixtureParams, n_samples: int) -> tuple[Array, Array]:
-        """Stop-gradient states ``z_s ~ q(·|x)`` for :meth:`elbo_from_residual`: ``(B, S, n)``, ``(B, S)``."""
+        """Stop-gradient states `z_s ~ q(·|x)` for [`elbo_from_residual`][expfam.model.Harmonium.elbo_from_residual]: `(B, S, n)`, `(B, S)`."""
         states: tuple[Array, Array] = jax.lax.stop_gradient(
             self.sample_posterior(key, jax.lax.stop_gradient(posterior), n_samples)
         )
@@ -397,10 +397,10 @@ class Harmonium:
     def elbo_from_residual(
         self, params: Params, x: Array, posterior: MixtureParams, y: Array, k: Array, r: Array
     ) -> tuple[Array, Array]:
-        r""":meth:`elbo_terms` given the residuals ``r = r(z_s)`` ``(B, S)`` at states ``z_s`` from :meth:`posterior_states`.
+        r"""[`elbo_terms`][expfam.model.Harmonium.elbo_terms] given the residuals `r = r(z_s)` `(B, S)` at states `z_s` from [`posterior_states`][expfam.model.Harmonium.posterior_states].
 
-        The split lets a caller evaluate ``r`` at these states together with other states in
-        one call (:func:`expfam.objective.make_weighted_loss`); the formula is :meth:`elbo_terms`'.
+        The split lets a caller evaluate `r` at these states together with other states in
+        one call ([`expfam.objective.make_weighted_loss`][expfam.objective.make_weighted_loss]); the formula is [`elbo_terms`][expfam.model.Harmonium.elbo_terms]'.
         """
         n_samples = k.shape[1]
         control = jnp.mean(r, axis=1, keepdims=True) if n_samples > 1 else jnp.zeros_like(r)
@@ -411,7 +411,7 @@ class Harmonium:
         return elbo + score - jax.lax.stop_gradient(score), elbo
 
     def iwae_bound(self, key: Array, params: Params, x: Array, n_samples: int) -> Array:
-        r"""Importance-weighted bound ``c(x) + log mean_s exp r(z_s)``, ``z_s ~ q(·|x)``, shape ``(B,)``."""
+        r"""Importance-weighted bound `c(x) + log mean_s exp r(z_s)`, `z_s ~ q(·|x)`, shape `(B,)`."""
         posterior = self.posterior_params(params, x)
         y, k = self.sample_posterior(key, posterior, n_samples)
         r = self.batch_residual(params, y, k)
@@ -419,7 +419,7 @@ class Harmonium:
 
     # --------------------------------------------------------- reconstruction
     def reconstruct(self, params: Params, x: Array) -> Array:
-        r"""``x̂ = ∇ψ_X(θ_X(E_q[s_Z]))`` (coupled part): the observable mean at the posterior mean statistics."""
+        r"""`x̂ = ∇ψ_X(θ_X(E_q[s_Z]))` (coupled part): the observable mean at the posterior mean statistics."""
         posterior = self.posterior_params(params, x)
         means = jax.vmap(self.mixture.means)(posterior)
         theta = jax.vmap(self.observable_params_at_statistics, in_axes=(None, 0))(params, means)
@@ -427,25 +427,25 @@ class Harmonium:
 
     # ----------------------------------------------------- conjugation checks
     def prior_residual_variance(self, key: Array, params: Params, n_samples: int) -> Array:
-        r"""``Var_{z~p}[r(z)]`` over ``n_samples`` stop-gradient prior samples."""
+        r"""`Var_{z~p}[r(z)]` over `n_samples` stop-gradient prior samples."""
         y, k = jax.lax.stop_gradient(self.sample_prior(key, params, n_samples))
         return jnp.var(self.residual(params, y, k))
 
     def fit_correction(
         self, key: Array, params: Params, n_samples: int, *, ridge: float = 1e-6
     ) -> tuple[Array, Array, Array]:
-        r"""Least-squares ``ρ_y`` (docs/model.md).
+        r"""Least-squares `ρ_y` (docs/model.md).
 
-        Regress ``ψ_X(θ_X(z_m)) − ρ_k·e_{k_m}`` on ``[1, s_Y(y_m)]`` over prior
-        samples; the coefficients are ``(χ, ρ_y)`` and the fitted residual
-        variance is ``min_{ρ_y} Var_p[r]``. With centred statistics ``X`` and
-        target ``t``, ``(XᵀX/M + ridge·I) ρ_y = Xᵀt/M`` is solved by Cholesky and
-        ``χ = mean t − mean s_Y·ρ_y``; the tiny ridge
+        Regress `ψ_X(θ_X(z_m)) − ρ_k·e_{k_m}` on `[1, s_Y(y_m)]` over prior
+        samples; the coefficients are `(χ, ρ_y)` and the fitted residual
+        variance is `min_{ρ_y} Var_p[r]`. With centred statistics `X` and
+        target `t`, `(XᵀX/M + ridge·I) ρ_y = Xᵀt/M` is solved by Cholesky and
+        `χ = mean t − mean s_Y·ρ_y`; the tiny ridge
         keeps the solve defined when a latent unit is (nearly) constant under
         the prior, where the plain minimiser is not unique.
 
         Returns:
-            ``(chi, rho_y, residual_variance)``.
+            `(chi, rho_y, residual_variance)`.
         """
         y, k = jax.lax.stop_gradient(self.sample_prior(key, params, n_samples))
         stats_y = jax.vmap(self.latent.sufficient_statistic)(y).reshape(n_samples, -1)
@@ -460,7 +460,7 @@ class Harmonium:
         return chi, rho_y.reshape(self.latent.param_shape), residual_variance
 
     def r_squared(self, key: Array, params: Params, n_samples: int = 10_000) -> Array:
-        r"""``R² = 1 − Var_p[r] / Var_p[ψ_X(θ_X(z))]``; NaN if the denominator < 1e-6; clipped to [−10, 1]."""
+        r"""`R² = 1 − Var_p[r] / Var_p[ψ_X(θ_X(z))]`; NaN if the denominator < 1e-6; clipped to [−10, 1]."""
         y, k = self.sample_prior(key, params, n_samples)
         psi = self.observable_log_partition(params, y, k)
         denominator = jnp.var(psi)
@@ -468,5 +468,5 @@ class Harmonium:
         return jnp.where(denominator < 1e-6, jnp.nan, jnp.clip(value, -10.0, 1.0))
 
     def correction_norm(self, params: Params) -> Array:
-        """``‖ρ̃‖``, the Euclidean norm of the conjugation correction."""
+        """`‖ρ̃‖`, the Euclidean norm of the conjugation correction."""
         return jnp.sqrt(tree_vdot(self.correction(params), self.correction(params)))

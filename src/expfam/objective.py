@@ -1,14 +1,14 @@
 r"""Loss terms and their weighted combination (docs/objectives.md).
 
-A loss term is a plugin object with a ``name`` and a pure ``__call__`` that
-returns ``(contribution, value)``: the contribution is what the optimiser
+A loss term is a plugin object with a `name` and a pure `__call__` that
+returns `(contribution, value)`: the contribution is what the optimiser
 minimises, the value is the quantity reported in logs (e.g. the ELBO itself).
-Terms compose like optax transforms: :func:`make_loss` looks each name up in
+Terms compose like optax transforms: [`make_loss`][expfam.objective.make_loss] looks each name up in
 the registry and returns one function
 
-.. math::
-
-    \text{loss} = \sum_t w_t\,\text{contribution}_t
+$$
+\text{loss} = \sum_t w_t\,\text{contribution}_t
+$$
 
 that also returns every term's value, so a NaN can be traced to its term.
 
@@ -46,10 +46,10 @@ RHO_MODES: tuple[str, ...] = ("learned", "analytic")
 
 
 def warmup(step: Array, warmup_steps: int | Array) -> Array:
-    """Linear warmup factor ``min(1, step / warmup_steps)`` (1 when ``warmup_steps`` is 0).
+    """Linear warmup factor `min(1, step / warmup_steps)` (1 when `warmup_steps` is 0).
 
-    ``warmup_steps`` may be a traced array (one per trial of a stacked group,
-    :mod:`expfam.experiment.stacked`); then the choice is made with ``jnp.where``.
+    `warmup_steps` may be a traced array (one per trial of a stacked group,
+    [`expfam.experiment.stacked`][expfam.experiment.stacked]); then the choice is made with `jnp.where`.
     """
     if isinstance(warmup_steps, (int, float)):
         if warmup_steps <= 0:
@@ -69,10 +69,10 @@ def with_kl_warmup(
     step: Array,
     warmup_steps: int | Array,
 ) -> Array:
-    r"""``surrogate + (1 − β)·KL(q(z|x) ‖ p(z))`` with ``β = min(1, step / warmup_steps)``; no KL when 0 steps.
+    r"""`surrogate + (1 − β)·KL(q(z|x) ‖ p(z))` with `β = min(1, step / warmup_steps)`; no KL when 0 steps.
 
-    The β-weighted objective ``L_β = ELBO + (1 − β)·KL`` shared by the ELBO loss terms. With a
-    traced ``warmup_steps`` the KL is always computed and weighted by ``1 − β`` (0 once warm).
+    The β-weighted objective `L_β = ELBO + (1 − β)·KL` shared by the ELBO loss terms. With a
+    traced `warmup_steps` the KL is always computed and weighted by `1 − β` (0 once warm).
     """
     if isinstance(warmup_steps, (int, float)) and warmup_steps <= 0:
         return surrogate
@@ -84,11 +84,11 @@ class ObjectiveSettings:
     """Options shared by the loss terms.
 
     Attributes:
-        kl_warmup_steps: steps over which β rises from 0 to 1 (KL warmup of ``elbo``); a
+        kl_warmup_steps: steps over which β rises from 0 to 1 (KL warmup of `elbo`); a
             Python int, or a traced array inside a stacked training step.
-        conj_warmup_steps: steps over which β_conj rises from 0 to 1 (``conjugation``); idem.
-        n_mc_samples: posterior samples ``S`` per observation.
-        n_prior_samples: prior samples ``M`` for ``Var_p[r]`` and the analytic ρ fit.
+        conj_warmup_steps: steps over which β_conj rises from 0 to 1 (`conjugation`); idem.
+        n_mc_samples: posterior samples `S` per observation.
+        n_prior_samples: prior samples `M` for `Var_p[r]` and the analytic ρ fit.
     """
 
     kl_warmup_steps: int | Array = 0
@@ -98,7 +98,7 @@ class ObjectiveSettings:
 
 
 class Objective(abc.ABC):
-    """Abstract loss term; the registry name is the class variable ``name``."""
+    """Abstract loss term; the registry name is the class variable `name`."""
 
     name: ClassVar[str]
 
@@ -106,26 +106,26 @@ class Objective(abc.ABC):
     def __call__(
         self, model: Harmonium, params: Params, x: Array, key: Array, step: Array, settings: ObjectiveSettings
     ) -> tuple[Array, Array]:
-        """``(contribution to minimise, reported value)`` for one batch ``x``."""
+        """`(contribution to minimise, reported value)` for one batch `x`."""
 
 
 class ResidualObjective(Objective):
-    r"""A loss term built on the conjugation residual ``r(z)`` at states it samples.
+    r"""A loss term built on the conjugation residual `r(z)` at states it samples.
 
-    It is written in two halves: :meth:`states` draws the stop-gradient states ``z = (y, k)``
-    at which it needs ``r``, and :meth:`finish` turns ``r`` at those states into
-    ``(contribution, value)``. Called alone, the term is ``finish(states, r(states))``. Inside
-    :func:`make_weighted_loss` every such term's states go to the model together
-    (:meth:`expfam.model.Harmonium.residual_sets`): for the full model that is one grouped
-    product over all the states (e.g. the ELBO's ``B·S`` posterior samples and the conjugation
-    term's ``M`` prior samples) instead of one per term, the same values at less cost.
+    It is written in two halves: [`states`][expfam.objective.ResidualObjective.states] draws the stop-gradient states `z = (y, k)`
+    at which it needs `r`, and [`finish`][expfam.objective.ResidualObjective.finish] turns `r` at those states into
+    `(contribution, value)`. Called alone, the term is `finish(states, r(states))`. Inside
+    [`make_weighted_loss`][expfam.objective.make_weighted_loss] every such term's states go to the model together
+    ([`expfam.model.Harmonium.residual_sets`][expfam.model.Harmonium.residual_sets]): for the full model that is one grouped
+    product over all the states (e.g. the ELBO's `B·S` posterior samples and the conjugation
+    term's `M` prior samples) instead of one per term, the same values at less cost.
     """
 
     @abc.abstractmethod
     def states(
         self, model: Harmonium, params: Params, x: Array, key: Array, settings: ObjectiveSettings
     ) -> tuple[Array, Array]:
-        """Stop-gradient states ``(y, k)``: ``y`` of shape ``L + latent param shape``, ``k`` of shape ``L``."""
+        """Stop-gradient states `(y, k)`: `y` of shape `L + latent param shape`, `k` of shape `L`."""
 
     @abc.abstractmethod
     def finish(
@@ -138,7 +138,7 @@ class ResidualObjective(Objective):
         states: tuple[Array, Array],
         residual: Array,
     ) -> tuple[Array, Array]:
-        """``(contribution, value)`` from ``residual = r(states)``, of ``k``'s shape ``L``."""
+        """`(contribution, value)` from `residual = r(states)`, of `k`'s shape `L`."""
 
     def __call__(
         self, model: Harmonium, params: Params, x: Array, key: Array, step: Array, settings: ObjectiveSettings
@@ -149,7 +149,7 @@ class ResidualObjective(Objective):
 
 
 LossFunction = Callable[[Params, Array, Array, Array], tuple[Array, dict[str, Array]]]
-#: ``loss_fn(params, x, key, step, weights, settings)``: :func:`make_weighted_loss`'s function.
+#: `loss_fn(params, x, key, step, weights, settings)`: [`make_weighted_loss`][expfam.objective.make_weighted_loss]'s function.
 WeightedLossFunction = Callable[
     [Params, Array, Array, Array, Mapping[str, Array], ObjectiveSettings], tuple[Array, dict[str, Array]]
 ]
@@ -162,13 +162,13 @@ def make_weighted_loss(
     rho_mode: str = "learned",
     registry: Registry | None = None,
 ) -> WeightedLossFunction:
-    r"""The terms ``names`` combined with weights and settings given at call time.
+    r"""The terms `names` combined with weights and settings given at call time.
 
-    ``loss_fn(params, x, key, step, weights, settings)`` returns
-    ``(Σ_t w_t · contribution_t, {term: value})``; ``weights`` (``{term: w_t}``, every name) and the
-    warmups of ``settings`` may be traced arrays, so one compiled step serves many trials
-    (:mod:`expfam.experiment.stacked`). Keys: ``split(key, len(names) + 1)``, term ``t`` gets the
-    ``t``-th and the analytic ρ fit the last.
+    `loss_fn(params, x, key, step, weights, settings)` returns
+    `(Σ_t w_t · contribution_t, {term: value})`; `weights` (`{term: w_t}`, every name) and the
+    warmups of `settings` may be traced arrays, so one compiled step serves many trials
+    ([`expfam.experiment.stacked`][expfam.experiment.stacked]). Keys: `split(key, len(names) + 1)`, term `t` gets the
+    `t`-th and the analytic ρ fit the last.
     """
     registry = registry or get_registry()
     if rho_mode not in RHO_MODES:
@@ -218,14 +218,14 @@ def make_loss(
 
     Args:
         model: the harmonium.
-        weights: ``{term name: weight}``; zero-weight terms are still evaluated and reported.
+        weights: `{term name: weight}`; zero-weight terms are still evaluated and reported.
         settings: warmups and sample counts.
-        rho_mode: ``"learned"`` (ρ_y is a parameter) or ``"analytic"`` (ρ_y is
+        rho_mode: `"learned"` (ρ_y is a parameter) or `"analytic"` (ρ_y is
             refit by least squares on prior samples at every step, docs/model.md).
         registry: where term names are looked up.
 
     Returns:
-        ``loss_fn(params, x, key, step) -> (loss, {term: value, ...})``.
+        `loss_fn(params, x, key, step) -> (loss, {term: value, ...})`.
     """
     settings = settings or ObjectiveSettings()
     if not weights:

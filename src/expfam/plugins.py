@@ -1,16 +1,16 @@
-"""The plugin manager: loads ``expfam`` entry points and looks components up by name.
+"""The plugin manager: loads `expfam` entry points and looks components up by name.
 
-A :class:`Registry` is built once (lazily, on first use) from every plugin
-registered under the ``expfam`` entry-point group, plus any plugin objects
+A [`Registry`][expfam.plugins.Registry] is built once (lazily, on first use) from every plugin
+registered under the `expfam` entry-point group, plus any plugin objects
 passed in explicitly. Look-ups are by name; an unknown name raises
-:class:`~expfam.errors.UnknownNameError` listing the registered names, and two
-plugins registering one name raise :class:`~expfam.errors.DuplicateNameError`
+[`UnknownNameError`][expfam.errors.UnknownNameError] listing the registered names, and two
+plugins registering one name raise [`DuplicateNameError`][expfam.errors.DuplicateNameError]
 naming both providers.
 
 Each entry point is loaded on its own: a plugin that fails to import, fails
 pluggy's validation or raises from a hook is recorded as a
-:class:`PluginFailure` in :attr:`Registry.failures` and skipped, so one broken
-third-party package cannot take down every command. :func:`package_clashes`
+[`PluginFailure`][expfam.plugins.PluginFailure] in `Registry.failures` and skipped, so one broken
+third-party package cannot take down every command. [`package_clashes`][expfam.plugins.package_clashes]
 names another distribution that installs one of expfam's top-level packages.
 
 Examples:
@@ -62,7 +62,7 @@ class PluginFailure:
     error: str
 
     def line(self) -> str:
-        """``<plugin> (<distribution>): <error>``, as ``expfam plugins`` prints it."""
+        """`<plugin> (<distribution>): <error>`, as `expfam plugins` prints it."""
         return f"{self.plugin} ({self.distribution}): {self.error}"
 
 
@@ -79,7 +79,7 @@ class Registry:
     failures: list[PluginFailure] = field(default_factory=list)
 
     def add(self, kind: str, name: str, value: Any, provider: str) -> None:
-        """Register ``value`` under ``name``; a second provider of a name is an error."""
+        """Register `value` under `name`; a second provider of a name is an error."""
         table = self.entries[kind]
         if name in table:
             first = table[name].provider
@@ -95,7 +95,7 @@ class Registry:
         return sorted(self.entries[kind])
 
     def get(self, kind: str, name: str) -> Any:
-        """The component ``name`` of ``kind``, or an error listing the registered names."""
+        """The component `name` of `kind`, or an error listing the registered names."""
         table = self.entries[kind]
         if name not in table:
             known = ", ".join(sorted(table)) or "(none)"
@@ -107,32 +107,32 @@ class Registry:
         return table[name].value
 
     def family(self, name: str) -> Any:
-        """The family class registered as ``name``."""
+        """The family class registered as `name`."""
         return self.get("families", name)
 
     def block(self, name: str) -> Any:
-        """The interaction-block class registered as ``name``."""
+        """The interaction-block class registered as `name`."""
         return self.get("blocks", name)
 
     def block_set(self, name: str) -> tuple[str, ...]:
-        """The block names of the block set ``name``."""
+        """The block names of the block set `name`."""
         return tuple(self.get("block_sets", name))
 
     def objective(self, name: str) -> Any:
-        """The objective registered as ``name``."""
+        """The objective registered as `name`."""
         return self.get("objectives", name)
 
     def dataset(self, name: str) -> Any:
-        """The dataset loader registered as ``name``."""
+        """The dataset loader registered as `name`."""
         return self.get("datasets", name)
 
 
 def _load_entry_points(manager: pluggy.PluginManager, failures: list[PluginFailure]) -> dict[int, str]:
-    """Import and register each ``expfam`` entry point on its own; ``{id(plugin): provider}``.
+    """Import and register each `expfam` entry point on its own; `{id(plugin): provider}`.
 
-    Like pluggy's ``load_setuptools_entrypoints`` (a name registered or blocked
+    Like pluggy's `load_setuptools_entrypoints` (a name registered or blocked
     already is skipped), except that an entry point that raises on import or
-    fails validation is recorded in ``failures`` instead of propagating.
+    fails validation is recorded in `failures` instead of propagating.
     """
     providers: dict[int, str] = {}
     for entry_point in metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP):
@@ -157,12 +157,12 @@ def _items(kind: str, result: Any) -> Iterable[tuple[str, Any]]:
 
 
 def build_registry(extra_plugins: Sequence[object] = (), *, load_entry_points: bool = True) -> Registry:
-    """Build a registry from the ``expfam`` entry points and ``extra_plugins``.
+    """Build a registry from the `expfam` entry points and `extra_plugins`.
 
     Args:
         extra_plugins: plugin modules or objects to register besides the entry points
             (used by tests and by programs that compose components in code).
-        load_entry_points: load the installed ``expfam`` entry points.
+        load_entry_points: load the installed `expfam` entry points.
 
     Returns:
         A registry holding every component, with providers recorded for errors.
@@ -197,7 +197,7 @@ def get_registry() -> Registry:
     return build_registry()
 
 
-#: The top-level import names the ``expfam`` distribution installs (the design card's layout).
+#: The top-level import names the `expfam` distribution installs (the design card's layout).
 OWN_PACKAGES: tuple[str, ...] = ("expfam", "interactions", "objectives", "cli")
 
 
@@ -219,7 +219,7 @@ class PackageClash:
 
 
 def _own_root() -> Path:
-    """The directory holding expfam's top-level packages (``site-packages`` or ``src``)."""
+    """The directory holding expfam's top-level packages (`site-packages` or `src`)."""
     return Path(__file__).resolve().parent.parent
 
 
@@ -234,8 +234,8 @@ def package_clashes(packages: Sequence[str] = OWN_PACKAGES, *, thorough: bool = 
     """Top-level packages of expfam that another distribution installs or shadows.
 
     A clash is found when the name imports from somewhere other than the directory
-    that holds ``expfam`` (the other package comes first on ``sys.path``), or, with
-    ``thorough``, when another distribution's metadata claims the name (the two
+    that holds `expfam` (the other package comes first on `sys.path`), or, with
+    `thorough`, when another distribution's metadata claims the name (the two
     share one directory). The thorough check reads every installed distribution's
     file list, which takes about a second; the quick one costs a few milliseconds.
 
@@ -244,7 +244,7 @@ def package_clashes(packages: Sequence[str] = OWN_PACKAGES, *, thorough: bool = 
         thorough: also consult the metadata of every installed distribution.
 
     Returns:
-        One :class:`PackageClash` per clashing name, in the order given.
+        One [`PackageClash`][expfam.plugins.PackageClash] per clashing name, in the order given.
     """
     root = _own_root()
     claims: Mapping[str, list[str]] = metadata.packages_distributions() if thorough else {}
@@ -259,5 +259,5 @@ def package_clashes(packages: Sequence[str] = OWN_PACKAGES, *, thorough: bool = 
 
 
 def describe(registry: Registry) -> Mapping[str, list[tuple[str, str]]]:
-    """``{kind: [(name, provider), ...]}`` for listing what is installed."""
+    """`{kind: [(name, provider), ...]}` for listing what is installed."""
     return {kind: [(e.name, e.provider) for _, e in sorted(registry.entries[kind].items())] for kind in KINDS}

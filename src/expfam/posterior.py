@@ -1,21 +1,21 @@
 r"""Batched posterior quantities of the latent mixture, computed once per step (docs/model.md).
 
-For a batch of posterior parameters ``η_q = (b_y, W_yk, b_k)`` (leaves with a
-leading batch axis ``B``) every loss term needs the cluster logits
+For a batch of posterior parameters `η_q = (b_y, W_yk, b_k)` (leaves with a
+leading batch axis `B`) every loss term needs the cluster logits
 
-.. math::
+$$
+\ell_k = b_k\cdot e_k + \psi_Y(\theta_k),\qquad \theta_0 = b_y,\quad
+\theta_k = b_y + W_{yk} e_k\ (k \ge 1),\qquad
+\psi_Z = \operatorname{logsumexp}_k \ell_k,\qquad q(k\mid x) = e^{\ell_k - \psi_Z}.
+$$
 
-    \ell_k = b_k\cdot e_k + \psi_Y(\theta_k),\qquad \theta_0 = b_y,\quad
-    \theta_k = b_y + W_{yk} e_k\ (k \ge 1),\qquad
-    \psi_Z = \operatorname{logsumexp}_k \ell_k,\qquad q(k\mid x) = e^{\ell_k - \psi_Z}.
-
-The cluster parameters are kept in ``W_yk``'s own layout, ``(B,) + P + (K−1,)``
-with the cluster axis last (``P`` the latent's parameter shape), and the
-reference cluster 0 apart, so no ``(B, K, n)`` transpose or concatenation is
+The cluster parameters are kept in `W_yk`'s own layout, `(B,) + P + (K−1,)`
+with the cluster axis last (`P` the latent's parameter shape), and the
+reference cluster 0 apart, so no `(B, K, n)` transpose or concatenation is
 materialised: on the reference MNIST shapes those copies took more time than the
-softplus itself (``benchmarks/profile_step.py``).
+softplus itself (`benchmarks/profile_step.py`).
 
-:func:`shared_computations` makes ``η_q(x)`` and its summary one value per
+[`shared_computations`][expfam.posterior.shared_computations] makes `η_q(x)` and its summary one value per
 trace for all loss terms, so their gradients flow back through it once.
 """
 
@@ -42,14 +42,14 @@ _SHARED: list[dict[tuple[str, int, int], tuple[Any, Any, Any, Any]]] = []
 
 @contextlib.contextmanager
 def shared_computations() -> Iterator[None]:
-    """Inside this block, ``η_q(x)`` and its cluster summary are computed once per ``(params, x)``.
+    """Inside this block, `η_q(x)` and its cluster summary are computed once per `(params, x)`.
 
-    Loss terms each call ``Harmonium.posterior_params`` (and the ELBO, KL and
-    entropy terms all need ``q(k | x)``); within one trace they then share one
+    Loss terms each call `Harmonium.posterior_params` (and the ELBO, KL and
+    entropy terms all need `q(k | x)`); within one trace they then share one
     value, so the gradient flows back through the posterior once (for the full
-    model that is one ``D × n(K−1)`` adjoint product instead of one per term).
+    model that is one `D × n(K−1)` adjoint product instead of one per term).
     Entries are keyed on the identity of the arguments and on the JAX trace,
-    and live only as long as the block. :func:`expfam.objective.make_loss`
+    and live only as long as the block. [`expfam.objective.make_loss`][expfam.objective.make_loss]
     opens it around the terms.
     """
     _SHARED.append({})
@@ -60,7 +60,7 @@ def shared_computations() -> Iterator[None]:
 
 
 def memo(name: str, first: Any, second: Any, compute: Callable[[], Any]) -> Any:
-    """``compute()``, reused for the same ``(first, second)`` objects under the same JAX trace."""
+    """`compute()`, reused for the same `(first, second)` objects under the same JAX trace."""
     hit = _lookup(name, first, second)
     if hit is not None:
         return hit[0]
@@ -70,7 +70,7 @@ def memo(name: str, first: Any, second: Any, compute: Callable[[], Any]) -> Any:
 
 
 def _lookup(name: str, first: Any, second: Any) -> tuple[Any] | None:
-    """``(value,)`` stored for ``(name, first, second)`` under the current JAX trace, else ``None``."""
+    """`(value,)` stored for `(name, first, second)` under the current JAX trace, else `None`."""
     if not _SHARED or _trace_state is None:
         return None
     hit = _SHARED[-1].get((name, id(first), id(second)))
@@ -86,30 +86,30 @@ def _store(name: str, first: Any, second: Any, value: Any) -> None:
 
 
 def note_batch_broadcast(batched: Array, leaf: Array) -> None:
-    """Record that ``batched`` is ``leaf`` broadcast over the batch axis (inside :func:`shared_computations`).
+    """Record that `batched` is `leaf` broadcast over the batch axis (inside [`shared_computations`][expfam.posterior.shared_computations]).
 
-    :func:`log_density` then multiplies by ``leaf`` once instead of by one copy per observation.
-    Outside the block nothing is recorded and every consumer reads ``batched``.
+    [`log_density`][expfam.posterior.log_density] then multiplies by `leaf` once instead of by one copy per observation.
+    Outside the block nothing is recorded and every consumer reads `batched`.
     """
     _store("broadcast", batched, None, leaf)
 
 
 def batch_broadcast_of(batched: Array) -> Array | None:
-    """The unbatched leaf recorded by :func:`note_batch_broadcast` for ``batched``, else ``None``."""
+    """The unbatched leaf recorded by [`note_batch_broadcast`][expfam.posterior.note_batch_broadcast] for `batched`, else `None`."""
     hit = _lookup("broadcast", batched, None)
     return None if hit is None else hit[0]
 
 
 class PosteriorSummary(NamedTuple):
-    r"""``η_q(x)`` and the cluster quantities every loss term reads.
+    r"""`η_q(x)` and the cluster quantities every loss term reads.
 
     Attributes:
-        params: ``η_q(x)``, mixture parameters with a leading batch axis ``B``.
-        cluster_params: ``θ_k = b_y + W_yk e_k`` for ``k ≥ 1``, shape ``(B,) + P + (K−1,)``
-            (cluster 0's are ``params["b_y"]``).
-        logits: ``ℓ_k = b_k·e_k + ψ_Y(θ_k)``, shape ``(B, K)``.
-        log_partition: ``ψ_Z(η_q) = logsumexp_k ℓ_k``, shape ``(B,)``.
-        responsibilities: ``q(k | x) = softmax_k ℓ_k``, shape ``(B, K)``.
+        params: `η_q(x)`, mixture parameters with a leading batch axis `B`.
+        cluster_params: `θ_k = b_y + W_yk e_k` for `k ≥ 1`, shape `(B,) + P + (K−1,)`
+            (cluster 0's are `params["b_y"]`).
+        logits: `ℓ_k = b_k·e_k + ψ_Y(θ_k)`, shape `(B, K)`.
+        log_partition: `ψ_Z(η_q) = logsumexp_k ℓ_k`, shape `(B,)`.
+        responsibilities: `q(k | x) = softmax_k ℓ_k`, shape `(B, K)`.
     """
 
     params: MixtureParams
@@ -120,12 +120,12 @@ class PosteriorSummary(NamedTuple):
 
 
 def _over_clusters(function: Callable[[Array], Array]) -> Callable[[Array], Array]:
-    """Map a function of one latent parameter over ``(B,) + P + (C,)`` (cluster axis last)."""
+    """Map a function of one latent parameter over `(B,) + P + (C,)` (cluster axis last)."""
     return jax.vmap(jax.vmap(function, in_axes=-1, out_axes=-1))
 
 
 def summarise(latent: ExponentialFamily, posterior: MixtureParams) -> PosteriorSummary:
-    """The :class:`PosteriorSummary` of batched posterior parameters."""
+    """The [`PosteriorSummary`][expfam.posterior.PosteriorSummary] of batched posterior parameters."""
     b_y = posterior["b_y"]
     cluster_params = b_y[..., None] + posterior["W_yk"]
     psi_rest = _over_clusters(latent.log_partition)(cluster_params)  # (B, K-1)
@@ -137,7 +137,7 @@ def summarise(latent: ExponentialFamily, posterior: MixtureParams) -> PosteriorS
 
 
 def expected_statistics(latent: ExponentialFamily, summary: PosteriorSummary) -> MixtureParams:
-    r"""Mixture means ``E_q[s_Z] = (Σ_k q_k μ_k,\ q_k μ_k\ (k ≥ 1),\ q_k\ (k ≥ 1))``, ``μ_k = ∇ψ_Y(θ_k)``."""
+    r"""Mixture means `E_q[s_Z] = (Σ_k q_k μ_k,\ q_k μ_k\ (k ≥ 1),\ q_k\ (k ≥ 1))`, `μ_k = ∇ψ_Y(θ_k)`."""
     q = summary.responsibilities
     extra = (1,) * (summary.params["b_y"].ndim - 1)
     means_0 = jax.vmap(latent.means)(summary.params["b_y"])  # (B,) + P
@@ -149,11 +149,11 @@ def expected_statistics(latent: ExponentialFamily, summary: PosteriorSummary) ->
 
 
 def log_density(latent: ExponentialFamily, summary: PosteriorSummary, y: Array, k: Array) -> Array:
-    r"""``log q(z_{bs}) = s_Y(y_{bs})·θ_{k_{bs}} + b_k·e_{k_{bs}} + log h_Y(y_{bs}) − ψ_Z``, shape ``(B, S)``.
+    r"""`log q(z_{bs}) = s_Y(y_{bs})·θ_{k_{bs}} + b_k·e_{k_{bs}} + log h_Y(y_{bs}) − ψ_Z`, shape `(B, S)`.
 
-    ``s_Y·θ_k = s_Y·b_y + s_Y·W_yk e_k``: the second part for every cluster is one
-    batched product ``(S, n)·(n, K−1)`` per observation (one ``(B·S, n)·(n, K−1)`` product
-    when ``W_yk`` is the same for every observation, :func:`note_batch_broadcast`), then the sampled
+    `s_Y·θ_k = s_Y·b_y + s_Y·W_yk e_k`: the second part for every cluster is one
+    batched product `(S, n)·(n, K−1)` per observation (one `(B·S, n)·(n, K−1)` product
+    when `W_yk` is the same for every observation, [`note_batch_broadcast`][expfam.posterior.note_batch_broadcast]), then the sampled
     cluster's column is picked (0 for the reference), so the gradient is a
     product as well, not a scatter.
     """
@@ -173,7 +173,7 @@ def log_density(latent: ExponentialFamily, summary: PosteriorSummary, y: Array, 
 
 
 def sample(latent: ExponentialFamily, key: Array, summary: PosteriorSummary, n_samples: int) -> tuple[Array, Array]:
-    """``k ~ q(k|x)`` by inverse CDF, then ``y ~ p(y | θ_k)``: shapes ``(B, S) + data_shape`` and ``(B, S)``."""
+    """`k ~ q(k|x)` by inverse CDF, then `y ~ p(y | θ_k)`: shapes `(B, S) + data_shape` and `(B, S)`."""
     key_k, key_y = jax.random.split(key)
     batch = summary.logits.shape[0]
     k = sample_categorical(key_k, summary.logits[:, None, :], (batch, n_samples))

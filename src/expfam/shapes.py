@@ -1,13 +1,13 @@
 r"""Shape checks for observations: the trailing shape is checked against a family, never guessed.
 
-A family describes one observation by :attr:`~expfam.family.ExponentialFamily.data_shape`
-(``(D,)`` for the per-pixel families). :func:`as_observations` turns what a
-user passes — a batch ``(B,) + data_shape``, one observation ``data_shape``, or
-images ``(B, height, width)`` / one ``(height, width)`` image when an image shape is
-known — into a batch, and refuses anything else with a :class:`~expfam.errors.ShapeError`
+A family describes one observation by [`data_shape`][expfam.family.ExponentialFamily.data_shape]
+(`(D,)` for the per-pixel families). [`as_observations`][expfam.shapes.as_observations] turns what a
+user passes — a batch `(B,) + data_shape`, one observation `data_shape`, or
+images `(B, height, width)` / one `(height, width)` image when an image shape is
+known — into a batch, and refuses anything else with a [`ShapeError`][expfam.errors.ShapeError]
 that names the shapes.
 
-Example:
+Examples:
     >>> from expfam.families.binomial import Binomial
     >>> batch, single = as_observations(Binomial(4, n_trials=2), [[0, 1, 2, 0]])
     >>> batch.shape, single
@@ -26,7 +26,7 @@ from expfam.errors import ShapeError
 
 
 class ExponentialFamily(Protocol):
-    """What a shape check reads of a family (:class:`expfam.family.ExponentialFamily` has it)."""
+    """What a shape check reads of a family ([`expfam.family.ExponentialFamily`][expfam.family.ExponentialFamily] has it)."""
 
     @property
     def data_shape(self) -> tuple[int, ...]: ...
@@ -37,18 +37,18 @@ class ExponentialFamily(Protocol):
 def as_observations(
     family: ExponentialFamily, x: Any, *, image_shape: tuple[int, ...] | None = None, what: str = "x"
 ) -> tuple[jax.Array, bool]:
-    """A batch of observations of ``family`` from ``x``, and whether ``x`` was a single observation.
+    """A batch of observations of `family` from `x`, and whether `x` was a single observation.
 
     Args:
-        family: the observable family; one observation has shape ``family.data_shape``.
-        x: ``(B,) + data_shape`` or ``data_shape``; with ``image_shape`` also
-            ``(B,) + image_shape`` or ``image_shape`` (flattened to ``data_shape``).
-        image_shape: the shape of one observation as an image (e.g. ``(8, 8)``), if any.
+        family: the observable family; one observation has shape `family.data_shape`.
+        x: `(B,) + data_shape` or `data_shape`; with `image_shape` also
+            `(B,) + image_shape` or `image_shape` (flattened to `data_shape`).
+        image_shape: the shape of one observation as an image (e.g. `(8, 8)`), if any.
         what: the argument's name in the error message.
 
     Returns:
-        ``(batch, single)``: ``batch`` of shape ``(B,) + data_shape``; ``single`` when ``x``
-        held one observation (then ``B = 1``).
+        `(batch, single)`: `batch` of shape `(B,) + data_shape`; `single` when `x`
+        held one observation (then `B = 1`).
 
     Raises:
         ShapeError: any other shape, naming the shapes that would be accepted.
@@ -73,7 +73,7 @@ def as_observations(
 
 
 def check_batch(family: ExponentialFamily, x: Any, *, what: str = "x") -> None:
-    """Refuse ``x`` unless it is a batch ``(B,) + family.data_shape`` (static shapes: safe under ``jit``).
+    """Refuse `x` unless it is a batch `(B,) + family.data_shape` (static shapes: safe under `jit`).
 
     Raises:
         ShapeError: naming the shape found and the one expected.

@@ -1,24 +1,24 @@
-r"""A scikit-learn estimator: :class:`HarmoniumClustering` clusters the rows of ``X``.
+r"""A scikit-learn estimator: [`HarmoniumClustering`][expfam.sklearn.HarmoniumClustering] clusters the rows of `X`.
 
-The constructor takes the knobs of a run configuration (``[model]`` and ``[train]``
-of :class:`~expfam.experiment.config.RunConfig`) as keyword arguments, with
-``random_state`` in place of ``seed``; ``fit`` trains exactly as ``expfam train``
-does with that seed (same streams, same numbers). It works with ``clone``,
-``Pipeline`` and ``GridSearchCV``.
+The constructor takes the knobs of a run configuration (`[model]` and `[train]`
+of [`RunConfig`][expfam.experiment.config.RunConfig]) as keyword arguments, with
+`random_state` in place of `seed`; `fit` trains exactly as `expfam train`
+does with that seed (same streams, same numbers). It works with `clone`,
+`Pipeline` and `GridSearchCV`.
 
-* ``predict(X)``: ``argmax_k q(k | x)``; ``predict_proba(X)`` and ``transform(X)``: the
-  responsibilities ``q(k | x)``, shape ``(n, K)``; ``fit_predict(X)``: ``labels_``.
-* ``score(X)``: the mean Monte-Carlo ELBO ``mean_i [c(x_i) + mean_s r(z_s)]`` (a lower
+* `predict(X)`: `argmax_k q(k | x)`; `predict_proba(X)` and `transform(X)`: the
+  responsibilities `q(k | x)`, shape `(n, K)`; `fit_predict(X)`: `labels_`.
+* `score(X)`: the mean Monte-Carlo ELBO `mean_i [c(x_i) + mean_s r(z_s)]` (a lower
   bound on the mean log-likelihood; higher is better).
 
-Inputs are validated the scikit-learn way (2-D, finite, ``n_features_in_`` at
+Inputs are validated the scikit-learn way (2-D, finite, `n_features_in_` at
 predict time) and then against the support of the observable family (counts in
-``0..n_trials`` for ``binomial``; any real number for ``normal``).
+`0..n_trials` for `binomial`; any real number for `normal`).
 
-This module is part of floor 2 (it trains through :mod:`expfam.experiment.training`);
-``import expfam`` does not import it.
+This module is part of floor 2 (it trains through [`expfam.experiment.training`][expfam.experiment.training]);
+`import expfam` does not import it.
 
-Example:
+Examples:
     >>> from sklearn.datasets import load_digits
     >>> X = load_digits().data                                     # counts 0..16
     >>> model = HarmoniumClustering(n_clusters=10, n_latent=4, n_steps=200, random_state=0)  # doctest: +SKIP
@@ -70,17 +70,17 @@ class HarmoniumClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     """Variational conjugated mixture harmonium clustering, as a scikit-learn estimator.
 
     Args:
-        n_clusters: ``K``. n_latent: binary latent units ``n``. block: block set or
-        comma-separated blocks. observable: the observable family (``binomial``, ``normal``, ...).
-        n_trials: ``N`` of a binomial observable. The training arguments are those of
-        ``[train]`` (see ``docs/cli.md``); ``cluster_init`` is ``"random"`` here unless given
-        (``"kmeans"``, ``"latent_kmeans"``: docs/training.md, "Cluster initialisation").
+        n_clusters: `K`. n_latent: binary latent units `n`. block: block set or
+        comma-separated blocks. observable: the observable family (`binomial`, `normal`, ...).
+        n_trials: `N` of a binomial observable. The training arguments are those of
+        `[train]` (see `docs/cli.md`); `cluster_init` is `"random"` here unless given
+        (`"kmeans"`, `"latent_kmeans"`: docs/training.md, "Cluster initialisation").
         n_elbo_samples: posterior samples per point in
-        :meth:`score`. random_state: ``int`` (the run seed), ``RandomState`` or ``None``.
+        [`score`][expfam.sklearn.HarmoniumClustering.score]. random_state: `int` (the run seed), `RandomState` or `None`.
 
     Attributes:
-        model_: the :class:`~expfam.model.Harmonium`. params_: its trained parameters.
-        labels_: clusters of the training rows. n_features_in_: ``D``. seed_: the seed used.
+        model_: the [`Harmonium`][expfam.model.Harmonium]. params_: its trained parameters.
+        labels_: clusters of the training rows. n_features_in_: `D`. seed_: the seed used.
         history_: the per-step loss history.
     """
 
@@ -165,7 +165,7 @@ class HarmoniumClustering(ClusterMixin, TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------ fitting
     def fit(self, X: Any, y: Any = None) -> HarmoniumClustering:
-        """Train on the rows of ``X`` (``(n_samples, n_features)``); ``y`` is ignored."""
+        """Train on the rows of `X` (`(n_samples, n_features)`); `y` is ignored."""
         X = check_array(X, dtype=np.float64)
         if X.shape[0] < 2:
             raise ValueError(f"n_samples={X.shape[0]}: HarmoniumClustering needs at least 2 samples to fit")
@@ -190,24 +190,24 @@ class HarmoniumClustering(ClusterMixin, TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------ inference
     def predict(self, X: Any) -> np.ndarray:
-        """Clusters ``argmax_k q(k | x)`` of the rows of ``X``, shape ``(n_samples,)``."""
+        """Clusters `argmax_k q(k | x)` of the rows of `X`, shape `(n_samples,)`."""
         check_is_fitted(self, "params_")
         X = self._validate(X, reset=False, model=self.model_)
         return assignments(self.model_, self.params_, X).astype(np.int64)
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Responsibilities ``q(k | x)``, shape ``(n_samples, n_clusters)``; rows sum to 1."""
+        """Responsibilities `q(k | x)`, shape `(n_samples, n_clusters)`; rows sum to 1."""
         check_is_fitted(self, "params_")
         X = self._validate(X, reset=False, model=self.model_)
         function = compiled_method(self.model_, "cluster_responsibilities")
         return in_batches(lambda batch: function(self.params_, batch), X).astype(np.float64)
 
     def transform(self, X: Any) -> np.ndarray:
-        """The responsibilities :meth:`predict_proba` (features for a downstream estimator)."""
+        """The responsibilities [`predict_proba`][expfam.sklearn.HarmoniumClustering.predict_proba] (features for a downstream estimator)."""
         return self.predict_proba(X)
 
     def score(self, X: Any, y: Any = None) -> float:
-        r"""Mean Monte-Carlo ELBO of the rows of ``X`` (``n_elbo_samples`` posterior samples each)."""
+        r"""Mean Monte-Carlo ELBO of the rows of `X` (`n_elbo_samples` posterior samples each)."""
         check_is_fitted(self, "params_")
         X = self._validate(X, reset=False, model=self.model_)
         function = compiled_method(self.model_, "elbo_terms", int(self.n_elbo_samples))

@@ -1,4 +1,4 @@
-"""Built-in interaction blocks (``xy``, ``xyk``, ``xk``) and block sets (``hierarchical``, ``full``)."""
+"""Built-in interaction blocks (`xy`, `xyk`, `xk`) and block sets (`hierarchical`, `full`)."""
 
 from interactions.xk import ClusterBias
 from interactions.xy import LatentCoupling

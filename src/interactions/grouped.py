@@ -1,41 +1,41 @@
 """Grouped (per-cluster) matrix-vector products for mixture interaction blocks.
 
-A mixture model with ``K`` clusters keeps one offset matrix per non-base cluster,
-``matrices`` of shape ``(K-1, D, n)``; cluster ``k >= 1`` uses ``matrices[k-1]`` and
-cluster ``0`` has no matrix (it contributes zero).  For ``S`` samples with latent
-vectors ``y`` (``(S, n)``) and cluster indices ``k`` (``(S,)``) we need::
+A mixture model with `K` clusters keeps one offset matrix per non-base cluster,
+`matrices` of shape `(K-1, D, n)`; cluster `k >= 1` uses `matrices[k-1]` and
+cluster `0` has no matrix (it contributes zero).  For `S` samples with latent
+vectors `y` (`(S, n)`) and cluster indices `k` (`(S,)`) we need::
 
     out[s] = matrices[k[s] - 1] @ y[s]      if k[s] >= 1
     out[s] = 0                              if k[s] == 0
 
 The textbook way to write this is a dense one-hot outer product
-``(y[:, :, None] * onehot(k)[:, None, 1:]).reshape(S, n*(K-1)) @ V_as``, which does
-``K-1`` times the work of the hierarchical ``(S, n) @ (n, D)`` product.
-:func:`cluster_matvec` does (close to) the work of a single ``(S, n) @ (n, D)``
+`(y[:, :, None] * onehot(k)[:, None, 1:]).reshape(S, n*(K-1)) @ V_as`, which does
+`K-1` times the work of the hierarchical `(S, n) @ (n, D)` product.
+[`cluster_matvec`][interactions.grouped.cluster_matvec] does (close to) the work of a single `(S, n) @ (n, D)`
 product instead, and has a hand-written backward pass that is grouped the same way.
 
 Method ("sorted windows")
 -------------------------
-1. Sort samples by cluster (``argsort(k)``); cluster ``j`` then owns the contiguous
-   sorted rows ``[a_j, b_j)`` (cluster 0 comes first and is skipped).
-2. Cover every cluster's rows with windows of ``T`` consecutive sorted rows (the last
-   window of a cluster may overhang into the next cluster's rows or into ``T`` rows
-   of zero padding).  There are at most ``(S + (K-1)(T-1)) // T`` windows, a static
-   bound, but a ``fori_loop`` with a dynamic trip count runs only the windows that
-   exist for this ``k``; it is therefore exact and robust to any cluster layout
-   (all samples in one cluster, empty clusters, ``S`` not a multiple of ``T``, ...).
-3. Each window is one ``(T, n) @ (n, D)`` matmul with ``matrices[j]`` read by a
-   dynamic slice (no ``(S, D, n)`` or ``(windows, D, n)`` gather is materialised);
-   rows outside ``[a_j, b_j)`` are masked out of the write.
+1. Sort samples by cluster (`argsort(k)`); cluster `j` then owns the contiguous
+   sorted rows `[a_j, b_j)` (cluster 0 comes first and is skipped).
+2. Cover every cluster's rows with windows of `T` consecutive sorted rows (the last
+   window of a cluster may overhang into the next cluster's rows or into `T` rows
+   of zero padding).  There are at most `(S + (K-1)(T-1)) // T` windows, a static
+   bound, but a `fori_loop` with a dynamic trip count runs only the windows that
+   exist for this `k`; it is therefore exact and robust to any cluster layout
+   (all samples in one cluster, empty clusters, `S` not a multiple of `T`, ...).
+3. Each window is one `(T, n) @ (n, D)` matmul with `matrices[j]` read by a
+   dynamic slice (no `(S, D, n)` or `(windows, D, n)` gather is materialised);
+   rows outside `[a_j, b_j)` are masked out of the write.
 4. Unsort with the inverse permutation.
 
-The backward pass (``jax.custom_vjp``) walks the same windows:
-``dV[j] += g_w^T y_w`` (rows masked to cluster ``j``) and ``dy_w = g_w V[j]``, so the
-gradient costs about twice the forward, like a plain matmul.  (``jax.lax.ragged_dot``
+The backward pass (`jax.custom_vjp`) walks the same windows:
+`dV[j] += g_w^T y_w` (rows masked to cluster `j`) and `dy_w = g_w V[j]`, so the
+gradient costs about twice the forward, like a plain matmul.  (`jax.lax.ragged_dot`
 is no alternative on CPU: there it lowers to a dense masked product, about as slow as
 the one-hot baseline forward and several times slower in its transpose.)
 
-Measured (``benchmarks/cluster_matvec.py``, CPU, 2 cores shared with other jobs, so
+Measured (`benchmarks/cluster_matvec.py`, CPU, 2 cores shared with other jobs, so
 absolute times are noisy; float32, D=784, n=128, K=30, uniform random k, jitted,
 median of warm runs, ms; fwd+bwd = grad w.r.t. matrices and y)::
 
@@ -52,8 +52,8 @@ median of warm runs, ms; fwd+bwd = grad w.r.t. matrices and y)::
 Over three runs under varying load cluster_matvec was 12-25x faster than dense
 forward and 8-17x faster forward+backward, at 1.0-2.4x the hierarchical matmul
 forward and 2.3-4.2x forward+backward.  Other candidates measured there (padded tiles
-with a gathered ``(tiles, D, n)`` V and a batched einsum; ``lax.scan`` over windows
-with autodiff backward; per-sample gather of ``V[k-1]``) were all slower.
+with a gathered `(tiles, D, n)` V and a batched einsum; `lax.scan` over windows
+with autodiff backward; per-sample gather of `V[k-1]`) were all slower.
 """
 
 from __future__ import annotations
@@ -70,14 +70,14 @@ Array = jax.Array
 
 
 def default_tile_rows(num_samples: int, num_clusters: int) -> int:
-    """Window height ``T`` used by :func:`cluster_matvec` when none is given.
+    """Window height `T` used by [`cluster_matvec`][interactions.grouped.cluster_matvec] when none is given.
 
-    64 rows, lowered to the next power of two ``>= num_samples`` for tiny batches.
+    64 rows, lowered to the next power of two `>= num_samples` for tiny batches.
     Among T in {32, 64, 128}, 64 measured fastest (or tied) on CPU at both seed sizes
     S=5120 and S=1024 with K=30: smaller windows pay more per-window overhead and a
     less efficient small matmul, larger ones waste more rows in each cluster's last,
-    partly filled window (at most ``(K-1)(T-1)`` padded rows in all).
-    ``num_clusters`` is accepted for future tuning and currently unused.
+    partly filled window (at most `(K-1)(T-1)` padded rows in all).
+    `num_clusters` is accepted for future tuning and currently unused.
     """
     del num_clusters
     cap = 8
@@ -87,7 +87,7 @@ def default_tile_rows(num_samples: int, num_clusters: int) -> int:
 
 
 def cluster_matvec_dense(matrices: Array, y: Array, k: Array) -> Array:
-    """Reference: dense one-hot formulation (``K-1`` times the matmul work)."""
+    """Reference: dense one-hot formulation (`K-1` times the matmul work)."""
     km1, d, n = matrices.shape
     onehot = jax.nn.one_hot(k, km1 + 1, dtype=y.dtype)[:, 1:]
     feats = (y[:, :, None] * onehot[:, None, :]).reshape(y.shape[0], n * km1)
@@ -119,7 +119,7 @@ def _window_rows(x: Array, start: Array, tile: int) -> Array:
 
 
 def _forward(matrices: Array, ys: Array, wcl: Array, wstart: Array, ends: Array, used: Array, tile: int) -> Array:
-    """Grouped product in sorted order; ``ys`` is sorted y padded by ``tile`` rows."""
+    """Grouped product in sorted order; `ys` is sorted y padded by `tile` rows."""
     rows_total = ys.shape[0]
     d = matrices.shape[1]
     offs = jnp.arange(tile, dtype=jnp.int32)
@@ -198,31 +198,31 @@ _grouped.defvjp(_grouped_fwd, _grouped_bwd)
 def cluster_matvec(matrices: Array, y: Array, k: Array, *, tile_rows: int | None = None) -> Array:
     """Per-sample cluster matrix-vector product.
 
-    ``out[s] = matrices[k[s] - 1] @ y[s]`` for ``k[s] >= 1`` and ``out[s] = 0`` for
-    ``k[s] == 0``.
+    `out[s] = matrices[k[s] - 1] @ y[s]` for `k[s] >= 1` and `out[s] = 0` for
+    `k[s] == 0`.
 
     Args:
-      matrices: ``(K-1, D, n)`` offset matrices of clusters ``1..K-1``.
-      y: ``(S, n)`` latent vectors (any floats; binary in the mixture model).
-      k: ``(S,)`` integer cluster indices in ``0..K-1``.  Values outside that range
+      matrices: `(K-1, D, n)` offset matrices of clusters `1..K-1`.
+      y: `(S, n)` latent vectors (any floats; binary in the mixture model).
+      k: `(S,)` integer cluster indices in `0..K-1`.  Values outside that range
         give unspecified results.
-      tile_rows: window height ``T`` of the grouped matmul (static); defaults to
-        :func:`default_tile_rows`.
+      tile_rows: window height `T` of the grouped matmul (static); defaults to
+        [`default_tile_rows`][interactions.grouped.default_tile_rows].
 
     Returns:
-      ``(S, D)`` array in ``result_type(matrices, y)``.
+      `(S, D)` array in `result_type(matrices, y)`.
 
-    Method: sort samples by cluster and run one ``(T, n) @ (n, D)`` matmul per window
-    of ``T`` sorted rows of a single cluster, for only the windows that exist
-    (``sum_j ceil(count_j / T)`` of them); the ``jax.custom_vjp`` backward walks the
-    same windows for ``d matrices`` and ``d y``.  Work is about that of one
-    ``(S + (K-1) T/2, n) @ (n, D)`` matmul instead of the dense one-hot product's
-    ``K-1`` times ``(S, n) @ (n, D)``; on MNIST-sized shapes (D=784, n=128, K=30,
+    Method: sort samples by cluster and run one `(T, n) @ (n, D)` matmul per window
+    of `T` sorted rows of a single cluster, for only the windows that exist
+    (`sum_j ceil(count_j / T)` of them); the `jax.custom_vjp` backward walks the
+    same windows for `d matrices` and `d y`.  Work is about that of one
+    `(S + (K-1) T/2, n) @ (n, D)` matmul instead of the dense one-hot product's
+    `K-1` times `(S, n) @ (n, D)`; on MNIST-sized shapes (D=784, n=128, K=30,
     S=5120 and 1024) that measured 12-25x faster than dense forward and 8-17x
     forward+backward on CPU (see module docstring).  On other platforms (GPU, TPU) the
-    dense one-hot product :func:`cluster_matvec_dense` is used instead: there it measured
-    about 5x faster than the window loop (a loop of small kernels).  Works under ``jit``, ``grad``
-    and ``vmap``; being a ``custom_vjp`` it supports reverse mode only (no ``jvp``).
+    dense one-hot product [`cluster_matvec_dense`][interactions.grouped.cluster_matvec_dense] is used instead: there it measured
+    about 5x faster than the window loop (a loop of small kernels).  Works under `jit`, `grad`
+    and `vmap`; being a `custom_vjp` it supports reverse mode only (no `jvp`).
     """
     km1, d, n = matrices.shape
     if y.ndim != 2 or y.shape[1] != n:

@@ -15,11 +15,11 @@ BLOCK_SETS: dict[str, tuple[str, ...]] = {
 
 @hookimpl
 def expfam_blocks() -> list[type]:
-    """``xy`` (X↔Y), ``xyk`` (X↔Y per cluster) and ``xk`` (X↔K)."""
+    """`xy` (X↔Y), `xyk` (X↔Y per cluster) and `xk` (X↔K)."""
     return [LatentCoupling, ClusterCoupling, ClusterBias]
 
 
 @hookimpl
 def expfam_block_sets() -> dict[str, tuple[str, ...]]:
-    """``hierarchical`` = (xy); ``full`` = (xy, xyk, xk)."""
+    """`hierarchical` = (xy); `full` = (xy, xyk, xk)."""
     return dict(BLOCK_SETS)

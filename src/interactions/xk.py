@@ -1,13 +1,13 @@
-r"""The ``xk`` block: a per-cluster observable bias.
+r"""The `xk` block: a per-cluster observable bias.
 
-.. math::
+$$
+L(z) = U e_k,\qquad L^\top(s) = \{b_k \mathrel{+}= U^\top s\},\qquad U\in\mathbb{R}^{D\times(K-1)}.
+$$
 
-    L(z) = U e_k,\qquad L^\top(s) = \{b_k \mathrel{+}= U^\top s\},\qquad U\in\mathbb{R}^{D\times(K-1)}.
-
-At sampled clusters the offset is the one-hot product ``e_k Uᵀ`` (cluster 0, the
-reference, adds nothing): ``(S, K−1)·(K−1, D)``, about 4% of the ``xy`` product at
+At sampled clusters the offset is the one-hot product `e_k Uᵀ` (cluster 0, the
+reference, adds nothing): `(S, K−1)·(K−1, D)`, about 4% of the `xy` product at
 K = 30, n = 128, and its gradient is a product as well (a gather's gradient is a
-scatter-add over ``S × D`` entries, which measured ~10× slower on CPU).
+scatter-add over `S × D` entries, which measured ~10× slower on CPU).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from expfam.family import Array
 @register_block
 @dataclass(frozen=True)
 class ClusterBias(InteractionBlock):
-    """``U ∈ ℝ^{D×(K−1)}``: each cluster k ≥ 1 shifts the observable bias by ``U[:, k−1]``."""
+    """`U ∈ ℝ^{D×(K−1)}`: each cluster k ≥ 1 shifts the observable bias by `U[:, k−1]`."""
 
     name: ClassVar[str] = "xk"
 
@@ -38,7 +38,7 @@ class ClusterBias(InteractionBlock):
         return (self.observable_size, self.n_clusters - 1)
 
     def init(self, key: Array) -> Array:
-        """``U ~ N(0, (0.1/√D)²)``."""
+        """`U ~ N(0, (0.1/√D)²)`."""
         scale = 0.1 / math.sqrt(self.observable_size)
         return scale * jax.random.normal(key, self.param_shape())
 
@@ -46,11 +46,11 @@ class ClusterBias(InteractionBlock):
         return params @ statistics["b_k"]
 
     def offset(self, params: Array, y: Array, k: Array) -> Array:
-        """``U e_k`` as one product ``onehot(k)[:, 1:] Uᵀ``: its gradient is a product too, not a scatter."""
+        """`U e_k` as one product `onehot(k)[:, 1:] Uᵀ`: its gradient is a product too, not a scatter."""
         return jax.nn.one_hot(k, self.n_clusters, dtype=params.dtype)[:, 1:] @ params.T
 
     def cluster_affine(self, params: Array) -> ClusterAffine:
-        """Cluster ``k ≥ 1`` adds the row ``U[:, k−1]ᵀ``."""
+        """Cluster `k ≥ 1` adds the row `U[:, k−1]ᵀ`."""
         return ClusterAffine(bias=params.T)
 
     def adjoint(self, params: Array, statistic: Array) -> LatentStatistics:

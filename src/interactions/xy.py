@@ -1,8 +1,8 @@
-r"""The ``xy`` block: X↔Y coupling shared by all clusters.
+r"""The `xy` block: X↔Y coupling shared by all clusters.
 
-.. math::
-
-    L(z) = W y,\qquad L^\top(s) = \{b_y \mathrel{+}= W^\top s\},\qquad W\in\mathbb{R}^{D\times n}.
+$$
+L(z) = W y,\qquad L^\top(s) = \{b_y \mathrel{+}= W^\top s\},\qquad W\in\mathbb{R}^{D\times n}.
+$$
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from expfam.family import Array
 @register_block
 @dataclass(frozen=True)
 class LatentCoupling(InteractionBlock):
-    """``W ∈ ℝ^{D×n}``: every latent unit couples to every observable coordinate."""
+    """`W ∈ ℝ^{D×n}`: every latent unit couples to every observable coordinate."""
 
     name: ClassVar[str] = "xy"
     vanishes_at_zero_latent: ClassVar[bool] = True
@@ -34,7 +34,7 @@ class LatentCoupling(InteractionBlock):
         return (self.observable_size, self.latent_size)
 
     def init(self, key: Array) -> Array:
-        """``W ~ N(0, (0.1/√(D·n))²)``."""
+        """`W ~ N(0, (0.1/√(D·n))²)`."""
         scale = 0.1 / math.sqrt(self.observable_size * self.latent_size)
         return scale * jax.random.normal(key, self.param_shape())
 
@@ -45,7 +45,7 @@ class LatentCoupling(InteractionBlock):
         return y @ params.T
 
     def cluster_affine(self, params: Array) -> ClusterAffine:
-        """``W`` is shared by every cluster."""
+        """`W` is shared by every cluster."""
         return ClusterAffine(shared=params)
 
     def adjoint(self, params: Array, statistic: Array) -> LatentStatistics:

@@ -1,15 +1,15 @@
-r"""The ``xyk`` block: one X↔Y matrix per cluster.
+r"""The `xyk` block: one X↔Y matrix per cluster.
 
-.. math::
+$$
+L(z) = V_k\, y\ (0 \text{ if } k = 0),\qquad
+L^\top(s) = \{W_{yk} \mathrel{+}= V^\top s\}\ \ (\text{an } n\times(K-1) \text{ matrix}).
+$$
 
-    L(z) = V_k\, y\ (0 \text{ if } k = 0),\qquad
-    L^\top(s) = \{W_{yk} \mathrel{+}= V^\top s\}\ \ (\text{an } n\times(K-1) \text{ matrix}).
-
-Storage: ``V`` has shape ``(K−1, D, n)``; ``V[k−1]`` is the ``D×n`` matrix of
-cluster ``k`` (the usual notation writes the same tensor as ``D×n×(K−1)``; the cluster
+Storage: `V` has shape `(K−1, D, n)`; `V[k−1]` is the `D×n` matrix of
+cluster `k` (the usual notation writes the same tensor as `D×n×(K−1)`; the cluster
 axis comes first here so that each cluster's slice is contiguous). At sampled
-clusters the offset groups samples by cluster (:func:`interactions.grouped.cluster_matvec`)
-instead of multiplying by the dense one-hot product ``y ⊗ e_k``.
+clusters the offset groups samples by cluster ([`interactions.grouped.cluster_matvec`][interactions.grouped.cluster_matvec])
+instead of multiplying by the dense one-hot product `y ⊗ e_k`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from interactions.grouped import cluster_matvec
 @register_block
 @dataclass(frozen=True)
 class ClusterCoupling(InteractionBlock):
-    """``V ∈ ℝ^{(K−1)×D×n}``: cluster k ≥ 1 adds its own X↔Y matrix ``V[k−1]``."""
+    """`V ∈ ℝ^{(K−1)×D×n}`: cluster k ≥ 1 adds its own X↔Y matrix `V[k−1]`."""
 
     name: ClassVar[str] = "xyk"
     vanishes_at_zero_latent: ClassVar[bool] = True
@@ -43,7 +43,7 @@ class ClusterCoupling(InteractionBlock):
         return (self.n_clusters - 1, self.observable_size, self.latent_size)
 
     def init(self, key: Array) -> Array:
-        """``V ~ N(0, (0.1/√(D·n))²)``."""
+        """`V ~ N(0, (0.1/√(D·n))²)`."""
         scale = 0.1 / math.sqrt(self.observable_size * self.latent_size)
         return scale * jax.random.normal(key, self.param_shape())
 
@@ -54,7 +54,7 @@ class ClusterCoupling(InteractionBlock):
         return cluster_matvec(params, y, k)
 
     def cluster_affine(self, params: Array) -> ClusterAffine:
-        """Cluster ``k ≥ 1`` adds its matrix ``V[k−1]``."""
+        """Cluster `k ≥ 1` adds its matrix `V[k−1]`."""
         return ClusterAffine(per_cluster=params)
 
     def adjoint(self, params: Array, statistic: Array) -> LatentStatistics:
@@ -63,14 +63,14 @@ class ClusterCoupling(InteractionBlock):
 
 @jax.custom_vjp
 def cluster_adjoint(matrices: Array, statistic: Array) -> Array:
-    r"""``out[b, :, j] = V_jᵀ s_b`` for ``V`` ``(K−1, D, n)`` and ``s`` ``(B, D)``: shape ``(B, n, K−1)``.
+    r"""`out[b, :, j] = V_jᵀ s_b` for `V` `(K−1, D, n)` and `s` `(B, D)`: shape `(B, n, K−1)`.
 
-    One ``(B, D)·(D, n)`` product per cluster, each reading its contiguous slice
-    ``V[j]``, instead of one ``(B, D)·(D, n(K−1))`` product that needs ``V``
-    transposed to ``(D, n, K−1)``. The hand-written backward pass returns
-    ``dV[j] = sᵀ G[:, :, j]`` directly in ``V``'s layout (autodiff of the einsum
-    returned it transposed, a copy of ``V``'s size that XLA then repeated inside
-    each Adam moment's fusion), and ``ds = Σ_j G[:, :, j] V_jᵀ``.
+    One `(B, D)·(D, n)` product per cluster, each reading its contiguous slice
+    `V[j]`, instead of one `(B, D)·(D, n(K−1))` product that needs `V`
+    transposed to `(D, n, K−1)`. The hand-written backward pass returns
+    `dV[j] = sᵀ G[:, :, j]` directly in `V`'s layout (autodiff of the einsum
+    returned it transposed, a copy of `V`'s size that XLA then repeated inside
+    each Adam moment's fusion), and `ds = Σ_j G[:, :, j] V_jᵀ`.
     """
     return jnp.stack([statistic @ matrices[j] for j in range(matrices.shape[0])], axis=-1)
 
@@ -89,11 +89,11 @@ def _cluster_adjoint_bwd(residuals: tuple[Array, Array], cotangent: Array) -> tu
 
 
 def _adjoint_grads_looped(matrices: Array, statistic: Array, per_cluster: Array) -> tuple[Array, Array]:
-    """``dV[j] = sᵀ G_j`` and ``ds = Σ_j G_j V_jᵀ`` one cluster at a time (CPU: no large temporaries).
+    """`dV[j] = sᵀ G_j` and `ds = Σ_j G_j V_jᵀ` one cluster at a time (CPU: no large temporaries).
 
-    ``sᵀ`` is laid out once, ``(D, B)``, before the loop. Written as ``s.T @ G_j``, each
+    `sᵀ` is laid out once, `(D, B)`, before the loop. Written as `s.T @ G_j`, each
     product's left operand contracts over its leading axis, and XLA's CPU backend runs it as a
-    plain dot; laid out, each is a ``(D, B)·(B, n)`` product that XLA gives to its faster
+    plain dot; laid out, each is a `(D, B)·(B, n)` product that XLA gives to its faster
     fused kernels (1–2% of the one-core full step, docs/benchmarks.md).
     """
     transposed = jax.lax.optimization_barrier(statistic.T)  # type: ignore[no-untyped-call]

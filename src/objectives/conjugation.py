@@ -1,12 +1,12 @@
-r"""The ``conjugation`` term: the residual variance under the prior.
+r"""The `conjugation` term: the residual variance under the prior.
 
-.. math::
+$$
+R_p = \mathrm{Var}_{z\sim p(z)}[r(z)],\qquad
+\beta_\text{conj} = \min(1, \text{step}/\text{conj\_warmup\_steps}),
+$$
 
-    R_p = \mathrm{Var}_{z\sim p(z)}[r(z)],\qquad
-    \beta_\text{conj} = \min(1, \text{step}/\text{conj\_warmup\_steps}),
-
-contribution ``β_conj · R_p`` over ``M`` stop-gradient prior samples; reported value ``R_p``.
-A :class:`~expfam.objective.ResidualObjective`: inside a combined loss its ``r`` is evaluated
+contribution `β_conj · R_p` over `M` stop-gradient prior samples; reported value `R_p`.
+A [`ResidualObjective`][expfam.objective.ResidualObjective]: inside a combined loss its `r` is evaluated
 in the same call as the ELBO's.
 """
 
@@ -33,7 +33,7 @@ class Conjugation(ResidualObjective):
     def states(
         self, model: Harmonium, params: Params, x: Array, key: Array, settings: ObjectiveSettings
     ) -> tuple[Array, Array]:
-        """``M = n_prior_samples`` stop-gradient states ``z_m ~ p(z)``."""
+        """`M = n_prior_samples` stop-gradient states `z_m ~ p(z)`."""
         states: tuple[Array, Array] = jax.lax.stop_gradient(model.sample_prior(key, params, settings.n_prior_samples))
         return states
 
@@ -47,6 +47,6 @@ class Conjugation(ResidualObjective):
         states: tuple[Array, Array],
         residual: Array,
     ) -> tuple[Array, Array]:
-        """``(β_conj · Var_m r(z_m), Var_m r(z_m))``."""
+        """`(β_conj · Var_m r(z_m), Var_m r(z_m))`."""
         variance = jnp.var(residual)
         return warmup(step, settings.conj_warmup_steps) * variance, variance

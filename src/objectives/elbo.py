@@ -1,13 +1,13 @@
-r"""The ``elbo`` term with KL warmup.
+r"""The `elbo` term with KL warmup.
 
-.. math::
+$$
+\beta = \min(1, \text{step}/\text{kl\_warmup\_steps}),\qquad
+L_\beta(x) = \mathrm{ELBO}(x) + (1-\beta)\,\mathrm{KL}(q(z\mid x)\,\|\,p(z)),
+$$
 
-    \beta = \min(1, \text{step}/\text{kl\_warmup\_steps}),\qquad
-    L_\beta(x) = \mathrm{ELBO}(x) + (1-\beta)\,\mathrm{KL}(q(z\mid x)\,\|\,p(z)),
-
-contribution ``−mean_batch L_β`` (through the score-function surrogate);
+contribution `−mean_batch L_β` (through the score-function surrogate);
 reported value: the batch-mean Monte-Carlo ELBO (β = 1). A
-:class:`~expfam.objective.ResidualObjective`: inside a combined loss its ``r`` is evaluated
+[`ResidualObjective`][expfam.objective.ResidualObjective]: inside a combined loss its `r` is evaluated
 in the same call as the other residual terms'.
 """
 
@@ -33,7 +33,7 @@ class Elbo(ResidualObjective):
     def states(
         self, model: Harmonium, params: Params, x: Array, key: Array, settings: ObjectiveSettings
     ) -> tuple[Array, Array]:
-        """``S = n_mc_samples`` stop-gradient states per observation, ``z_s ~ q(·|x)``: ``(B, S, n)``, ``(B, S)``."""
+        """`S = n_mc_samples` stop-gradient states per observation, `z_s ~ q(·|x)`: `(B, S, n)`, `(B, S)`."""
         return model.posterior_states(key, model.posterior_params(params, x), settings.n_mc_samples)
 
     def finish(
@@ -46,7 +46,7 @@ class Elbo(ResidualObjective):
         states: tuple[Array, Array],
         residual: Array,
     ) -> tuple[Array, Array]:
-        """``(−mean L_β, mean ELBO)`` from ``r(z_s)`` (:meth:`~expfam.model.Harmonium.elbo_from_residual`)."""
+        """`(−mean L_β, mean ELBO)` from `r(z_s)` ([`elbo_from_residual`][expfam.model.Harmonium.elbo_from_residual])."""
         posterior = model.posterior_params(params, x)
         surrogate, elbo = model.elbo_from_residual(params, x, posterior, *states, residual)
         surrogate = with_kl_warmup(model, params, x, posterior, surrogate, step, settings.kl_warmup_steps)

@@ -1,11 +1,11 @@
-r"""The entropy terms ``prior_entropy`` and ``posterior_entropy``.
+r"""The entropy terms `prior_entropy` and `posterior_entropy`.
 
-.. math::
+$$
+H_\text{prior} = H(p(k)),\qquad
+H_\text{post} = H\Big(\tfrac1B\sum_{x\in\text{batch}} q(k\mid x)\Big),
+$$
 
-    H_\text{prior} = H(p(k)),\qquad
-    H_\text{post} = H\Big(\tfrac1B\sum_{x\in\text{batch}} q(k\mid x)\Big),
-
-each contributing ``−H`` (so a positive weight rewards spreading mass over clusters).
+each contributing `−H` (so a positive weight rewards spreading mass over clusters).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from expfam.objective import Objective, ObjectiveSettings
 
 
 def categorical_entropy(probabilities: Array) -> Array:
-    r"""``H(p) = −Σ_k p_k log p_k`` (0·log 0 = 0)."""
+    r"""`H(p) = −Σ_k p_k log p_k` (0·log 0 = 0)."""
     safe = jnp.where(probabilities > 0, probabilities, 1.0)
     return -jnp.sum(probabilities * jnp.log(safe))
 
@@ -29,7 +29,7 @@ def categorical_entropy(probabilities: Array) -> Array:
 @final
 @dataclass(frozen=True)
 class PriorEntropy(Objective):
-    """Entropy of the prior cluster marginal ``p(k)``."""
+    """Entropy of the prior cluster marginal `p(k)`."""
 
     name: ClassVar[str] = "prior_entropy"
 
@@ -43,7 +43,7 @@ class PriorEntropy(Objective):
 @final
 @dataclass(frozen=True)
 class PosteriorEntropy(Objective):
-    """Entropy of the batch-average responsibilities ``mean_x q(k | x)``."""
+    """Entropy of the batch-average responsibilities `mean_x q(k | x)`."""
 
     name: ClassVar[str] = "posterior_entropy"
 

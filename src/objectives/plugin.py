@@ -12,6 +12,6 @@ from objectives.recognition import RecognitionConjugation
 
 @hookimpl
 def expfam_objectives() -> list[object]:
-    """``elbo``, ``rao_blackwell_elbo``, ``conjugation``, ``prior_entropy``, ``posterior_entropy``,
-    ``recognition_conjugation``."""
+    """`elbo`, `rao_blackwell_elbo`, `conjugation`, `prior_entropy`, `posterior_entropy`,
+    `recognition_conjugation`."""
     return [Elbo(), RaoBlackwellElbo(), Conjugation(), PriorEntropy(), PosteriorEntropy(), RecognitionConjugation()]

@@ -1,10 +1,10 @@
-r"""The ``recognition_conjugation`` term: the residual variance under the posterior.
+r"""The `recognition_conjugation` term: the residual variance under the posterior.
 
-.. math::
+$$
+R_q = \operatorname{mean}_{x}\ \mathrm{Var}_{z\sim q(z\mid x)}[r(z)]
+$$
 
-    R_q = \operatorname{mean}_{x}\ \mathrm{Var}_{z\sim q(z\mid x)}[r(z)]
-
-over ``S`` stop-gradient posterior samples per observation; contribution and value ``R_q``.
+over `S` stop-gradient posterior samples per observation; contribution and value `R_q`.
 """
 
 from __future__ import annotations

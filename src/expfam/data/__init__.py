@@ -1,8 +1,8 @@
 """Datasets: loaders registered as plugins, returning counts for a Binomial(D, N) observable.
 
-Built-in loaders: ``digits`` (scikit-learn's bundled 8×8 digits, no download), ``idx``
-(a folder of MNIST-format files), ``npz`` (an archive) and ``openml`` (MNIST downloaded
-on request). Look one up by name with :func:`load_dataset`.
+Built-in loaders: `digits` (scikit-learn's bundled 8×8 digits, no download), `idx`
+(a folder of MNIST-format files), `npz` (an archive) and `openml` (MNIST downloaded
+on request). Look one up by name with [`load_dataset`][expfam.data.dataset.load_dataset].
 
 Examples:
     >>> from expfam.data import Digits

@@ -1,9 +1,9 @@
 """The dataset-loader base class, look-up by name, and the support check against a family.
 
-A loader is a small final object registered through the ``expfam_datasets``
-hook. :meth:`Dataset.load` checks the arguments every loader shares, then calls
-the loader's :meth:`Dataset.read`. Third-party loaders subclass
-:class:`Dataset` and implement :meth:`~Dataset.read` only.
+A loader is a small final object registered through the `expfam_datasets`
+hook. [`Dataset.load`][expfam.data.dataset.Dataset.load] checks the arguments every loader shares, then calls
+the loader's [`Dataset.read`][expfam.data.dataset.Dataset.read]. Third-party loaders subclass
+[`Dataset`][expfam.data.dataset.Dataset] and implement [`read`][expfam.data.dataset.Dataset.read] only.
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ class Dataset(abc.ABC):
     """Abstract dataset loader.
 
     Class variables:
-        name: the registry name (``--dataset NAME`` on the command line).
+        name: the registry name (`--dataset NAME` on the command line).
         description: one line for listings.
-        needs_path: ``load`` refuses ``path=None``.
-        path_meaning: what ``path`` names (``None``: the loader takes no path).
-        fixed_split: the data carries its own train/test split, so ``seed`` and
-            ``test_fraction`` play no part (a caller may warn when the user set them).
+        needs_path: `load` refuses `path=None`.
+        path_meaning: what `path` names (`None`: the loader takes no path).
+        fixed_split: the data carries its own train/test split, so `seed` and
+            `test_fraction` play no part (a caller may warn when the user set them).
     """
 
     name: ClassVar[str]
@@ -48,17 +48,17 @@ class Dataset(abc.ABC):
         seed: int = 0,
         test_fraction: float = 0.2,
     ) -> DataSplit:
-        """Load the data as counts in ``0..n_trials``, split into train and test.
+        """Load the data as counts in `0..n_trials`, split into train and test.
 
         Args:
-            path: a file or folder (see :attr:`path_meaning`).
-            n_trials: the Binomial trial count ``N`` pixels are mapped to.
+            path: a file or folder (see `path_meaning`).
+            n_trials: the Binomial trial count `N` pixels are mapped to.
             seed: seeds the train/test split of datasets that draw one.
             test_fraction: share of the data held out for testing, for datasets that
-                draw a split; loaders with a :attr:`fixed_split` keep the data's own.
+                draw a split; loaders with a `fixed_split` keep the data's own.
 
         Returns:
-            The validated :class:`DataSplit`.
+            The validated [`DataSplit`][expfam.data.split.DataSplit].
 
         Raises:
             ConfigurationError: an argument this loader cannot use or a bad value.
@@ -76,7 +76,7 @@ class Dataset(abc.ABC):
 
     @abc.abstractmethod
     def read(self, path: Path | None, *, n_trials: int, seed: int, test_fraction: float) -> DataSplit:
-        """Read and convert the data; arguments have been checked by :meth:`load`."""
+        """Read and convert the data; arguments have been checked by [`load`][expfam.data.dataset.Dataset.load]."""
 
     def _check_path(self, path: str | Path | None) -> Path | None:
         owner = f"dataset {self.name!r}"
@@ -108,7 +108,7 @@ def dataset_options(dataset: Dataset) -> list[str]:
 
 
 def configure_dataset(dataset: Dataset, options: Mapping[str, Any]) -> Dataset:
-    """``dataset`` with ``options`` set (e.g. ``{"n_classes": 26}``), each checked against its fields.
+    """`dataset` with `options` set (e.g. `{"n_classes": 26}`), each checked against its fields.
 
     Raises:
         ConfigurationError: an option the loader does not have, listing the ones it has.
@@ -136,19 +136,19 @@ def load_dataset(
     registry: Registry | None = None,
     options: Mapping[str, Any] | None = None,
 ) -> DataSplit:
-    """Look the loader ``name`` up in the registry and load it.
+    """Look the loader `name` up in the registry and load it.
 
     Args:
-        name: a registered dataset name (``digits``, ``idx``, ``npz``, ``openml``, ...).
-        path: file or folder for file datasets; passed to :meth:`Dataset.load`.
+        name: a registered dataset name (`digits`, `idx`, `npz`, `openml`, ...).
+        path: file or folder for file datasets; passed to [`Dataset.load`][expfam.data.dataset.Dataset.load].
         n_trials: trial count N of the count mapping; passed on.
         seed: seed of the train/test split; passed on.
         test_fraction: share held out for testing; passed on.
         registry: the registry to look in (default: the installed plugins).
-        options: the loader's own options (:func:`configure_dataset`).
+        options: the loader's own options ([`configure_dataset`][expfam.data.dataset.configure_dataset]).
 
     Returns:
-        The loaded :class:`DataSplit`.
+        The loaded [`DataSplit`][expfam.data.split.DataSplit].
 
     Examples:
         >>> split = load_dataset("digits", n_trials=16)
@@ -165,10 +165,10 @@ def load_dataset(
 
 
 def check_data_for_family(split: DataSplit, family: ExponentialFamily) -> None:
-    """Refuse a split whose counts fall outside ``family``'s support, naming column and value.
+    """Refuse a split whose counts fall outside `family`'s support, naming column and value.
 
     Raises:
-        SupportError: from :meth:`ExponentialFamily.check_support`, for the first bad entry
+        SupportError: from [`ExponentialFamily.check_support`][expfam.family.ExponentialFamily.check_support], for the first bad entry
             of the training data, then of the test data.
     """
     for part, x in (("training", split.x_train), ("test", split.x_test)):

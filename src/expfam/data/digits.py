@@ -1,9 +1,9 @@
-"""The ``digits`` dataset: scikit-learn's bundled 8×8 handwritten digits (no download).
+"""The `digits` dataset: scikit-learn's bundled 8×8 handwritten digits (no download).
 
-1797 images with pixel values ``0..16`` — exactly Binomial(64, 16) data. With
-``n_trials == 16`` the counts are the pixel values; otherwise ``round(v·N/16)``
+1797 images with pixel values `0..16` — exactly Binomial(64, 16) data. With
+`n_trials == 16` the counts are the pixel values; otherwise `round(v·N/16)`
 (round half up). The train/test split is stratified by class and drawn with
-``seed``.
+`seed`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ DIGITS_MAX_VALUE = 16
 @final
 @dataclass(frozen=True)
 class Digits(Dataset):
-    """scikit-learn's ``load_digits``: 1797 images of 8×8 pixels, values 0..16, 10 classes."""
+    """scikit-learn's `load_digits`: 1797 images of 8×8 pixels, values 0..16, 10 classes."""
 
     name: ClassVar[str] = "digits"
     description: ClassVar[str] = "scikit-learn's bundled 8×8 digits (1797 images, values 0..16); no download"

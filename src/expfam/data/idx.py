@@ -1,9 +1,9 @@
-"""MNIST-format IDX files: a reader and writer in numpy, and the ``idx`` dataset.
+"""MNIST-format IDX files: a reader and writer in numpy, and the `idx` dataset.
 
-An IDX file is a 4-byte magic number ``0x0000TTNN`` (``TT`` the element type,
-``NN`` the number of dimensions), ``NN`` big-endian uint32 sizes, then the
-elements in C order. MNIST images are ``0x00000803`` (unsigned bytes, 3-D:
-count × rows × columns) and labels ``0x00000801`` (unsigned bytes, 1-D). Files may
+An IDX file is a 4-byte magic number `0x0000TTNN` (`TT` the element type,
+`NN` the number of dimensions), `NN` big-endian uint32 sizes, then the
+elements in C order. MNIST images are `0x00000803` (unsigned bytes, 3-D:
+count × rows × columns) and labels `0x00000801` (unsigned bytes, 1-D). Files may
 be gzipped; compression is detected from the content, not the name.
 """
 
@@ -68,8 +68,8 @@ def read_idx(path: str | Path, *, kind: Literal["images", "labels"] | None = Non
 
     Args:
         path: the file.
-        kind: when given, the magic number must be that of MNIST ``images``
-            (``0x00000803``) or ``labels`` (``0x00000801``).
+        kind: when given, the magic number must be that of MNIST `images`
+            (`0x00000803`) or `labels` (`0x00000801`).
 
     Returns:
         The array, of the header's shape and element type (native byte order).
@@ -127,9 +127,9 @@ def read_idx(path: str | Path, *, kind: Literal["images", "labels"] | None = Non
 
 
 def write_idx(path: str | Path, array: np.ndarray, kind: Literal["images", "labels"]) -> Path:
-    """Write unsigned-byte ``images`` (3-D) or ``labels`` (1-D) as an IDX file; gzip when ``path`` ends in ``.gz``.
+    """Write unsigned-byte `images` (3-D) or `labels` (1-D) as an IDX file; gzip when `path` ends in `.gz`.
 
-    Meant for tests and examples: it makes the small files :class:`Idx` reads.
+    Meant for tests and examples: it makes the small files [`Idx`][expfam.data.idx.Idx] reads.
 
     Examples:
         >>> import tempfile
@@ -160,7 +160,7 @@ def _candidates(base: str) -> list[str]:
 
 
 def find_idx_files(folder: Path) -> dict[tuple[str, str], Path]:
-    """Locate the MNIST-format files in ``folder``, or raise listing what is missing.
+    """Locate the MNIST-format files in `folder`, or raise listing what is missing.
 
     The two image files are required; the two label files are optional together
     (neither: unlabelled data, only the label-free metrics are reported).
@@ -196,7 +196,7 @@ def find_idx_files(folder: Path) -> dict[tuple[str, str], Path]:
 
 
 def check_labels(labels: np.ndarray, *, where: str, n_classes: int | None) -> None:
-    """Raise a :class:`DataError` for a label that is negative or not below ``n_classes``."""
+    """Raise a [`DataError`][expfam.errors.DataError] for a label that is negative or not below `n_classes`."""
     if labels.size == 0:
         return
     low, high = int(labels.min()), int(labels.max())
@@ -218,7 +218,7 @@ class Idx(Dataset):
     """A folder with the four MNIST-format IDX files (MNIST, Fashion-MNIST, KMNIST, ...).
 
     Attributes:
-        n_classes: labels must lie in ``0..n_classes-1`` (``None``: any non-negative label).
+        n_classes: labels must lie in `0..n_classes-1` (`None`: any non-negative label).
     """
 
     name: ClassVar[str] = "idx"

@@ -1,14 +1,14 @@
-"""The ``npz`` dataset: one ``.npz`` archive with ``x_train, y_train, x_test, y_test``.
+"""The `npz` dataset: one `.npz` archive with `x_train, y_train, x_test, y_test`.
 
 Pixel rule, decided by the image arrays' dtype:
 
-* ``uint8``: intensities ``0..255``, mapped to counts ``round(v·N/255)`` like IDX files;
+* `uint8`: intensities `0..255`, mapped to counts `round(v·N/255)` like IDX files;
 * any other integer, bool or float dtype: already counts, which must be whole numbers
-  in ``0..n_trials`` (checked; the error names the array, row, column and value).
+  in `0..n_trials` (checked; the error names the array, row, column and value).
 
-Images are ``(n, height, width)`` or flat ``(n, D)``. For flat images the shape for
-plots comes from an optional ``image_shape`` array of two integers, else a square
-``√D × √D`` when ``D`` is a perfect square, else ``1 × D``.
+Images are `(n, height, width)` or flat `(n, D)`. For flat images the shape for
+plots comes from an optional `image_shape` array of two integers, else a square
+`√D × √D` when `D` is a perfect square, else `1 × D`.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def _image_shape(arrays: dict[str, np.ndarray], n_features: int, name: str) -> t
 
 
 def _split_single(arrays: dict[str, np.ndarray], *, seed: int, test_fraction: float) -> dict[str, np.ndarray]:
-    """``x`` (and ``y``) split into ``x_train, x_test`` (``y_train, y_test``) by a seeded permutation."""
+    """`x` (and `y`) split into `x_train, x_test` (`y_train, y_test`) by a seeded permutation."""
     x = arrays["x"]
     n_test = max(1, round(test_fraction * x.shape[0]))
     if x.ndim < 2 or x.shape[0] - n_test < 1:
@@ -146,10 +146,10 @@ def _split_single(arrays: dict[str, np.ndarray], *, seed: int, test_fraction: fl
 @final
 @dataclass(frozen=True)
 class Npz(Dataset):
-    """An ``.npz`` archive with ``x_train, x_test`` and optional labels (see the module for the pixel rule).
+    """An `.npz` archive with `x_train, x_test` and optional labels (see the module for the pixel rule).
 
     Attributes:
-        n_classes: labels must lie in ``0..n_classes-1`` (``None``: any non-negative label).
+        n_classes: labels must lie in `0..n_classes-1` (`None`: any non-negative label).
     """
 
     name: ClassVar[str] = "npz"

@@ -1,10 +1,10 @@
 """Observations to cluster, read from a file without a train/test split and without labels.
 
-:func:`read_observations` is what ``expfam assign --data PATH`` reads: every
-observation of the file, in file order, as counts in ``0..n_trials``.
+[`read_observations`][expfam.data.observations.read_observations] is what `expfam assign --data PATH` reads: every
+observation of the file, in file order, as counts in `0..n_trials`.
 
-* ``npz``: the array ``x`` if the archive has one, else ``x_train`` followed by ``x_test``;
-* ``idx``: one IDX image file, or a folder (train images, then test images);
+* `npz`: the array `x` if the archive has one, else `x_train` followed by `x_test`;
+* `idx`: one IDX image file, or a folder (train images, then test images);
 * any other dataset plugin: its training then test observations.
 
 Labels, when present, are ignored.
@@ -30,11 +30,11 @@ def read_observations(
     n_trials: int,
     registry: Any = None,
 ) -> np.ndarray:
-    """Every observation in ``path`` as float counts of shape ``(N, D)``, in file order.
+    """Every observation in `path` as float counts of shape `(N, D)`, in file order.
 
     Args:
-        path: an ``.npz`` archive, an IDX image file or a folder of IDX files.
-        dataset: the format (``npz``, ``idx``, or another registered dataset name).
+        path: an `.npz` archive, an IDX image file or a folder of IDX files.
+        dataset: the format (`npz`, `idx`, or another registered dataset name).
         n_trials: the trial count pixels are mapped to (uint8 intensities are rescaled).
         registry: where other dataset names are looked up.
 

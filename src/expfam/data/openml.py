@@ -1,9 +1,9 @@
-"""The ``openml`` dataset: MNIST (``mnist_784``) fetched from OpenML — only when asked.
+"""The `openml` dataset: MNIST (`mnist_784`) fetched from OpenML — only when asked.
 
 This is the one loader that touches the network (through scikit-learn's
-``fetch_openml``, which caches under ``path`` or scikit-learn's data home). The
+`fetch_openml`, which caches under `path` or scikit-learn's data home). The
 split is the standard one: the first 60 000 images train, the last 10 000 test.
-Pixels ``0..255`` become counts ``round(v·N/255)``.
+Pixels `0..255` become counts `round(v·N/255)`.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _fetch(data_home: Path | None) -> tuple[Any, Any]:
 @final
 @dataclass(frozen=True)
 class OpenML(Dataset):
-    """MNIST from OpenML (``mnist_784``); needs the network unless already cached."""
+    """MNIST from OpenML (`mnist_784`); needs the network unless already cached."""
 
     name: ClassVar[str] = "openml"
     description: ClassVar[str] = "MNIST (mnist_784) downloaded from OpenML by scikit-learn; needs the network once"

@@ -1,4 +1,4 @@
-"""Entry-point plugin registering the built-in dataset loaders (the ``expfam`` group)."""
+"""Entry-point plugin registering the built-in dataset loaders (the `expfam` group)."""
 
 from __future__ import annotations
 
@@ -12,5 +12,5 @@ from expfam.hookspecs import hookimpl
 
 @hookimpl
 def expfam_datasets() -> list[Dataset]:
-    """``digits`` (bundled, the default), ``idx`` and ``npz`` (files you give), ``openml`` (download)."""
+    """`digits` (bundled, the default), `idx` and `npz` (files you give), `openml` (download)."""
     return [Digits(), Idx(), Npz(), OpenML()]

@@ -2,12 +2,12 @@ r"""The train/test split every dataset loader returns, and the pixel → count m
 
 Images become counts for a Binomial(D, N) observable by
 
-.. math::
+$$
+c = \operatorname{round}\!\Big(v \cdot \frac{N}{v_{\max}}\Big),
+$$
 
-    c = \operatorname{round}\!\Big(v \cdot \frac{N}{v_{\max}}\Big),
-
-with round-half-up, computed exactly in integers as ``(2·v·N + v_max) // (2·v_max)``
-(``v_max = 255`` for 8-bit images, ``16`` for scikit-learn's digits).
+with round-half-up, computed exactly in integers as `(2·v·N + v_max) // (2·v_max)`
+(`v_max = 255` for 8-bit images, `16` for scikit-learn's digits).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from expfam.errors import ConfigurationError, DataError
 
 
 def require_n_trials(owner: str, n_trials: int) -> None:
-    """Raise a :class:`ConfigurationError` unless ``n_trials`` is a positive integer."""
+    """Raise a [`ConfigurationError`][expfam.errors.ConfigurationError] unless `n_trials` is a positive integer."""
     if not isinstance(n_trials, (int, np.integer)) or isinstance(n_trials, bool) or n_trials < 1:
         raise ConfigurationError(
             f"{owner}: n_trials must be a positive integer, got {n_trials!r}; pass a whole number ≥ 1 "
@@ -34,21 +34,21 @@ def require_n_trials(owner: str, n_trials: int) -> None:
 
 
 def counts_from_intensities(values: np.ndarray, *, n_trials: int, max_value: int) -> np.ndarray:
-    r"""Map integer intensities ``0..max_value`` to counts ``0..n_trials``.
+    r"""Map integer intensities `0..max_value` to counts `0..n_trials`.
 
-    .. math::
+    $$
+    c = \lfloor v N / v_{\max} + \tfrac12 \rfloor = (2 v N + v_{\max}) \,//\, (2 v_{\max})
+    $$
 
-        c = \lfloor v N / v_{\max} + \tfrac12 \rfloor = (2 v N + v_{\max}) \,//\, (2 v_{\max})
-
-    The map is the identity when ``n_trials == max_value``.
+    The map is the identity when `n_trials == max_value`.
 
     Args:
-        values: integer-valued array with entries in ``0..max_value``.
-        n_trials: the Binomial trial count ``N``.
-        max_value: the largest possible intensity ``v_max``.
+        values: integer-valued array with entries in `0..max_value`.
+        n_trials: the Binomial trial count `N`.
+        max_value: the largest possible intensity `v_max`.
 
     Returns:
-        A float64 array of the same shape holding whole numbers in ``0..n_trials``.
+        A float64 array of the same shape holding whole numbers in `0..n_trials`.
 
     Examples:
         >>> counts_from_intensities(np.array([0, 8, 255]), n_trials=16, max_value=255)
@@ -61,10 +61,10 @@ def counts_from_intensities(values: np.ndarray, *, n_trials: int, max_value: int
 
 
 def flat_images(images: np.ndarray, *, where: str) -> np.ndarray:
-    """``(n, ...)`` images as ``(n, D)`` rows, refusing an array with no image or no pixel.
+    """`(n, ...)` images as `(n, D)` rows, refusing an array with no image or no pixel.
 
     Raises:
-        DataError: ``n == 0`` or ``D == 0``, naming ``where`` (the file and array).
+        DataError: `n == 0` or `D == 0`, naming `where` (the file and array).
     """
     if images.ndim < 2 or images.shape[0] == 0 or math.prod(images.shape[1:]) == 0:
         raise DataError(
@@ -76,7 +76,7 @@ def flat_images(images: np.ndarray, *, where: str) -> np.ndarray:
 
 
 def _stratified(labels: np.ndarray, count: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """``(held, kept)`` row indices: ``count`` rows held out in proportion to each label's rows."""
+    """`(held, kept)` row indices: `count` rows held out in proportion to each label's rows."""
     classes, sizes = np.unique(labels, return_counts=True)
     quotas = count * sizes / labels.size
     taken = np.floor(quotas).astype(np.int64)
@@ -101,14 +101,14 @@ class DataSplit:
     """Counts and labels of one dataset, split into train and test.
 
     Attributes:
-        x_train: ``(n_train, D)`` float64 counts in ``0..n_trials``.
-        y_train: ``(n_train,)`` int64 class labels (used only for evaluation), or ``None``
-            for unlabelled data (then ``y_test`` is ``None`` too).
-        x_test: ``(n_test, D)`` float64 counts.
-        y_test: ``(n_test,)`` int64 labels, or ``None``.
+        x_train: `(n_train, D)` float64 counts in `0..n_trials`.
+        y_train: `(n_train,)` int64 class labels (used only for evaluation), or `None`
+            for unlabelled data (then `y_test` is `None` too).
+        x_test: `(n_test, D)` float64 counts.
+        y_test: `(n_test,)` int64 labels, or `None`.
         name: the dataset's registry name.
-        n_trials: the Binomial trial count ``N`` the counts were mapped to.
-        image_shape: ``(height, width)`` with ``height·width == D`` (for plots).
+        n_trials: the Binomial trial count `N` the counts were mapped to.
+        image_shape: `(height, width)` with `height·width == D` (for plots).
         source: where the data came from (a path or a description).
 
     Arrays are converted to float64 / int64 on construction; shapes are checked.
@@ -176,7 +176,7 @@ class DataSplit:
 
     @property
     def n_features(self) -> int:
-        """``D``, the number of pixels (columns) per observation."""
+        """`D`, the number of pixels (columns) per observation."""
         return int(self.x_train.shape[1])
 
     @property
@@ -202,7 +202,7 @@ class DataSplit:
         image_shape: tuple[int, int],
         source: str,
     ) -> DataSplit:
-        """A split from a loader's ``{"x_train", "x_test"[, "y_train", "y_test"]}`` (labels may be missing or ``None``)."""
+        """A split from a loader's `{"x_train", "x_test"[, "y_train", "y_test"]}` (labels may be missing or `None`)."""
         x_train, x_test = parts.get("x_train"), parts.get("x_test")
         if x_train is None or x_test is None:
             raise DataError(f"{source}: a split needs both x_train and x_test", offending=source)
@@ -218,13 +218,13 @@ class DataSplit:
         )
 
     def validation_split(self, fraction: float, *, seed: int) -> DataSplit:
-        r"""Hold out ``fraction`` of the training rows as a validation split (for model selection).
+        r"""Hold out `fraction` of the training rows as a validation split (for model selection).
 
-        Returns a split whose ``train`` part is the remaining training rows and whose
-        ``test`` part is the held-out validation rows; the original test rows are not
-        used, so selecting on it never looks at the test split. ``round(fraction · n_train)``
-        rows are held out, drawn by permutations from ``seed``; with labels the draw is
-        stratified: class ``c`` of ``n_c`` rows gives ``⌊fraction · n_c⌋`` rows, and the
+        Returns a split whose `train` part is the remaining training rows and whose
+        `test` part is the held-out validation rows; the original test rows are not
+        used, so selecting on it never looks at the test split. `round(fraction · n_train)`
+        rows are held out, drawn by permutations from `seed`; with labels the draw is
+        stratified: class `c` of `n_c` rows gives `⌊fraction · n_c⌋` rows, and the
         rows still missing go to the classes with the largest remainders, so every class
         keeps its share in both parts.
         """
@@ -254,7 +254,7 @@ class DataSplit:
         )
 
     def describe(self) -> str:
-        """One line, e.g. ``digits: 1437 train / 360 test, D=64 (8×8), counts 0..16, 10 classes``."""
+        """One line, e.g. `digits: 1437 train / 360 test, D=64 (8×8), counts 0..16, 10 classes`."""
         height, width = self.image_shape
         return (
             f"{self.name}: {len(self.x_train)} train / {len(self.x_test)} test, D={self.n_features} "

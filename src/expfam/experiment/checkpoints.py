@@ -1,12 +1,12 @@
-r"""Checkpoints: the whole training state in one ``checkpoint.npz``, written atomically.
+r"""Checkpoints: the whole training state in one `checkpoint.npz`, written atomically.
 
-The archive holds ``params/<path>`` (the parameter pytree, '/'-joined as in
-``params.npz``), ``opt_state/<i>`` (the optimiser state's leaves in
-``jax.tree`` order), ``step``, ``key`` and ``data_key`` (the raw key data of the
+The archive holds `params/<path>` (the parameter pytree, '/'-joined as in
+`params.npz`), `opt_state/<i>` (the optimiser state's leaves in
+`jax.tree` order), `step`, `key` and `data_key` (the raw key data of the
 training and data-order streams). Reading it back needs the optimiser, whose
-``init`` gives the state's structure; any ``optax.GradientTransformation`` works.
+`init` gives the state's structure; any `optax.GradientTransformation` works.
 
-Example:
+Examples:
     >>> save_checkpoint(run_dir, state)                        # doctest: +SKIP
     >>> state = load_checkpoint(run_dir, optimizer)            # doctest: +SKIP
 """
@@ -33,7 +33,7 @@ from expfam.experiment.training import TrainState
 
 
 def save_checkpoint(run_dir: str | Path, state: TrainState) -> Path:
-    """Write ``state`` to ``run_dir/checkpoint.npz`` (temporary file, then rename)."""
+    """Write `state` to `run_dir/checkpoint.npz` (temporary file, then rename)."""
     path = Path(run_dir) / CHECKPOINT_FILE
     # Any: numpy's stubs type savez's keywords as its own options, not as array names
     arrays: dict[str, Any] = {f"params/{k}": v for k, v in flatten_params(state.params).items()}
@@ -48,7 +48,7 @@ def save_checkpoint(run_dir: str | Path, state: TrainState) -> Path:
 
 
 def checkpoint_step(run_dir: str | Path) -> int | None:
-    """The step of ``run_dir``'s checkpoint, or ``None`` when it has none."""
+    """The step of `run_dir`'s checkpoint, or `None` when it has none."""
     path = Path(run_dir) / CHECKPOINT_FILE
     if not path.is_file():
         return None
@@ -57,11 +57,11 @@ def checkpoint_step(run_dir: str | Path) -> int | None:
 
 
 def load_checkpoint(run_dir: str | Path, optimizer: optax.GradientTransformation) -> TrainState:
-    """The :class:`~expfam.experiment.training.TrainState` saved by :func:`save_checkpoint`.
+    """The [`TrainState`][expfam.experiment.training.TrainState] saved by [`save_checkpoint`][expfam.experiment.checkpoints.save_checkpoint].
 
     Args:
         run_dir: the run directory.
-        optimizer: the optimiser the run trains with (its ``init`` gives the state's structure).
+        optimizer: the optimiser the run trains with (its `init` gives the state's structure).
 
     Raises:
         RunDirectoryError: no checkpoint, or one that does not fit the optimiser.

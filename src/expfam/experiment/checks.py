@@ -1,9 +1,9 @@
 """Checks a run must pass before any work: the observable can model pixels, the sizes fit the
 numeric types and the machine's memory, and a saved run's files agree with each other.
 
-:func:`check_observable_shape` and :func:`check_memory` run in
-:func:`expfam.experiment.pipeline.prepare_run`, before the run directory is touched;
-:func:`check_run_matches` runs before a saved run is evaluated, resumed or loaded.
+[`check_observable_shape`][expfam.experiment.checks.check_observable_shape] and [`check_memory`][expfam.experiment.checks.check_memory] run in
+[`expfam.experiment.pipeline.prepare_run`][expfam.experiment.pipeline.prepare_run], before the run directory is touched;
+[`check_run_matches`][expfam.experiment.checks.check_run_matches] runs before a saved run is evaluated, resumed or loaded.
 """
 
 from __future__ import annotations
@@ -29,14 +29,14 @@ from expfam.plugins import Registry, get_registry
 
 
 def parse_blocks(text: str) -> str | list[str]:
-    """A block-set or block name as it is, or ``"xy,xk"`` as ``["xy", "xk"]``."""
+    """A block-set or block name as it is, or `"xy,xk"` as `["xy", "xk"]`."""
     if "," not in text:
         return text.strip()
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
 def pixel_families(registry: Registry) -> list[str]:
-    """Families that can be the observable of pixel data: one value per pixel (``data_shape == (D,)``).
+    """Families that can be the observable of pixel data: one value per pixel (`data_shape == (D,)`).
 
     A family that cannot be built without options is listed (it is checked when the run is prepared).
     """
@@ -52,10 +52,10 @@ def pixel_families(registry: Registry) -> list[str]:
 
 
 def check_observable_shape(config: RunConfig, model: Harmonium, n_features: int, registry: Registry) -> None:
-    """The observable family must model one value per pixel: its data shape is ``(D,)``.
+    """The observable family must model one value per pixel: its data shape is `(D,)`.
 
     Raises:
-        ConfigurationError: e.g. ``categorical``, which models one category per observation.
+        ConfigurationError: e.g. `categorical`, which models one category per observation.
     """
     shape = tuple(model.observable.data_shape)
     if shape != (n_features,):
@@ -67,8 +67,8 @@ def check_observable_shape(config: RunConfig, model: Harmonium, n_features: int,
 
 
 def check_cluster_init(config: RunConfig, model: Harmonium) -> None:
-    """Refuse ``cluster_init = "kmeans"`` for a model it cannot start, before any work
-    (:func:`expfam.cluster_init.require_cluster_biases`).
+    """Refuse `cluster_init = "kmeans"` for a model it cannot start, before any work
+    ([`expfam.cluster_init.require_cluster_biases`][expfam.cluster_init.require_cluster_biases]).
 
     Raises:
         ConfigurationError: the model has no per-cluster observable bias to start from KMeans.
@@ -78,7 +78,7 @@ def check_cluster_init(config: RunConfig, model: Harmonium) -> None:
 
 
 def memory_limit_bytes() -> int | None:
-    """Memory of the device the run trains on (its allocator's limit), else of the host; ``None`` if unknown."""
+    """Memory of the device the run trains on (its allocator's limit), else of the host; `None` if unknown."""
     with contextlib.suppress(Exception):
         stats = jax.devices()[0].memory_stats() or {}
         if stats.get("bytes_limit"):
@@ -93,19 +93,19 @@ def estimated_bytes(
 ) -> tuple[int, int]:
     r"""A lower bound on the memory a run needs, and the size of its largest parameter array.
 
-    With :math:`D` pixels, :math:`n` latent units, :math:`K` clusters and :math:`P` parameters
-    (from ``parameter_shapes``, the model's; without them, those of the ``full`` block set,
-    whose largest block holds :math:`D n K` numbers), parameters, gradients and the two Adam
-    moments hold :math:`4P`. A training step holds at least the observable and latent
-    parameters of its :math:`B S` posterior samples and the :math:`K` cluster parameters of
-    each of its :math:`B` observations, :math:`B (S (D + n) + K n)` numbers, or
-    :math:`S_c (D + n)` for the conjugation samples; the evaluation
-    :math:`B_e (S_{elbo} (D + n) + K n)`, :math:`\lfloor B_e/10 \rfloor (S_{iwae} (D + n) + K n)` (the
-    IWAE bound runs on a tenth of the evaluation batch) or :math:`S_{R^2} (D + n)`. Each number
-    takes the default float's bytes (4, or 8 with ``jax_enable_x64``). The bound counts only
+    With $D$ pixels, $n$ latent units, $K$ clusters and $P$ parameters
+    (from `parameter_shapes`, the model's; without them, those of the `full` block set,
+    whose largest block holds $D n K$ numbers), parameters, gradients and the two Adam
+    moments hold $4P$. A training step holds at least the observable and latent
+    parameters of its $B S$ posterior samples and the $K$ cluster parameters of
+    each of its $B$ observations, $B (S (D + n) + K n)$ numbers, or
+    $S_c (D + n)$ for the conjugation samples; the evaluation
+    $B_e (S_{elbo} (D + n) + K n)$, $\lfloor B_e/10 \rfloor (S_{iwae} (D + n) + K n)$ (the
+    IWAE bound runs on a tenth of the evaluation batch) or $S_{R^2} (D + n)$. Each number
+    takes the default float's bytes (4, or 8 with `jax_enable_x64`). The bound counts only
     arrays a run cannot avoid; the compiled training chunk holds a few times more (254 MB
     against this bound's 96 MB for the full model at the reference MNIST shapes, docs/benchmarks.md).
-    Returns ``(bytes, largest array)``.
+    Returns `(bytes, largest array)`.
     """
     model, train, evaluation = config.model, config.train, config.evaluate
     d, n, k = n_features, model.n_latent, model.n_clusters
@@ -132,12 +132,12 @@ def check_memory(
 ) -> None:
     """Refuse sizes the machine cannot hold, before anything is allocated or written.
 
-    ``parameter_shapes``: the model's parameter shapes (:func:`parameter_shapes`); without
-    them, those of the ``full`` block set at these sizes.
+    `parameter_shapes`: the model's parameter shapes ([`parameter_shapes`][expfam.experiment.checks.parameter_shapes]); without
+    them, those of the `full` block set at these sizes.
 
     Raises:
         ConfigurationError: the largest array would exceed 2^31 − 1 numbers, or
-            :func:`estimated_bytes` exceeds ``limit`` (default :func:`memory_limit_bytes`).
+            [`estimated_bytes`][expfam.experiment.checks.estimated_bytes] exceeds `limit` (default [`memory_limit_bytes`][expfam.experiment.checks.memory_limit_bytes]).
     """
     needed, largest = estimated_bytes(config, n_features, parameter_shapes)
     model, train = config.model, config.train
@@ -159,14 +159,14 @@ def check_memory(
 
 
 def parameter_shapes(model: Harmonium) -> list[tuple[int, ...]]:
-    """The shapes of ``model``'s parameters (mixture, observable bias, blocks, ρ_y), without allocating them."""
+    """The shapes of `model`'s parameters (mixture, observable bias, blocks, ρ_y), without allocating them."""
     mixture = model.mixture.param_shapes()
     blocks = [tuple(block.param_shape()) for block in model.blocks]
     return [*mixture.values(), tuple(model.observable.param_shape), *blocks, tuple(mixture["b_y"])]  # last: ρ_y
 
 
 def _shapes(tree: Mapping[str, Any], prefix: str = "") -> dict[str, tuple[int, ...]]:
-    """``{"a/b": shape}`` of a nested mapping of arrays (or of shape structs)."""
+    """`{"a/b": shape}` of a nested mapping of arrays (or of shape structs)."""
     shapes: dict[str, tuple[int, ...]] = {}
     for name, value in tree.items():
         if isinstance(value, Mapping):
@@ -179,11 +179,11 @@ def _shapes(tree: Mapping[str, Any], prefix: str = "") -> dict[str, tuple[int, .
 def check_run_matches(
     run_dir: Path, config: RunConfig, params: Mapping[str, Any], model: Harmonium, registry: Registry | None = None
 ) -> None:
-    """Refuse a run whose ``config.toml``, ``model.json`` and ``params.npz`` disagree (edited or damaged files).
+    """Refuse a run whose `config.toml`, `model.json` and `params.npz` disagree (edited or damaged files).
 
-    ``model.json`` (written when the run was trained) must give the same observable,
-    options, sizes and blocks as ``config.toml``; every array of ``params.npz`` must
-    exist with the shape the model of ``config.toml`` initialises.
+    `model.json` (written when the run was trained) must give the same observable,
+    options, sizes and blocks as `config.toml`; every array of `params.npz` must
+    exist with the shape the model of `config.toml` initialises.
 
     Raises:
         RunDirectoryError: naming the first disagreement and the fix.

@@ -11,7 +11,7 @@ Sections mirror the TOML file::
     [train.loss_weights]         {loss term: weight}, over the named weights
     [evaluate]  sample counts of the final evaluation
 
-The option tables are :class:`Options`, an immutable, hashable mapping; their
+The option tables are [`Options`][expfam.experiment.config.Options], an immutable, hashable mapping; their
 names are checked against the plugin when the run is prepared.
 
 Every key is optional in a file; unknown keys and wrong types are errors
@@ -35,7 +35,7 @@ from expfam.errors import ConfigurationError
 
 
 class Options(Mapping[str, Any]):
-    """An immutable, hashable ``{name: value}`` table (values: TOML scalars, lists, or nested tables)."""
+    """An immutable, hashable `{name: value}` table (values: TOML scalars, lists, or nested tables)."""
 
     __slots__ = ("_items",)
     _items: dict[str, Any]
@@ -66,7 +66,7 @@ class Options(Mapping[str, Any]):
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        """A plain nested ``dict`` (lists for sequences)."""
+        """A plain nested `dict` (lists for sequences)."""
         return {
             k: v.to_dict() if isinstance(v, Options) else (list(v) if isinstance(v, tuple) else v)
             for k, v in self.items()
@@ -79,7 +79,7 @@ def _freeze(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """What model to build (see :class:`expfam.builder.ModelSpec`)."""
+    """What model to build (see [`expfam.builder.ModelSpec`][expfam.builder.ModelSpec])."""
 
     block: str = "hierarchical"
     observable: str = "binomial"
@@ -94,7 +94,7 @@ class ModelConfig:
 class DataConfig:
     """Which data to load: a dataset plugin name and, for file datasets, a path.
 
-    ``validation_fraction > 0`` holds out that share of the training split and
+    `validation_fraction > 0` holds out that share of the training split and
     evaluates on it instead of the test split (model selection in sweeps).
     """
 
@@ -110,17 +110,17 @@ class TrainConfig:
     """Optimisation and loss settings (docs/objectives.md); names follow the reference table's columns.
 
     The defaults are the main job's (hierarchical, bundled digits), chosen on a
-    validation split by ``examples/sweeps/digits_defaults.toml`` (phase 11) within the
-    training time of the previous defaults, then ``cluster_init = "latent_kmeans"`` at step
-    1000 with ``n_latent = 128`` (docs/results/digits_defaults/README.md, "Candidates after the
-    defaults"); other block sets may override them (:data:`BLOCK_DEFAULTS`).
+    validation split by `examples/sweeps/digits_defaults.toml` (phase 11) within the
+    training time of the previous defaults, then `cluster_init = "latent_kmeans"` at step
+    1000 with `n_latent = 128` (docs/results/digits_defaults/README.md, "Candidates after the
+    defaults"); other block sets may override them (`BLOCK_DEFAULTS`).
 
-    ``cluster_init`` (:data:`CLUSTER_INITS`): ``"random"`` (the parameters' own random start,
-    docs/model.md), ``"kmeans"`` (before the first step, each cluster's observable bias is the
-    observable fitted to its KMeans points: :func:`expfam.cluster_init.kmeans_cluster_init`,
-    needs the ``xk`` block) or ``"latent_kmeans"`` (KMeans on the posterior mean latent units
+    `cluster_init` (`CLUSTER_INITS`): `"random"` (the parameters' own random start,
+    docs/model.md), `"kmeans"` (before the first step, each cluster's observable bias is the
+    observable fitted to its KMeans points: [`expfam.cluster_init.kmeans_cluster_init`][expfam.cluster_init.kmeans_cluster_init],
+    needs the `xk` block) or `"latent_kmeans"` (KMeans on the posterior mean latent units
     sets the prior's clusters, once, at the first chunk boundary at or after
-    ``cluster_init_step``: :mod:`expfam.experiment.latent_kmeans`).
+    `cluster_init_step`: [`expfam.experiment.latent_kmeans`][expfam.experiment.latent_kmeans]).
     """
 
     learning_rate: float = 3e-3
@@ -168,9 +168,9 @@ class RunConfig:
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
 
-#: Defaults that differ by block set, ``{block set: {section: {key: value}}}``, applied
-#: over :class:`RunConfig`'s defaults where the user sets no value (see :func:`default_config`).
-#: Chosen on digits by ``examples/sweeps/digits_defaults.toml`` (docs/results/digits_defaults/).
+#: Defaults that differ by block set, `{block set: {section: {key: value}}}`, applied
+#: over [`RunConfig`][expfam.experiment.config.RunConfig]'s defaults where the user sets no value (see [`default_config`][expfam.experiment.config.default_config]).
+#: Chosen on digits by `examples/sweeps/digits_defaults.toml` (docs/results/digits_defaults/).
 BLOCK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     # phase 5 of the sweep (validation NMI 0.823 at 2000 steps); the full step costs about
     # 2× the hierarchical one at these sizes, so 2000 steps keep it within the main job's time.
@@ -187,11 +187,11 @@ BLOCK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
-#: Starting points of the clusters (``[train] cluster_init``): ``"random"`` (each parameter's own
-#: rule, :meth:`expfam.model.Harmonium.init`), ``"kmeans"`` (the observable's per-cluster biases
-#: from KMeans on the data, :func:`expfam.cluster_init.kmeans_cluster_init`) or ``"latent_kmeans"``
-#: (the prior's clusters from KMeans on the posterior latent means at ``cluster_init_step``,
-#: :func:`expfam.experiment.latent_kmeans.latent_kmeans_init`).
+#: Starting points of the clusters (`[train] cluster_init`): `"random"` (each parameter's own
+#: rule, [`expfam.model.Harmonium.init`][expfam.model.Harmonium.init]), `"kmeans"` (the observable's per-cluster biases
+#: from KMeans on the data, [`expfam.cluster_init.kmeans_cluster_init`][expfam.cluster_init.kmeans_cluster_init]) or `"latent_kmeans"`
+#: (the prior's clusters from KMeans on the posterior latent means at `cluster_init_step`,
+#: [`expfam.experiment.latent_kmeans.latent_kmeans_init`][expfam.experiment.latent_kmeans.latent_kmeans_init]).
 CLUSTER_INITS: tuple[str, ...] = ("random", "kmeans", "latent_kmeans")
 
 SECTIONS: dict[str, type] = {
@@ -240,7 +240,7 @@ def section_keys(section: str) -> list[str]:
 
 
 def config_from_mapping(mapping: Mapping[str, Any], base: RunConfig | None = None) -> RunConfig:
-    """Overlay ``{section: {key: value}}`` on ``base`` (default: the defaults), checking names and types."""
+    """Overlay `{section: {key: value}}` on `base` (default: the defaults), checking names and types."""
     base = base or RunConfig()
     updates: dict[str, Any] = {}
     for section, values in mapping.items():
@@ -265,10 +265,10 @@ def config_from_mapping(mapping: Mapping[str, Any], base: RunConfig | None = Non
 
 
 def default_config(block: str | None = None) -> RunConfig:
-    """The defaults of a run of ``block`` (default: the main job's, hierarchical).
+    """The defaults of a run of `block` (default: the main job's, hierarchical).
 
-    :class:`RunConfig`'s defaults with ``[model] block`` set and the overrides of
-    :data:`BLOCK_DEFAULTS` for that block set applied (none for other blocks).
+    [`RunConfig`][expfam.experiment.config.RunConfig]'s defaults with `[model] block` set and the overrides of
+    `BLOCK_DEFAULTS` for that block set applied (none for other blocks).
     """
     block = block or ModelConfig.block
     base = dataclasses.replace(RunConfig(), model=dataclasses.replace(ModelConfig(), block=block))
@@ -276,15 +276,15 @@ def default_config(block: str | None = None) -> RunConfig:
 
 
 def load_config(path: str | Path, base: RunConfig | None = None) -> RunConfig:
-    """Read a TOML configuration file (e.g. a run's ``config.toml``)."""
+    """Read a TOML configuration file (e.g. a run's `config.toml`)."""
     return config_from_mapping(read_toml(path, "config file"), base)
 
 
 def read_toml(path: str | Path, what: str) -> dict[str, Any]:
-    """The TOML mapping of the file ``path`` (``what``: "config file", "sweep file", for the messages).
+    """The TOML mapping of the file `path` (`what`: "config file", "sweep file", for the messages).
 
     Raises:
-        ConfigurationError: ``path`` is missing, a folder, unreadable, not UTF-8 or not TOML.
+        ConfigurationError: `path` is missing, a folder, unreadable, not UTF-8 or not TOML.
     """
     path = Path(path)
     if path.is_dir():
@@ -313,7 +313,7 @@ def read_toml(path: str | Path, what: str) -> dict[str, Any]:
 
 
 def config_to_mapping(config: RunConfig) -> dict[str, dict[str, Any]]:
-    """``{section: {key: value}}`` of a configuration (option tables as :class:`Options`)."""
+    """`{section: {key: value}}` of a configuration (option tables as [`Options`][expfam.experiment.config.Options])."""
     return {section: dataclasses.asdict(getattr(config, section)) for section in SECTIONS}
 
 
@@ -338,7 +338,7 @@ def _toml_key(key: str) -> str:
 
 
 def config_to_toml(config: RunConfig) -> str:
-    """The configuration as TOML text that :func:`load_config` reads back to an equal config."""
+    """The configuration as TOML text that [`load_config`][expfam.experiment.config.load_config] reads back to an equal config."""
     lines: list[str] = []
     for section, values in config_to_mapping(config).items():
         lines.append(f"[{section}]")
@@ -348,7 +348,7 @@ def config_to_toml(config: RunConfig) -> str:
 
 
 def _block_items(text: str, key: str, unit: str) -> Iterator[tuple[str, str, str]]:
-    """``(item, name, value)`` of each non-empty ``NAME:VALUE`` item of ``text``, each block once.
+    """`(item, name, value)` of each non-empty `NAME:VALUE` item of `text`, each block once.
 
     Raises:
         ConfigurationError: a block named twice (the value's own checks are the caller's).
@@ -367,14 +367,14 @@ def _block_items(text: str, key: str, unit: str) -> Iterator[tuple[str, str, str
 
 
 def parse_block_schedule(text: str) -> dict[str, int]:
-    """``"xyk:1000,xk:1000"`` as ``{"xyk": 1000, "xk": 1000}``: the step at which each named block starts.
+    """`"xyk:1000,xk:1000"` as `{"xyk": 1000, "xk": 1000}`: the step at which each named block starts.
 
-    A block named with step ``s > 0`` starts at zero and its updates are held at zero
-    before step ``s`` (docs/collapse.md); blocks not named start at step 0. The empty
+    A block named with step `s > 0` starts at zero and its updates are held at zero
+    before step `s` (docs/collapse.md); blocks not named start at step 0. The empty
     text is no schedule.
 
     Raises:
-        ConfigurationError: an item that is not ``NAME:STEP`` with a whole ``STEP ≥ 0``, or a
+        ConfigurationError: an item that is not `NAME:STEP` with a whole `STEP ≥ 0`, or a
             block named twice.
     """
     schedule: dict[str, int] = {}
@@ -394,11 +394,11 @@ def parse_block_schedule(text: str) -> dict[str, int]:
 
 
 def parse_block_learning_rates(text: str) -> dict[str, float]:
-    """``"xyk:0.1,xk:0.1"`` as ``{"xyk": 0.1, "xk": 0.1}``: each named block's learning rate as a
-    multiple of ``learning_rate`` (blocks not named: 1). The empty text is no scaling.
+    """`"xyk:0.1,xk:0.1"` as `{"xyk": 0.1, "xk": 0.1}`: each named block's learning rate as a
+    multiple of `learning_rate` (blocks not named: 1). The empty text is no scaling.
 
     Raises:
-        ConfigurationError: an item that is not ``NAME:FACTOR`` with a finite ``FACTOR > 0``, or a
+        ConfigurationError: an item that is not `NAME:FACTOR` with a finite `FACTOR > 0`, or a
             block named twice.
     """
     factors: dict[str, float] = {}
@@ -428,7 +428,7 @@ MAX_INT32 = 2**31 - 1
 MAX_N_TRIALS = 2**24
 #: Largest seed: the data split and the random streams take an unsigned 32-bit seed.
 MAX_SEED = 2**32 - 1
-#: ``[train]`` and ``[evaluate]`` keys that are counts or step numbers (int32 on the accelerator).
+#: `[train]` and `[evaluate]` keys that are counts or step numbers (int32 on the accelerator).
 _COUNT_KEYS: dict[str, tuple[str, ...]] = {
     "model": ("n_latent", "n_clusters"),
     "train": (
@@ -448,7 +448,7 @@ _COUNT_KEYS: dict[str, tuple[str, ...]] = {
 
 
 def _check_upper_bounds(config: RunConfig) -> None:
-    """Integers the numeric types cannot hold: counts above int32, ``n_trials`` above 2^24, seeds above 2^32 − 1."""
+    """Integers the numeric types cannot hold: counts above int32, `n_trials` above 2^24, seeds above 2^32 − 1."""
     for section, keys in _COUNT_KEYS.items():
         for key in keys:
             value = getattr(getattr(config, section), key)
@@ -476,8 +476,8 @@ def validate_config(config: RunConfig) -> None:
     """Range checks that need no registry (names are checked when the model is built).
 
     Lower bounds (≥ 1 counts, fractions in (0, 1), finite non-negative weights) and upper
-    bounds from the numeric types: counts ≤ 2^31 − 1 (:data:`MAX_INT32`), ``n_trials`` ≤
-    2^24 (:data:`MAX_N_TRIALS`), ``seed`` in 0..2^32 − 1 (:data:`MAX_SEED`). What the
+    bounds from the numeric types: counts ≤ 2^31 − 1 (`MAX_INT32`), `n_trials` ≤
+    2^24 (`MAX_N_TRIALS`), `seed` in 0..2^32 − 1 (`MAX_SEED`). What the
     machine's memory can hold depends on the data and is checked when the run is prepared.
     """
     model, train, data, evaluation = config.model, config.train, config.data, config.evaluate
@@ -554,7 +554,7 @@ def validate_config(config: RunConfig) -> None:
 
 
 def flatten_config(config: RunConfig) -> dict[str, Any]:
-    """``{key: value}`` over all sections (keys are unique across sections except ``batch_size``)."""
+    """`{key: value}` over all sections (keys are unique across sections except `batch_size`)."""
     flat: dict[str, Any] = {}
     for section, values in config_to_mapping(config).items():
         for key, value in values.items():

@@ -1,9 +1,9 @@
 r"""Evaluation of a trained model: the reference table's columns and more (docs/metrics.md).
 
-On the test split, with assignments ``argmax_k q(k | x)``: NMI, purity,
+On the test split, with assignments `argmax_k q(k | x)`: NMI, purity,
 Hungarian accuracy, ARI, active clusters; reconstruction error
-``mean (x − x̂)²`` with ``x̂ = ∇ψ_X(θ_X(E_q[s_Z]))`` in count units; the
-conjugation R² over prior samples; ``‖ρ̃‖``; the β = 1 Monte-Carlo ELBO and
+`mean (x − x̂)²` with `x̂ = ∇ψ_X(θ_X(E_q[s_Z]))` in count units; the
+conjugation R² over prior samples; `‖ρ̃‖`; the β = 1 Monte-Carlo ELBO and
 the IWAE bound, each averaged over test points.
 """
 
@@ -24,10 +24,10 @@ from expfam.model import Harmonium, Params
 
 @functools.lru_cache(maxsize=64)
 def compiled_method(model: Harmonium, method: str, *static: int) -> Any:
-    """``jit(model.method)``, made once per model, method and static sample count.
+    """`jit(model.method)`, made once per model, method and static sample count.
 
-    ``assign``, ``reconstruct`` and ``cluster_responsibilities`` take ``(params, x)``;
-    ``r_squared`` takes ``(key, params)``; any other method ``(key, params, x)``. The
+    `assign`, `reconstruct` and `cluster_responsibilities` take `(params, x)`;
+    `r_squared` takes `(key, params)`; any other method `(key, params, x)`. The
     static sample counts follow those arguments.
     """
     function = getattr(model, method)
@@ -39,25 +39,25 @@ def compiled_method(model: Harmonium, method: str, *static: int) -> Any:
 
 
 def in_batches(function: Any, x: np.ndarray | Array, batch_size: int = 1000) -> np.ndarray:
-    """``function`` applied to ``batch_size`` rows of ``x`` at a time, results concatenated on axis 0."""
+    """`function` applied to `batch_size` rows of `x` at a time, results concatenated on axis 0."""
     pieces = [np.asarray(function(jnp.asarray(x[i : i + batch_size]))) for i in range(0, x.shape[0], batch_size)]
     return np.concatenate(pieces, axis=0)
 
 
 def responsibilities(model: Harmonium, params: Params, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """The responsibilities ``q(k | x)`` for every row of ``x``, shape ``(n, K)``."""
+    """The responsibilities `q(k | x)` for every row of `x`, shape `(n, K)`."""
     responsibility = compiled_method(model, "cluster_responsibilities")
     return in_batches(lambda batch: responsibility(params, batch), x, batch_size)
 
 
 def assignments(model: Harmonium, params: Params, x: np.ndarray, batch_size: int = 1000) -> np.ndarray:
-    """Cluster assignments ``argmax_k q(k | x)`` for every row of ``x``."""
+    """Cluster assignments `argmax_k q(k | x)` for every row of `x`."""
     assign = compiled_method(model, "assign")
     return in_batches(lambda batch: assign(params, batch), x, batch_size)
 
 
 def reconstruction_error(model: Harmonium, params: Params, x: np.ndarray, batch_size: int = 1000) -> float:
-    """``mean over points and coordinates of (x − x̂)²``, ``x̂ = ∇ψ_X(θ_X(E_q[s_Z]))``."""
+    """`mean over points and coordinates of (x − x̂)²`, `x̂ = ∇ψ_X(θ_X(E_q[s_Z]))`."""
     reconstruct = compiled_method(model, "reconstruct")
     x_hat = in_batches(lambda batch: reconstruct(params, batch), x, batch_size)
     return float(np.mean((np.asarray(x, dtype=float) - x_hat) ** 2))
@@ -88,12 +88,12 @@ def evaluate(
     key: Array,
     config: EvaluateConfig | None = None,
 ) -> dict[str, float]:
-    """All metrics of docs/metrics.md on ``(x, labels)``.
+    """All metrics of docs/metrics.md on `(x, labels)`.
 
     Returns:
-        ``{"nmi", "purity", "accuracy", "ari", "active_clusters", "recon", "r2",
-        "rho_norm", "elbo", "iwae"}`` as floats; without labels (``labels=None``) the
-        label metrics of :data:`LABEL_METRICS` are left out.
+        `{"nmi", "purity", "accuracy", "ari", "active_clusters", "recon", "r2",
+        "rho_norm", "elbo", "iwae"}` as floats; without labels (`labels=None`) the
+        label metrics of `LABEL_METRICS` are left out.
     """
     config = config or EvaluateConfig()
     key_r2, key_elbo, key_iwae = jax.random.split(key, 3)

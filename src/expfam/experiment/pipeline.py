@@ -1,15 +1,15 @@
-r"""The public functions behind the ``expfam`` command: train a run, re-evaluate it, summarise it.
+r"""The public functions behind the `expfam` command: train a run, re-evaluate it, summarise it.
 
-:func:`train_run` checks everything that can be checked before any training
+[`train_run`][expfam.experiment.pipeline.train_run] checks everything that can be checked before any training
 (configuration ranges, every registry name, the data files, the data against
 the observable family's support, the run directory), then initialises the
 parameters from the seed, trains, evaluates on the test split and writes the
-run directory (:mod:`expfam.experiment.runs`). The same configuration and seed give the
+run directory ([`expfam.experiment.runs`][expfam.experiment.runs]). The same configuration and seed give the
 same numbers.
 
 Examples:
-    Not run as a doctest: it trains and evaluates a model and writes ``runs/quick``
-    (about a minute on two cores); ``tests/expfam/test_pipeline.py`` runs the same path.
+    Not run as a doctest: it trains and evaluates a model and writes `runs/quick`
+    (about a minute on two cores); `tests/expfam/test_pipeline.py` runs the same path.
 
     >>> from expfam.experiment.config import RunConfig, config_from_mapping
     >>> config = config_from_mapping({"train": {"n_steps": 200}})          # doctest: +SKIP
@@ -75,7 +75,7 @@ from expfam.experiment.usage import usage_metrics
 from expfam.model import Harmonium, Params
 from expfam.plugins import Registry, get_registry
 
-#: ``progress(step, n_steps, row)`` after every logged chunk; ``row`` is the history row.
+#: `progress(step, n_steps, row)` after every logged chunk; `row` is the history row.
 ProgressCallback = Callable[[int, int, Mapping[str, float]], None]
 
 
@@ -83,9 +83,9 @@ ProgressCallback = Callable[[int, int, Mapping[str, float]], None]
 class PreparedRun:
     """A checked configuration with its data and model, ready to train.
 
-    With ``[data] validation_fraction > 0``, ``split``'s test part is the validation rows
-    (what progress and the run's metrics use, for model selection) and ``held_out`` the
-    test split, scored once at the end (``test_*`` metrics).
+    With `[data] validation_fraction > 0`, `split`'s test part is the validation rows
+    (what progress and the run's metrics use, for model selection) and `held_out` the
+    test split, scored once at the end (`test_*` metrics).
     """
 
     config: RunConfig
@@ -95,12 +95,12 @@ class PreparedRun:
 
 
 def observable_options(config: RunConfig, registry: Registry) -> dict[str, Any]:
-    """Options of the observable family: ``n_trials`` from ``[model]`` where the family has it, then
-    ``[model.observable_options]``, each checked against the family's fields.
+    """Options of the observable family: `n_trials` from `[model]` where the family has it, then
+    `[model.observable_options]`, each checked against the family's fields.
 
     Raises:
         ConfigurationError: an option the family does not have (listing the ones it has), or
-            ``n_trials`` given in both places.
+            `n_trials` given in both places.
     """
     cls = registry.family(config.model.observable)
     names = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
@@ -124,13 +124,13 @@ def observable_options(config: RunConfig, registry: Registry) -> dict[str, Any]:
 
 
 def check_loss_weights(config: RunConfig, registry: Registry) -> None:
-    """Every name of ``[train.loss_weights]`` is a registered loss term (else the error lists them)."""
+    """Every name of `[train.loss_weights]` is a registered loss term (else the error lists them)."""
     for name in config.train.loss_weights:
         registry.objective(name)
 
 
 def _resolved_data_path(config: RunConfig) -> RunConfig:
-    """The configuration with ``[data] data`` made absolute, so the run can be re-evaluated from anywhere."""
+    """The configuration with `[data] data` made absolute, so the run can be re-evaluated from anywhere."""
     if not config.data.data:
         return config
     absolute = str(Path(config.data.data).expanduser().resolve())
@@ -192,7 +192,7 @@ def _history_row(step: int, piece: Mapping[str, np.ndarray]) -> dict[str, float]
 
 
 def model_spec(prepared: PreparedRun, registry: Registry) -> dict[str, Any]:
-    """What :func:`expfam.load_run` rebuilds the model from, without the data (``model.json``)."""
+    """What [`expfam.load_run`][expfam.experiment.trained.load_run] rebuilds the model from, without the data (`model.json`)."""
     config = prepared.config
     return {
         "observable": config.model.observable,
@@ -243,25 +243,25 @@ def train_run(
 
     Args:
         config: the whole run configuration.
-        out: the run directory (``None``: train and evaluate, write nothing).
-        overwrite: replace the run files of an existing non-empty ``out``.
-        progress: called after every logged chunk with ``(step, n_steps, row)``;
-            ``row`` holds the chunk means of the loss terms and the test NMI and R².
+        out: the run directory (`None`: train and evaluate, write nothing).
+        overwrite: replace the run files of an existing non-empty `out`.
+        progress: called after every logged chunk with `(step, n_steps, row)`;
+            `row` holds the chunk means of the loss terms and the test NMI and R².
         log: called with one line of text at each stage (data, model, evaluation, ...).
-        plots: write the four PNG plots into ``out``.
+        plots: write the four PNG plots into `out`.
         registry: where names are looked up (default: the installed plugins).
         devices: split each training batch over this many devices (data parallel).
 
     Returns:
-        The test-split metrics of :func:`expfam.experiment.evaluation.evaluate`.
+        The test-split metrics of [`expfam.experiment.evaluation.evaluate`][expfam.experiment.evaluation.evaluate].
 
     Raises:
         ExpfamError: a bad configuration, name, data file, support violation or
             run directory, all before training starts.
         TrainingDivergedError: after saving the last finite parameters and the
-            history into ``out``.
+            history into `out`.
         KeyboardInterrupt: Ctrl-C or SIGTERM, after writing a checkpoint and marking
-            the run ``interrupted`` (continue it with :func:`resume_run`).
+            the run `interrupted` (continue it with [`resume_run`][expfam.experiment.pipeline.resume_run]).
     """
     registry = registry or get_registry()
     prepared = prepare_run(config, registry=registry)
@@ -285,12 +285,12 @@ def resume_run(
 ) -> dict[str, float]:
     """Continue an interrupted run from its last checkpoint; ends with the numbers of an uninterrupted run.
 
-    The run's ``config.toml`` is used as it is; the data order and every random key
-    are functions of (seed, step) (:mod:`expfam.experiment.streams`), and the
+    The run's `config.toml` is used as it is; the data order and every random key
+    are functions of (seed, step) ([`expfam.experiment.streams`][expfam.experiment.streams]), and the
     checkpoint holds the parameters, optimiser state, step and keys.
 
     Raises:
-        RunDirectoryError: ``run_dir`` is not a run, has no checkpoint, or has completed.
+        RunDirectoryError: `run_dir` is not a run, has no checkpoint, or has completed.
     """
     from expfam.experiment.checkpoints import load_checkpoint
 
@@ -315,7 +315,7 @@ def resume_run(
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """While training, SIGTERM raises ``KeyboardInterrupt`` like Ctrl-C (main thread only)."""
+    """While training, SIGTERM raises `KeyboardInterrupt` like Ctrl-C (main thread only)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -333,8 +333,8 @@ def sigterm_as_interrupt() -> Iterator[None]:
 class RunRecorder:
     """What one run writes while it trains and when it ends; shared by solo and stacked training.
 
-    A solo run (:func:`train_run`, :func:`resume_run`) and each trial of a stacked group
-    (:mod:`expfam.experiment.stacking`) call the same methods, so their run directories,
+    A solo run ([`train_run`][expfam.experiment.pipeline.train_run], [`resume_run`][expfam.experiment.pipeline.resume_run]) and each trial of a stacked group
+    ([`expfam.experiment.stacking`][expfam.experiment.stacking]) call the same methods, so their run directories,
     histories and metrics are made by the same code.
     """
 
@@ -357,11 +357,11 @@ class RunRecorder:
         self.started = time.perf_counter()
 
     def info(self, status: str, **extra: Any) -> dict[str, Any]:
-        """``run.json``'s content for ``status``."""
+        """`run.json`'s content for `status`."""
         return _info(self.prepared, status, **self.extra_info, **extra)
 
     def begin(self) -> Params:
-        """Log the data and the model, mark the run ``running``; returns the initial parameters of the seed."""
+        """Log the data and the model, mark the run `running`; returns the initial parameters of the seed."""
         config, split, model = self.prepared.config, self.prepared.split, self.prepared.model
         self.say(f"data: {split.describe()}")
         self.say(
@@ -396,25 +396,25 @@ class RunRecorder:
             self.progress(step, config.train.n_steps, row)
 
     def checkpoint(self, state: TrainState) -> None:
-        """Write ``state`` as the run's checkpoint."""
+        """Write `state` as the run's checkpoint."""
         if self.run_dir is not None:
             from expfam.experiment.checkpoints import save_checkpoint
 
             save_checkpoint(self.run_dir, state)
 
     def interrupted(self) -> None:
-        """Mark the run ``interrupted`` (its checkpoint is written by the trainer; the CLI says what was kept)."""
+        """Mark the run `interrupted` (its checkpoint is written by the trainer; the CLI says what was kept)."""
         if self.run_dir is not None:
             done = self.rows[-1]["step"] if self.rows else 0
             _mark(self.run_dir, self.info(INTERRUPTED, steps=done))
 
     def failed(self, error: str) -> None:
-        """Mark the run ``failed`` with ``error`` (a write failure or an unexpected error), if the disk lets us."""
+        """Mark the run `failed` with `error` (a write failure or an unexpected error), if the disk lets us."""
         if self.run_dir is not None:
             _mark(self.run_dir, self.info(FAILED, error=error))
 
     def diverged(self, error: TrainingDivergedError, params: Params) -> None:
-        """Save the last finite parameters and the history, mark the run ``diverged`` with its step and term."""
+        """Save the last finite parameters and the history, mark the run `diverged` with its step and term."""
         if self.run_dir is not None:
             save_params(self.run_dir, error.last_params if error.last_params is not None else params)
             write_history(self.run_dir, self.rows)
@@ -431,7 +431,7 @@ class RunRecorder:
             self.say(f"saved the last finite parameters (after {error.step} steps) and the history to {self.run_dir}")
 
     def finish(self, result: TrainResult, train_seconds: float) -> dict[str, float]:
-        """Evaluate on the test split and write the parameters, metrics, history, plots and ``completed``."""
+        """Evaluate on the test split and write the parameters, metrics, history, plots and `completed`."""
         split, model = self.prepared.split, self.prepared.model
         self.say("evaluating on the " + ("validation and test splits" if self.prepared.held_out else "test split"))
         metrics = evaluate_prepared(self.prepared, result.params)
@@ -524,7 +524,7 @@ def _train_and_write(
 
 
 def _mark(run_dir: Path, info: Mapping[str, Any]) -> None:
-    """Write ``run.json`` if the disk lets us (after a write failure it may not; the run then reads ``running``)."""
+    """Write `run.json` if the disk lets us (after a write failure it may not; the run then reads `running`)."""
     with contextlib.suppress(RunWriteError, OSError):
         write_info(run_dir, info)
 
@@ -544,10 +544,10 @@ def stopped_run_text(run_dir: Path) -> str:
 
 
 def evaluate_prepared(prepared: PreparedRun, params: Params) -> dict[str, float]:
-    """The run's metrics: on its test split, or on its validation split plus ``test_*`` on the test split.
+    """The run's metrics: on its test split, or on its validation split plus `test_*` on the test split.
 
     With a validation split the metrics that select a configuration are the validation ones;
-    the test split's are reported beside them under ``test_<name>`` and used for nothing else.
+    the test split's are reported beside them under `test_<name>` and used for nothing else.
     """
     keys = run_keys(prepared.config.train.seed)
     split, config = prepared.split, prepared.config.evaluate
@@ -562,10 +562,10 @@ def evaluate_prepared(prepared: PreparedRun, params: Params) -> dict[str, float]
 def evaluate_run(run_dir: str | Path, *, registry: Registry | None = None) -> dict[str, float]:
     """Recompute the metrics of a run directory from its saved parameters.
 
-    Uses the run's ``config.toml`` (same data, split and evaluation key as
-    :func:`train_run`), so a completed run gives the numbers in its ``metrics.json``.
-    Only a finished run is evaluated (:func:`expfam.experiment.runs.require_finished`),
-    and only when its files agree (:func:`check_run_matches`).
+    Uses the run's `config.toml` (same data, split and evaluation key as
+    [`train_run`][expfam.experiment.pipeline.train_run]), so a completed run gives the numbers in its `metrics.json`.
+    Only a finished run is evaluated ([`expfam.experiment.runs.require_finished`][expfam.experiment.runs.require_finished]),
+    and only when its files agree ([`check_run_matches`][expfam.experiment.checks.check_run_matches]).
 
     Raises:
         RunDirectoryError: the directory or a file in it is missing, unreadable, edited
@@ -580,7 +580,7 @@ def evaluate_run(run_dir: str | Path, *, registry: Registry | None = None) -> di
 
 
 def default_run_name(config: RunConfig, *, now: float | None = None) -> str:
-    """``<blocks>-<YYYYmmdd-HHMMSS>``, e.g. ``hierarchical-20250101-120000`` (``xy,xk`` becomes ``xy+xk``)."""
+    """`<blocks>-<YYYYmmdd-HHMMSS>`, e.g. `hierarchical-20250101-120000` (`xy,xk` becomes `xy+xk`)."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
     blocks = parse_blocks(config.model.block)
     label = blocks if isinstance(blocks, str) else "+".join(blocks)

@@ -1,18 +1,18 @@
 r"""Plots of a trained harmonium: cluster prototypes, samples, reconstructions, training curves, cluster usage.
 
 Each function draws one PNG with matplotlib's Agg renderer (a bare
-:class:`matplotlib.figure.Figure`, so no GUI backend is touched and pyplot's
+`matplotlib.figure.Figure`, so no GUI backend is touched and pyplot's
 global state is left alone) and writes it atomically.
 
-The prototype of cluster ``k`` is the observable mean at the conditional latent
+The prototype of cluster `k` is the observable mean at the conditional latent
 mean statistics of that cluster,
 
-.. math::
+$$
+\bar y_k = \nabla\psi_Y(b_y + W_{yk} e_k),\qquad
+\text{prototype}_k = \nabla\psi_X\big(\theta_X(\bar y_k,\ \bar y_k\otimes e_k,\ e_k)\big),
+$$
 
-    \bar y_k = \nabla\psi_Y(b_y + W_{yk} e_k),\qquad
-    \text{prototype}_k = \nabla\psi_X\big(\theta_X(\bar y_k,\ \bar y_k\otimes e_k,\ e_k)\big),
-
-shown in order of decreasing ``p(k)``.
+shown in order of decreasing `p(k)`.
 """
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ if TYPE_CHECKING:
 
 
 def cluster_prototypes(model: Harmonium, params: Params) -> tuple[np.ndarray, np.ndarray]:
-    r"""Observable means of every cluster at its conditional latent mean, and ``p(k)``.
+    r"""Observable means of every cluster at its conditional latent mean, and `p(k)`.
 
     Returns:
-        ``(prototypes (K, coupled_size), probabilities (K,))`` in cluster order.
+        `(prototypes (K, coupled_size), probabilities (K,))` in cluster order.
     """
     means, probabilities = jax.jit(_cluster_prototypes, static_argnums=0)(model, params)
     return np.asarray(means), np.asarray(probabilities)
@@ -118,7 +118,7 @@ def plot_prototypes(
     value_range: tuple[float, float] | None = None,
     n_columns: int = 10,
 ) -> Path:
-    """Cluster prototypes ordered by ``p(k)``, each titled with its cluster and ``p(k)``."""
+    """Cluster prototypes ordered by `p(k)`, each titled with its cluster and `p(k)`."""
     prototypes, probabilities = cluster_prototypes(model, params)
     order = np.argsort(-probabilities, kind="stable")
     titles = [f"k={k} p={probabilities[k]:.3f}" for k in order]
@@ -144,7 +144,7 @@ def plot_samples(
     value_range: tuple[float, float] | None = None,
     n_columns: int = 10,
 ) -> Path:
-    """Generated samples ``x ~ p(x | z)``, ``z ~ p(z)``, sorted by their cluster ``k``."""
+    """Generated samples `x ~ p(x | z)`, `z ~ p(z)`, sorted by their cluster `k`."""
     x, _, k = jax.jit(model.sample, static_argnums=2)(key, params, n_samples)
     x, k = np.asarray(x).reshape(n_samples, -1), np.asarray(k)
     order = np.argsort(k, kind="stable")
@@ -170,7 +170,7 @@ def plot_reconstructions(
     n_columns: int = 10,
     value_range: tuple[float, float] | None = None,
 ) -> Path:
-    """Test images (rows marked "data") above their reconstructions ``∇ψ_X(θ_X(E_q[s_Z]))`` ("recon")."""
+    """Test images (rows marked "data") above their reconstructions `∇ψ_X(θ_X(E_q[s_Z]))` ("recon")."""
     images = np.asarray(x[:n_images], dtype=float)
     n_images = images.shape[0]
     n_columns = max(1, min(n_columns, n_images))
@@ -240,9 +240,9 @@ def _usage_column(name: str) -> bool:
 
 
 def plot_cluster_usage(history: Sequence[Mapping[str, float]], n_clusters: int, path: str | Path) -> Path:
-    """Cluster usage over training (:mod:`expfam.experiment.usage`): active clusters, the entropy
-    of the mean responsibilities against ``log K``, the largest mean responsibility and prior
-    ``p(k)``, and the block and ``ρ`` norms on a log scale."""
+    """Cluster usage over training ([`expfam.experiment.usage`][expfam.experiment.usage]): active clusters, the entropy
+    of the mean responsibilities against `log K`, the largest mean responsibility and prior
+    `p(k)`, and the block and `ρ` norms on a log scale."""
     steps = np.array([row["step"] for row in history], dtype=float)
 
     def series(name: str) -> np.ndarray:
@@ -290,7 +290,7 @@ def save_run_plots(
     key: Array,
     value_range: tuple[float, float] | None = None,
 ) -> list[Path]:
-    """All plots of a run (four, and the cluster usage when the history has it) into ``run_dir``; returns the paths written."""
+    """All plots of a run (four, and the cluster usage when the history has it) into `run_dir`; returns the paths written."""
     run_dir = Path(run_dir)
     paths = [
         plot_prototypes(model, params, image_shape, run_dir / "prototypes.png", value_range=value_range),

@@ -1,14 +1,14 @@
 r"""Sweep reports in the reference table's layout, the sweep's plots, and side-by-side comparisons of runs.
 
-A sweep's ``report.md`` has a title, an optional Context section, one
-``## <phase name>`` table per phase with the reference table's columns (:data:`TABLE_COLUMNS`),
-``## Best Configuration`` chosen by a stated rule (:func:`best_result`) with the
-``expfam train`` line that reruns it, links to the plots, and the
-``expfam sweep`` command that produced the report. ``results.csv`` holds the
+A sweep's `report.md` has a title, an optional Context section, one
+`## <phase name>` table per phase with the reference table's columns (`TABLE_COLUMNS`),
+`## Best Configuration` chosen by a stated rule ([`best_result`][expfam.experiment.report.best_result]) with the
+`expfam train` line that reruns it, links to the plots, and the
+`expfam sweep` command that produced the report. `results.csv` holds the
 same rows, unrounded (Purity as a fraction), with the phase, status and error.
 
 Cell formats follow the reference table: NMI 2 decimals, R² 3, Purity a percentage with
-1 decimal, Recon 2, ``lr`` as ``1.5e-3``; a run without metrics shows ``—``.
+1 decimal, Recon 2, `lr` as `1.5e-3`; a run without metrics shows `—`.
 
 Examples:
     >>> format_learning_rate(0.0015), format_learning_rate(3e-4)
@@ -59,7 +59,7 @@ TABLE_COLUMNS: tuple[tuple[str, int], ...] = (
     ("Recon", 7),
     ("Notes", 7),
 )
-#: Hyperparameter columns → ``section.key`` of the configuration.
+#: Hyperparameter columns → `section.key` of the configuration.
 HYPERPARAMETER_COLUMNS: dict[str, str] = {
     "n_latent": "model.n_latent",
     "n_clusters": "model.n_clusters",
@@ -70,7 +70,7 @@ HYPERPARAMETER_COLUMNS: dict[str, str] = {
     "post_entropy_w": "train.posterior_entropy_weight",
     "n_steps": "train.n_steps",
 }
-#: Metric columns → keys of ``metrics.json``.
+#: Metric columns → keys of `metrics.json`.
 METRIC_COLUMNS: dict[str, str] = {"NMI": "nmi", "R²": "r2", "Purity": "purity", "Recon": "recon"}
 #: Test-split metrics, shown beside the validation metrics when runs hold out a validation split.
 TEST_COLUMNS: dict[str, str] = {f"Test {column}": f"test_{key}" for column, key in METRIC_COLUMNS.items()}
@@ -78,24 +78,24 @@ TEST_COLUMNS: dict[str, str] = {f"Test {column}": f"test_{key}" for column, key 
 COUNT_COLUMNS: dict[str, str] = {"Active": "active_clusters"}
 MISSING = "—"
 REPORT_FILE, RESULTS_FILE, PLOTS_DIR = "report.md", "results.csv", "plots"
-#: Flags of ``expfam train`` come from these sections; ``[evaluate]`` only from a ``--config`` file.
+#: Flags of `expfam train` come from these sections; `[evaluate]` only from a `--config` file.
 FLAG_SECTIONS: tuple[str, ...] = ("model", "data", "train")
 
 
 # ----------------------------------------------------------------- cells
 def config_value(config: RunConfig, qualified: str) -> Any:
-    """The value of ``section.key`` in ``config``."""
+    """The value of `section.key` in `config`."""
     section, key = qualified.split(".", 1)
     return getattr(getattr(config, section), key)
 
 
 def format_learning_rate(value: float) -> str:
-    """``1.5e-3``, ``3e-4``, ``1e-3`` as in the reference table (``0`` stays ``0``); the same format as ``expfam train``'s row."""
+    """`1.5e-3`, `3e-4`, `1e-3` as in the reference table (`0` stays `0`); the same format as `expfam train`'s row."""
     return compact_float(value)
 
 
 def format_cell(column: str, value: Any) -> str:
-    """One table cell in the reference table's format (``None`` is ``—``; ``(mean, sd)`` is ``mean ± sd``)."""
+    """One table cell in the reference table's format (`None` is `—`; `(mean, sd)` is `mean ± sd`)."""
     if value is None:
         return MISSING
     if isinstance(value, tuple):
@@ -121,7 +121,7 @@ def format_cell(column: str, value: Any) -> str:
 
 
 def notes(result: TrialResult) -> str:
-    """The Notes cell: overrides without a column (``block=full``), the trial's note, why it has no metrics."""
+    """The Notes cell: overrides without a column (`block=full`), the trial's note, why it has no metrics."""
     shown = set(HYPERPARAMETER_COLUMNS.values())
     hidden = [f"{key.split('.', 1)[1]}={value}" for key, value in result.trial.overrides.items() if key not in shown]
     parts = [", ".join(hidden)] if hidden else []
@@ -139,7 +139,7 @@ def notes(result: TrialResult) -> str:
 
 
 def table_row(result: TrialResult) -> dict[str, Any]:
-    """``{column: raw value}`` of one trial (metrics ``None`` without a finished run)."""
+    """`{column: raw value}` of one trial (metrics `None` without a finished run)."""
     row: dict[str, Any] = {"Run": result.trial.name}
     row.update({column: config_value(result.trial.config, key) for column, key in HYPERPARAMETER_COLUMNS.items()})
     metrics = result.metrics if result.status == FINISHED and result.metrics is not None else {}
@@ -167,10 +167,10 @@ def _has_test_metrics(results: Sequence[TrialResult]) -> bool:
 
 
 def format_table(results: Sequence[TrialResult]) -> str:
-    """The reference table (Markdown) of ``results``: header, separator, one line per trial.
+    """The reference table (Markdown) of `results`: header, separator, one line per trial.
 
     When runs held out a validation split, the metric columns are the validation ones and the
-    test split's (``Test NMI``, ...) stand beside them, before Notes.
+    test split's (`Test NMI`, ...) stand beside them, before Notes.
     """
     columns = list(TABLE_COLUMNS)
     if _has_test_metrics(results):
@@ -189,9 +189,9 @@ def format_table(results: Sequence[TrialResult]) -> str:
 def by_configuration(results: Sequence[TrialResult]) -> list[TrialResult]:
     r"""One result per configuration, in order: a repeated configuration's seeds summarised.
 
-    A configuration run with ``R`` seeds (:attr:`~expfam.experiment.sweep_spec.Trial.configuration`)
-    becomes one result named after it, with ``metrics`` the mean over its finished seeds and
-    ``spread`` the sample standard deviation :math:`\sqrt{\sum_r (m_r - \bar m)^2 / (R - 1)}`
+    A configuration run with `R` seeds (`configuration`)
+    becomes one result named after it, with `metrics` the mean over its finished seeds and
+    `spread` the sample standard deviation $\sqrt{\sum_r (m_r - \bar m)^2 / (R - 1)}$
     (0 for one seed). It is finished when every seed finished, failed when one failed
     (naming it), else pending. Results of runs that are not repeated pass through unchanged.
     """
@@ -235,11 +235,11 @@ def by_configuration(results: Sequence[TrialResult]) -> list[TrialResult]:
 
 # ----------------------------------------------------------------- best run
 def best_result(results: Sequence[TrialResult], min_r2: float) -> tuple[TrialResult | None, bool]:
-    """The highest-NMI finished trial with ``R² ≥ min_r2``, or failing that the highest NMI overall.
+    """The highest-NMI finished trial with `R² ≥ min_r2`, or failing that the highest NMI overall.
 
     Returns:
-        ``(result, qualified)``: ``qualified`` is False for the fallback; ``result`` is
-        ``None`` when no trial finished with a finite NMI.
+        `(result, qualified)`: `qualified` is False for the fallback; `result` is
+        `None` when no trial finished with a finite NMI.
     """
     finished = [
         r for r in results if r.status == FINISHED and r.metrics and math.isfinite(r.metrics.get("nmi", math.nan))
@@ -258,11 +258,11 @@ def _flag_value(value: Any) -> str:
 
 
 def train_command(config: RunConfig, *, per_line: int = 4) -> str:
-    """The ``expfam train`` command line for ``config``.
+    """The `expfam train` command line for `config`.
 
     Flags: the block set and the table's hyperparameters always, then every other
-    ``[model]``, ``[data]`` and ``[train]`` key whose value is not the block set's
-    default (:func:`expfam.experiment.config.default_config`, what ``expfam train`` fills in).
+    `[model]`, `[data]` and `[train]` key whose value is not the block set's
+    default ([`expfam.experiment.config.default_config`][expfam.experiment.config.default_config], what `expfam train` fills in).
     """
     defaults = config_to_mapping(default_config(config.model.block))
     values = config_to_mapping(config)
@@ -287,7 +287,7 @@ def _scores(metrics: Mapping[str, float]) -> str:
 
 
 def best_section(spec: SweepSpec, results: Sequence[TrialResult]) -> list[str]:
-    """The lines of ``## Best Configuration``."""
+    """The lines of `## Best Configuration`."""
     repeated = any(r.trial.configuration for r in results)
     mean = "mean " if repeated else ""
     rule = f"the highest {mean}NMI among the {'configurations' if repeated else 'runs'} with {mean}R² ≥ {spec.min_r2:g}"
@@ -345,7 +345,7 @@ def best_section(spec: SweepSpec, results: Sequence[TrialResult]) -> list[str]:
 def report_text(
     spec: SweepSpec, results: Sequence[TrialResult], *, command: str = "", plots: Sequence[str] = ()
 ) -> str:
-    """The Markdown report of a sweep (``plots``: paths relative to the report)."""
+    """The Markdown report of a sweep (`plots`: paths relative to the report)."""
     counts = {status: sum(r.status == status for r in results) for status in (FINISHED, FAILED)}
     pending = len(results) - counts[FINISHED] - counts[FAILED]
     lines = [f"# {spec.title}", ""]
@@ -373,7 +373,7 @@ def report_text(
 
 
 def results_csv_text(results: Sequence[TrialResult]) -> str:
-    """``results.csv``: the table's rows unrounded, with phase, status, error and every other metric."""
+    """`results.csv`: the table's rows unrounded, with phase, status, error and every other metric."""
     shown = {*METRIC_COLUMNS.values(), *COUNT_COLUMNS.values(), *TEST_COLUMNS.values()}
     extra = sorted({key for r in results for key in (r.metrics or {}) if key not in shown})
     repeated = ["Configuration", "seed"] if any(r.trial.configuration for r in results) else []
@@ -402,7 +402,7 @@ def results_csv_text(results: Sequence[TrialResult]) -> str:
 
 
 def write_results(spec: SweepSpec, results: Sequence[TrialResult], out: str | Path, *, command: str = "") -> None:
-    """Rewrite ``out/results.csv`` and ``out/report.md`` atomically (linking the plots already in ``out/plots``)."""
+    """Rewrite `out/results.csv` and `out/report.md` atomically (linking the plots already in `out/plots`)."""
     out = Path(out)
     plots = [f"{PLOTS_DIR}/{name}" for name in plot_names(spec).values() if (out / PLOTS_DIR / name).is_file()]
     atomic_write_text(out / RESULTS_FILE, results_csv_text(results))
@@ -417,16 +417,16 @@ def _plot_name(qualified: str, swept: Sequence[str]) -> str:
 
 
 def plot_names(spec: SweepSpec) -> dict[str, str]:
-    """``{section.key: file name}`` of the sweep's plots, in the order the keys are first swept."""
+    """`{section.key: file name}` of the sweep's plots, in the order the keys are first swept."""
     swept = spec.swept_keys()
     return {key: f"{_plot_name(key, swept)}.png" for key in swept}
 
 
 def plot_series(spec: SweepSpec, results: Sequence[TrialResult], key: str) -> dict[str, list[TrialResult]]:
-    """The finished runs plotted against ``key``, as ``{legend label: runs}``.
+    """The finished runs plotted against `key`, as `{legend label: runs}`.
 
-    The runs are those that set ``key`` and the baseline runs (every swept key at
-    its base value). If two of them share a value of ``key`` (a grid over several
+    The runs are those that set `key` and the baseline runs (every swept key at
+    its base value). If two of them share a value of `key` (a grid over several
     keys), they are split into one series per combination of the other swept keys.
     """
     swept = spec.swept_keys()
@@ -452,11 +452,11 @@ def plot_series(spec: SweepSpec, results: Sequence[TrialResult], key: str) -> di
 
 
 def write_plots(spec: SweepSpec, results: Sequence[TrialResult], out: str | Path) -> list[Path]:
-    """``out/plots/<key>.png`` for every swept key: NMI, R², Purity and Recon against the key's value.
+    """`out/plots/<key>.png` for every swept key: NMI, R², Purity and Recon against the key's value.
 
-    Each run of :func:`plot_series` is a point labelled with its name; the points of
+    Each run of [`plot_series`][expfam.experiment.report.plot_series] is a point labelled with its name; the points of
     a series are joined by a line. A repeated configuration is one point, its mean
-    (:func:`by_configuration`).
+    ([`by_configuration`][expfam.experiment.report.by_configuration]).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -528,8 +528,8 @@ def read_run_summary(run_dir: str | Path, label: str | None = None) -> RunSummar
     """The configuration and metrics of a finished run directory.
 
     Raises:
-        RunDirectoryError: the directory or its ``config.toml`` is missing, the run is not finished
-            (:func:`~expfam.experiment.runs.require_finished`), or its ``metrics.json`` is missing or not numbers.
+        RunDirectoryError: the directory or its `config.toml` is missing, the run is not finished
+            ([`require_finished`][expfam.experiment.runs.require_finished]), or its `metrics.json` is missing or not numbers.
     """
     run_dir = Path(run_dir)
     require_finished(run_dir)
@@ -577,7 +577,7 @@ def comparison_text(runs: Sequence[RunSummary]) -> str:
 
 
 def read_run_summaries(run_dirs: Sequence[str | Path]) -> list[RunSummary]:
-    """:func:`read_run_summary` of each directory, labelled by its name (``parent/name`` where names repeat)."""
+    """[`read_run_summary`][expfam.experiment.report.read_run_summary] of each directory, labelled by its name (`parent/name` where names repeat)."""
     paths = [Path(p) for p in run_dirs]
     names = [p.name for p in paths]
     labels = [f"{p.parent.name}/{p.name}" if names.count(p.name) > 1 else p.name for p in paths]
@@ -585,7 +585,7 @@ def read_run_summaries(run_dirs: Sequence[str | Path]) -> list[RunSummary]:
 
 
 def compare_runs(run_dirs: Sequence[str | Path]) -> str:
-    """:func:`comparison_text` of run directories, labelled by directory name (``parent/name`` where names repeat)."""
+    """[`comparison_text`][expfam.experiment.report.comparison_text] of run directories, labelled by directory name (`parent/name` where names repeat)."""
     return comparison_text(read_run_summaries(run_dirs))
 
 

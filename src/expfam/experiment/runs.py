@@ -2,7 +2,7 @@ r"""Run directories: what one training run leaves on disk, written atomically.
 
 A run directory holds ::
 
-    config.toml       the full RunConfig (every key), readable by ``expfam train --config``
+    config.toml       the full RunConfig (every key), readable by `expfam train --config`
     run.json          status ("running", "completed", "diverged", "interrupted", "failed"), steps, timing, ...
     model.json        what rebuilding the model needs without the data: names, options, sizes, image shape
     checkpoint.npz    parameters, optimiser state, step and key of the last checkpoint (resume)
@@ -12,12 +12,12 @@ A run directory holds ::
     prototypes.png, samples.png, reconstructions.png, training_curves.png
 
 Every file is written to a temporary file in the same directory and moved into
-place with :func:`os.replace`, so a reader (or a crash) never sees half a file.
+place with `os.replace`, so a reader (or a crash) never sees half a file.
 
-A run is finished only when ``run.json`` says ``"completed"``; that status is
-written last, after the metrics, parameters and plots. :func:`is_finished` is the
-one rule every reader uses (``expfam sweep``, ``compare``, ``evaluate``, ``assign``);
-:func:`require_finished` refuses anything else with the reason and the fix.
+A run is finished only when `run.json` says `"completed"`; that status is
+written last, after the metrics, parameters and plots. [`is_finished`][expfam.experiment.runs.is_finished] is the
+one rule every reader uses (`expfam sweep`, `compare`, `evaluate`, `assign`);
+[`require_finished`][expfam.experiment.runs.require_finished] refuses anything else with the reason and the fix.
 
 Examples:
     >>> import numpy as np, tempfile
@@ -62,7 +62,7 @@ PLOT_FILES: tuple[str, ...] = (
     "training_curves.png",
     "cluster_usage.png",
 )
-#: Every file a run writes; ``--overwrite`` removes exactly these (and nothing else).
+#: Every file a run writes; `--overwrite` removes exactly these (and nothing else).
 RUN_FILES: tuple[str, ...] = (
     CONFIG_FILE,
     PARAMS_FILE,
@@ -76,7 +76,7 @@ RUN_FILES: tuple[str, ...] = (
 
 _SEPARATOR = "/"
 
-#: ``run.json`` statuses: written first, then "interrupted", "diverged" or "failed", or — last of all — "completed".
+#: `run.json` statuses: written first, then "interrupted", "diverged" or "failed", or — last of all — "completed".
 RUNNING, COMPLETED, INTERRUPTED, DIVERGED, FAILED = "running", "completed", "interrupted", "diverged", "failed"
 
 
@@ -87,13 +87,13 @@ class RunDirectoryError(ExpfamError):
 # ----------------------------------------------------------------- atomic writes
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
-    """Open a temporary file next to ``path``; on success move it onto ``path``.
+    r"""Open a temporary file next to `path`; on success move it onto `path`.
 
-    On an exception the temporary file is removed and ``path`` is left as it was.
+    On an exception the temporary file is removed and `path` is left as it was.
 
     Args:
         path: the final file.
-        mode: ``"wb"`` or ``"w"`` (text, UTF-8, ``\n`` line endings).
+        mode: `"wb"` or `"w"` (text, UTF-8, `\n` line endings).
     """
     path = Path(path)
     try:
@@ -142,25 +142,25 @@ def _write_error(path: Path, error: OSError) -> RunWriteError:
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically."""
+    """Write `text` to `path` atomically."""
     with atomic_open(path, "w") as handle:
         handle.write(text)
 
 
 # ----------------------------------------------------------------- directory
 def create_run_dir(path: str | Path, overwrite: bool = False) -> Path:
-    """Create the run directory ``path`` (parents included) and return it.
+    """Create the run directory `path` (parents included) and return it.
 
     An existing empty directory is used as it is. An existing non-empty one is
-    refused unless ``overwrite``; with ``overwrite`` the files a run writes
-    (:data:`RUN_FILES`) are removed — ``run.json`` first, so the folder never reads as
+    refused unless `overwrite`; with `overwrite` the files a run writes
+    (`RUN_FILES`) are removed — `run.json` first, so the folder never reads as
     finished with a mix of old and new files — and anything else is left alone. Call it
     only after every input has been checked: it is the first thing that changes the disk.
     A folder where a file cannot be created is refused before anything is removed.
 
     Raises:
-        RunDirectoryError: ``path`` is a file, or a non-empty directory without
-            ``overwrite``, or cannot be created or written to.
+        RunDirectoryError: `path` is a file, or a non-empty directory without
+            `overwrite`, or cannot be created or written to.
     """
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
@@ -191,10 +191,10 @@ def create_run_dir(path: str | Path, overwrite: bool = False) -> Path:
 
 
 def check_writable(folder: str | Path, flag: str) -> None:
-    """Create and remove a file in ``folder``; refuse a folder where that fails.
+    """Create and remove a file in `folder`; refuse a folder where that fails.
 
     Raises:
-        RunDirectoryError: naming the folder, the reason and ``flag`` (e.g. ``--out``) as the fix.
+        RunDirectoryError: naming the folder, the reason and `flag` (e.g. `--out`) as the fix.
     """
     folder = Path(folder)
     try:
@@ -227,7 +227,7 @@ def _require(run_dir: Path, name: str) -> Path:
 
 # ----------------------------------------------------------------- parameters
 def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, np.ndarray]:
-    """``{"a/b/c": array}`` from a nested mapping of arrays."""
+    """`{"a/b/c": array}` from a nested mapping of arrays."""
     flat: dict[str, np.ndarray] = {}
     for name, value in params.items():
         if not isinstance(name, str) or not name or _SEPARATOR in name:
@@ -244,7 +244,7 @@ def flatten_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, np.
 
 
 def unflatten_params(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    """The nested dict of :func:`flatten_params`'s output."""
+    """The nested dict of [`flatten_params`][expfam.experiment.runs.flatten_params]'s output."""
     nested: dict[str, Any] = {}
     for key, value in flat.items():
         *parents, leaf = key.split(_SEPARATOR)
@@ -256,7 +256,7 @@ def unflatten_params(flat: Mapping[str, np.ndarray]) -> dict[str, Any]:
 
 
 def save_params(run_dir: str | Path, params: Mapping[str, Any]) -> Path:
-    """Write the parameter pytree to ``run_dir/params.npz`` (keys are '/'-joined paths)."""
+    """Write the parameter pytree to `run_dir/params.npz` (keys are '/'-joined paths)."""
     path = Path(run_dir) / PARAMS_FILE
     arrays: dict[str, Any] = flatten_params(params)  # Any: savez's stubs would read a key as its allow_pickle flag
     with atomic_open(path, "wb") as handle:
@@ -265,16 +265,16 @@ def save_params(run_dir: str | Path, params: Mapping[str, Any]) -> Path:
 
 
 def load_params(run_dir: str | Path) -> dict[str, Any]:
-    """Read ``run_dir/params.npz`` back into the nested dict :func:`save_params` was given."""
+    """Read `run_dir/params.npz` back into the nested dict [`save_params`][expfam.experiment.runs.save_params] was given."""
     path = _require(Path(run_dir), PARAMS_FILE)
     return unflatten_params(read_archive(path, "parameter archive"))
 
 
 def read_archive(path: Path, what: str) -> dict[str, np.ndarray]:
-    """Every array of the ``.npz`` file ``path``, or a one-line error (damaged, truncated, not an archive).
+    """Every array of the `.npz` file `path`, or a one-line error (damaged, truncated, not an archive).
 
     Raises:
-        RunDirectoryError: naming ``path``, what is wrong and the fix.
+        RunDirectoryError: naming `path`, what is wrong and the fix.
     """
     fix = "it is damaged or was not written by expfam; restore it or train the run again"
     try:
@@ -306,7 +306,7 @@ def read_archive(path: Path, what: str) -> dict[str, np.ndarray]:
 
 # ----------------------------------------------------------------- config, metrics, info
 def write_config(run_dir: str | Path, config: RunConfig) -> Path:
-    """Write ``run_dir/config.toml`` (every key; :func:`expfam.experiment.config.load_config` reads it back equal)."""
+    """Write `run_dir/config.toml` (every key; [`expfam.experiment.config.load_config`][expfam.experiment.config.load_config] reads it back equal)."""
     path = Path(run_dir) / CONFIG_FILE
     atomic_write_text(path, config_to_toml(config))
     return path
@@ -322,14 +322,14 @@ def _json_text(mapping: Mapping[str, Any]) -> str:
 
 
 def write_metrics(run_dir: str | Path, metrics: Mapping[str, float]) -> Path:
-    """Write ``run_dir/metrics.json`` (NaN is written as the JSON extension ``NaN``)."""
+    """Write `run_dir/metrics.json` (NaN is written as the JSON extension `NaN`)."""
     path = Path(run_dir) / METRICS_FILE
     atomic_write_text(path, _json_text({key: _plain(value) for key, value in metrics.items()}))
     return path
 
 
 def read_metrics(run_dir: str | Path) -> dict[str, float] | None:
-    """The final metrics of a run, or ``None`` when it has none (it diverged or is still running)."""
+    """The final metrics of a run, or `None` when it has none (it diverged or is still running)."""
     path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return None
@@ -345,7 +345,7 @@ def read_metrics(run_dir: str | Path) -> dict[str, float] | None:
 
 
 def _read_json(path: Path) -> dict[str, Any]:
-    """The JSON object in ``path``, or a one-line error (not UTF-8, not JSON, not an object)."""
+    """The JSON object in `path`, or a one-line error (not UTF-8, not JSON, not an object)."""
     try:
         value = json.loads(path.read_bytes().decode("utf-8"))
     except OSError as error:
@@ -365,21 +365,21 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def write_info(run_dir: str | Path, info: Mapping[str, Any]) -> Path:
-    """Write ``run_dir/run.json``: status and facts about the run that are not configuration."""
+    """Write `run_dir/run.json`: status and facts about the run that are not configuration."""
     path = Path(run_dir) / INFO_FILE
     atomic_write_text(path, _json_text({key: _plain(value) for key, value in info.items()}))
     return path
 
 
 def write_model_spec(run_dir: str | Path, spec: Mapping[str, Any]) -> Path:
-    """Write ``run_dir/model.json``: what :func:`expfam.experiment.trained.load_run` rebuilds the model from."""
+    """Write `run_dir/model.json`: what [`expfam.experiment.trained.load_run`][expfam.experiment.trained.load_run] rebuilds the model from."""
     path = Path(run_dir) / MODEL_FILE
     atomic_write_text(path, _json_text({key: _plain(value) for key, value in spec.items()}))
     return path
 
 
 def read_model_spec(run_dir: str | Path) -> dict[str, Any]:
-    """``model.json`` of a run.
+    """`model.json` of a run.
 
     Raises:
         RunDirectoryError: the file is missing (a run written before expfam stored it) or not JSON.
@@ -388,7 +388,7 @@ def read_model_spec(run_dir: str | Path) -> dict[str, Any]:
 
 
 def read_info(run_dir: str | Path) -> dict[str, Any]:
-    """``run.json`` of a run (empty when absent or unreadable: such a run is not finished)."""
+    """`run.json` of a run (empty when absent or unreadable: such a run is not finished)."""
     path = Path(run_dir) / INFO_FILE
     if not path.is_file():
         return {}
@@ -399,13 +399,13 @@ def read_info(run_dir: str | Path) -> dict[str, Any]:
 
 
 def run_status(run_dir: str | Path) -> str:
-    """The ``status`` of ``run_dir/run.json``: ``"completed"``, ``"running"``, ...; ``""`` when there is none."""
+    """The `status` of `run_dir/run.json`: `"completed"`, `"running"`, ...; `""` when there is none."""
     status = read_info(run_dir).get("status", "")
     return status if isinstance(status, str) else ""
 
 
 def is_finished(run_dir: str | Path) -> bool:
-    """The one rule for "this run is finished": its ``run.json``, written last, says ``"completed"``.
+    """The one rule for "this run is finished": its `run.json`, written last, says `"completed"`.
 
     A run killed at any moment (while training, evaluating, plotting or writing a
     checkpoint) reads as unfinished, whatever other files it holds.
@@ -414,10 +414,10 @@ def is_finished(run_dir: str | Path) -> bool:
 
 
 def require_finished(run_dir: str | Path) -> None:
-    """Refuse a run directory that :func:`is_finished` does not accept, saying why and what to do.
+    """Refuse a run directory that [`is_finished`][expfam.experiment.runs.is_finished] does not accept, saying why and what to do.
 
     Raises:
-        RunDirectoryError: the directory is missing, or its status is not ``"completed"``.
+        RunDirectoryError: the directory is missing, or its status is not `"completed"`.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -456,7 +456,7 @@ def _plain(value: Any) -> Any:
 
 # ----------------------------------------------------------------- history
 def history_columns(rows: Sequence[Mapping[str, float]]) -> list[str]:
-    """``step`` first, then every other key in order of first appearance."""
+    """`step` first, then every other key in order of first appearance."""
     columns = ["step"]
     for row in rows:
         columns.extend(key for key in row if key not in columns)
@@ -482,14 +482,14 @@ def _csv_value(value: Any) -> str:
 
 
 def write_history(run_dir: str | Path, rows: Sequence[Mapping[str, float]]) -> Path:
-    """Write ``run_dir/history.csv``: one row per logged chunk."""
+    """Write `run_dir/history.csv`: one row per logged chunk."""
     path = Path(run_dir) / HISTORY_FILE
     atomic_write_text(path, history_text(rows))
     return path
 
 
 def read_history(run_dir: str | Path) -> list[dict[str, float]]:
-    """The rows of ``history.csv`` (``step`` as int, the rest as float; empty cells left out)."""
+    """The rows of `history.csv` (`step` as int, the rest as float; empty cells left out)."""
     path = Path(run_dir) / HISTORY_FILE
     if not path.is_file():
         return []
@@ -507,10 +507,10 @@ def read_history(run_dir: str | Path) -> list[dict[str, float]]:
 
 # ----------------------------------------------------------------- whole run
 def read_run(run_dir: str | Path) -> tuple[RunConfig, dict[str, Any], dict[str, float] | None]:
-    """``(config, params, metrics)`` of a run directory (``metrics`` is ``None`` if there are none).
+    """`(config, params, metrics)` of a run directory (`metrics` is `None` if there are none).
 
     Raises:
-        RunDirectoryError: the directory, ``config.toml`` or ``params.npz`` is missing or unreadable.
+        RunDirectoryError: the directory, `config.toml` or `params.npz` is missing or unreadable.
     """
     run_dir = Path(run_dir)
     return read_config(run_dir), load_params(run_dir), read_metrics(run_dir)

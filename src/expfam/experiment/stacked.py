@@ -4,23 +4,23 @@ Trials that share every shape (model, data shape, batch size, sample counts, num
 loss terms) and differ only in numbers — learning rate and its warmup, loss-term weights, KL and
 conjugation warmup lengths, seed — train together: parameters, optimiser state and keys carry a
 leading trial axis, and the per-step function of the solo trainer
-(:func:`expfam.experiment.training.make_step`) is mapped over it with :func:`jax.vmap`:
+([`expfam.experiment.training.make_step`][expfam.experiment.training.make_step]) is mapped over it with `jax.vmap`:
 
-.. math::
+$$
+\text{state}^{(i)}_{t+1} = \text{step}\big(\text{numbers}^{(i)}, \text{data}^{(i)}, \text{state}^{(i)}_t\big),
+\qquad i = 1..T,
+$$
 
-    \text{state}^{(i)}_{t+1} = \text{step}\big(\text{numbers}^{(i)}, \text{data}^{(i)}, \text{state}^{(i)}_t\big),
-    \qquad i = 1..T,
-
-where ``numbers`` holds the loss weights and warmups and the optimiser state holds the
-learning rate (``optax.inject_hyperparams``), so one compilation serves all of them. Each trial
+where `numbers` holds the loss weights and warmups and the optimiser state holds the
+learning rate (`optax.inject_hyperparams`), so one compilation serves all of them. Each trial
 starts from the state a solo run of its seed starts from, so its numbers are the solo run's
 (to float32 rounding).
 
 A trial whose loss, a term or its parameters turn non-finite is frozen at its last finite
 parameters (its step and term are recorded as a
-:class:`~expfam.errors.TrainingDivergedError`); the others go on.
+[`TrainingDivergedError`][expfam.errors.TrainingDivergedError]); the others go on.
 
-Example:
+Examples:
     >>> import dataclasses, jax, jax.numpy as jnp
     >>> from expfam.builder import build_model
     >>> from expfam.experiment.config import TrainConfig
@@ -68,34 +68,34 @@ from expfam.family import Array
 from expfam.model import Harmonium, Params
 from expfam.plugins import Registry
 
-#: ``callback(step, params, chunk_history)`` of one trial, as :func:`expfam.experiment.training.train`'s.
+#: `callback(step, params, chunk_history)` of one trial, as [`expfam.experiment.training.train`][expfam.experiment.training.train]'s.
 TrialCallback = Callable[[int, Params, dict[str, np.ndarray]], None]
 #: One array every trial trains on, or one per trial.
 TrialData = Array | np.ndarray | Sequence[Array | np.ndarray]
-#: What :func:`train_stacked` returns per trial: its result, or the error that froze it.
+#: What [`train_stacked`][expfam.experiment.stacked.train_stacked] returns per trial: its result, or the error that froze it.
 Outcome = TrainResult | TrainingDivergedError
 
 
 def stack(trees: Sequence[Any]) -> Any:
-    """One pytree whose leaves carry a leading axis over ``trees`` (all of one structure)."""
+    """One pytree whose leaves carry a leading axis over `trees` (all of one structure)."""
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *trees)
 
 
 def unstack(tree: Any, index: int) -> Any:
-    """Member ``index`` of a stacked pytree."""
+    """Member `index` of a stacked pytree."""
     return jax.tree.map(lambda leaf: leaf[index], tree)
 
 
-#: How a stacked chunk runs its trials: ``"vmap"`` batches them into wide kernels (the win on a
+#: How a stacked chunk runs its trials: `"vmap"` batches them into wide kernels (the win on a
 #: GPU; float32 rounding differs from a solo run's, and Adam amplifies it over many steps),
-#: ``"map"`` runs them one after another inside one program (``jax.lax.map``: bit-for-bit a solo
-#: run's numbers; one compilation and one dispatch per chunk for the group), ``"auto"``: ``"map"``
-#: on a CPU, ``"vmap"`` elsewhere.
+#: `"map"` runs them one after another inside one program (`jax.lax.map`: bit-for-bit a solo
+#: run's numbers; one compilation and one dispatch per chunk for the group), `"auto"`: `"map"`
+#: on a CPU, `"vmap"` elsewhere.
 VECTORIZE: tuple[str, ...] = ("auto", "vmap", "map")
 
 
 def resolve_vectorize(vectorize: str) -> str:
-    """``"vmap"`` or ``"map"`` for ``vectorize`` (``"auto"``: ``"map"`` on a CPU backend, else ``"vmap"``)."""
+    """`"vmap"` or `"map"` for `vectorize` (`"auto"`: `"map"` on a CPU backend, else `"vmap"`)."""
     if vectorize not in VECTORIZE:
         raise ConfigurationError(
             f"vectorize must be one of {', '.join(VECTORIZE)}, got {vectorize!r}", offending=vectorize
@@ -115,14 +115,14 @@ def make_stacked_chunk(
     registry: Registry | None = None,
     devices: int | None = None,
 ) -> Chunk:
-    """A jitted ``chunk(states, data, numbers, length)``: :func:`~expfam.experiment.training.make_step` over trials.
+    """A jitted `chunk(states, data, numbers, length)`: [`make_step`][expfam.experiment.training.make_step] over trials.
 
-    ``states`` and ``numbers`` carry a leading trial axis; ``data`` too unless ``shared_data``
-    (then every trial draws its batches from the same array). ``vectorize`` (:data:`VECTORIZE`)
-    maps the solo scan over the trial axis with :func:`jax.vmap` or :func:`jax.lax.map`. Cached
-    per shape, like the solo chunk; each group size compiles once. ``devices > 1`` spreads the
-    trials over that many devices (:func:`jax.shard_map` over the trial axis; the group size must
-    be a multiple of ``devices``): each device runs its own trials.
+    `states` and `numbers` carry a leading trial axis; `data` too unless `shared_data`
+    (then every trial draws its batches from the same array). `vectorize` (`VECTORIZE`)
+    maps the solo scan over the trial axis with `jax.vmap` or `jax.lax.map`. Cached
+    per shape, like the solo chunk; each group size compiles once. `devices > 1` spreads the
+    trials over that many devices (`jax.shard_map` over the trial axis; the group size must
+    be a multiple of `devices`): each device runs its own trials.
     """
     mode = resolve_vectorize(vectorize)
     data_axis = None if shared_data else 0
@@ -171,8 +171,8 @@ def make_stacked_chunk(
 
 
 def _shard_map(function: Callable[..., Any], *, mesh: Any, in_specs: Any, out_specs: Any) -> Callable[..., Any]:
-    """``jax.shard_map`` without replication checks; on JAX releases before it was public, the
-    experimental one (the package's floor is ``jax>=0.4.30``)."""
+    """`jax.shard_map` without replication checks; on JAX releases before it was public, the
+    experimental one (the package's floor is `jax>=0.4.30`)."""
     if hasattr(jax, "shard_map"):
         return jax.shard_map(function, mesh=mesh, in_specs=in_specs, out_specs=out_specs, check_vma=False)
     experimental = importlib.import_module("jax.experimental.shard_map")
@@ -183,7 +183,7 @@ def _shard_map(function: Callable[..., Any], *, mesh: Any, in_specs: Any, out_sp
 
 
 def check_stackable(configs: Sequence[TrainConfig], weights: Mapping[str, float] | None = None) -> None:
-    """Raise a :class:`ConfigurationError` unless every config has the first one's step shape."""
+    """Raise a [`ConfigurationError`][expfam.errors.ConfigurationError] unless every config has the first one's step shape."""
     if not configs:
         raise ConfigurationError("no trials to train; give at least one training config", offending=configs)
     first = step_shape(configs[0], weights)
@@ -229,31 +229,31 @@ def train_stacked(
     vectorize: str = "auto",
     devices: int | None = None,
 ) -> list[Outcome]:
-    """Train several trials of one shape together; trial ``i`` ends as a solo :func:`~expfam.experiment.training.train` of ``configs[i]``.
+    """Train several trials of one shape together; trial `i` ends as a solo [`train`][expfam.experiment.training.train] of `configs[i]`.
 
     Args:
         model: the harmonium (shared).
-        params: each trial's initial parameters (ignored for a trial whose ``starts`` entry is given).
+        params: each trial's initial parameters (ignored for a trial whose `starts` entry is given).
         data: one array every trial trains on, or one array per trial (stacked when they differ).
-        configs: each trial's training config; they may differ only in :data:`~expfam.experiment.training.TRIAL_NUMBERS`.
-        callbacks: per trial, called after every chunk with ``(step, params, chunk_history)``.
-        weights: per trial ``{loss term: weight}`` (same names in the same order for all).
+        configs: each trial's training config; they may differ only in `TRIAL_NUMBERS`.
+        callbacks: per trial, called after every chunk with `(step, params, chunk_history)`.
+        weights: per trial `{loss term: weight}` (same names in the same order for all).
         registry: where loss-term names are looked up.
         starts: per trial, a state to continue from; all must be at the same step.
-        checkpoints: per trial, called with that trial's state as :func:`train`'s ``checkpoint``.
+        checkpoints: per trial, called with that trial's state as [`train`][expfam.experiment.training.train]'s `checkpoint`.
         checkpoint_every: chunks between checkpoints (0: only at the end and on interrupt); one
             number for all trials or one per trial.
-        vectorize: ``"vmap"``, ``"map"`` or ``"auto"`` (:data:`VECTORIZE`).
+        vectorize: `"vmap"`, `"map"` or `"auto"` (`VECTORIZE`).
         devices: spread the trials over this many devices (the group is padded with copies
-            of its first trial to a multiple of ``devices``; their results are dropped).
+            of its first trial to a multiple of `devices`; their results are dropped).
 
     Returns:
-        Per trial, its :class:`~expfam.experiment.training.TrainResult`, or the
-        :class:`~expfam.errors.TrainingDivergedError` that froze it (step, term, last finite parameters).
+        Per trial, its [`TrainResult`][expfam.experiment.training.TrainResult], or the
+        [`TrainingDivergedError`][expfam.errors.TrainingDivergedError] that froze it (step, term, last finite parameters).
 
     Raises:
         ConfigurationError: the configs differ in shape, or the arguments' lengths differ.
-        KeyboardInterrupt: after every running trial's ``checkpoint`` got its last complete state.
+        KeyboardInterrupt: after every running trial's `checkpoint` got its last complete state.
     """
     count = len(configs)
     per_trial_weights = list(weights) if weights is not None else [None] * count

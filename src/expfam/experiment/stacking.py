@@ -1,15 +1,15 @@
 r"""Sweeps in stacked groups: which trials train together, and training a group into its run directories.
 
-Trials stack (:mod:`expfam.experiment.stacked`) when they share every shape: the ``[model]``
-section, the ``[data]`` section but the seed, and the training config but the per-trial numbers
-(:data:`expfam.experiment.training.TRIAL_NUMBERS`: learning rate and its warmup, weight decay,
-loss weights, KL and conjugation warmups, seed, checkpoint interval). :func:`plan_groups` groups a
-sweep's trials by that key, in sweep order, at most ``cap`` per group; :func:`train_group` trains
+Trials stack ([`expfam.experiment.stacked`][expfam.experiment.stacked]) when they share every shape: the `[model]`
+section, the `[data]` section but the seed, and the training config but the per-trial numbers
+(`expfam.experiment.training.TRIAL_NUMBERS`: learning rate and its warmup, weight decay,
+loss weights, KL and conjugation warmups, seed, checkpoint interval). [`plan_groups`][expfam.experiment.stacking.plan_groups] groups a
+sweep's trials by that key, in sweep order, at most `cap` per group; [`train_group`][expfam.experiment.stacking.train_group] trains
 one group and writes each trial's own run directory with the same
-:class:`~expfam.experiment.pipeline.RunRecorder` a solo run uses, so the files, history and
+[`RunRecorder`][expfam.experiment.pipeline.RunRecorder] a solo run uses, so the files, history and
 metrics are a solo run's.
 
-Example:
+Examples:
     >>> from expfam.experiment.sweep_spec import parse_sweep
     >>> spec = parse_sweep({"phases": [{"name": "P", "grid": {"learning_rate": [1e-3, 2e-3], "n_latent": [4, 8]}}]})
     >>> [[trial.name for trial in group] for group in plan_groups(spec.trials)]
@@ -39,7 +39,7 @@ from expfam.experiment.sweep_spec import Trial
 from expfam.experiment.training import step_shape
 from expfam.plugins import Registry, get_registry
 
-#: What :func:`train_group` gives per trial: its test metrics, or the error that stopped it.
+#: What [`train_group`][expfam.experiment.stacking.train_group] gives per trial: its test metrics, or the error that stopped it.
 GroupOutcome = dict[str, float] | Exception
 
 
@@ -53,9 +53,9 @@ def _resolved(data: DataConfig) -> str:
 
 
 def plan_groups(trials: Sequence[Trial], cap: int | None = None) -> list[list[Trial]]:
-    """``trials`` in stackable groups (:func:`stack_key`), each in sweep order, at most ``cap`` long (``None``: no cap).
+    """`trials` in stackable groups ([`stack_key`][expfam.experiment.stacking.stack_key]), each in sweep order, at most `cap` long (`None`: no cap).
 
-    Groups come in the order of their first trial; a group longer than ``cap`` is cut into
+    Groups come in the order of their first trial; a group longer than `cap` is cut into
     consecutive pieces.
     """
     groups: dict[Hashable, list[Trial]] = {}
@@ -75,21 +75,21 @@ def train_group(
     vectorize: str = "auto",
     devices: int | None = None,
 ) -> list[GroupOutcome]:
-    """Train stackable runs together, each into its own run directory, as :func:`~expfam.experiment.pipeline.train_run` would.
+    """Train stackable runs together, each into its own run directory, as [`train_run`][expfam.experiment.pipeline.train_run] would.
 
     Every run is prepared (checked, data loaded, model built) before any training; a run
     whose preparation fails is reported as its error and the others go on. Run directories
-    are (re)created as :func:`~expfam.experiment.pipeline.train_run` with ``overwrite=True``
-    does. ``run.json`` records the group (``stack``: its size and the run's place in it).
-    ``devices > 1`` spreads the trials over that many devices.
+    are (re)created as [`train_run`][expfam.experiment.pipeline.train_run] with `overwrite=True`
+    does. `run.json` records the group (`stack`: its size and the run's place in it).
+    `devices > 1` spreads the trials over that many devices.
 
     Returns:
         Per run, its test metrics, or the exception that stopped it (a
-        :class:`~expfam.errors.TrainingDivergedError` for a run that diverged: its
+        [`TrainingDivergedError`][expfam.errors.TrainingDivergedError] for a run that diverged: its
         directory holds the last finite parameters, as a solo run's does).
 
     Raises:
-        KeyboardInterrupt: after checkpointing every running trial and marking it ``interrupted``.
+        KeyboardInterrupt: after checkpointing every running trial and marking it `interrupted`.
     """
     registry = registry or get_registry()
     say = log or (lambda text: None)
@@ -168,10 +168,10 @@ def attempt_group(
     vectorize: str = "auto",
     devices: int | None = None,
 ) -> list[tuple[str, dict[str, float] | None, str, str, float]]:
-    """Train a group, catching errors: per trial ``(status, metrics, error, traceback, seconds)``.
+    """Train a group, catching errors: per trial `(status, metrics, error, traceback, seconds)`.
 
-    The stacked counterpart of :func:`expfam.experiment.sweep.attempt_trial`; module-level and
-    returning plain values, so it runs in a spawned process too. ``seconds`` is each trial's
+    The stacked counterpart of [`expfam.experiment.sweep.attempt_trial`][expfam.experiment.sweep.attempt_trial]; module-level and
+    returning plain values, so it runs in a spawned process too. `seconds` is each trial's
     share of the group's wall time (the group's time divided by its size), so the seconds of a
     sweep's trials add up to its wall time.
     """

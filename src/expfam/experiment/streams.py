@@ -1,17 +1,17 @@
 r"""Named random streams of a run: one root key per seed, one independent stream per purpose.
 
-.. math::
+$$
+\text{root} = \texttt{key}(\text{seed}),\qquad
+\text{stream}(\text{name}) = \texttt{fold\_in}(\text{root}, \text{index of name}),\qquad
+\text{key at step } t = \texttt{fold\_in}(\text{stream}, t).
+$$
 
-    \text{root} = \texttt{key}(\text{seed}),\qquad
-    \text{stream}(\text{name}) = \texttt{fold\_in}(\text{root}, \text{index of name}),\qquad
-    \text{key at step } t = \texttt{fold\_in}(\text{stream}, t).
-
-Every key is a hash of ``(seed, stream, step)``, so different seeds never share a
-stream (the old scheme used ``PRNGKey(seed + 1)`` for training, which was seed
-``seed + 1``'s root), and the key of any step is known without replaying the
+Every key is a hash of `(seed, stream, step)`, so different seeds never share a
+stream (the old scheme used `PRNGKey(seed + 1)` for training, which was seed
+`seed + 1`'s root), and the key of any step is known without replaying the
 steps before it, which is what makes a resumed run equal an uninterrupted one.
 
-Example:
+Examples:
     >>> keys = run_keys(0)
     >>> sorted(keys)
     ['correction', 'data', 'evaluate', 'init', 'plots', 'progress', 'train']
@@ -26,19 +26,19 @@ STREAMS: tuple[str, ...] = ("init", "data", "train", "evaluate", "progress", "pl
 
 
 def root_key(seed: int) -> jax.Array:
-    """``jax.random.key(seed)``, the one root of a run."""
+    """`jax.random.key(seed)`, the one root of a run."""
     return jax.random.key(int(seed))
 
 
 def stream_key(seed: int, name: str) -> jax.Array:
-    """The key of stream ``name`` (one of :data:`STREAMS`) of seed ``seed``."""
+    """The key of stream `name` (one of `STREAMS`) of seed `seed`."""
     if name not in STREAMS:
         raise KeyError(f"unknown random stream {name!r}; streams: {', '.join(STREAMS)}")
     return jax.random.fold_in(root_key(seed), STREAMS.index(name))
 
 
 def run_keys(seed: int) -> dict[str, jax.Array]:
-    """``{name: stream key}`` for every stream of :data:`STREAMS`."""
+    """`{name: stream key}` for every stream of `STREAMS`."""
     return {name: stream_key(seed, name) for name in STREAMS}
 
 

@@ -29,9 +29,9 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
 
 # ----------------------------------------------------------------- summary
 def summary_row(config: RunConfig, metrics: Mapping[str, float], *, run: str = "-") -> dict[str, Any]:
-    """One row of the reference results table: ``{column: value}`` in :data:`SUMMARY_COLUMNS` order.
+    """One row of the reference results table: `{column: value}` in `SUMMARY_COLUMNS` order.
 
-    Values are raw numbers (``Purity`` a fraction); :func:`format_summary` formats them.
+    Values are raw numbers (`Purity` a fraction); [`format_summary`][expfam.experiment.summary.format_summary] formats them.
     """
     model, train_config = config.model, config.train
     return {
@@ -53,7 +53,7 @@ def summary_row(config: RunConfig, metrics: Mapping[str, float], *, run: str = "
 
 
 def collapse_warning(metrics: Mapping[str, float], n_clusters: int) -> str | None:
-    """A warning when fewer than half of the ``K`` clusters are active (hold a test point), else ``None``.
+    """A warning when fewer than half of the `K` clusters are active (hold a test point), else `None`.
 
     Such a run has collapsed: its NMI compares a coarser clustering than asked for.
     """
@@ -68,7 +68,7 @@ def collapse_warning(metrics: Mapping[str, float], n_clusters: int) -> str | Non
 
 
 def compact_float(value: float) -> str:
-    """``3e-4``, ``1.5e-3`` as in the reference table (``0`` stays ``0``)."""
+    """`3e-4`, `1.5e-3` as in the reference table (`0` stays `0`)."""
     if value == 0:
         return "0"
     if not math.isfinite(value):

@@ -1,21 +1,21 @@
 r"""Sweeps: run every trial of a sweep file into its own run directory, resumably.
 
-:func:`run_sweep` trains each trial of a :class:`~expfam.experiment.sweep_spec.SweepSpec`
-into ``<out>/<run name>/`` (sequentially, or ``jobs`` at a time in spawned
-processes) and rewrites the aggregate files (``results.csv``, ``report.md``;
-:mod:`expfam.experiment.report`) atomically after each trial.
+[`run_sweep`][expfam.experiment.sweep.run_sweep] trains each trial of a [`SweepSpec`][expfam.experiment.sweep_spec.SweepSpec]
+into `<out>/<run name>/` (sequentially, or `jobs` at a time in spawned
+processes) and rewrites the aggregate files (`results.csv`, `report.md`;
+[`expfam.experiment.report`][expfam.experiment.report]) atomically after each trial.
 
 Resumption: a trial whose run directory is finished
-(:func:`expfam.experiment.runs.is_finished`: ``run.json``, written last, says
-``completed``) and whose ``config.toml`` equals the trial's configuration is read
+([`expfam.experiment.runs.is_finished`][expfam.experiment.runs.is_finished]: `run.json`, written last, says
+`completed`) and whose `config.toml` equals the trial's configuration is read
 back, not retrained, so a sweep stopped by Ctrl-C or a kill loses no finished trial;
 rerunning the same command trains the rest, including trials killed half-way
-(while plotting, say), which are trained again. A trial that raises is recorded (``<run>/error.txt``
-and status ``failed``) and the others go on; it is tried again on the next run.
+(while plotting, say), which are trained again. A trial that raises is recorded (`<run>/error.txt`
+and status `failed`) and the others go on; it is tried again on the next run.
 
 Examples:
     Not run as a doctest: it trains the 16 runs of the example sweep (tens of
-    minutes); ``tests/expfam/test_sweep.py`` runs small sweeps.
+    minutes); `tests/expfam/test_sweep.py` runs small sweeps.
 
     >>> spec = load_sweep("examples/sweeps/digits_small.toml")          # doctest: +SKIP
     >>> results = run_sweep(spec, "sweeps/digits_small", log=print)      # doctest: +SKIP
@@ -59,11 +59,11 @@ from expfam.experiment.stacking import attempt_group, plan_groups
 from expfam.experiment.sweep_spec import Phase, SweepSpec, Trial, load_sweep, parse_sweep
 from expfam.experiment.trials import FAILED, FINISHED, PENDING, TrialResult
 
-#: ``runner(config, run_dir) -> metrics``: trains one trial into ``run_dir`` (see :func:`train_trial`).
+#: `runner(config, run_dir) -> metrics`: trains one trial into `run_dir` (see [`train_trial`][expfam.experiment.sweep.train_trial]).
 TrialRunner = Callable[[RunConfig, Path], Mapping[str, float]]
-#: ``log(line)``: one line per trial event.
+#: `log(line)`: one line per trial event.
 Log = Callable[[str], None]
-#: What :func:`attempt_trial` returns: ``(status, metrics, error, traceback, seconds)``.
+#: What [`attempt_trial`][expfam.experiment.sweep.attempt_trial] returns: `(status, metrics, error, traceback, seconds)`.
 Outcome = tuple[str, "Mapping[str, float] | None", str, str, float]
 
 ERROR_FILE = "error.txt"
@@ -72,10 +72,10 @@ ERROR_FILE = "error.txt"
 def train_trial(
     config: RunConfig, run_dir: Path, *, plots: bool = True, devices: int | None = None
 ) -> dict[str, float]:
-    """The default runner: :func:`expfam.experiment.pipeline.train_run` into ``run_dir``, replacing a partial attempt.
+    """The default runner: [`expfam.experiment.pipeline.train_run`][expfam.experiment.pipeline.train_run] into `run_dir`, replacing a partial attempt.
 
-    ``plots=False`` skips the run's four PNGs (they can take longer than a short run's training);
-    ``devices > 1`` splits each batch over that many devices.
+    `plots=False` skips the run's four PNGs (they can take longer than a short run's training);
+    `devices > 1` splits each batch over that many devices.
     """
     from expfam.experiment.pipeline import train_run
 
@@ -90,17 +90,17 @@ def _comparable(config: RunConfig) -> dict[str, Any]:
 
 
 def config_differences(first: RunConfig, second: RunConfig) -> list[str]:
-    """``"key: a ≠ b"`` for every key where two configurations differ (data paths compared resolved)."""
+    """`"key: a ≠ b"` for every key where two configurations differ (data paths compared resolved)."""
     one, two = _comparable(first), _comparable(second)
     return [f"{key}: {one[key]!r} ≠ {two[key]!r}" for key in one if one[key] != two[key]]
 
 
 def finished_metrics(trial: Trial, run_dir: Path, *, overwrite: bool = False) -> Mapping[str, float] | None:
-    """The metrics of ``trial`` if ``run_dir`` holds it finished with the same configuration, else ``None``.
+    """The metrics of `trial` if `run_dir` holds it finished with the same configuration, else `None`.
 
     Raises:
-        ConfigurationError: ``run_dir`` holds a finished run of another configuration
-            and ``overwrite`` is off.
+        ConfigurationError: `run_dir` holds a finished run of another configuration
+            and `overwrite` is off.
     """
     if not (run_dir / CONFIG_FILE).is_file() or not is_finished(run_dir):
         return None
@@ -124,7 +124,7 @@ def finished_metrics(trial: Trial, run_dir: Path, *, overwrite: bool = False) ->
 
 
 def attempt_trial(runner: TrialRunner, config: RunConfig, run_dir: Path) -> Outcome:
-    """Run one trial, catching its error: ``(status, metrics, error, traceback, seconds)``.
+    """Run one trial, catching its error: `(status, metrics, error, traceback, seconds)`.
 
     Module-level and returning plain values, so it runs in a spawned process too.
     """
@@ -173,28 +173,28 @@ def run_sweep(
     vectorize: str = "auto",
     devices: int | None = None,
 ) -> list[TrialResult]:
-    """Run every trial of ``spec`` into ``out/<run name>/`` and write the sweep's report.
+    """Run every trial of `spec` into `out/<run name>/` and write the sweep's report.
 
-    Trials already finished in ``out`` with the same configuration are read back.
-    After each trial ``out/results.csv`` and ``out/report.md`` are rewritten
+    Trials already finished in `out` with the same configuration are read back.
+    After each trial `out/results.csv` and `out/report.md` are rewritten
     atomically; the plots are drawn at the end.
 
     Args:
         spec: the parsed sweep.
         out: the sweep's folder.
-        runner: trains one trial (default :func:`train_trial`); with ``jobs > 1`` it
+        runner: trains one trial (default [`train_trial`][expfam.experiment.sweep.train_trial]); with `jobs > 1` it
             must be picklable (a module-level function).
         jobs: trials trained at once, each in its own spawned process.
         overwrite: retrain trials whose run directory holds another configuration
             (without it that is an error, raised before anything runs).
         command: the command line shown in the report.
         log: receives one line per trial event.
-        plots: draw ``out/plots/<key>.png`` at the end.
+        plots: draw `out/plots/<key>.png` at the end.
         run_plots: with the default runner, write each run's own plots too.
         stack: with the default runner, trials that share every shape train together in one
-            compiled program, at most ``stack`` per group (``None``: no cap; 1: one at a time;
-            :mod:`expfam.experiment.stacking`). A custom ``runner`` trains one trial at a time.
-        vectorize: how a stacked group runs (:data:`expfam.experiment.stacked.VECTORIZE`).
+            compiled program, at most `stack` per group (`None`: no cap; 1: one at a time;
+            [`expfam.experiment.stacking`][expfam.experiment.stacking]). A custom `runner` trains one trial at a time.
+        vectorize: how a stacked group runs (`expfam.experiment.stacked.VECTORIZE`).
         devices: with the default runner, spread a stacked group's trials over this many
             devices, or split a lone trial's batches over them.
 
@@ -202,8 +202,8 @@ def run_sweep(
         One result per trial, in sweep order.
 
     Raises:
-        ConfigurationError: ``jobs < 1``, an unpicklable runner with ``jobs > 1``, or a
-            run directory holding another configuration without ``overwrite``.
+        ConfigurationError: `jobs < 1`, an unpicklable runner with `jobs > 1`, or a
+            run directory holding another configuration without `overwrite`.
         KeyboardInterrupt: after writing the aggregate files; finished trials are kept.
     """
     stacking = runner is None and stack != 1
@@ -304,7 +304,7 @@ def run_sweep(
 
 @dataclasses.dataclass(frozen=True)
 class Unit:
-    """What one worker trains: one trial with ``runner``, or a stacked group of trials."""
+    """What one worker trains: one trial with `runner`, or a stacked group of trials."""
 
     runner: TrialRunner
     trials: tuple[Trial, ...]
@@ -314,7 +314,7 @@ class Unit:
     devices: int | None = None
 
     def attempt(self) -> list[Outcome]:
-        """Per trial ``(status, metrics, error, traceback, seconds)``."""
+        """Per trial `(status, metrics, error, traceback, seconds)`."""
         if len(self.trials) == 1:
             return [attempt_trial(self.runner, self.trials[0].config, self.run_dirs[0])]
         configs = [trial.config for trial in self.trials]

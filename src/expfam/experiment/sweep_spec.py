@@ -1,4 +1,4 @@
-r"""Sweep files: a base configuration and named phases of trials, parsed into a :class:`SweepSpec`.
+r"""Sweep files: a base configuration and named phases of trials, parsed into a [`SweepSpec`][expfam.experiment.sweep_spec.SweepSpec].
 
 A sweep file is TOML::
 
@@ -25,23 +25,23 @@ A sweep file is TOML::
     note = "..."                                     # optional: Notes of runs that have none
     repeats = 3                                      # optional: seeds per run of this phase
 
-Repeats: a run (``runs = [{..., repeats = 3}]``), a phase or the whole file may ask for
-``repeats = R``; the run then trains R times with seeds ``seed, seed + 1, ..., seed + R − 1``,
-as runs named ``<name>-s<seed>`` (one run directory each). The report shows the
-configuration's mean ± standard deviation; ``results.csv`` keeps one row per seed.
+Repeats: a run (`runs = [{..., repeats = 3}]`), a phase or the whole file may ask for
+`repeats = R`; the run then trains R times with seeds `seed, seed + 1, ..., seed + R − 1`,
+as runs named `<name>-s<seed>` (one run directory each). The report shows the
+configuration's mean ± standard deviation; `results.csv` keeps one row per seed.
 
-Runs are numbered by one counter over the whole file (``prefix`` + number), in
-order; a run's ``name`` replaces its default name but the counter still
+Runs are numbered by one counter over the whole file (`prefix` + number), in
+order; a run's `name` replaces its default name but the counter still
 advances. Names must be unique.
 
-Override keys are the flat keys of :func:`expfam.experiment.config.flatten_config`
-(``n_latent``, ``learning_rate``), section-qualified keys (``train.batch_size``,
-``evaluate.batch_size``) or the reference table's column names (``lr``,
-``kl_warmup``, ``entropy_w``, ``post_entropy_w``). A bare key that two sections
-share means the first section that has it, as in ``flatten_config``
-(``batch_size`` is ``train.batch_size``).
+Override keys are the flat keys of [`expfam.experiment.config.flatten_config`][expfam.experiment.config.flatten_config]
+(`n_latent`, `learning_rate`), section-qualified keys (`train.batch_size`,
+`evaluate.batch_size`) or the reference table's column names (`lr`,
+`kl_warmup`, `entropy_w`, `post_entropy_w`). A bare key that two sections
+share means the first section that has it, as in `flatten_config`
+(`batch_size` is `train.batch_size`).
 
-:func:`expfam.experiment.sweep.run_sweep` runs a parsed sweep.
+[`expfam.experiment.sweep.run_sweep`][expfam.experiment.sweep.run_sweep] runs a parsed sweep.
 
 Examples:
     >>> spec = parse_sweep({"prefix": "H", "phases": [{"name": "P", "grid": {"n_latent": [4, 8]}}]})
@@ -83,10 +83,10 @@ class Trial:
         name: the run name, also its directory under the sweep's output folder.
         phase: the name of the phase it belongs to.
         config: the whole configuration (the base with the overrides applied).
-        overrides: ``{"section.key": value}`` the phase and the run set on top of the base.
+        overrides: `{"section.key": value}` the phase and the run set on top of the base.
         note: free text for the report's Notes column.
         configuration: the name of the configuration a repeated run belongs to (its runs
-            differ only in the seed); ``""`` for a run that is not repeated.
+            differ only in the seed); `""` for a run that is not repeated.
     """
 
     name: str
@@ -127,7 +127,7 @@ class SweepSpec:
         return tuple(trial for phase in self.phases for trial in phase.trials)
 
     def swept_keys(self) -> list[str]:
-        """The ``section.key`` names that some trial overrides, in order of first appearance."""
+        """The `section.key` names that some trial overrides, in order of first appearance."""
         keys: list[str] = []
         for trial in self.trials:
             keys.extend(key for key in trial.overrides if key not in keys)
@@ -136,7 +136,7 @@ class SweepSpec:
 
 # ----------------------------------------------------------------- keys
 def _key_table() -> dict[str, str]:
-    """Every accepted override key → ``section.key``."""
+    """Every accepted override key → `section.key`."""
     table: dict[str, str] = {}
     for section in SECTIONS:
         for key in section_keys(section):
@@ -147,7 +147,7 @@ def _key_table() -> dict[str, str]:
 
 
 def resolve_key(key: str, where: str) -> str:
-    """``section.key`` of an override key, or a :class:`ConfigurationError` naming it and ``where``."""
+    """`section.key` of an override key, or a [`ConfigurationError`][expfam.errors.ConfigurationError] naming it and `where`."""
     table = _key_table()
     if key not in table:
         flat = sorted(name for name in table if "." not in name)
@@ -234,7 +234,7 @@ def _check_name(name: str, where: str) -> str:
 
 
 def parse_sweep(mapping: Mapping[str, Any], *, source: str = "") -> SweepSpec:
-    """Build a :class:`SweepSpec` from the parsed TOML mapping of a sweep file.
+    """Build a [`SweepSpec`][expfam.experiment.sweep_spec.SweepSpec] from the parsed TOML mapping of a sweep file.
 
     Raises:
         ConfigurationError: naming the unknown key or field, the value of the wrong
@@ -332,7 +332,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
     """Read and parse a sweep file.
 
     Raises:
-        ConfigurationError: the file is missing, not TOML, or not a valid sweep (see :func:`parse_sweep`).
+        ConfigurationError: the file is missing, not TOML, or not a valid sweep (see [`parse_sweep`][expfam.experiment.sweep_spec.parse_sweep]).
     """
     path = Path(path)
     mapping = read_toml(path, "sweep file")

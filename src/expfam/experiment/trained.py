@@ -1,12 +1,12 @@
 r"""A trained run in Python: its model, parameters and configuration, rebuilt without the training data.
 
-:func:`load_run` reads ``config.toml``, ``params.npz`` and ``model.json`` (the
-family and block names, their options, ``data_dim``, ``image_shape`` and ``n_trials``)
-of a run directory and rebuilds the :class:`~expfam.model.Harmonium`; the
-training data is not read. The returned :class:`TrainedRun` unpacks as
-``model, params, config`` and has batched, shape-checked helpers.
+[`load_run`][expfam.experiment.trained.load_run] reads `config.toml`, `params.npz` and `model.json` (the
+family and block names, their options, `data_dim`, `image_shape` and `n_trials`)
+of a run directory and rebuilds the [`Harmonium`][expfam.model.Harmonium]; the
+training data is not read. The returned [`TrainedRun`][expfam.experiment.trained.TrainedRun] unpacks as
+`model, params, config` and has batched, shape-checked helpers.
 
-Example:
+Examples:
     >>> run = load_run("runs/quick")                          # doctest: +SKIP
     >>> model, params, config = run                           # doctest: +SKIP
     >>> run.assign(x)                                         # doctest: +SKIP
@@ -51,8 +51,8 @@ class TrainedRun:
         model: the rebuilt harmonium.
         params: the trained parameters (jax arrays).
         config: the run's configuration.
-        image_shape: ``(height, width)`` of one observation as an image.
-        n_trials: the trial count ``N`` pixels were mapped to.
+        image_shape: `(height, width)` of one observation as an image.
+        n_trials: the trial count `N` pixels were mapped to.
         run_dir: where it was read from.
     """
 
@@ -64,17 +64,17 @@ class TrainedRun:
     run_dir: Path
 
     def __iter__(self) -> Iterator[Any]:
-        """``model, params, config = load_run(run_dir)``."""
+        """`model, params, config = load_run(run_dir)`."""
         return iter((self.model, self.params, self.config))
 
     def _batch(self, x: Any) -> tuple[jax.Array, bool]:
         return as_observations(self.model.observable, x, image_shape=self.image_shape)
 
     def responsibilities(self, x: Any, *, batch_size: int = 1000) -> np.ndarray:
-        r"""``q(k | x)`` for each observation: ``(B, K)``, or ``(K,)`` for one observation.
+        r"""`q(k | x)` for each observation: `(B, K)`, or `(K,)` for one observation.
 
-        ``x`` is ``(B, D)``, ``(B, height, width)``, one ``(D,)`` or one ``(height, width)`` image;
-        its values are checked against the observable's support. Computed ``batch_size`` rows at a time.
+        `x` is `(B, D)`, `(B, height, width)`, one `(D,)` or one `(height, width)` image;
+        its values are checked against the observable's support. Computed `batch_size` rows at a time.
         """
         batch, single = self._batch(x)
         self.model.observable.check_support(np.asarray(batch), what="x")
@@ -87,17 +87,17 @@ class TrainedRun:
         return values[0] if single else values
 
     def assign(self, x: Any) -> np.ndarray:
-        r"""Clusters ``argmax_k q(k | x)``: ``(B,)``, or a 0-d array for one observation."""
+        r"""Clusters `argmax_k q(k | x)`: `(B,)`, or a 0-d array for one observation."""
         return np.argmax(self.responsibilities(x), axis=-1)
 
     def reconstruct(self, x: Any) -> np.ndarray:
-        r"""``x̂ = ∇ψ_X(θ_X(E_q[s_Z]))`` per observation, same leading shape as ``x`` (flat ``D`` per observation)."""
+        r"""`x̂ = ∇ψ_X(θ_X(E_q[s_Z]))` per observation, same leading shape as `x` (flat `D` per observation)."""
         batch, single = self._batch(x)
         values = np.asarray(compiled_method(self.model, "reconstruct")(self.params, batch))
         return values[0] if single else values
 
     def sample(self, n_samples: int, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-        """``n_samples`` generative samples ``x ~ p(x)`` and their clusters: ``(S, D)`` and ``(S,)``."""
+        """`n_samples` generative samples `x ~ p(x)` and their clusters: `(S, D)` and `(S,)`."""
         x, _, k = self.model.sample(jax.random.key(seed), self.params, int(n_samples))
         return np.asarray(x), np.asarray(k)
 
@@ -105,14 +105,14 @@ class TrainedRun:
 def write_assignments(
     run: TrainedRun, x: Any, out: str | Path, *, probabilities: bool = False, overwrite: bool = False
 ) -> Path:
-    """Write ``out`` (CSV): one row per observation, ``index, cluster, probability`` and, with
-    ``probabilities``, ``p_0 .. p_{K-1}`` (all responsibilities ``q(k | x)``).
+    """Write `out` (CSV): one row per observation, `index, cluster, probability` and, with
+    `probabilities`, `p_0 .. p_{K-1}` (all responsibilities `q(k | x)`).
 
-    ``cluster = argmax_k q(k | x)`` and ``probability = q(cluster | x)``. The file is written
-    to a temporary file and renamed; an existing ``out`` is refused unless ``overwrite``.
+    `cluster = argmax_k q(k | x)` and `probability = q(cluster | x)`. The file is written
+    to a temporary file and renamed; an existing `out` is refused unless `overwrite`.
 
     Raises:
-        RunDirectoryError: ``out`` exists and ``overwrite`` is false.
+        RunDirectoryError: `out` exists and `overwrite` is false.
     """
     out = Path(out)
     if out.exists() and not overwrite:
@@ -140,15 +140,15 @@ def load_run(run_dir: str | Path, *, registry: Registry | None = None) -> Traine
     """Load a trained run: its model, parameters and configuration, without reading the training data.
 
     Args:
-        run_dir: a run directory written by ``expfam train`` / :func:`~expfam.experiment.pipeline.train_run`.
+        run_dir: a run directory written by `expfam train` / [`train_run`][expfam.experiment.pipeline.train_run].
         registry: where the family and block names are looked up (default: the installed plugins).
 
     Returns:
-        A :class:`TrainedRun` (unpacks as ``model, params, config``).
+        A [`TrainedRun`][expfam.experiment.trained.TrainedRun] (unpacks as `model, params, config`).
 
     Raises:
-        RunDirectoryError: the run is not finished (:func:`~expfam.experiment.runs.require_finished`),
-            or ``config.toml``, ``params.npz`` or ``model.json`` is missing, unreadable or edited
+        RunDirectoryError: the run is not finished ([`require_finished`][expfam.experiment.runs.require_finished]),
+            or `config.toml`, `params.npz` or `model.json` is missing, unreadable or edited
             out of agreement with the others.
     """
     run_dir = Path(run_dir)

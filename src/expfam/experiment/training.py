@@ -2,13 +2,13 @@ r"""The training engine (docs/objectives.md).
 
 One jitted step: draw a batch uniformly with replacement, evaluate the
 combined loss, take an optax Adam (or AdamW) step with a learning rate that
-rises linearly from 0 over ``lr_warmup_steps`` and then stays constant. Steps
-run in :func:`jax.lax.scan` chunks of ``log_every`` steps between host
+rises linearly from 0 over `lr_warmup_steps` and then stays constant. Steps
+run in `jax.lax.scan` chunks of `log_every` steps between host
 callbacks, so Python is not paid per step.
 
 A step whose loss, term values or gradient are not finite is not
 applied: the chunk keeps the last finite parameters and records the step, and
-:func:`train` raises :class:`~expfam.errors.TrainingDivergedError` naming the
+[`train`][expfam.experiment.training.train] raises [`TrainingDivergedError`][expfam.errors.TrainingDivergedError] naming the
 step and the offending term.
 """
 
@@ -38,10 +38,10 @@ from expfam.plugins import Registry
 
 
 def loss_weights(config: TrainConfig) -> dict[str, float]:
-    """The loss terms of a training config: ``{term: weight}`` (docs/objectives.md).
+    """The loss terms of a training config: `{term: weight}` (docs/objectives.md).
 
-    The named knobs (``conj_weight``, ``entropy_weight``, ...) give the built-in terms;
-    ``config.loss_weights`` then sets any registered term by name (a weight of 0 given there drops
+    The named knobs (`conj_weight`, `entropy_weight`, ...) give the built-in terms;
+    `config.loss_weights` then sets any registered term by name (a weight of 0 given there drops
     the term, except the ELBO, which is always reported).
     """
     weights = {
@@ -70,7 +70,7 @@ def objective_settings(config: TrainConfig) -> ObjectiveSettings:
 def _warmed_adam(
     learning_rate: Array, lr_warmup_steps: Array, weight_decay: Array | None = None
 ) -> optax.GradientTransformation:
-    """Adam (AdamW with ``weight_decay``) at ``learning_rate · min(1, count / lr_warmup_steps)``."""
+    """Adam (AdamW with `weight_decay`) at `learning_rate · min(1, count / lr_warmup_steps)`."""
 
     def schedule(count: Array) -> Array:
         return learning_rate * warmup(count, lr_warmup_steps)
@@ -85,13 +85,15 @@ def _warmed_adamw(learning_rate: Array, lr_warmup_steps: Array, weight_decay: Ar
 
 
 def _adam(config: TrainConfig) -> optax.GradientTransformation:
-    r"""Adam (AdamW when ``weight_decay > 0``) with a linear learning-rate warmup, then constant.
+    r"""Adam (AdamW when `weight_decay > 0`) with a linear learning-rate warmup, then constant.
 
-    .. math:: \eta_t = \eta \cdot \min(1, t / T_\text{warmup})\quad(\eta_t = \eta \text{ when } T_\text{warmup} = 0)
+    $$
+    \eta_t = \eta \cdot \min(1, t / T_\text{warmup})\quad(\eta_t = \eta \text{ when } T_\text{warmup} = 0)
+    $$
 
     The learning rate, its warmup length and the weight decay are optimiser *state*
-    (``optax.inject_hyperparams``), not constants of the compiled step: every trial of a
-    stacked group (:mod:`expfam.experiment.stacked`) carries its own in its own state.
+    (`optax.inject_hyperparams`), not constants of the compiled step: every trial of a
+    stacked group ([`expfam.experiment.stacked`][expfam.experiment.stacked]) carries its own in its own state.
     """
     if config.weight_decay > 0:
         return optax.inject_hyperparams(_warmed_adamw)(
@@ -107,8 +109,8 @@ def _adam(config: TrainConfig) -> optax.GradientTransformation:
 class StepNumbers(NamedTuple):
     """The loss's per-trial numbers, traced arguments of the compiled step (one compilation serves all).
 
-    ``weights`` is ``{term: weight}`` (the terms of :func:`loss_weights`); the warmups are step
-    counts. The learning rate and its warmup are in the optimiser state (:func:`make_optimizer`).
+    `weights` is `{term: weight}` (the terms of [`loss_weights`][expfam.experiment.training.loss_weights]); the warmups are step
+    counts. The learning rate and its warmup are in the optimiser state ([`make_optimizer`][expfam.experiment.training.make_optimizer]).
     """
 
     weights: dict[str, Array]
@@ -117,7 +119,7 @@ class StepNumbers(NamedTuple):
 
 
 def step_numbers(config: TrainConfig, weights: Mapping[str, float] | None = None) -> StepNumbers:
-    """The :class:`StepNumbers` of a training config (``weights`` replaces :func:`loss_weights`)."""
+    """The [`StepNumbers`][expfam.experiment.training.StepNumbers] of a training config (`weights` replaces [`loss_weights`][expfam.experiment.training.loss_weights])."""
     weights = loss_weights(config) if weights is None else dict(weights)
     return StepNumbers(
         weights={name: jnp.asarray(weight, jnp.result_type(float)) for name, weight in weights.items()},
@@ -129,7 +131,7 @@ def step_numbers(config: TrainConfig, weights: Mapping[str, float] | None = None
 #: Settings that act before the first step only (the starting parameters), not inside it.
 INIT_ONLY: tuple[str, ...] = ("cluster_init", "cluster_init_step")
 
-#: The fields of :class:`TrainConfig` that are numbers inside the compiled step (per trial), not its shape.
+#: The fields of [`TrainConfig`][expfam.experiment.config.TrainConfig] that are numbers inside the compiled step (per trial), not its shape.
 TRIAL_NUMBERS: tuple[str, ...] = (
     "learning_rate",
     "lr_warmup_steps",
@@ -149,7 +151,7 @@ TRIAL_NUMBERS: tuple[str, ...] = (
 def step_shape(config: TrainConfig, weights: Mapping[str, float] | None = None) -> tuple[Any, ...]:
     """What the compiled step depends on besides the trial numbers: configs with equal shapes share a program.
 
-    The config with the numbers of :data:`TRIAL_NUMBERS` reset, the loss terms' names (in
+    The config with the numbers of `TRIAL_NUMBERS` reset, the loss terms' names (in
     order) and whether the optimiser decays weights.
     """
     weights = loss_weights(config) if weights is None else dict(weights)
@@ -158,15 +160,15 @@ def step_shape(config: TrainConfig, weights: Mapping[str, float] | None = None) 
 
 
 class HoldState(NamedTuple):
-    """The state of :func:`hold_blocks`: the number of updates seen so far (the step)."""
+    """The state of [`hold_blocks`][expfam.experiment.training.hold_blocks]: the number of updates seen so far (the step)."""
 
     step: Array
 
 
 def hold_blocks(starts: Mapping[str, int]) -> optax.GradientTransformation:
-    r"""Zero the updates of each interaction block ``name`` before step ``starts[name]``.
+    r"""Zero the updates of each interaction block `name` before step `starts[name]`.
 
-    ``u_t[\text{block}] \leftarrow u_t[\text{block}] \cdot \mathbb 1[t \ge \text{start}]``; chained
+    `u_t[\text{block}] \leftarrow u_t[\text{block}] \cdot \mathbb 1[t \ge \text{start}]`; chained
     after Adam, so the block's Adam moments keep following its gradient while it is held and
     its first update is of the usual size. Other parameters pass through unchanged.
     """
@@ -185,10 +187,10 @@ def hold_blocks(starts: Mapping[str, int]) -> optax.GradientTransformation:
 
 
 def scale_blocks(factors: Mapping[str, float]) -> optax.GradientTransformation:
-    r"""Multiply the updates of each interaction block ``name`` by ``factors[name]``.
+    r"""Multiply the updates of each interaction block `name` by `factors[name]`.
 
-    Chained after Adam, ``u_t[\text{block}] \leftarrow \text{factor}\cdot u_t[\text{block}]`` is a
-    per-block learning rate ``factor · learning_rate`` (Adam's step is scale-free in the gradient,
+    Chained after Adam, `u_t[\text{block}] \leftarrow \text{factor}\cdot u_t[\text{block}]` is a
+    per-block learning rate `factor · learning_rate` (Adam's step is scale-free in the gradient,
     so scaling the gradient instead would do nothing). Other parameters pass through unchanged.
     """
 
@@ -206,7 +208,7 @@ def scale_blocks(factors: Mapping[str, float]) -> optax.GradientTransformation:
 
 def check_block_schedule(config: TrainConfig, block_names: tuple[str, ...]) -> None:
     """Every block that the block schedule or the block learning rates name is one of the model's
-    ``block_names`` (else a one-line error).
+    `block_names` (else a one-line error).
 
     Raises:
         ConfigurationError: naming the unknown block and the model's blocks.
@@ -225,13 +227,13 @@ def check_block_schedule(config: TrainConfig, block_names: tuple[str, ...]) -> N
 
 
 def delayed_blocks(config: TrainConfig) -> dict[str, int]:
-    """``{block: start step}`` of the blocks that :attr:`TrainConfig.block_schedule` starts after step 0."""
+    """`{block: start step}` of the blocks that `TrainConfig.block_schedule` starts after step 0."""
     return {name: start for name, start in parse_block_schedule(config.block_schedule).items() if start > 0}
 
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
-    """The run's optimiser: :func:`_adam` (its numbers are optimiser state), followed by
-    :func:`scale_blocks` when blocks have their own learning rates and by :func:`hold_blocks`
+    """The run's optimiser: `_adam` (its numbers are optimiser state), followed by
+    [`scale_blocks`][expfam.experiment.training.scale_blocks] when blocks have their own learning rates and by [`hold_blocks`][expfam.experiment.training.hold_blocks]
     when the block schedule starts a block after step 0."""
     adam = _adam(config)
     factors = {name: f for name, f in parse_block_learning_rates(config.block_learning_rates).items() if f != 1.0}
@@ -243,9 +245,9 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
 class TrainState(NamedTuple):
     """What the scan carries: parameters, optimiser state, step, keys, and the first bad step (−1: none).
 
-    ``key`` (the training stream: Monte-Carlo samples) and ``data_key`` (the data-order
-    stream: batch indices) stay fixed; step ``t`` uses ``fold_in(key, t)`` and
-    ``fold_in(data_key, t)``, so every step's randomness is a function of (seed, step).
+    `key` (the training stream: Monte-Carlo samples) and `data_key` (the data-order
+    stream: batch indices) stay fixed; step `t` uses `fold_in(key, t)` and
+    `fold_in(data_key, t)`, so every step's randomness is a function of (seed, step).
     """
 
     params: Params
@@ -265,7 +267,7 @@ Chunk = Callable[..., tuple[TrainState, dict[str, Array]]]
 
 
 def device_mesh(devices: int | None, axis: str) -> Mesh | None:
-    """A one-axis mesh over the first ``devices`` devices (``None`` for one device or ``None``).
+    """A one-axis mesh over the first `devices` devices (`None` for one device or `None`).
 
     Raises:
         ConfigurationError: fewer devices are visible than asked for.
@@ -283,12 +285,12 @@ def device_mesh(devices: int | None, axis: str) -> Mesh | None:
 
 
 def partition(*axes: str | None) -> PartitionSpec:
-    """``PartitionSpec(*axes)``: dimension ``i`` split over mesh axis ``axes[i]`` (``None``: not split)."""
+    """`PartitionSpec(*axes)`: dimension `i` split over mesh axis `axes[i]` (`None`: not split)."""
     return PartitionSpec(*axes)  # type: ignore[no-untyped-call]
 
 
 def check_batch_split(config: TrainConfig, devices: int | None) -> None:
-    """A data-parallel run splits each batch evenly: ``batch_size`` must be a multiple of ``devices``."""
+    """A data-parallel run splits each batch evenly: `batch_size` must be a multiple of `devices`."""
     if devices is not None and devices > 1 and config.batch_size % devices:
         raise ConfigurationError(
             f"batch_size {config.batch_size} does not split over {devices} devices; "
@@ -297,8 +299,8 @@ def check_batch_split(config: TrainConfig, devices: int | None) -> None:
         )
 
 
-#: Compiled chunks, least recently used first: ``{key: (chunk, (registry, optimizer))}``. The
-#: registry and optimizer are kept with their chunk so that their ``id()`` in the key stays theirs.
+#: Compiled chunks, least recently used first: `{key: (chunk, (registry, optimizer))}`. The
+#: registry and optimizer are kept with their chunk so that their `id()` in the key stays theirs.
 _CHUNK_CACHE: collections.OrderedDict[tuple[Any, ...], tuple[Chunk, tuple[Any, Any]]] = collections.OrderedDict()
 #: How many compiled chunks stay cached; older ones are dropped (a long-lived process that trains
 #: many different models, e.g. a grid search, would otherwise keep every compiled program).
@@ -310,7 +312,7 @@ def clear_chunk_cache() -> None:
     _CHUNK_CACHE.clear()
 
 
-#: ``step(numbers, data, state, _) -> (state, {"loss": ..., term: value})``: one training step.
+#: `step(numbers, data, state, _) -> (state, {"loss": ..., term: value})`: one training step.
 Step = Callable[[StepNumbers, Array, TrainState, None], tuple[TrainState, dict[str, Array]]]
 
 
@@ -325,11 +327,11 @@ def make_step(
 ) -> Step:
     """One training step, shared by the solo chunk and the stacked (vmapped) chunk.
 
-    ``step(numbers, data, state, _)`` draws a batch of ``config.batch_size`` rows of ``data``
-    with ``fold_in(data_key, step)``, evaluates the loss terms ``names`` weighted by
-    ``numbers.weights`` with ``fold_in(key, step)``, and applies ``optimizer``. A step whose
+    `step(numbers, data, state, _)` draws a batch of `config.batch_size` rows of `data`
+    with `fold_in(data_key, step)`, evaluates the loss terms `names` weighted by
+    `numbers.weights` with `fold_in(key, step)`, and applies `optimizer`. A step whose
     loss, term values or gradient are not finite is not applied, and from then on the
-    state stays frozen with ``bad_step`` set to that step. With ``batch_sharding`` the batch is
+    state stays frozen with `bad_step` set to that step. With `batch_sharding` the batch is
     split over that sharding's devices (data parallel; the parameters stay replicated).
     """
     loss_fn = make_weighted_loss(model, names, rho_mode=config.rho_mode, registry=registry)
@@ -387,9 +389,9 @@ def cached_program(
     devices: int | None = None,
     batch_sharding: NamedSharding | None = None,
 ) -> Chunk:
-    """The compiled program ``kind`` for this shape, from the cache or built from :func:`make_step`.
+    """The compiled program `kind` for this shape, from the cache or built from [`make_step`][expfam.experiment.training.make_step].
 
-    The key is the model, :func:`step_shape` (not the per-trial numbers), the registry and, for
+    The key is the model, [`step_shape`][expfam.experiment.training.step_shape] (not the per-trial numbers), the registry and, for
     a caller's own optimiser, its identity (the default one's numbers are in its state).
     """
     cache_key = (kind, model, step_shape(config, weights), id(registry), id(optimizer), devices)
@@ -421,13 +423,13 @@ def make_chunk(
     optimizer: optax.GradientTransformation | None = None,
     devices: int | None = None,
 ) -> Chunk:
-    """A jitted ``chunk(state, data, numbers, length)`` running ``length`` steps; returns per-step loss and term values.
+    """A jitted `chunk(state, data, numbers, length)` running `length` steps; returns per-step loss and term values.
 
-    ``numbers`` is :func:`step_numbers` of the config. The data and the numbers are
+    `numbers` is [`step_numbers`][expfam.experiment.training.step_numbers] of the config. The data and the numbers are
     arguments, not constants, so one compiled chunk serves every run with the same model
-    and training shape (:func:`step_shape`): compiled chunks are cached on that key.
-    ``optimizer`` replaces :func:`make_optimizer`'s Adam (any ``optax.GradientTransformation``).
-    ``devices > 1`` splits each batch over that many devices (:func:`device_mesh`).
+    and training shape ([`step_shape`][expfam.experiment.training.step_shape]): compiled chunks are cached on that key.
+    `optimizer` replaces [`make_optimizer`][expfam.experiment.training.make_optimizer]'s Adam (any `optax.GradientTransformation`).
+    `devices > 1` splits each batch over that many devices ([`device_mesh`][expfam.experiment.training.device_mesh]).
     """
     mesh = device_mesh(devices, "batch")
     sharding = NamedSharding(mesh, partition("batch")) if mesh is not None else None
@@ -477,18 +479,18 @@ def _diverged(history: dict[str, np.ndarray], offset: int, bad_step: int, params
 
 
 def _store_fitted_correction(model: Harmonium, params: Params, config: TrainConfig, step: int) -> Params:
-    """In analytic ρ mode, write the least-squares ``ρ_y`` into the parameters (for evaluation and saving)."""
+    """In analytic ρ mode, write the least-squares `ρ_y` into the parameters (for evaluation and saving)."""
     key = jax.random.fold_in(stream_key(config.seed, "correction"), step)
     _, rho_y, _ = model.fit_correction(key, params, config.n_conj_samples)
     return {**params, "rho_y": rho_y}
 
 
 def scheduled_params(params: Params, config: TrainConfig) -> Params:
-    """``params`` with every block that the block schedule starts after step 0 set to zero.
+    """`params` with every block that the block schedule starts after step 0 set to zero.
 
-    With the blocks ``xyk`` and ``xk`` at zero the full model is the hierarchical one
-    (their offsets, adjoints and the cluster correction ``ρ_k`` all vanish), so a
-    schedule ``xyk:s,xk:s`` trains the hierarchical model until step ``s``.
+    With the blocks `xyk` and `xk` at zero the full model is the hierarchical one
+    (their offsets, adjoints and the cluster correction `ρ_k` all vanish), so a
+    schedule `xyk:s,xk:s` trains the hierarchical model until step `s`.
     """
     delayed = delayed_blocks(config)
     if not delayed:
@@ -501,8 +503,8 @@ def scheduled_params(params: Params, config: TrainConfig) -> Params:
 
 
 def initial_state(params: Params, config: TrainConfig, optimizer: optax.GradientTransformation) -> TrainState:
-    """The state at step 0: ``params`` (delayed blocks zeroed by :func:`scheduled_params`), the
-    optimiser's initial state and the run's ``train`` and ``data`` streams."""
+    """The state at step 0: `params` (delayed blocks zeroed by [`scheduled_params`][expfam.experiment.training.scheduled_params]), the
+    optimiser's initial state and the run's `train` and `data` streams."""
     params = scheduled_params(params, config)
     return TrainState(
         params=params,
@@ -517,10 +519,10 @@ def initial_state(params: Params, config: TrainConfig, optimizer: optax.Gradient
 def accept_chunk(
     model: Harmonium, config: TrainConfig, state: TrainState, piece: Mapping[str, np.ndarray], done: int
 ) -> TrainState:
-    """The state after a chunk that started at step ``done``, ready to commit.
+    """The state after a chunk that started at step `done`, ready to commit.
 
-    Raises :class:`~expfam.errors.TrainingDivergedError` when the chunk hit a non-finite
-    step (``piece`` is its per-step history); in analytic ρ mode stores the fitted ``ρ_y``.
+    Raises [`TrainingDivergedError`][expfam.errors.TrainingDivergedError] when the chunk hit a non-finite
+    step (`piece` is its per-step history); in analytic ρ mode stores the fitted `ρ_y`.
     """
     bad_step = int(state.bad_step)
     if bad_step >= 0:
@@ -530,7 +532,7 @@ def accept_chunk(
     return state
 
 
-#: ``checkpoint(state)``: called with a complete state to be written (see :mod:`expfam.experiment.checkpoints`).
+#: `checkpoint(state)`: called with a complete state to be written (see [`expfam.experiment.checkpoints`][expfam.experiment.checkpoints]).
 CheckpointCallback = Callable[[TrainState], None]
 
 
@@ -549,30 +551,30 @@ def train(
     checkpoint_every: int = 0,
     devices: int | None = None,
 ) -> TrainResult:
-    """Train ``params`` on ``data`` up to step ``config.n_steps``.
+    """Train `params` on `data` up to step `config.n_steps`.
 
-    Step ``t`` draws its batch with ``fold_in(data stream, t)`` and its samples with
-    ``fold_in(train stream, t)`` (:mod:`expfam.experiment.streams`), so training
-    resumed from a state at step ``t`` gives the same numbers as training
+    Step `t` draws its batch with `fold_in(data stream, t)` and its samples with
+    `fold_in(train stream, t)` ([`expfam.experiment.streams`][expfam.experiment.streams]), so training
+    resumed from a state at step `t` gives the same numbers as training
     straight through, to the last bit on one device.
 
     Args:
         model: the harmonium.
-        params: initial parameters (ignored when ``start`` is given).
-        data: training observations ``(N,) + data_shape``.
+        params: initial parameters (ignored when `start` is given).
+        data: training observations `(N,) + data_shape`.
         config: the training section of a run configuration.
-        callback: called after every chunk with ``(step, params, chunk_history)``.
-        weights: ``{loss term: weight}`` replacing the terms of :func:`loss_weights`
+        callback: called after every chunk with `(step, params, chunk_history)`.
+        weights: `{loss term: weight}` replacing the terms of [`loss_weights`][expfam.experiment.training.loss_weights]
             (e.g. to add a third-party objective).
         registry: where loss-term names are looked up.
-        optimizer: any ``optax.GradientTransformation`` (default: :func:`make_optimizer`).
-        start: a state to continue from (e.g. a checkpoint); its ``step`` must be a
-            multiple of ``config.log_every`` for chunks to line up with an uninterrupted run.
-        checkpoint: called with the state every ``checkpoint_every`` chunks, after the
-            last chunk, and before re-raising ``KeyboardInterrupt``.
+        optimizer: any `optax.GradientTransformation` (default: [`make_optimizer`][expfam.experiment.training.make_optimizer]).
+        start: a state to continue from (e.g. a checkpoint); its `step` must be a
+            multiple of `config.log_every` for chunks to line up with an uninterrupted run.
+        checkpoint: called with the state every `checkpoint_every` chunks, after the
+            last chunk, and before re-raising `KeyboardInterrupt`.
         checkpoint_every: chunks between checkpoints (0: only at the end and on interrupt).
         devices: split each batch over this many devices (data parallel, parameters
-            replicated; the same numbers as one device to float rounding). ``None``: one.
+            replicated; the same numbers as one device to float rounding). `None`: one.
 
     Returns:
         The final parameters and the per-step history of the steps run here.
@@ -581,7 +583,7 @@ def train(
         TrainingDivergedError: NaN or inf in the loss, a term or the parameters,
             with the step and the term named and the last finite parameters attached.
         KeyboardInterrupt: Ctrl-C (or SIGTERM turned into it by the caller), after
-            ``checkpoint`` was given the last complete state.
+            `checkpoint` was given the last complete state.
     """
     check_block_schedule(config, model.block_names)
     # the default optimiser's numbers are its state, so its chunk is shared by every config of a shape

@@ -1,9 +1,9 @@
 r"""Bernoulli(n): independent binary coordinates.
 
-.. math::
-
-    s(x) = x,\quad \log h(x) = 0,\quad \psi(\theta) = \sum_i \operatorname{softplus}(\theta_i),
-    \quad \eta = \sigma(\theta),\quad \theta = \operatorname{logit}(\eta).
+$$
+s(x) = x,\quad \log h(x) = 0,\quad \psi(\theta) = \sum_i \operatorname{softplus}(\theta_i),
+\quad \eta = \sigma(\theta),\quad \theta = \operatorname{logit}(\eta).
+$$
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from expfam.family import Array, ExponentialFamily, register_family, require_pos
 @register_family
 @dataclass(frozen=True)
 class Bernoulli(ExponentialFamily):
-    """``size`` independent Bernoulli coordinates with data in ``{0, 1}^size``."""
+    """`size` independent Bernoulli coordinates with data in `{0, 1}^size`."""
 
     name: ClassVar[str] = "bernoulli"
     support_text: ClassVar[str] = "0 or 1"

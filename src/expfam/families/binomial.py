@@ -1,10 +1,10 @@
-r"""Binomial(n, N): independent counts out of ``n_trials`` trials.
+r"""Binomial(n, N): independent counts out of `n_trials` trials.
 
-.. math::
-
-    s(x) = x,\quad \log h(x) = \sum_i \log\binom{N}{x_i},
-    \quad \psi(\theta) = N\sum_i \operatorname{softplus}(\theta_i),
-    \quad \eta = N\sigma(\theta),\quad \theta = \operatorname{logit}(\eta/N).
+$$
+s(x) = x,\quad \log h(x) = \sum_i \log\binom{N}{x_i},
+\quad \psi(\theta) = N\sum_i \operatorname{softplus}(\theta_i),
+\quad \eta = N\sigma(\theta),\quad \theta = \operatorname{logit}(\eta/N).
+$$
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from expfam.family import Array, ExponentialFamily, register_family, require_pos
 
 
 def log_binomial_coefficient(n_trials: int, x: Array) -> Array:
-    r"""``log C(N, x) = log Γ(N+1) − log Γ(x+1) − log Γ(N−x+1)``, elementwise."""
+    r"""`log C(N, x) = log Γ(N+1) − log Γ(x+1) − log Γ(N−x+1)`, elementwise."""
     return gammaln(n_trials + 1.0) - gammaln(x + 1.0) - gammaln(n_trials - x + 1.0)
 
 
@@ -30,7 +30,7 @@ def log_binomial_coefficient(n_trials: int, x: Array) -> Array:
 @register_family
 @dataclass(frozen=True)
 class Binomial(ExponentialFamily):
-    """``size`` independent Binomial(``n_trials``) counts with data in ``{0..n_trials}^size``."""
+    """`size` independent Binomial(`n_trials`) counts with data in `{0..n_trials}^size`."""
 
     name: ClassVar[str] = "binomial"
     example_options: ClassVar[dict[str, int]] = {"n_trials": 3}
@@ -57,10 +57,10 @@ class Binomial(ExponentialFamily):
         return jnp.asarray(x, dtype=jnp.result_type(float))
 
     def log_base_measure(self, x: Array) -> Array:
-        r"""``Σ_i log C(N, x_i)``, read from the table of the ``N + 1`` values (``x`` in the support).
+        r"""`Σ_i log C(N, x_i)`, read from the table of the `N + 1` values (`x` in the support).
 
-        The table holds :func:`log_binomial_coefficient` at ``0..N``, so the value is
-        the same as the formula's; a lookup avoids three ``gammaln`` per coordinate.
+        The table holds [`log_binomial_coefficient`][expfam.families.binomial.log_binomial_coefficient] at `0..N`, so the value is
+        the same as the formula's; a lookup avoids three `gammaln` per coordinate.
         """
         table = log_binomial_coefficient(self.n_trials, jnp.arange(self.n_trials + 1, dtype=jnp.result_type(float)))
         index = jnp.clip(jnp.round(jnp.asarray(x)), 0, self.n_trials).astype(jnp.int32)

@@ -1,10 +1,10 @@
-r"""Categorical(K): one of ``K`` values, category 0 the reference.
+r"""Categorical(K): one of `K` values, category 0 the reference.
 
-.. math::
-
-    s(x) = e_x \in \mathbb{R}^{K-1},\ e_0 = 0,\quad \log h(x) = 0,
-    \quad \psi(\theta) = \log\Big(1 + \sum_{j\ge1} e^{\theta_j}\Big),
-    \quad \eta_j = p(x=j),\quad \theta_j = \log\eta_j - \log\big(1 - \textstyle\sum\eta\big).
+$$
+s(x) = e_x \in \mathbb{R}^{K-1},\ e_0 = 0,\quad \log h(x) = 0,
+\quad \psi(\theta) = \log\Big(1 + \sum_{j\ge1} e^{\theta_j}\Big),
+\quad \eta_j = p(x=j),\quad \theta_j = \log\eta_j - \log\big(1 - \textstyle\sum\eta\big).
+$$
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from expfam.family import Array, ExponentialFamily, register_family
 
 
 def full_logits(params: Array) -> Array:
-    """Prepend the reference category's fixed 0: ``(..., K−1) → (..., K)``."""
+    """Prepend the reference category's fixed 0: `(..., K−1) → (..., K)`."""
     zeros = jnp.zeros((*params.shape[:-1], 1), dtype=params.dtype)
     return jnp.concatenate([zeros, params], axis=-1)
 
@@ -30,7 +30,7 @@ def full_logits(params: Array) -> Array:
 @register_family
 @dataclass(frozen=True)
 class Categorical(ExponentialFamily):
-    """A single categorical value in ``{0, …, size−1}`` (``size`` = number of categories)."""
+    """A single categorical value in `{0, …, size−1}` (`size` = number of categories)."""
 
     name: ClassVar[str] = "categorical"
 
@@ -72,7 +72,7 @@ class Categorical(ExponentialFamily):
         return jnp.zeros(())
 
     def probabilities(self, params: Array) -> Array:
-        """All ``K`` probabilities ``softmax(0, θ)``."""
+        """All `K` probabilities `softmax(0, θ)`."""
         return jax.nn.softmax(full_logits(params), axis=-1)
 
     def sample(self, key: Array, params: Array, shape: tuple[int, ...] = ()) -> Array:

@@ -1,14 +1,14 @@
 r"""DiagonalNormal(n): independent Gaussian coordinates.
 
-Natural parameters have shape ``(n, 2)``: column 0 is ``θ₁ = μ/σ²`` (the
+Natural parameters have shape `(n, 2)`: column 0 is `θ₁ = μ/σ²` (the
 location column, the one interaction blocks couple to), column 1 is
-``θ₂ = −1/(2σ²) < 0``.
+`θ₂ = −1/(2σ²) < 0`.
 
-.. math::
-
-    s(x) = (x, x^2),\quad \log h(x) = -\tfrac{n}{2}\log 2\pi,
-    \quad \psi(\theta) = \sum_i -\frac{\theta_{1i}^2}{4\theta_{2i}} - \tfrac12\log(-2\theta_{2i}),
-    \quad \eta = (\mu, \mu^2 + \sigma^2).
+$$
+s(x) = (x, x^2),\quad \log h(x) = -\tfrac{n}{2}\log 2\pi,
+\quad \psi(\theta) = \sum_i -\frac{\theta_{1i}^2}{4\theta_{2i}} - \tfrac12\log(-2\theta_{2i}),
+\quad \eta = (\mu, \mu^2 + \sigma^2).
+$$
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from expfam.family import Array, ExponentialFamily, register_family, require_pos
 @register_family
 @dataclass(frozen=True)
 class DiagonalNormal(ExponentialFamily):
-    """``size`` independent normal coordinates; blocks offset the location column ``θ₁``."""
+    """`size` independent normal coordinates; blocks offset the location column `θ₁`."""
 
     name: ClassVar[str] = "normal"
     coupling_index: ClassVar[int | None] = 0
@@ -67,7 +67,7 @@ class DiagonalNormal(ExponentialFamily):
         return self.log_base_measure(jnp.zeros(self.data_shape))
 
     def location_scale(self, params: Array) -> tuple[Array, Array]:
-        """``(μ, σ)`` from natural parameters: ``σ² = −1/(2θ₂)``, ``μ = θ₁σ²``."""
+        """`(μ, σ)` from natural parameters: `σ² = −1/(2θ₂)`, `μ = θ₁σ²`."""
         variance = -0.5 / params[..., 1]
         return params[..., 0] * variance, jnp.sqrt(variance)
 

@@ -1,4 +1,4 @@
-"""Entry-point plugin registering the built-in families (the ``expfam`` group)."""
+"""Entry-point plugin registering the built-in families (the `expfam` group)."""
 
 from __future__ import annotations
 

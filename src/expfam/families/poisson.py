@@ -1,9 +1,9 @@
 r"""Poisson(n): independent unbounded counts.
 
-.. math::
-
-    s(x) = x,\quad \log h(x) = -\sum_i \log x_i!,
-    \quad \psi(\theta) = \sum_i e^{\theta_i},\quad \eta = e^\theta,\quad \theta = \log\eta.
+$$
+s(x) = x,\quad \log h(x) = -\sum_i \log x_i!,
+\quad \psi(\theta) = \sum_i e^{\theta_i},\quad \eta = e^\theta,\quad \theta = \log\eta.
+$$
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from expfam.family import Array, ExponentialFamily, register_family, require_pos
 @register_family
 @dataclass(frozen=True)
 class Poisson(ExponentialFamily):
-    """``size`` independent Poisson counts.
+    """`size` independent Poisson counts.
 
-    ``entropy_terms`` bounds the series ``E[log x!] = Σ_j p(j) log j!`` used by
+    `entropy_terms` bounds the series `E[log x!] = Σ_j p(j) log j!` used by
     the entropy; it is exact to float precision for rates up to about
-    ``entropy_terms − 10·√entropy_terms``.
+    `entropy_terms − 10·√entropy_terms`.
     """
 
     name: ClassVar[str] = "poisson"

@@ -1,21 +1,21 @@
 r"""The log-partition of a Bernoulli coordinate and its derivatives, in a cheap exact form.
 
-.. math::
+$$
+\operatorname{softplus}(x) = \log(1 + e^x) = \max(x, 0) + \operatorname{log1p}(e^{-|x|}),
+\qquad
+\sigma(x) = \frac{d}{dx}\operatorname{softplus}(x)
+    = \frac{[x \ge 0] + [x < 0]\, e^{-|x|}}{1 + e^{-|x|}},
+\qquad \sigma'(x) = \sigma(x)\,(1 - \sigma(x)).
+$$
 
-    \operatorname{softplus}(x) = \log(1 + e^x) = \max(x, 0) + \operatorname{log1p}(e^{-|x|}),
-    \qquad
-    \sigma(x) = \frac{d}{dx}\operatorname{softplus}(x)
-        = \frac{[x \ge 0] + [x < 0]\, e^{-|x|}}{1 + e^{-|x|}},
-    \qquad \sigma'(x) = \sigma(x)\,(1 - \sigma(x)).
-
-Both forms use the single exponential ``e = exp(−|x|) ∈ (0, 1]``, which never
-overflows, so they are exact to float32 rounding for every finite ``x``. XLA's
-``jax.nn.softplus`` (``logaddexp(x, 0)``, with NaN handling and a derivative
+Both forms use the single exponential `e = exp(−|x|) ∈ (0, 1]`, which never
+overflows, so they are exact to float32 rounding for every finite `x`. XLA's
+`jax.nn.softplus` (`logaddexp(x, 0)`, with NaN handling and a derivative
 that takes a second exponential) measured about 3× slower on CPU over the
 5120 × 784 log-partition of the reference MNIST training step
-(``benchmarks/profile_step.py``). The derivative rules are written by hand
-(``jax.custom_jvp``) so that the gradient reuses ``e`` and the second
-derivative is correct at ``x = 0`` as well.
+(`benchmarks/profile_step.py`). The derivative rules are written by hand
+(`jax.custom_jvp`) so that the gradient reuses `e` and the second
+derivative is correct at `x = 0` as well.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from expfam.family import Array
 
 @jax.custom_jvp
 def sigmoid(x: Array) -> Array:
-    r"""``σ(x) = 1 / (1 + e^{−x})``, computed from ``e = exp(−|x|)`` (no overflow)."""
+    r"""`σ(x) = 1 / (1 + e^{−x})`, computed from `e = exp(−|x|)` (no overflow)."""
     e = jnp.exp(-jnp.abs(x))
     return jnp.where(x >= 0, 1.0, e) / (1.0 + e)
 
@@ -42,7 +42,7 @@ def _sigmoid_jvp(primals: tuple[Array], tangents: tuple[Array]) -> tuple[Array, 
 
 @jax.custom_jvp
 def softplus(x: Array) -> Array:
-    r"""``softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^{−|x|})``, elementwise."""
+    r"""`softplus(x) = log(1 + e^x) = max(x, 0) + log1p(e^{−|x|})`, elementwise."""
     return jnp.maximum(x, 0.0) + jnp.log1p(jnp.exp(-jnp.abs(x)))
 
 

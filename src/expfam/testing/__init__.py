@@ -2,15 +2,15 @@ r"""A reusable kit of identity checks for exponential-family plugins.
 
 A plugin author calls these on their own family; each check states an
 identity of docs/families.md and docs/mixture.md, computes both sides in float64 and raises
-:class:`AssertionError` naming the identity and the tolerance when they
-disagree. Checks return ``True`` when they applied and ``False`` when the
+`AssertionError` naming the identity and the tolerance when they
+disagree. Checks return `True` when they applied and `False` when the
 identity cannot be checked for the family (e.g. enumeration of a continuous
-support). The kit needs float64: enable it in your ``conftest.py`` with
-``jax.config.update("jax_enable_x64", True)``; importing the kit changes no
+support). The kit needs float64: enable it in your `conftest.py` with
+`jax.config.update("jax_enable_x64", True)`; importing the kit changes no
 configuration.
 
-Hypothesis strategies live in :mod:`expfam.testing.strategies` (they need the
-``hypothesis`` package).
+Hypothesis strategies live in [`expfam.testing.strategies`][expfam.testing.strategies] (they need the
+`hypothesis` package).
 
 Examples:
     >>> import jax

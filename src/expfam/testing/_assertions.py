@@ -1,7 +1,7 @@
 """Tolerances and assertion helpers shared by the test kit.
 
 Every check works in float64 (the tolerances below assume it) and raises
-:class:`AssertionError` with a message that names the identity, the tolerance
+`AssertionError` with a message that names the identity, the tolerance
 and the worst offending entry.
 """
 
@@ -46,7 +46,7 @@ def assert_close(
     rtol: float = EXACT_RTOL,
     atol: float = EXACT_ATOL,
 ) -> None:
-    """Assert ``|actual − expected| ≤ atol + rtol·|expected|`` entrywise (NaN fails).
+    """Assert `|actual − expected| ≤ atol + rtol·|expected|` entrywise (NaN fails).
 
     Args:
         what: the identity being checked, used as the message's first words.
@@ -73,7 +73,7 @@ def assert_close(
 
 
 def assert_at_least(what: str, value: object, lower: float, *, tol: float) -> None:
-    """Assert ``value ≥ lower − tol`` entrywise (NaN fails)."""
+    """Assert `value ≥ lower − tol` entrywise (NaN fails)."""
     array = np.asarray(value, dtype=float)
     bad = ~(array >= lower - tol)
     if bad.any():
@@ -84,10 +84,10 @@ def assert_at_least(what: str, value: object, lower: float, *, tol: float) -> No
 def assert_z_scores(
     what: str, estimate: object, expected: object, standard_error: object, *, limit: float = Z_LIMIT
 ) -> None:
-    """Assert every ``|z| = |estimate − expected| / standard_error`` is below ``limit``.
+    """Assert every `|z| = |estimate − expected| / standard_error` is below `limit`.
 
     A standard error of zero (a degenerate coordinate) demands an exact match
-    up to :data:`EXACT_ATOL`.
+    up to `EXACT_ATOL`.
     """
     estimate_array = np.asarray(estimate, dtype=float)
     expected_array = np.broadcast_to(np.asarray(expected, dtype=float), estimate_array.shape)

@@ -22,7 +22,7 @@ def _compiled_method(cls: type, method: str) -> Callable[..., Any]:
 
 
 def evaluate(owner: Any, method: str, *args: Any) -> Any:
-    """``owner.<method>(*args)`` as NumPy, compiled once per class, method and shapes.
+    """`owner.<method>(*args)` as NumPy, compiled once per class, method and shapes.
 
     Examples:
         >>> evaluate(Poisson(2), "means", params)  # doctest: +SKIP
@@ -38,22 +38,22 @@ def _sample_statistics(family: Any, key: jax.Array, params: jax.Array, n_samples
 
 
 def sample_statistics(family: Any, key: jax.Array, params: Any, n_samples: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n_samples`` draws and their flattened sufficient statistics ``(n, dim)``, as NumPy."""
+    """`n_samples` draws and their flattened sufficient statistics `(n, dim)`, as NumPy."""
     samples, statistics = _sample_statistics(family, key, params, n_samples)
     return np.asarray(samples), np.asarray(statistics)
 
 
 CHUNK: int = 2048
-"""Points per compiled call in :func:`over_points`; one shape, so one compilation."""
+"""Points per compiled call in `over_points`; one shape, so one compilation."""
 
 
 def over_points(function: Callable[..., Any], *arguments: Any, points: np.ndarray) -> Any:
-    """``function(*arguments, points)`` evaluated in fixed-size chunks, as NumPy.
+    """`function(*arguments, points)` evaluated in fixed-size chunks, as NumPy.
 
-    ``function`` maps a batch of points to arrays (or a pytree of arrays) with
-    the batch as leading axis. Every call sees a batch of :data:`CHUNK` points
+    `function` maps a batch of points to arrays (or a pytree of arrays) with
+    the batch as leading axis. Every call sees a batch of `CHUNK` points
     (the last chunk is padded by repeating its last point), so a support of any
-    size compiles ``function`` once.
+    size compiles `function` once.
     """
     pieces = []
     for start in range(0, len(points), CHUNK):
@@ -71,5 +71,5 @@ def _log_densities(family: Any, params: jax.Array, points: jax.Array) -> jax.Arr
 
 
 def log_densities(family: Any, params: Any, points: np.ndarray) -> np.ndarray:
-    """``log p_θ(x)`` at each of a batch of observations, as NumPy (compiled in chunks)."""
+    """`log p_θ(x)` at each of a batch of observations, as NumPy (compiled in chunks)."""
     return over_points(_log_densities, family, params, points=np.asarray(points))

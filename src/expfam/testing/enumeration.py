@@ -4,18 +4,18 @@ For a discrete family whose support is a set of integers per coordinate, the
 distribution can be tabulated by brute force: the unnormalised log weight of
 each point is
 
-.. math::
-
-    \log w(x) = \theta\cdot s(x) + \log h(x),\qquad
-    \psi_{\text{brute}}(\theta) = \log\sum_x w(x),
+$$
+\log w(x) = \theta\cdot s(x) + \log h(x),\qquad
+\psi_{\text{brute}}(\theta) = \log\sum_x w(x),
+$$
 
 computed from the sufficient statistic and the base measure alone, never from
-the family's :meth:`~expfam.family.ExponentialFamily.log_partition`. Supports
+the family's [`log_partition`][expfam.family.ExponentialFamily.log_partition]. Supports
 that are unbounded above (Poisson counts) are truncated at the smallest
-``top`` in 8, 12, 18, … whose edge (points with a coordinate equal to
-``top``) carries a relative mass below :data:`EDGE_MASS` (1e-12).
+`top` in 8, 12, 18, … whose edge (points with a coordinate equal to
+`top`) carries a relative mass below [`EDGE_MASS`][expfam.testing.enumeration.EDGE_MASS] (1e-12).
 
-The support is found by probing :meth:`~expfam.family.ExponentialFamily.in_support`
+The support is found by probing [`in_support`][expfam.family.ExponentialFamily.in_support]
 with whole and half integers, so a plugin family is enumerated without any
 registration.
 """
@@ -58,7 +58,7 @@ def integer_support(family: ExponentialFamily) -> tuple[np.ndarray, bool] | None
     """The integers each coordinate may take, and whether that set is unbounded above.
 
     Returns:
-        ``(values, unbounded)``, or ``None`` when the support is not a set of
+        `(values, unbounded)`, or `None` when the support is not a set of
         integers bounded below (a continuous family accepts half integers).
     """
     integers = np.arange(-4, PROBE_LIMIT + 1, dtype=float)
@@ -80,14 +80,14 @@ def _sample_dtype(family: ExponentialFamily, default_float: np.dtype) -> np.dtyp
 
 
 def _grid(family: ExponentialFamily, values: np.ndarray) -> np.ndarray:
-    """Every observation whose coordinates all lie in ``values``: shape ``(m,) + data_shape``."""
+    """Every observation whose coordinates all lie in `values`: shape `(m,) + data_shape`."""
     axes = np.meshgrid(*([values] * family.data_dim), indexing="ij")
     points = np.stack(axes, axis=-1).reshape((-1, *family.data_shape))
     return points.astype(data_dtype(family))
 
 
 def log_weights(family: ExponentialFamily, params: Array, points: Array) -> Array:
-    r"""Unnormalised ``log w(x) = θ·s(x) + log h(x)`` at each point (shape ``(m,)``)."""
+    r"""Unnormalised `log w(x) = θ·s(x) + log h(x)` at each point (shape `(m,)`)."""
     statistics = jax.vmap(family.sufficient_statistic)(points)
     axes = tuple(range(1, statistics.ndim))
     return jnp.sum(statistics * params, axis=axes) + jax.vmap(family.log_base_measure)(points)
@@ -99,24 +99,24 @@ def _weights_and_statistics(family: ExponentialFamily, params: Array, points: Ar
 
 
 def tabulate(family: ExponentialFamily, params: Array, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``log w(x)`` and ``s(x)`` at every point, as NumPy (compiled once per family and shape)."""
+    """`log w(x)` and `s(x)` at every point, as NumPy (compiled once per family and shape)."""
     return over_points(_weights_and_statistics, family, params, points=points)
 
 
 def enumerate_support(
     family: ExponentialFamily, max_points: int = DEFAULT_MAX_POINTS, *, params: ArrayLike | None = None
 ) -> np.ndarray | None:
-    """All points of a small discrete support, or ``None`` when it cannot be enumerated.
+    """All points of a small discrete support, or `None` when it cannot be enumerated.
 
     Args:
-        family: any family; continuous ones return ``None``.
+        family: any family; continuous ones return `None`.
         max_points: largest number of points to return.
         params: natural parameters (one point, or a stack with leading axes),
             needed to truncate a support that is unbounded above; the
             truncation holds for every point of the stack.
 
     Returns:
-        An array of shape ``(m,) + data_shape`` of the family's sample dtype.
+        An array of shape `(m,) + data_shape` of the family's sample dtype.
     """
     support = integer_support(family)
     if support is None:
@@ -143,8 +143,8 @@ def enumerate_support(
 class EnumeratedDistribution:
     r"""A tabulated distribution: points, their statistics, and brute-force log probabilities.
 
-    ``log_probabilities = log w(x) − logsumexp_x log w(x)``; the normaliser is
-    ``log_normaliser`` (the brute-force ``ψ(θ)``).
+    `log_probabilities = log w(x) − logsumexp_x log w(x)`; the normaliser is
+    `log_normaliser` (the brute-force `ψ(θ)`).
     """
 
     points: np.ndarray
@@ -154,11 +154,11 @@ class EnumeratedDistribution:
 
     @property
     def probabilities(self) -> np.ndarray:
-        """``p(x)`` at each point."""
+        """`p(x)` at each point."""
         return np.exp(self.log_probabilities)
 
     def expectation(self, values: np.ndarray) -> np.ndarray:
-        """``Σ_x p(x)·values[x]`` over the leading axis of ``values``."""
+        """`Σ_x p(x)·values[x]` over the leading axis of `values`."""
         return np.tensordot(self.probabilities, values, axes=1)
 
 
@@ -169,11 +169,11 @@ def enumerate_distribution(
     max_points: int = DEFAULT_MAX_POINTS,
     points: np.ndarray | None = None,
 ) -> EnumeratedDistribution | None:
-    """Tabulate ``p_θ`` over the enumerated support, or ``None`` when it cannot be enumerated.
+    """Tabulate `p_θ` over the enumerated support, or `None` when it cannot be enumerated.
 
     Args:
         family: the family.
-        params: natural parameters of :attr:`param_shape`.
+        params: natural parameters of [`param_shape`][expfam.family.ExponentialFamily.param_shape].
         max_points: largest support to tabulate.
         points: a support to reuse (e.g. one truncated for two parameter points).
     """

@@ -1,14 +1,14 @@
 r"""Distributional identity checks of one exponential family.
 
 Each check states its identity, computes both sides in float64 and raises
-:class:`AssertionError` naming the identity and the tolerance when they
-disagree. Each returns ``True`` when it checked the identity and ``False``
+`AssertionError` naming the identity and the tolerance when they
+disagree. Each returns `True` when it checked the identity and `False`
 when it cannot be checked for this family (a continuous family has no
-enumerable support, and a Monte Carlo fallback needs a ``key``).
+enumerable support, and a Monte Carlo fallback needs a `key`).
 
-Exact identities use ``rtol = 1e-8`` and ``atol = 1e-9``; Monte Carlo ones
-accept ``|z| < 5``, with standard errors from the Fisher information
-``∇²ψ(θ) = Cov_θ[s(x)]`` or from the sample standard deviation.
+Exact identities use `rtol = 1e-8` and `atol = 1e-9`; Monte Carlo ones
+accept `|z| < 5`, with standard errors from the Fisher information
+`∇²ψ(θ) = Cov_θ[s(x)]` or from the sample standard deviation.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ DEFAULT_SAMPLES: int = 20_000
 
 
 def roundoff(*values: object) -> float:
-    """An absolute tolerance for float64 roundoff in sums of terms of this size: ``1e3·eps·(1 + max|v|)``."""
+    """An absolute tolerance for float64 roundoff in sums of terms of this size: `1e3·eps·(1 + max|v|)`."""
     scale = max(float(np.max(np.abs(np.asarray(v, dtype=float)))) for v in values)
     return 1e3 * float(np.finfo(np.float64).eps) * (1.0 + scale)
 
@@ -48,11 +48,11 @@ def check_mean_map(
     n_samples: int = DEFAULT_SAMPLES,
     max_points: int = DEFAULT_MAX_POINTS,
 ) -> bool:
-    r"""``∇ψ(θ) = E_θ[s(x)]``.
+    r"""`∇ψ(θ) = E_θ[s(x)]`.
 
-    Exact (``rtol = 1e-8``) by enumeration when the support is small and
-    discrete; otherwise the mean of ``s`` over ``n_samples`` draws, each
-    coordinate within ``5·√(∇²ψ_ii / n)``.
+    Exact (`rtol = 1e-8`) by enumeration when the support is small and
+    discrete; otherwise the mean of `s` over `n_samples` draws, each
+    coordinate within `5·√(∇²ψ_ii / n)`.
     """
     require_x64()
     means = evaluate(family, "means", params)
@@ -69,11 +69,11 @@ def check_mean_map(
 
 
 def check_normalisation(family: ExponentialFamily, params: Array, *, max_points: int = DEFAULT_MAX_POINTS) -> bool:
-    r"""``ψ(θ) = log Σ_x h(x) exp(θ·s(x))`` and ``Σ_x exp(log p_θ(x)) = 1``, by enumeration.
+    r"""`ψ(θ) = log Σ_x h(x) exp(θ·s(x))` and `Σ_x exp(log p_θ(x)) = 1`, by enumeration.
 
     A support unbounded above is truncated where its edge mass is below 1e-14
-    (see :func:`~expfam.testing.enumeration.enumerate_support`). Not
-    applicable (``False``) to continuous families.
+    (see [`enumerate_support`][expfam.testing.enumeration.enumerate_support]). Not
+    applicable (`False`) to continuous families.
     """
     require_x64()
     table = enumerate_distribution(family, params, max_points=max_points)
@@ -95,7 +95,7 @@ def check_entropy(
     n_samples: int = DEFAULT_SAMPLES,
     max_points: int = DEFAULT_MAX_POINTS,
 ) -> bool:
-    r"""``H(θ) = −E_θ[log p_θ(x)]``: by enumeration, else within 5 standard errors of ``−mean log p``."""
+    r"""`H(θ) = −E_θ[log p_θ(x)]`: by enumeration, else within 5 standard errors of `−mean log p`."""
     require_x64()
     entropy = evaluate(family, "entropy", params)
     table = enumerate_distribution(family, params, max_points=max_points)
@@ -121,13 +121,13 @@ def check_kl(
     n_samples: int = DEFAULT_SAMPLES,
     max_points: int = DEFAULT_MAX_POINTS,
 ) -> bool:
-    r"""KL divergence: ``KL ≥ 0``, ``KL(θ‖θ) = 0``, and its value.
+    r"""KL divergence: `KL ≥ 0`, `KL(θ‖θ) = 0`, and its value.
 
-    * dual form: ``KL(θ‖θ′) = ψ(θ′) + φ(∇ψ(θ)) − θ′·∇ψ(θ)``;
-    * by enumeration ``KL = Σ_x p log(p/q)``, else (with ``key``) the mean of
-      ``log p(x) − log q(x)`` over draws from ``p``, within 5 standard errors.
+    * dual form: `KL(θ‖θ′) = ψ(θ′) + φ(∇ψ(θ)) − θ′·∇ψ(θ)`;
+    * by enumeration `KL = Σ_x p log(p/q)`, else (with `key`) the mean of
+      `log p(x) − log q(x)` over draws from `p`, within 5 standard errors.
 
-    Exact comparisons are up to roundoff, ``1e3·eps·(1 + |ψ(θ)| + |ψ(θ′)|)``.
+    Exact comparisons are up to roundoff, `1e3·eps·(1 + |ψ(θ)| + |ψ(θ′)|)`.
     """
     require_x64()
     name = family.describe()
@@ -157,11 +157,11 @@ def check_kl(
 
 
 def check_initialize(family: ExponentialFamily, data: Array, *, key: Array, n_keys: int = 16) -> bool:
-    r"""``initialize`` returns valid natural parameters: shape ``param_shape``, ``θ``, ``ψ(θ)`` and ``∇ψ(θ)`` finite.
+    r"""`initialize` returns valid natural parameters: shape `param_shape`, `θ`, `ψ(θ)` and `∇ψ(θ)` finite.
 
-    Checked without data and with ``data`` (observations, e.g. samples of the family),
-    over ``n_keys`` keys, since the noise added to the starting point may leave
-    the parameter space (a geometric ``θ < 0`` near 0).
+    Checked without data and with `data` (observations, e.g. samples of the family),
+    over `n_keys` keys, since the noise added to the starting point may leave
+    the parameter space (a geometric `θ < 0` near 0).
     """
     import jax
 

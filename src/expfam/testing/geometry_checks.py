@@ -1,9 +1,9 @@
 r"""Convex-duality identity checks of one exponential family.
 
-``ψ`` is convex, its gradient (the mean map) is inverted by
-``natural_from_means``, its Hessian is the Fisher information, and the
-negative entropy ``φ`` is its convex conjugate. Each check returns ``True``
-and raises :class:`AssertionError`, naming the identity and the tolerance,
+`ψ` is convex, its gradient (the mean map) is inverted by
+`natural_from_means`, its Hessian is the Fisher information, and the
+negative entropy `φ` is its convex conjugate. Each check returns `True`
+and raises `AssertionError`, naming the identity and the tolerance,
 when the identity fails.
 """
 
@@ -27,7 +27,7 @@ from expfam.testing.family_checks import roundoff
 
 @jax.jit
 def _line(family: ExponentialFamily, params: Array, direction: Array, step: Array) -> tuple[Array, Array]:
-    """``ψ(θ + t·step·d)`` at ``t = −2..2``, and ``d²/dt² ψ(θ + t d)`` at ``t = 0`` by autodiff."""
+    """`ψ(θ + t·step·d)` at `t = −2..2`, and `d²/dt² ψ(θ + t d)` at `t = 0` by autodiff."""
 
     def slope(t: Array) -> Array:
         return jax.jvp(family.log_partition, (params + t * direction,), (direction,))[1]
@@ -37,12 +37,12 @@ def _line(family: ExponentialFamily, params: Array, direction: Array, step: Arra
 
 
 def check_convexity(family: ExponentialFamily, params: ArrayLike, direction: ArrayLike) -> bool:
-    r"""``t ↦ ψ(θ + t·d)`` is convex.
+    r"""`t ↦ ψ(θ + t·d)` is convex.
 
-    Checks ``d²/dt² ψ(θ + t d)|₀ ≥ 0`` by autodiff and the second differences
-    ``ψ(t−h) − 2ψ(t) + ψ(t+h) ≥ 0`` at ``t = −h, 0, h`` for the largest
-    ``h = 2^{−j}`` (``j ≥ 1``) keeping the segment inside the parameter space
-    (``ψ`` finite), each up to roundoff ``1e3·eps·(1 + max|ψ|)``.
+    Checks `d²/dt² ψ(θ + t d)|₀ ≥ 0` by autodiff and the second differences
+    `ψ(t−h) − 2ψ(t) + ψ(t+h) ≥ 0` at `t = −h, 0, h` for the largest
+    `h = 2^{−j}` (`j ≥ 1`) keeping the segment inside the parameter space
+    (`ψ` finite), each up to roundoff `1e3·eps·(1 + max|ψ|)`.
     """
     require_x64()
     name = family.describe()
@@ -76,11 +76,11 @@ def _duality_terms(family: ExponentialFamily, params: Array, other: Array) -> di
 
 
 def check_conjugate_duality(family: ExponentialFamily, params: Array, other: Array) -> bool:
-    r"""Legendre duality of ``ψ`` and ``φ``.
+    r"""Legendre duality of `ψ` and `φ`.
 
-    * ``ψ(θ) + φ(∇ψ(θ)) = θ·∇ψ(θ)`` (equality in Fenchel–Young), up to roundoff;
-    * ``∇φ(η) = θ`` at ``η = ∇ψ(θ)`` (``rtol = atol = 1e-7``);
-    * ``ψ(θ) + φ(η′) ≥ θ·η′`` for ``η′ = ∇ψ(θ′)`` (Fenchel–Young), up to roundoff.
+    * `ψ(θ) + φ(∇ψ(θ)) = θ·∇ψ(θ)` (equality in Fenchel–Young), up to roundoff;
+    * `∇φ(η) = θ` at `η = ∇ψ(θ)` (`rtol = atol = 1e-7`);
+    * `ψ(θ) + φ(η′) ≥ θ·η′` for `η′ = ∇ψ(θ′)` (Fenchel–Young), up to roundoff.
     """
     require_x64()
     name = family.describe()
@@ -108,7 +108,7 @@ def _round_trips(family: ExponentialFamily, params: Array, other: Array) -> tupl
 
 
 def check_round_trips(family: ExponentialFamily, params: Array, other: Array) -> bool:
-    r"""``(∇ψ)⁻¹(∇ψ(θ)) = θ`` and ``∇ψ((∇ψ)⁻¹(η)) = η`` at ``η = ∇ψ(θ′)`` (``rtol = atol = 1e-7``)."""
+    r"""`(∇ψ)⁻¹(∇ψ(θ)) = θ` and `∇ψ((∇ψ)⁻¹(η)) = η` at `η = ∇ψ(θ′)` (`rtol = atol = 1e-7`)."""
     require_x64()
     name = family.describe()
     back, means, means_back = jax.device_get(_round_trips(family, params, other))
@@ -127,10 +127,10 @@ def _fisher_terms(family: ExponentialFamily, params: Array) -> tuple[Array, Arra
 
 
 def check_fisher_information(family: ExponentialFamily, params: Array, *, max_points: int = DEFAULT_MAX_POINTS) -> bool:
-    r"""``I(θ) = ∇²ψ(θ)`` is symmetric, positive semi-definite, and the Jacobian of the mean map.
+    r"""`I(θ) = ∇²ψ(θ)` is symmetric, positive semi-definite, and the Jacobian of the mean map.
 
-    By enumeration it also equals ``Cov_θ[s(x)]``. Tolerances are
-    ``rtol = 1e-8`` and ``atol = 1e-9·(1 + max|I|)``.
+    By enumeration it also equals `Cov_θ[s(x)]`. Tolerances are
+    `rtol = 1e-8` and `atol = 1e-9·(1 + max|I|)`.
     """
     require_x64()
     name = family.describe()

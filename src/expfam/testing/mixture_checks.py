@@ -1,16 +1,16 @@
-r"""Identity checks of the latent mixture ``p(y, k)`` of docs/mixture.md.
+r"""Identity checks of the latent mixture `p(y, k)` of docs/mixture.md.
 
-The brute-force reference tabulates, for every enumerated ``y`` and every
-cluster ``k``, the unnormalised log weight written from the definition of
-the mixture's sufficient statistic ``s_Z(y, k) = (s_Y(y), s_Y(y)⊗e_k, e_k)``:
+The brute-force reference tabulates, for every enumerated `y` and every
+cluster `k`, the unnormalised log weight written from the definition of
+the mixture's sufficient statistic `s_Z(y, k) = (s_Y(y), s_Y(y)⊗e_k, e_k)`:
 
-.. math::
+$$
+\log w(y, k) = b_y\cdot s_Y(y) + [k \ge 1]\big(W_{yk}[\ldots, k-1]\cdot s_Y(y) + b_k[k-1]\big) + \log h_Y(y),
 
-    \log w(y, k) = b_y\cdot s_Y(y) + [k \ge 1]\big(W_{yk}[\ldots, k-1]\cdot s_Y(y) + b_k[k-1]\big) + \log h_Y(y),
+\psi_Z^{\text{brute}} = \log \sum_{y, k} w(y, k).
+$$
 
-    \psi_Z^{\text{brute}} = \log \sum_{y, k} w(y, k).
-
-Checks that need the table return ``False`` when the latent family cannot be
+Checks that need the table return `False` when the latent family cannot be
 enumerated (a continuous latent).
 """
 
@@ -41,7 +41,7 @@ MIN_CLUSTER_SAMPLES: int = 50
 
 
 def cluster_params_by_definition(mixture: LatentMixture, params: MixtureParams) -> np.ndarray:
-    """``θ_k = b_y + W_yk e_k`` for ``k = 0..K−1`` (``e_0 = 0``): shape ``(K,) + param_shape``."""
+    """`θ_k = b_y + W_yk e_k` for `k = 0..K−1` (`e_0 = 0`): shape `(K,) + param_shape`."""
     bias = np.asarray(params["b_y"])
     offsets = np.moveaxis(np.asarray(params["W_yk"]), -1, 0)
     return bias + np.concatenate([np.zeros_like(bias)[None], offsets])
@@ -49,7 +49,7 @@ def cluster_params_by_definition(mixture: LatentMixture, params: MixtureParams) 
 
 @jax.jit
 def _joint_weights(mixture: LatentMixture, params: MixtureParams, points: Array) -> tuple[Array, Array]:
-    """``log w(y, k)`` (shape ``(m, K)``) from the definition of ``s_Z``, and ``s_Y(y)``."""
+    """`log w(y, k)` (shape `(m, K)`) from the definition of `s_Z`, and `s_Y(y)`."""
     latent = mixture.latent
     statistics = jax.vmap(latent.sufficient_statistic)(points)
     axes = tuple(range(1, statistics.ndim))
@@ -60,7 +60,7 @@ def _joint_weights(mixture: LatentMixture, params: MixtureParams, points: Array)
 
 @dataclass(frozen=True)
 class EnumeratedMixture:
-    """Brute-force table of ``p(y, k)``: points ``y``, ``s_Y(y)``, ``ψ_Z`` and ``log p`` of shape ``(m, K)``."""
+    """Brute-force table of `p(y, k)`: points `y`, `s_Y(y)`, `ψ_Z` and `log p` of shape `(m, K)`."""
 
     points: np.ndarray
     statistics: np.ndarray
@@ -69,7 +69,7 @@ class EnumeratedMixture:
 
     @property
     def probabilities(self) -> np.ndarray:
-        """``p(y, k)``, shape ``(m, K)``."""
+        """`p(y, k)`, shape `(m, K)`."""
         return np.exp(self.log_probabilities)
 
 
@@ -80,13 +80,13 @@ def enumerate_mixture(
     also: tuple[MixtureParams, ...] = (),
     max_points: int = DEFAULT_MAX_POINTS,
 ) -> EnumeratedMixture | None:
-    """Tabulate ``p(y, k)`` by brute force, or ``None`` when the latent cannot be enumerated.
+    """Tabulate `p(y, k)` by brute force, or `None` when the latent cannot be enumerated.
 
     Args:
         mixture: the mixture.
         params: its named parameters.
         also: further parameters the support must be truncated for (to share one table support).
-        max_points: largest number of ``(y, k)`` pairs.
+        max_points: largest number of `(y, k)` pairs.
     """
     stack = np.concatenate([cluster_params_by_definition(mixture, p) for p in (params, *also)])
     points = enumerate_support(mixture.latent, max_points // mixture.n_clusters, params=stack)
@@ -105,7 +105,7 @@ def _joint_log_densities(mixture: LatentMixture, params: MixtureParams, points: 
 
 @jax.jit
 def _conditional_log_densities(mixture: LatentMixture, params: MixtureParams, points: Array) -> Array:
-    """``log p(y | k)`` from the latent family at ``conditional_params(k)``: shape ``(m, K)``."""
+    """`log p(y | k)` from the latent family at `conditional_params(k)`: shape `(m, K)`."""
     thetas = jax.vmap(lambda k: mixture.conditional_params(params, k))(jnp.arange(mixture.n_clusters))
     return jax.vmap(lambda y: jax.vmap(lambda t: mixture.latent.log_density(t, y))(thetas))(points)
 
@@ -121,13 +121,13 @@ def _mixture_draws(
 
 @jax.jit
 def _cluster_moments(latent: ExponentialFamily, thetas: Array) -> tuple[Array, Array]:
-    """Flattened ``∇ψ_Y(θ_k)`` and ``diag ∇²ψ_Y(θ_k)`` for every cluster."""
+    """Flattened `∇ψ_Y(θ_k)` and `diag ∇²ψ_Y(θ_k)` for every cluster."""
     means = jax.vmap(latent.means)(thetas).reshape(thetas.shape[0], latent.dim)
     return means, jax.vmap(lambda t: jnp.diag(latent.fisher_information(t)))(thetas)
 
 
 def check_mixture_log_partition(mixture: LatentMixture, params: MixtureParams) -> bool:
-    r"""``ψ_Z(θ_Z) = log Σ_{y,k} h_Y(y) exp(θ_Z·s_Z(y, k))`` by brute-force enumeration."""
+    r"""`ψ_Z(θ_Z) = log Σ_{y,k} h_Y(y) exp(θ_Z·s_Z(y, k))` by brute-force enumeration."""
     require_x64()
     table = enumerate_mixture(mixture, params)
     if table is None:
@@ -138,7 +138,7 @@ def check_mixture_log_partition(mixture: LatentMixture, params: MixtureParams) -
 
 
 def check_mixture_normalisation(mixture: LatentMixture, params: MixtureParams) -> bool:
-    r"""``log p(y, k)`` equals the brute-force table at every ``(y, k)``, and ``Σ_{y,k} p(y, k) = 1``."""
+    r"""`log p(y, k)` equals the brute-force table at every `(y, k)`, and `Σ_{y,k} p(y, k) = 1`."""
     require_x64()
     table = enumerate_mixture(mixture, params)
     if table is None:
@@ -150,7 +150,7 @@ def check_mixture_normalisation(mixture: LatentMixture, params: MixtureParams) -
 
 
 def check_mixture_means(mixture: LatentMixture, params: MixtureParams) -> bool:
-    r"""``∇ψ_Z(θ_Z) = E[s_Z] = (E[s_Y], E[s_Y ⊗ e_k], E[e_k])`` by enumeration."""
+    r"""`∇ψ_Z(θ_Z) = E[s_Z] = (E[s_Y], E[s_Y ⊗ e_k], E[e_k])` by enumeration."""
     require_x64()
     table = enumerate_mixture(mixture, params)
     if table is None:
@@ -168,11 +168,11 @@ def check_mixture_means(mixture: LatentMixture, params: MixtureParams) -> bool:
 
 
 def check_mixture_conditional(mixture: LatentMixture, params: MixtureParams) -> bool:
-    r"""The enumerated ``p(k) = Σ_y p(y, k)`` and ``p(y | k) = p(y, k)/p(k)`` match the API.
+    r"""The enumerated `p(k) = Σ_y p(y, k)` and `p(y | k) = p(y, k)/p(k)` match the API.
 
-    ``p(k)`` must equal :meth:`~expfam.mixture.LatentMixture.cluster_probabilities`
-    and ``p(y | k)`` the latent family at
-    :meth:`~expfam.mixture.LatentMixture.conditional_params` (``atol = 1e-8`` in log space).
+    `p(k)` must equal [`cluster_probabilities`][expfam.mixture.LatentMixture.cluster_probabilities]
+    and `p(y | k)` the latent family at
+    [`conditional_params`][expfam.mixture.LatentMixture.conditional_params] (`atol = 1e-8` in log space).
     """
     require_x64()
     table = enumerate_mixture(mixture, params)
@@ -188,9 +188,9 @@ def check_mixture_conditional(mixture: LatentMixture, params: MixtureParams) -> 
 
 
 def check_mixture_kl(mixture: LatentMixture, params: MixtureParams, other: MixtureParams) -> bool:
-    r"""``KL(θ‖θ′) ≥ 0``, ``KL(θ‖θ) = 0`` and, by enumeration, ``KL = Σ_{y,k} p log(p/q)``.
+    r"""`KL(θ‖θ′) ≥ 0`, `KL(θ‖θ) = 0` and, by enumeration, `KL = Σ_{y,k} p log(p/q)`.
 
-    Up to roundoff ``1e3·eps·(1 + |ψ_Z(θ)| + |ψ_Z(θ′)|)``.
+    Up to roundoff `1e3·eps·(1 + |ψ_Z(θ)| + |ψ_Z(θ′)|)`.
     """
     require_x64()
     name = _name(mixture)
@@ -211,13 +211,13 @@ def check_mixture_kl(mixture: LatentMixture, params: MixtureParams, other: Mixtu
 def check_mixture_sampling(
     mixture: LatentMixture, params: MixtureParams, *, key: Array, n_samples: int = DEFAULT_SAMPLES
 ) -> bool:
-    r"""Draws of ``(y, k)`` match ``p(k)``, ``E[s_Y(y) | k]`` and ``E[s_Y(y)]`` within ``|z| < 5``.
+    r"""Draws of `(y, k)` match `p(k)`, `E[s_Y(y) | k]` and `E[s_Y(y)]` within `|z| < 5`.
 
-    * cluster frequencies against ``p(k)`` (by enumeration when possible),
-      standard error ``√(p(1−p)/n)``;
-    * within each cluster with at least 50 draws, the mean of ``s_Y`` against
-      ``∇ψ_Y(θ_k)``, standard error ``√(∇²ψ_Y(θ_k)_ii / n_k)``;
-    * overall, the mean of ``s_Y`` against ``∇ψ_Z[b_y]``, with the variance
+    * cluster frequencies against `p(k)` (by enumeration when possible),
+      standard error `√(p(1−p)/n)`;
+    * within each cluster with at least 50 draws, the mean of `s_Y` against
+      `∇ψ_Y(θ_k)`, standard error `√(∇²ψ_Y(θ_k)_ii / n_k)`;
+    * overall, the mean of `s_Y` against `∇ψ_Z[b_y]`, with the variance
       from the law of total variance.
     """
     require_x64()

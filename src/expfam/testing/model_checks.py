@@ -1,19 +1,19 @@
 r"""Identity checks of interaction blocks and of whole harmoniums (docs/model.md).
 
-A block author runs :func:`check_block` on a block and :func:`check_model` on a
+A block author runs [`check_block`][expfam.testing.model_checks.check_block] on a block and [`check_model`][expfam.testing.model_checks.check_model] on a
 small model that uses it. Each check states its identity, computes both sides
-in float64 by enumerating every latent state ``z = (y, k)``, raises
-:class:`AssertionError` naming the identity and the tolerance when they
-disagree, and returns ``True`` when it ran. Blocks: ``s·L_b(t) = L_bᵀ(s)·t``
-for any ``s`` and latent statistics ``t``, linearity of ``L_b``, and
-``offset(y, k) = offset_from_statistics(s_Z(y, k))``. Models:
-``log p(x,z) − log q(z|x) = c(x) + r(z)``, normalisation, ``ELBO ≤ log p(x)``
-with gap ``KL(q ‖ p(z|x))``, the closed-form ``KL(q ‖ p(z))``, ``r(0, k) = 0``.
+in float64 by enumerating every latent state `z = (y, k)`, raises
+`AssertionError` naming the identity and the tolerance when they
+disagree, and returns `True` when it ran. Blocks: `s·L_b(t) = L_bᵀ(s)·t`
+for any `s` and latent statistics `t`, linearity of `L_b`, and
+`offset(y, k) = offset_from_statistics(s_Z(y, k))`. Models:
+`log p(x,z) − log q(z|x) = c(x) + r(z)`, normalisation, `ELBO ≤ log p(x)`
+with gap `KL(q ‖ p(z|x))`, the closed-form `KL(q ‖ p(z))`, `r(0, k) = 0`.
 
-Tolerances: exact identities accept ``|difference| ≤ 1e-8·|expected| +
-1e3·ε·(1 + m)``, ``ε`` float64's epsilon and ``m`` the largest magnitude among
-the compared terms (about 2e-13 for terms of order 1); adjointness takes ``m``
-from ``Σ_d |s_d|·|L_b(t)_d|`` times ``1 + D``.
+Tolerances: exact identities accept `|difference| ≤ 1e-8·|expected| +
+1e3·ε·(1 + m)`, `ε` float64's epsilon and `m` the largest magnitude among
+the compared terms (about 2e-13 for terms of order 1); adjointness takes `m`
+from `Σ_d |s_d|·|L_b(t)_d|` times `1 + D`.
 """
 
 from __future__ import annotations
@@ -37,10 +37,10 @@ from expfam.testing._assertions import EXACT_RTOL, assert_at_least, assert_close
 from expfam.testing.enumeration import data_dtype, enumerate_support, integer_support
 
 DEFAULT_MAX_STATES: int = 4096
-"""Largest number of latent states ``(y, k)`` the kit enumerates."""
+"""Largest number of latent states `(y, k)` the kit enumerates."""
 
 ROUNDOFF_FACTOR: float = 1e3
-"""Multiple of float64's epsilon, times ``1 + magnitude``, accepted as roundoff."""
+"""Multiple of float64's epsilon, times `1 + magnitude`, accepted as roundoff."""
 
 SLOTS: tuple[str, ...] = ("b_y", "W_yk", "b_k")
 _data_dtype = cache(data_dtype)
@@ -59,12 +59,12 @@ def _block_name(block: InteractionBlock) -> str:
 
 # ------------------------------------------------------------------ enumeration
 def block_mixture(block: InteractionBlock, latent: ExponentialFamily | None = None) -> LatentMixture:
-    """The latent mixture a block couples to (Bernoulli base latent unless ``latent`` is given)."""
+    """The latent mixture a block couples to (Bernoulli base latent unless `latent` is given)."""
     return LatentMixture(latent or Bernoulli(block.latent_size), block.n_clusters)
 
 
 def enumerate_states(model: Harmonium | LatentMixture, max_states: int = DEFAULT_MAX_STATES) -> tuple[Array, Array]:
-    """Every latent state ``(y, k)``: ``y`` of shape ``(m·K, n)`` and ``k`` of shape ``(m·K,)``.
+    """Every latent state `(y, k)`: `y` of shape `(m·K, n)` and `k` of shape `(m·K,)`.
 
     Args:
         model: a harmonium, or a latent mixture.
@@ -93,7 +93,7 @@ def _enumerate_states(mixture: LatentMixture, max_states: int) -> tuple[np.ndarr
 
 
 def latent_statistics(mixture: LatentMixture, y: Array, k: Array) -> LatentStatistics:
-    """``s_Z(y_s, k_s)`` per state as a named pytree with a leading axis."""
+    """`s_Z(y_s, k_s)` per state as a named pytree with a leading axis."""
     return jax.vmap(mixture.sufficient_statistic)(y, k)
 
 
@@ -103,15 +103,15 @@ def generator(key: Array) -> np.random.Generator:
 
 
 def random_latent_statistics(key: Array, mixture: LatentMixture, n_draws: int) -> LatentStatistics:
-    """Arbitrary latent statistics (standard normal entries), not necessarily ``s_Z`` of any state."""
+    """Arbitrary latent statistics (standard normal entries), not necessarily `s_Z` of any state."""
     rng = generator(key)
     return {name: jnp.asarray(rng.normal(size=(n_draws, *shape))) for name, shape in mixture.param_shapes().items()}
 
 
 def random_model_params(model: Harmonium, key: Array, *, scale: float = 1.0) -> Params:
-    """Parameters with every entry ``scale·N(0, 1)`` (``a`` mapped into the observable's domain).
+    """Parameters with every entry `scale·N(0, 1)` (`a` mapped into the observable's domain).
 
-    Unlike :meth:`Harmonium.init`, blocks and ``ρ_y`` are far from zero, so every
+    Unlike [`Harmonium.init`][expfam.model.Harmonium.init], blocks and `ρ_y` are far from zero, so every
     term of the identities is exercised.
     """
     rng = generator(key)
@@ -126,7 +126,7 @@ def _param_template(model: Harmonium) -> Params:
 
 
 def random_observations(family: ExponentialFamily, seed: int, batch: int) -> Array:
-    """``batch`` observations inside the family's support (no sampling code involved).
+    """`batch` observations inside the family's support (no sampling code involved).
 
     Discrete supports: uniform over the support's values up to 8; continuous
     ones: standard normal entries.
@@ -170,7 +170,7 @@ def _offsets(block: InteractionBlock, params: Array, statistics: LatentStatistic
 def _pairings(
     block: InteractionBlock, params: Array, statistic: Array, statistics: LatentStatistics
 ) -> tuple[Any, ...]:
-    """``(s·L_b(t), L_bᵀ(s)·t, Σ_d |s_d||L_b(t)_d|)`` for every pair; shapes are checked while tracing."""
+    """`(s·L_b(t), L_bᵀ(s)·t, Σ_d |s_d||L_b(t)_d|)` for every pair; shapes are checked while tracing."""
     offsets = _offsets(block, params, statistics)
     adjoint = block.adjoint(params, statistic)
     name = _block_name(block)
@@ -194,14 +194,14 @@ def _pairings(
 def check_block_adjointness(
     block: InteractionBlock, params: Array, statistic: Array, statistics: LatentStatistics
 ) -> bool:
-    r"""``s · L_b(t) = L_bᵀ(s) · t`` for every pair of rows ``s`` of ``statistic`` and ``t`` of ``statistics``.
+    r"""`s · L_b(t) = L_bᵀ(s) · t` for every pair of rows `s` of `statistic` and `t` of `statistics`.
 
     Args:
         block: the block.
         params: its parameters.
-        statistic: observable statistics, shape ``(B, D)``.
-        statistics: latent statistics ``{"b_y", "W_yk", "b_k"}`` with a leading axis
-            ``(M,)``: ``s_Z(z)`` of enumerated states or arbitrary arrays (``L_b`` is linear).
+        statistic: observable statistics, shape `(B, D)`.
+        statistics: latent statistics `{"b_y", "W_yk", "b_k"}` with a leading axis
+            `(M,)`: `s_Z(z)` of enumerated states or arbitrary arrays (`L_b` is linear).
 
     The adjoint may return only the entries it touches; the others count as 0.
     """
@@ -228,7 +228,7 @@ def _linearity_inputs(key: Array, mixture: LatentMixture) -> tuple[LatentStatist
 def check_block_linearity(
     block: InteractionBlock, params: Array, key: Array, mixture: LatentMixture | None = None
 ) -> bool:
-    r"""``L_b(α t₁ + t₂) = α L_b(t₁) + L_b(t₂)`` for random latent statistics and a random ``α``."""
+    r"""`L_b(α t₁ + t₂) = α L_b(t₁) + L_b(t₂)` for random latent statistics and a random `α`."""
     require_x64()
     _assert_linear(block, _linearity(block, params, *_linearity_inputs(key, mixture or block_mixture(block))))
     return True
@@ -245,13 +245,13 @@ def _offsets_at_states(
 def check_offset_matches_statistics(
     block: InteractionBlock, params: Array, y: Array, k: Array, mixture: LatentMixture | None = None
 ) -> bool:
-    r"""``offset(s_Y(y_s), k_s) = offset_from_statistics(s_Z(y_s, k_s))`` per sample (under ``jit``).
+    r"""`offset(s_Y(y_s), k_s) = offset_from_statistics(s_Z(y_s, k_s))` per sample (under `jit`).
 
     Args:
         block: the block.
         params: its parameters.
-        y: sampled base-latent states ``(S, n)``.
-        k: sampled clusters ``(S,)``.
+        y: sampled base-latent states `(S, n)`.
+        k: sampled clusters `(S,)`.
         mixture: the latent mixture (default: Bernoulli base latent).
     """
     require_x64()
@@ -270,7 +270,7 @@ def _block_report(
     y: Array,
     k: Array,
 ) -> tuple[Any, ...]:
-    """Everything :func:`check_block` compares, in one compiled call: pairings, linearity, offsets."""
+    """Everything [`check_block`][expfam.testing.model_checks.check_block] compares, in one compiled call: pairings, linearity, offsets."""
     statistics = jax.tree.map(lambda u, v: jnp.concatenate([u, v]), latent_statistics(mixture, y, k), arbitrary)
     return (
         _pairings(block, params, statistic, statistics),
@@ -290,13 +290,13 @@ def check_block(
 ) -> bool:
     r"""Run every block check: shapes, adjointness, linearity, offsets at states.
 
-    Adjointness is checked for ``n_random`` random observable statistics against
-    ``s_Z(z)`` of every enumerated state and ``n_random`` arbitrary latent-statistics
-    pytrees; offsets (under ``jit``) at every enumerated state.
+    Adjointness is checked for `n_random` random observable statistics against
+    `s_Z(z)` of every enumerated state and `n_random` arbitrary latent-statistics
+    pytrees; offsets (under `jit`) at every enumerated state.
 
     Args:
-        block: the block (e.g. ``MyBlock(observable_size=3, latent_size=2, n_clusters=3)``).
-        params: its parameters (default: standard normal entries, far from the small ``init`` values).
+        block: the block (e.g. `MyBlock(observable_size=3, latent_size=2, n_clusters=3)`).
+        params: its parameters (default: standard normal entries, far from the small `init` values).
         key: randomness for the statistics (and the default parameters).
         latent: the base latent family (default Bernoulli).
         n_random: number of random statistics of each kind.
@@ -326,13 +326,13 @@ def check_block(
 def check_cluster_affine_matches_offset(
     block: InteractionBlock, params: Array, y: Array, k: Array, mixture: LatentMixture | None = None
 ) -> bool:
-    r"""``(W + V_{k_s}) s_Y(y_s) + u_{k_s} = offset(s_Y(y_s), k_s)`` where the block has a ``cluster_affine`` form.
+    r"""`(W + V_{k_s}) s_Y(y_s) + u_{k_s} = offset(s_Y(y_s), k_s)` where the block has a `cluster_affine` form.
 
-    A block whose :meth:`~expfam.block.InteractionBlock.cluster_affine` returns ``None`` passes
+    A block whose [`cluster_affine`][expfam.block.InteractionBlock.cluster_affine] returns `None` passes
     trivially (the model then never uses the form). Otherwise each part must have its shape
-    (``W`` ``(D, n)``, ``V`` ``(K−1, D, n)``, ``u`` ``(K−1, D)``) and the form must give the
-    block's own offset at every state: the model uses it in place of :meth:`offset` in
-    training (:func:`expfam.affine.cluster_affine_sorted`).
+    (`W` `(D, n)`, `V` `(K−1, D, n)`, `u` `(K−1, D)`) and the form must give the
+    block's own offset at every state: the model uses it in place of [`offset`][expfam.block.InteractionBlock.offset] in
+    training ([`expfam.affine.cluster_affine_sorted`][expfam.affine.cluster_affine_sorted]).
     """
     require_x64()
     form = block.cluster_affine(params)
@@ -358,17 +358,17 @@ def check_cluster_affine_matches_offset(
 
 # ----------------------------------------------------------------------- models
 class ModelTable(NamedTuple):
-    """Every quantity of the model identities at every enumerated state ``z`` (``Z`` states), as NumPy.
+    """Every quantity of the model identities at every enumerated state `z` (`Z` states), as NumPy.
 
     Attributes:
-        log_joint: ``log p(x_b, z)``, ``(B, Z)``.
-        log_posterior: ``log q(z | x_b)``, ``(B, Z)``.
-        log_prior: ``log p(z)``, ``(Z,)``.
-        baseline: ``c(x_b)``, ``(B,)``.
-        residual: ``r(z)``, ``(Z,)``.
-        log_joint_by_definition: ``log p_X(x_b | a + Σ_b L_b(s_Z(z))) + log p(z)``, ``(B, Z)``.
-        residual_at_zero: ``r(y = 0, k)`` for ``k = 0..K−1``.
-        posterior_kl: the model's closed-form ``KL(q(z|x_b) ‖ p(z))``, ``(B,)``.
+        log_joint: `log p(x_b, z)`, `(B, Z)`.
+        log_posterior: `log q(z | x_b)`, `(B, Z)`.
+        log_prior: `log p(z)`, `(Z,)`.
+        baseline: `c(x_b)`, `(B,)`.
+        residual: `r(z)`, `(Z,)`.
+        log_joint_by_definition: `log p_X(x_b | a + Σ_b L_b(s_Z(z))) + log p(z)`, `(B, Z)`.
+        residual_at_zero: `r(y = 0, k)` for `k = 0..K−1`.
+        posterior_kl: the model's closed-form `KL(q(z|x_b) ‖ p(z))`, `(B,)`.
     """
 
     log_joint: Array | np.ndarray
@@ -382,12 +382,12 @@ class ModelTable(NamedTuple):
 
     @property
     def elbo(self) -> np.ndarray:
-        """``ELBO(x_b) = c(x_b) + Σ_z q(z | x_b) r(z)``, ``(B,)``."""
+        """`ELBO(x_b) = c(x_b) + Σ_z q(z | x_b) r(z)`, `(B,)`."""
         return np.asarray(self.baseline + np.exp(self.log_posterior) @ self.residual)
 
     @property
     def log_marginal(self) -> np.ndarray:
-        """``log p(x_b) = logsumexp_z log p(x_b, z)``, ``(B,)``."""
+        """`log p(x_b) = logsumexp_z log p(x_b, z)`, `(B,)`."""
         return logsumexp(self.log_joint, axis=1)
 
 
@@ -421,7 +421,7 @@ def model_table(model: Harmonium, params: Params, x: Array) -> ModelTable:
 
 
 def exact_elbo(model: Harmonium, params: Params, x: Array) -> Array:
-    r"""``ELBO(x) = c(x) + Σ_z q(z | x) r(z)`` by enumeration (differentiable), shape ``(B,)``."""
+    r"""`ELBO(x) = c(x) + Σ_z q(z | x) r(z)` by enumeration (differentiable), shape `(B,)`."""
     y, k = enumerate_states(model)
     return _exact_elbo(model, params, jnp.asarray(x), y, k)
 
@@ -434,7 +434,7 @@ def _exact_elbo(model: Harmonium, params: Params, x: Array, y: Array, k: Array) 
 
 
 def check_posterior_normalised(model: Harmonium, params: Params, x: Array) -> bool:
-    r"""``Σ_z q(z | x) = 1`` for each observation and ``Σ_z p(z) = 1``."""
+    r"""`Σ_z q(z | x) = 1` for each observation and `Σ_z p(z) = 1`."""
     require_x64()
     table = model_table(model, params, x)
     log_q = table.log_posterior
@@ -445,12 +445,12 @@ def check_posterior_normalised(model: Harmonium, params: Params, x: Array) -> bo
 
 
 def check_joint_identity(model: Harmonium, params: Params, x: Array) -> bool:
-    r"""``log p(x, z) − log q(z | x) = c(x) + r(z)`` for every observation and enumerated ``z``.
+    r"""`log p(x, z) − log q(z | x) = c(x) + r(z)` for every observation and enumerated `z`.
 
-    Also checks ``log p(x, z) = log p_X(x | θ_X(z)) + log p(z)`` with ``θ_X(z)``
-    written from :meth:`offset_from_statistics` (an independent path from the
-    blocks' sampled-state ``offset``), and ``r(y = 0, k) = 0`` for every ``k``
-    (the definition of the computed ``ρ_k``).
+    Also checks `log p(x, z) = log p_X(x | θ_X(z)) + log p(z)` with `θ_X(z)`
+    written from [`offset_from_statistics`][expfam.block.InteractionBlock.offset_from_statistics] (an independent path from the
+    blocks' sampled-state `offset`), and `r(y = 0, k) = 0` for every `k`
+    (the definition of the computed `ρ_k`).
     """
     require_x64()
     table = model_table(model, params, x)
@@ -468,10 +468,10 @@ def check_joint_identity(model: Harmonium, params: Params, x: Array) -> bool:
 
 
 def check_elbo_bound(model: Harmonium, params: Params, x: Array) -> bool:
-    r"""``ELBO(x) = Σ_z q (c + r) ≤ log p(x)`` and ``log p(x) − ELBO(x) = KL(q(z|x) ‖ p(z|x))``.
+    r"""`ELBO(x) = Σ_z q (c + r) ≤ log p(x)` and `log p(x) − ELBO(x) = KL(q(z|x) ‖ p(z|x))`.
 
-    ``log p(x) = logsumexp_z log p(x, z)`` and the KL is ``Σ_z q (log q − log p(z|x))``,
-    both by enumeration, independently of ``c`` and ``r``.
+    `log p(x) = logsumexp_z log p(x, z)` and the KL is `Σ_z q (log q − log p(z|x))`,
+    both by enumeration, independently of `c` and `r`.
     """
     require_x64()
     table = model_table(model, params, x)
@@ -485,7 +485,7 @@ def check_elbo_bound(model: Harmonium, params: Params, x: Array) -> bool:
 
 
 def check_posterior_kl(model: Harmonium, params: Params, x: Array) -> bool:
-    r"""``posterior_kl(x) = KL(q(z|x) ‖ p(z)) = Σ_z q log(q / p)`` by enumeration."""
+    r"""`posterior_kl(x) = KL(q(z|x) ‖ p(z)) = Σ_z q log(q / p)` by enumeration."""
     require_x64()
     table = model_table(model, params, x)
     log_q, log_prior = table.log_posterior, table.log_prior
@@ -504,7 +504,7 @@ def _monte_carlo_elbo(model: Harmonium, params: Params, x: Array, key: Array, n_
 
 
 def check_monte_carlo_elbo(model: Harmonium, params: Params, x: Array, *, key: Array, n_samples: int = 8) -> bool:
-    r"""The surrogate's value equals the Monte-Carlo ELBO ``c(x) + mean_s r(z_s)`` at the same samples."""
+    r"""The surrogate's value equals the Monte-Carlo ELBO `c(x) + mean_s r(z_s)` at the same samples."""
     require_x64()
     surrogate, elbo, expected = (np.asarray(v) for v in _monte_carlo_elbo(model, params, x, key, n_samples))
     tolerance = _roundoff(expected, surrogate)
@@ -514,14 +514,14 @@ def check_monte_carlo_elbo(model: Harmonium, params: Params, x: Array, *, key: A
 
 
 def check_model(model: Harmonium, params: Params, x: Array, *, key: Array, n_samples: int = 8) -> bool:
-    r"""Run every block check on each block of ``model`` and every model identity at ``x``.
+    r"""Run every block check on each block of `model` and every model identity at `x`.
 
     Args:
-        model: a small harmonium (its latent states are enumerated: keep ``2ⁿ·K`` small).
-        params: its parameters (e.g. :func:`random_model_params`).
-        x: a batch of observations ``(B,) + data_shape``.
+        model: a small harmonium (its latent states are enumerated: keep `2ⁿ·K` small).
+        params: its parameters (e.g. [`random_model_params`][expfam.testing.model_checks.random_model_params]).
+        x: a batch of observations `(B,) + data_shape`.
         key: randomness for the block checks and the Monte-Carlo ELBO.
-        n_samples: posterior samples of :func:`check_monte_carlo_elbo`; 0 leaves that
+        n_samples: posterior samples of [`check_monte_carlo_elbo`][expfam.testing.model_checks.check_monte_carlo_elbo]; 0 leaves that
             check out (it compiles the sampler, the slowest part of the kit).
     """
     require_x64()

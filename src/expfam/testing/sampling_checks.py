@@ -1,8 +1,8 @@
 r"""Monte Carlo checks of a family's sampler and maximum-likelihood fit.
 
-The sample mean of ``s(x)`` over ``n`` draws has covariance ``∇²ψ(θ)/n``, and
-the maximum-likelihood estimate ``θ̂`` is asymptotically normal with covariance
-``(∇²ψ(θ))⁻¹/n``. Both checks accept every coordinate with ``|z| < 5``.
+The sample mean of `s(x)` over `n` draws has covariance `∇²ψ(θ)/n`, and
+the maximum-likelihood estimate `θ̂` is asymptotically normal with covariance
+`(∇²ψ(θ))⁻¹/n`. Both checks accept every coordinate with `|z| < 5`.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ def _check_in_support(family: ExponentialFamily, samples: ArrayLike) -> None:
 
 
 def check_sampling(family: ExponentialFamily, params: Array, *, key: Array, n_samples: int = DEFAULT_SAMPLES) -> bool:
-    r"""Draws have shape ``(n,) + data_shape``, lie in the support, and ``mean s(x) ≈ ∇ψ(θ)``.
+    r"""Draws have shape `(n,) + data_shape`, lie in the support, and `mean s(x) ≈ ∇ψ(θ)`.
 
-    Each coordinate of the sample mean must lie within ``5·√(∇²ψ_ii(θ)/n)``
-    of ``∇ψ(θ)``.
+    Each coordinate of the sample mean must lie within `5·√(∇²ψ_ii(θ)/n)`
+    of `∇ψ(θ)`.
     """
     require_x64()
     name = family.describe()
@@ -47,10 +47,10 @@ def check_sampling(family: ExponentialFamily, params: Array, *, key: Array, n_sa
 def check_fit_recovers(
     family: ExponentialFamily, params: Array, *, key: Array, n_samples: int = DEFAULT_SAMPLES
 ) -> bool:
-    r"""``θ̂ = fit(x_1..x_n)`` is within ``5·√((∇²ψ(θ))⁻¹_ii / n)`` of ``θ`` in every coordinate.
+    r"""`θ̂ = fit(x_1..x_n)` is within `5·√((∇²ψ(θ))⁻¹_ii / n)` of `θ` in every coordinate.
 
-    Choose ``n`` large enough that every statistic is away from the edge of
-    its range (an all-zero Bernoulli coordinate gives ``θ̂ = −∞``).
+    Choose `n` large enough that every statistic is away from the edge of
+    its range (an all-zero Bernoulli coordinate gives `θ̂ = −∞`).
     """
     require_x64()
     name = family.describe()

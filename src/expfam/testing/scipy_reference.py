@@ -1,8 +1,8 @@
-r"""Log densities and entropies from :mod:`scipy.stats`, as an outside reference.
+r"""Log densities and entropies from `scipy.stats`, as an outside reference.
 
 Each reference converts natural parameters with the textbook formula
-(``p = σ(θ)``, ``λ = e^θ``, ``σ² = −1/(2θ₂)``, …), independently of the
-family's own code. :data:`SCIPY_REFERENCES` maps a family's registry name to
+(`p = σ(θ)`, `λ = e^θ`, `σ² = −1/(2θ₂)`, …), independently of the
+family's own code. [`SCIPY_REFERENCES`][expfam.testing.scipy_reference.SCIPY_REFERENCES] maps a family's registry name to
 its builder; a plugin may add its own entry.
 """
 
@@ -71,15 +71,15 @@ SCIPY_REFERENCES: dict[str, Callable[[ExponentialFamily, np.ndarray], ScipyRefer
 
 
 def check_against_scipy(family: ExponentialFamily, params: ArrayLike, x: ArrayLike) -> bool:
-    r"""``log p_θ(x)`` and ``H(θ)`` agree with :mod:`scipy.stats` (``rtol = 1e-8``, ``atol = 1e-9``).
+    r"""`log p_θ(x)` and `H(θ)` agree with `scipy.stats` (`rtol = 1e-8`, `atol = 1e-9`).
 
     Args:
-        family: a family whose ``name`` is a key of :data:`SCIPY_REFERENCES`.
+        family: a family whose `name` is a key of [`SCIPY_REFERENCES`][expfam.testing.scipy_reference.SCIPY_REFERENCES].
         params: natural parameters.
-        x: one observation of ``data_shape``, or a batch with one leading axis.
+        x: one observation of `data_shape`, or a batch with one leading axis.
 
     Returns:
-        ``False`` (nothing checked) when scipy has no reference for the family.
+        `False` (nothing checked) when scipy has no reference for the family.
     """
     require_x64()
     builder = SCIPY_REFERENCES.get(family.name)

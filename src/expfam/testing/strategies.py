@@ -1,9 +1,9 @@
 r"""Hypothesis strategies for families, natural parameters and mixtures.
 
-Parameters are drawn as unconstrained floats in ``[−scale, scale]`` and
-mapped through :meth:`~expfam.family.ExponentialFamily.natural_from_unconstrained`,
+Parameters are drawn as unconstrained floats in `[−scale, scale]` and
+mapped through [`natural_from_unconstrained`][expfam.family.ExponentialFamily.natural_from_unconstrained],
 so every draw is an interior point with the family's own margin from the
-boundary. Importing this module needs ``hypothesis`` (the ``test`` extra).
+boundary. Importing this module needs `hypothesis` (the `test` extra).
 """
 
 from __future__ import annotations
@@ -21,13 +21,13 @@ from expfam.testing.enumeration import data_dtype, integer_support
 
 
 def unconstrained(shape: tuple[int, ...], *, scale: float) -> st.SearchStrategy[np.ndarray]:
-    """float64 arrays of ``shape`` with entries in ``[−scale, scale]``."""
+    """float64 arrays of `shape` with entries in `[−scale, scale]`."""
     elements = st.floats(-scale, scale, allow_nan=False, allow_infinity=False, width=64)
     return arrays(np.float64, shape, elements=elements)
 
 
 def natural_params(family: ExponentialFamily, *, scale: float = 3.0) -> st.SearchStrategy[Array]:
-    """Interior natural parameters of ``family.param_shape``.
+    """Interior natural parameters of `family.param_shape`.
 
     Examples:
         >>> from hypothesis import given, settings
@@ -46,11 +46,11 @@ def natural_params(family: ExponentialFamily, *, scale: float = 3.0) -> st.Searc
 def observations(
     family: ExponentialFamily, *, max_count: int = 20, scale: float = 10.0
 ) -> st.SearchStrategy[np.ndarray]:
-    """Single observations of ``family.data_shape`` inside its support.
+    """Single observations of `family.data_shape` inside its support.
 
-    Discrete supports (found by :func:`~expfam.testing.enumeration.integer_support`)
-    give integers up to ``max_count``; continuous ones give the floats in
-    ``[−scale, scale]`` that ``in_support`` accepts.
+    Discrete supports (found by [`integer_support`][expfam.testing.enumeration.integer_support])
+    give integers up to `max_count`; continuous ones give the floats in
+    `[−scale, scale]` that `in_support` accepts.
     """
     support = integer_support(family)
     if support is None:
@@ -63,7 +63,7 @@ def observations(
 
 
 def smallest_size(cls: type[ExponentialFamily], *, max_size: int = 3) -> int:
-    """The smallest ``size`` in ``1..max_size`` that ``cls(size, **cls.example_options)`` accepts."""
+    """The smallest `size` in `1..max_size` that `cls(size, **cls.example_options)` accepts."""
     for size in range(1, max_size + 1):
         try:
             cls(size, **cls.example_options)  # type: ignore[call-arg]
@@ -74,13 +74,13 @@ def smallest_size(cls: type[ExponentialFamily], *, max_size: int = 3) -> int:
 
 
 def sized_family(cls: type[ExponentialFamily], *, max_size: int = 3) -> st.SearchStrategy[ExponentialFamily]:
-    """Instances ``cls(size, **cls.example_options)`` with a small valid ``size``."""
+    """Instances `cls(size, **cls.example_options)` with a small valid `size`."""
     low = smallest_size(cls, max_size=max_size)
     return st.integers(low, max_size).map(lambda size: cls(size, **cls.example_options))  # type: ignore[call-arg]
 
 
 def families(registry: Registry | None = None, *, max_size: int = 3) -> st.SearchStrategy[ExponentialFamily]:
-    """A registered family class, built with a small size and its ``example_options``."""
+    """A registered family class, built with a small size and its `example_options`."""
     table = get_registry() if registry is None else registry
     names = table.names("families")
     return st.sampled_from(names).flatmap(lambda name: sized_family(table.family(name), max_size=max_size))
@@ -89,7 +89,7 @@ def families(registry: Registry | None = None, *, max_size: int = 3) -> st.Searc
 def mixtures(
     latent: st.SearchStrategy[ExponentialFamily] | None = None, *, max_clusters: int = 4
 ) -> st.SearchStrategy[LatentMixture]:
-    """``LatentMixture(latent, K)`` with ``2 ≤ K ≤ max_clusters`` (latent drawn from :func:`families` by default)."""
+    """`LatentMixture(latent, K)` with `2 ≤ K ≤ max_clusters` (latent drawn from [`families`][expfam.testing.strategies.families] by default)."""
     latents = families() if latent is None else latent
     return st.tuples(latents, st.integers(2, max_clusters)).map(lambda pair: LatentMixture(*pair))
 
@@ -104,10 +104,10 @@ def _assemble(clusters: list[Array], cluster_biases: np.ndarray) -> MixtureParam
 
 
 def mixture_params(mixture: LatentMixture, *, scale: float = 2.0) -> st.SearchStrategy[MixtureParams]:
-    r"""Parameters ``{"b_y", "W_yk", "b_k"}`` whose every cluster ``θ_k = b_y + W_yk e_k`` is interior.
+    r"""Parameters `{"b_y", "W_yk", "b_k"}` whose every cluster `θ_k = b_y + W_yk e_k` is interior.
 
-    Each ``θ_k`` is drawn with :func:`natural_params`; then ``b_y = θ_0`` and
-    ``W_yk e_k = θ_k − θ_0``, so a constrained latent (normal precision) stays valid.
+    Each `θ_k` is drawn with [`natural_params`][expfam.testing.strategies.natural_params]; then `b_y = θ_0` and
+    `W_yk e_k = θ_k − θ_0`, so a constrained latent (normal precision) stays valid.
     """
     count = mixture.n_clusters
     clusters = st.lists(natural_params(mixture.latent, scale=scale), min_size=count, max_size=count)

@@ -26,18 +26,18 @@ def check_family(
     other: Array | None = None,
     n_samples: int = family_checks.DEFAULT_SAMPLES,
 ) -> dict[str, bool]:
-    """Run every identity check on ``family`` at ``params``.
+    """Run every identity check on `family` at `params`.
 
     Args:
         family: the family under test.
-        params: natural parameters of ``family.param_shape``.
+        params: natural parameters of `family.param_shape`.
         key: randomness for the second point, the line direction and the samples.
         other: a second valid natural-parameter point (default: one drawn through
-            ``natural_from_unconstrained``).
+            `natural_from_unconstrained`).
         n_samples: draws for the Monte Carlo checks.
 
     Returns:
-        ``{check name: whether it applied}``; a failing identity raises ``AssertionError``.
+        `{check name: whether it applied}`; a failing identity raises `AssertionError`.
 
     Examples:
         >>> from expfam.families import Poisson
@@ -76,10 +76,10 @@ def check_mixture(
     other: MixtureParams,
     n_samples: int = family_checks.DEFAULT_SAMPLES,
 ) -> dict[str, bool]:
-    """Run every latent-mixture check (docs/mixture.md) at ``params``; ``other`` is a second point for KL.
+    """Run every latent-mixture check (docs/mixture.md) at `params`; `other` is a second point for KL.
 
     Returns:
-        ``{check name: whether it applied}``; a failing identity raises ``AssertionError``.
+        `{check name: whether it applied}`; a failing identity raises `AssertionError`.
     """
     return {
         "log_partition": mixture_checks.check_mixture_log_partition(mixture, params),
