@@ -69,18 +69,43 @@ _TRAIN_KEYS = (
 class HarmoniumClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     """Variational conjugated mixture harmonium clustering, as a scikit-learn estimator.
 
+    The training arguments are the `[train]` keys of a run configuration (docs/cli.md has
+    the full table); unlike `expfam train`, `cluster_init` is `"random"` here unless given.
+
     Args:
-        n_clusters: `K`. n_latent: binary latent units `n`. block: block set or
-        comma-separated blocks. observable: the observable family (`binomial`, `normal`, ...).
-        n_trials: `N` of a binomial observable. The training arguments are those of
-        `[train]` (see `docs/cli.md`); `cluster_init` is `"random"` here unless given
-        (`"kmeans"`, `"latent_kmeans"`: docs/training.md, "Cluster initialisation").
+        n_clusters: `K`, the number of clusters.
+        n_latent: `n`, the number of binary latent units.
+        block: a block set (`"hierarchical"`, `"full"`, ...) or comma-separated blocks.
+        observable: the observable family (`"binomial"`, `"normal"`, ...).
+        n_trials: `N` of a binomial observable.
+        learning_rate: Adam learning rate (> 0).
+        lr_warmup_steps: steps of the linear learning-rate warmup from 0.
+        weight_decay: > 0 switches Adam to AdamW.
+        n_steps: training steps.
+        batch_size: observations per step, drawn with replacement.
+        kl_warmup_steps: `β = min(1, step / kl_warmup_steps)`.
+        conj_warmup_steps: `β_conj = min(1, step / conj_warmup_steps)`.
+        conj_weight: weight of the conjugation penalty `Var_p[r]`.
+        entropy_weight: weight of the prior cluster entropy `H(p(k))`.
+        posterior_entropy_weight: weight of `H(mean over the batch of q(k|x))`.
+        recognition_conj_weight: weight of the recognition-conjugation term (0: off).
+        n_mc_samples: `S`, posterior samples per observation.
+        n_conj_samples: `M`, prior samples for `Var_p[r]` (and the analytic `ρ` fit).
+        rho_mode: `"learned"` or `"analytic"`.
+        cluster_init: `"random"`, `"kmeans"` or `"latent_kmeans"` (docs/training.md,
+            "Cluster initialisation").
+        cluster_init_step: the step of the `"latent_kmeans"` initialisation.
+        log_every: steps per chunk of training (one history row per chunk).
         n_elbo_samples: posterior samples per point in
-        [`score`][expfam.sklearn.HarmoniumClustering.score]. random_state: `int` (the run seed), `RandomState` or `None`.
+            [`score`][expfam.sklearn.HarmoniumClustering.score].
+        random_state: `int` (the run seed), `RandomState` or `None`.
 
     Attributes:
-        model_: the [`Harmonium`][expfam.model.Harmonium]. params_: its trained parameters.
-        labels_: clusters of the training rows. n_features_in_: `D`. seed_: the seed used.
+        model_: the [`Harmonium`][expfam.model.Harmonium].
+        params_: its trained parameters.
+        labels_: clusters of the training rows.
+        n_features_in_: `D`, the number of columns of `X`.
+        seed_: the seed used.
         history_: the per-step loss history.
     """
 
