@@ -2,10 +2,12 @@
 
 Every component kind is contributed through one hook. A plugin module (or
 object) implements any of them with `hookimpl` and is found through the
-`expfam` entry-point group::
+`expfam` entry-point group:
 
-    [project.entry-points.expfam]
-    my_plugin = "my_package.plugin"
+```toml
+[project.entry-points.expfam]
+my_plugin = "my_package.plugin"
+```
 
 The built-in families, blocks, block sets, objectives and datasets register
 exactly this way. Hooks are called when a registry is built, never inside

@@ -5,7 +5,9 @@ The prior over `z = (y, k)` is an exponential family with
 $$
 s_Z(z) = (s_Y(y),\ s_Y(y)\otimes e_k,\ e_k),\qquad
 \theta_Z = (b_y, W_{yk}, b_k),
+$$
 
+$$
 \psi_Z(\theta_Z) = \operatorname{logsumexp}_{k=0}^{K-1}
     \big[\psi_Y(b_y + W_{yk} e_k) + b_k\cdot e_k\big],
 $$

@@ -3,19 +3,25 @@ r"""The variational conjugated mixture harmonium (docs/model.md).
 $$
 \theta_X(z) = a + \sum_b L_b(z),\qquad
 \eta_q(x) = \theta_Z - \tilde\rho + \sum_b L_b^\top(s_X(x)),
+$$
 
+$$
 r(z) = \tilde\rho\cdot s_Z(z) - \psi_X(\theta_X(z)) + \psi_X(a),\qquad
 c(x) = s_X(x)\cdot a + \psi_Z(\eta_q(x)) - \psi_Z(\theta_Z) - \psi_X(a) + \log h_X(x),
+$$
 
+$$
 \log p(x, z) - \log q(z\mid x) = c(x) + r(z),\qquad
 \mathrm{ELBO}(x) = c(x) + E_q[r(Z)] \le \log p(x).
 $$
 
-Parameters are the named pytree ::
+Parameters are the named pytree:
 
-    {"prior": {"b_y", "W_yk", "b_k"},
-     "likelihood": {"a", "blocks": {block name: array}},
-     "rho_y": (n,)}
+```text
+{"prior": {"b_y", "W_yk", "b_k"},
+ "likelihood": {"a", "blocks": {block name: array}},
+ "rho_y": (n,)}
+```
 
 Methods on observations take a batch `x` of shape `(B,) + data_shape` and refuse
 any other shape with a [`ShapeError`][expfam.errors.ShapeError] (one observation: `x[None]`;
@@ -368,9 +374,11 @@ class Harmonium:
     ) -> tuple[Array, Array]:
         r"""Score-function surrogate and Monte-Carlo ELBO for a batch (docs/model.md).
 
-        With `z_s ~ q(·|x)` (stop-gradient) and `r̄ = mean(sg(r_s))`::
+        With `z_s ~ q(·|x)` (stop-gradient) and `r̄ = mean(sg(r_s))`:
 
-            surrogate = c(x) + mean(r_s) + Σ_s (sg(r_s) − r̄)·log q(z_s|x) / (S − 1) − sg(same)
+        ```text
+        surrogate = c(x) + mean(r_s) + Σ_s (sg(r_s) − r̄)·log q(z_s|x) / (S − 1) − sg(same)
+        ```
 
         The surrogate's value equals the Monte-Carlo ELBO `c(x) + mean(r_s)`;
         its gradient is the score-function estimator, unbiased: dividing by

@@ -3,10 +3,12 @@
 A mixture model with `K` clusters keeps one offset matrix per non-base cluster,
 `matrices` of shape `(K-1, D, n)`; cluster `k >= 1` uses `matrices[k-1]` and
 cluster `0` has no matrix (it contributes zero).  For `S` samples with latent
-vectors `y` (`(S, n)`) and cluster indices `k` (`(S,)`) we need::
+vectors `y` (`(S, n)`) and cluster indices `k` (`(S,)`) we need:
 
-    out[s] = matrices[k[s] - 1] @ y[s]      if k[s] >= 1
-    out[s] = 0                              if k[s] == 0
+```text
+out[s] = matrices[k[s] - 1] @ y[s]      if k[s] >= 1
+out[s] = 0                              if k[s] == 0
+```
 
 The textbook way to write this is a dense one-hot outer product
 `(y[:, :, None] * onehot(k)[:, None, 1:]).reshape(S, n*(K-1)) @ V_as`, which does
@@ -37,17 +39,19 @@ the one-hot baseline forward and several times slower in its transpose.)
 
 Measured (`benchmarks/cluster_matvec.py`, CPU, 2 cores shared with other jobs, so
 absolute times are noisy; float32, D=784, n=128, K=30, uniform random k, jitted,
-median of warm runs, ms; fwd+bwd = grad w.r.t. matrices and y)::
+median of warm runs, ms; fwd+bwd = grad w.r.t. matrices and y):
 
-                                   fwd    fwd+bwd
-    S=5120  hierarchical matmul    15.7     32.0
-            dense one-hot         454.5   1001.1
-            ragged_dot (sorted)   612.8   2760.0
-            cluster_matvec (T=64)  37.7     77.1
-    S=1024  hierarchical matmul     3.5      8.0
-            dense one-hot         174.6    253.5
-            ragged_dot (sorted)   155.9    521.0
-            cluster_matvec (T=64)  12.2     18.2
+```text
+                               fwd    fwd+bwd
+S=5120  hierarchical matmul    15.7     32.0
+        dense one-hot         454.5   1001.1
+        ragged_dot (sorted)   612.8   2760.0
+        cluster_matvec (T=64)  37.7     77.1
+S=1024  hierarchical matmul     3.5      8.0
+        dense one-hot         174.6    253.5
+        ragged_dot (sorted)   155.9    521.0
+        cluster_matvec (T=64)  12.2     18.2
+```
 
 Over three runs under varying load cluster_matvec was 12-25x faster than dense
 forward and 8-17x faster forward+backward, at 1.0-2.4x the hierarchical matmul

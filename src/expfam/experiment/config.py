@@ -1,15 +1,17 @@
 """Run configuration: one dataclass tree that loads from TOML and flags and is written into every run.
 
-Sections mirror the TOML file::
+Sections mirror the TOML file:
 
-    [model]     block, observable, n_trials, n_latent, n_clusters
-    [model.observable_options]   options of the observable family
-    [model.block_options.NAME]   options of block NAME
-    [data]      dataset, data, test_fraction, validation_fraction
-    [data.options]               options of the dataset plugin
-    [train]     learning_rate, n_steps, batch_size, warmups, loss weights, ...
-    [train.loss_weights]         {loss term: weight}, over the named weights
-    [evaluate]  sample counts of the final evaluation
+```text
+[model]     block, observable, n_trials, n_latent, n_clusters
+[model.observable_options]   options of the observable family
+[model.block_options.NAME]   options of block NAME
+[data]      dataset, data, test_fraction, validation_fraction
+[data.options]               options of the dataset plugin
+[train]     learning_rate, n_steps, batch_size, warmups, loss weights, ...
+[train.loss_weights]         {loss term: weight}, over the named weights
+[evaluate]  sample counts of the final evaluation
+```
 
 The option tables are [`Options`][expfam.experiment.config.Options], an immutable, hashable mapping; their
 names are checked against the plugin when the run is prepared.

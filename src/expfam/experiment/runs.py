@@ -1,15 +1,17 @@
 r"""Run directories: what one training run leaves on disk, written atomically.
 
-A run directory holds ::
+A run directory holds:
 
-    config.toml       the full RunConfig (every key), readable by `expfam train --config`
-    run.json          status ("running", "completed", "diverged", "interrupted", "failed"), steps, timing, ...
-    model.json        what rebuilding the model needs without the data: names, options, sizes, image shape
-    checkpoint.npz    parameters, optimiser state, step and key of the last checkpoint (resume)
-    history.csv       one row per logged chunk: step, the chunk mean of every loss term, nmi, r2
-    params.npz        the parameter pytree, one array per '/'-joined path ("likelihood/blocks/xy")
-    metrics.json      the final evaluation on the test split (absent if training diverged)
-    prototypes.png, samples.png, reconstructions.png, training_curves.png
+```text
+config.toml       the full RunConfig (every key), readable by `expfam train --config`
+run.json          status ("running", "completed", "diverged", "interrupted", "failed"), steps, timing, ...
+model.json        what rebuilding the model needs without the data: names, options, sizes, image shape
+checkpoint.npz    parameters, optimiser state, step and key of the last checkpoint (resume)
+history.csv       one row per logged chunk: step, the chunk mean of every loss term, nmi, r2
+params.npz        the parameter pytree, one array per '/'-joined path ("likelihood/blocks/xy")
+metrics.json      the final evaluation on the test split (absent if training diverged)
+prototypes.png, samples.png, reconstructions.png, training_curves.png
+```
 
 Every file is written to a temporary file in the same directory and moved into
 place with `os.replace`, so a reader (or a crash) never sees half a file.

@@ -1,29 +1,31 @@
 r"""Sweep files: a base configuration and named phases of trials, parsed into a [`SweepSpec`][expfam.experiment.sweep_spec.SweepSpec].
 
-A sweep file is TOML::
+A sweep file is TOML:
 
-    title = "Hierarchical model parameter sweep"     # optional: the report's title
-    description = "What the sweep is for."           # optional: the report's Context section
-    prefix = "H"                                     # run names H1, H2, ... (default "T")
-    start = 1                                        # first number of the counter (default 1)
-    min_r2 = 0.95                                    # R² threshold of the best-run rule (default 0.95)
-    repeats = 3                                      # optional: seeds per configuration (default 1)
+```toml
+title = "Hierarchical model parameter sweep"     # optional: the report's title
+description = "What the sweep is for."           # optional: the report's Context section
+prefix = "H"                                     # run names H1, H2, ... (default "T")
+start = 1                                        # first number of the counter (default 1)
+min_r2 = 0.95                                    # R² threshold of the best-run rule (default 0.95)
+repeats = 3                                      # optional: seeds per configuration (default 1)
 
-    [base.model]                                     # the sections of a RunConfig
-    n_latent = 128
-    [base.train]
-    learning_rate = 1.5e-3
+[base.model]                                     # the sections of a RunConfig
+n_latent = 128
+[base.train]
+learning_rate = 1.5e-3
 
-    [[phases]]
-    name = "Phase 2: Latent dimension"
-    grid = {n_latent = [64, 256]}                    # cartesian product over the keys
+[[phases]]
+name = "Phase 2: Latent dimension"
+grid = {n_latent = [64, 256]}                    # cartesian product over the keys
 
-    [[phases]]
-    name = "Phase 4: Learning rate & warmup"
-    runs = [{learning_rate = 1e-3, note = "slower"}, {name = "H10", kl_warmup_steps = 50000}]
-    set = {n_steps = 1000}                           # optional: overrides for every run of the phase
-    note = "..."                                     # optional: Notes of runs that have none
-    repeats = 3                                      # optional: seeds per run of this phase
+[[phases]]
+name = "Phase 4: Learning rate & warmup"
+runs = [{learning_rate = 1e-3, note = "slower"}, {name = "H10", kl_warmup_steps = 50000}]
+set = {n_steps = 1000}                           # optional: overrides for every run of the phase
+note = "..."                                     # optional: Notes of runs that have none
+repeats = 3                                      # optional: seeds per run of this phase
+```
 
 Repeats: a run (`runs = [{..., repeats = 3}]`), a phase or the whole file may ask for
 `repeats = R`; the run then trains R times with seeds `seed, seed + 1, ..., seed + R − 1`,

@@ -6,7 +6,9 @@ the mixture's sufficient statistic `s_Z(y, k) = (s_Y(y), s_Y(y)⊗e_k, e_k)`:
 
 $$
 \log w(y, k) = b_y\cdot s_Y(y) + [k \ge 1]\big(W_{yk}[\ldots, k-1]\cdot s_Y(y) + b_k[k-1]\big) + \log h_Y(y),
+$$
 
+$$
 \psi_Z^{\text{brute}} = \log \sum_{y, k} w(y, k).
 $$
 
