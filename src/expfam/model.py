@@ -209,9 +209,8 @@ class Harmonium:
         With per-cluster matrices (the `full` block set) the sets are joined and evaluated in
         one [`residual`][expfam.model.Harmonium.residual] call: one grouped product, whose per-cluster work (forming each
         `M_k`, a partly filled last piece per cluster, `∂V`) is then paid once, not once per
-        set. Otherwise each set is its own call: with dense offsets joining saves no work, and it
-        measured about 5% slower in the hierarchical step (docs/benchmarks.md). The values are
-        the same either way; each result has shape `L_i`.
+        set. Otherwise each set is its own call: with dense offsets joining saves no work
+        (docs/benchmarks.md). The values are the same either way; each result has shape `L_i`.
         """
         event = len(self.latent.param_shape)
         flat = [(y.reshape((-1, *y.shape[y.ndim - event :])), k.reshape(-1)) for y, k in states]

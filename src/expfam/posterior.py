@@ -12,8 +12,7 @@ $$
 The cluster parameters are kept in `W_yk`'s own layout, `(B,) + P + (K−1,)`
 with the cluster axis last (`P` the latent's parameter shape), and the
 reference cluster 0 apart, so no `(B, K, n)` transpose or concatenation is
-materialised: on the reference MNIST shapes those copies took more time than the
-softplus itself (`benchmarks/profile_step.py`).
+materialised (such copies are a large part of the step; docs/benchmarks.md).
 
 [`shared_computations`][expfam.posterior.shared_computations] makes `η_q(x)` and its summary one value per
 trace for all loss terms, so their gradients flow back through it once.

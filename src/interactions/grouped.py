@@ -16,8 +16,8 @@ The textbook way to write this is a dense one-hot outer product
 [`cluster_matvec`][interactions.grouped.cluster_matvec] does (close to) the work of a single `(S, n) @ (n, D)`
 product instead, and has a hand-written backward pass that is grouped the same way.
 
-Method ("sorted windows")
--------------------------
+**Method ("sorted windows").**
+
 1. Sort samples by cluster (`argsort(k)`); cluster `j` then owns the contiguous
    sorted rows `[a_j, b_j)` (cluster 0 comes first and is skipped).
 2. Cover every cluster's rows with windows of `T` consecutive sorted rows (the last
@@ -37,27 +37,8 @@ gradient costs about twice the forward, like a plain matmul.  (`jax.lax.ragged_d
 is no alternative on CPU: there it lowers to a dense masked product, about as slow as
 the one-hot baseline forward and several times slower in its transpose.)
 
-Measured (`benchmarks/cluster_matvec.py`, CPU, 2 cores shared with other jobs, so
-absolute times are noisy; float32, D=784, n=128, K=30, uniform random k, jitted,
-median of warm runs, ms; fwd+bwd = grad w.r.t. matrices and y):
-
-```text
-                               fwd    fwd+bwd
-S=5120  hierarchical matmul    15.7     32.0
-        dense one-hot         454.5   1001.1
-        ragged_dot (sorted)   612.8   2760.0
-        cluster_matvec (T=64)  37.7     77.1
-S=1024  hierarchical matmul     3.5      8.0
-        dense one-hot         174.6    253.5
-        ragged_dot (sorted)   155.9    521.0
-        cluster_matvec (T=64)  12.2     18.2
-```
-
-Over three runs under varying load cluster_matvec was 12-25x faster than dense
-forward and 8-17x faster forward+backward, at 1.0-2.4x the hierarchical matmul
-forward and 2.3-4.2x forward+backward.  Other candidates measured there (padded tiles
-with a gathered `(tiles, D, n)` V and a batched einsum; `lax.scan` over windows
-with autodiff backward; per-sample gather of `V[k-1]`) were all slower.
+Timings against the dense one-hot product, `jax.lax.ragged_dot` and the other candidates
+(`benchmarks/cluster_matvec.py`) are in docs/benchmarks.md, "Grouped cluster products".
 """
 
 from __future__ import annotations
@@ -77,10 +58,9 @@ def default_tile_rows(num_samples: int, num_clusters: int) -> int:
     """Window height `T` used by [`cluster_matvec`][interactions.grouped.cluster_matvec] when none is given.
 
     64 rows, lowered to the next power of two `>= num_samples` for tiny batches.
-    Among T in {32, 64, 128}, 64 measured fastest (or tied) on CPU at both seed sizes
-    S=5120 and S=1024 with K=30: smaller windows pay more per-window overhead and a
-    less efficient small matmul, larger ones waste more rows in each cluster's last,
-    partly filled window (at most `(K-1)(T-1)` padded rows in all).
+    Smaller windows pay more per-window overhead and a less efficient small matmul, larger
+    ones waste more rows in each cluster's last, partly filled window (at most `(K-1)(T-1)`
+    padded rows in all); 64 was the fastest of 32, 64 and 128 on CPU (docs/benchmarks.md).
     `num_clusters` is accepted for future tuning and currently unused.
     """
     del num_clusters
@@ -221,11 +201,10 @@ def cluster_matvec(matrices: Array, y: Array, k: Array, *, tile_rows: int | None
     (`sum_j ceil(count_j / T)` of them); the `jax.custom_vjp` backward walks the
     same windows for `d matrices` and `d y`.  Work is about that of one
     `(S + (K-1) T/2, n) @ (n, D)` matmul instead of the dense one-hot product's
-    `K-1` times `(S, n) @ (n, D)`; on MNIST-sized shapes (D=784, n=128, K=30,
-    S=5120 and 1024) that measured 12-25x faster than dense forward and 8-17x
-    forward+backward on CPU (see module docstring).  On other platforms (GPU, TPU) the
-    dense one-hot product [`cluster_matvec_dense`][interactions.grouped.cluster_matvec_dense] is used instead: there it measured
-    about 5x faster than the window loop (a loop of small kernels).  Works under `jit`, `grad`
+    `K-1` times `(S, n) @ (n, D)`.  On other platforms (GPU, TPU) the dense one-hot
+    product [`cluster_matvec_dense`][interactions.grouped.cluster_matvec_dense] is used
+    instead, where it is faster than the window loop (a chain of small kernels there;
+    timings in docs/benchmarks.md).  Works under `jit`, `grad`
     and `vmap`; being a `custom_vjp` it supports reverse mode only (no `jvp`).
     """
     km1, d, n = matrices.shape
