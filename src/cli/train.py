@@ -1,12 +1,11 @@
 """`expfam train`: train one run and write its run directory.
 
-Every key of the `[model]`, `[data]` and `[train]` sections of the run
-configuration is a flag (`learning_rate` → `--learning-rate`). A flag given
-on the command line overrides `--config FILE`, which overrides the defaults
-of [`expfam.experiment.config.RunConfig`][expfam.experiment.config.RunConfig] for the chosen block set
-([`expfam.experiment.config.default_config`][expfam.experiment.config.default_config]); `[evaluate]` and the option tables
-(`[model.observable_options]`, `[model.block_options.NAME]`, `[data.options]`) come
-from the file only; `--loss NAME=WEIGHT` (repeatable) adds to `[train.loss_weights]`.
+Every key of the `[model]`, `[data]` and `[train]` sections of the run configuration is a flag
+(`learning_rate` → `--learning-rate`). A flag given on the command line overrides `--config FILE`, which
+overrides the defaults of [`expfam.experiment.config.RunConfig`][expfam.experiment.config.RunConfig] for the
+chosen block set ([`expfam.experiment.config.default_config`][expfam.experiment.config.default_config]);
+`[evaluate]` and the option tables (`[model.observable_options]`, `[model.block_options.NAME]`,
+`[data.options]`) come from the file only; `--loss NAME=WEIGHT` (repeatable) adds to `[train.loss_weights]`.
 `--resume RUN_DIR` continues an interrupted run from its checkpoint.
 """
 

@@ -11,11 +11,11 @@ $$
 s\cdot L_b(s_Z(z)) = L_b^\top(s)\cdot s_Z(z)\quad\text{for all } s, z.
 $$
 
-A plugin implements four members: [`init`][expfam.block.InteractionBlock.init], [`offset_from_statistics`][expfam.block.InteractionBlock.offset_from_statistics]
-(the linear map on any latent statistics, e.g. posterior means),
-[`offset`][expfam.block.InteractionBlock.offset] (the same map at sampled states `(y, k)`, written to be fast)
-and [`adjoint`][expfam.block.InteractionBlock.adjoint]. Blocks are final frozen dataclasses constructed as
-`Block(observable_size=D, latent_size=n, n_clusters=K)`.
+A plugin implements four members: [`init`][expfam.block.InteractionBlock.init],
+[`offset_from_statistics`][expfam.block.InteractionBlock.offset_from_statistics] (the linear map on any latent
+statistics, e.g. posterior means), [`offset`][expfam.block.InteractionBlock.offset] (the same map at sampled
+states `(y, k)`, written to be fast) and [`adjoint`][expfam.block.InteractionBlock.adjoint]. Blocks are final
+frozen dataclasses constructed as `Block(observable_size=D, latent_size=n, n_clusters=K)`.
 """
 
 from __future__ import annotations
@@ -39,10 +39,11 @@ class ClusterAffine:
     L_b(s_Z(y, k)) = W s_Y(y) + [k \ge 1]\,(V_{k-1} s_Y(y) + u_{k-1})
     $$
 
-    `shared` is `W` (`(D, n)`), `per_cluster` `V` (`(K−1, D, n)`) and `bias` the
-    rows `u` (`(K−1, D)`); a part the block does not have is `None`. Blocks that return
-    this from [`InteractionBlock.cluster_affine`][expfam.block.InteractionBlock.cluster_affine] let the model evaluate all of them at
-    sampled states as one grouped product ([`expfam.affine.cluster_affine_sorted`][expfam.affine.cluster_affine_sorted]).
+    `shared` is `W` (`(D, n)`), `per_cluster` `V` (`(K−1, D, n)`) and `bias` the rows `u` (`(K−1, D)`); a part
+    the block does not have is `None`. Blocks that return this from
+    [`InteractionBlock.cluster_affine`][expfam.block.InteractionBlock.cluster_affine] let the model evaluate
+    all of them at sampled states as one grouped product
+    ([`expfam.affine.cluster_affine_sorted`][expfam.affine.cluster_affine_sorted]).
     """
 
     shared: Array | None = None
@@ -93,8 +94,8 @@ class InteractionBlock(abc.ABC):
     def cluster_affine(self, params: Array) -> ClusterAffine | None:
         """The offset as a [`ClusterAffine`][expfam.block.ClusterAffine] form, or `None` (the default) when it is not one.
 
-        Optional: a block that returns `None` is evaluated by [`offset`][expfam.block.InteractionBlock.offset], and the model then
-        evaluates every block that way.
+        Optional: a block that returns `None` is evaluated by
+        [`offset`][expfam.block.InteractionBlock.offset], and the model then evaluates every block that way.
         """
         del params
         return None

@@ -9,12 +9,17 @@ p_\theta(x) = h(x)\, \exp\big(\theta\cdot s(x) - \psi(\theta)\big),
 \qquad \phi(\eta) = \sup_\theta\ \theta\cdot\eta - \psi(\theta).
 $$
 
-A plugin implements the primitives ([`sufficient_statistic`][expfam.family.ExponentialFamily.sufficient_statistic],
-[`log_base_measure`][expfam.family.ExponentialFamily.log_base_measure], [`log_partition`][expfam.family.ExponentialFamily.log_partition], [`natural_from_means`][expfam.family.ExponentialFamily.natural_from_means],
-[`expected_log_base_measure`][expfam.family.ExponentialFamily.expected_log_base_measure], [`sample`][expfam.family.ExponentialFamily.sample], [`in_support`][expfam.family.ExponentialFamily.in_support],
-[`natural_from_unconstrained`][expfam.family.ExponentialFamily.natural_from_unconstrained]); the mean map, Fisher information,
-negative entropy, entropy, KL divergence, log density and maximum-likelihood
-fit are written once here, by autodiff where they are derivatives.
+A plugin implements the primitives
+([`sufficient_statistic`][expfam.family.ExponentialFamily.sufficient_statistic],
+[`log_base_measure`][expfam.family.ExponentialFamily.log_base_measure],
+[`log_partition`][expfam.family.ExponentialFamily.log_partition],
+[`natural_from_means`][expfam.family.ExponentialFamily.natural_from_means],
+[`expected_log_base_measure`][expfam.family.ExponentialFamily.expected_log_base_measure],
+[`sample`][expfam.family.ExponentialFamily.sample],
+[`in_support`][expfam.family.ExponentialFamily.in_support],
+[`natural_from_unconstrained`][expfam.family.ExponentialFamily.natural_from_unconstrained]); the mean map,
+Fisher information, negative entropy, entropy, KL divergence, log density and maximum-likelihood fit are
+written once here, by autodiff where they are derivatives.
 
 `params` are natural coordinates and `means` mean coordinates,
 everywhere. Both have the family's [`param_shape`][expfam.family.ExponentialFamily.param_shape]; inner products are
@@ -168,7 +173,8 @@ class ExponentialFamily(abc.ABC):
     def log_density(self, params: Array, x: Array) -> Array:
         r"""`log p_θ(x) = θ·s(x) + log h(x) − ψ(θ)` for one observation `x` of [`data_shape`][expfam.family.ExponentialFamily.data_shape].
 
-        A batch is refused (its sum would be a meaningless single number): use [`log_densities`][expfam.family.ExponentialFamily.log_densities].
+        A batch is refused (its sum would be a meaningless single number): use
+        [`log_densities`][expfam.family.ExponentialFamily.log_densities].
         """
         shape = tuple(jnp.shape(x))
         if shape != tuple(self.data_shape):
@@ -204,11 +210,11 @@ class ExponentialFamily(abc.ABC):
     ) -> Array:
         r"""Starting parameters: the fit to `data` with means shrunk toward the reference, plus noise.
 
-        `η = (1 − shrinkage)·mean s(x) + shrinkage·∇ψ(θ_ref)`, `θ = (∇ψ)⁻¹(η) + N(0, noise²)`.
-        For a Binomial this is `logit(p̂)` with `p̂` shrunk toward ½. Without
-        data, the reference parameters plus noise. The noise is halved (up to 7 times,
-        then dropped) until [`is_valid_params`][expfam.family.ExponentialFamily.is_valid_params] holds, so the result is always valid
-        when the noise-free start is.
+        `η = (1 − shrinkage)·mean s(x) + shrinkage·∇ψ(θ_ref)`, `θ = (∇ψ)⁻¹(η) + N(0, noise²)`. For a Binomial
+        this is `logit(p̂)` with `p̂` shrunk toward ½. Without data, the reference parameters plus noise. The
+        noise is halved (up to 7 times, then dropped) until
+        [`is_valid_params`][expfam.family.ExponentialFamily.is_valid_params] holds, so the result is always
+        valid when the noise-free start is.
         """
         reference = self.reference_params()
         if data is None:

@@ -123,11 +123,11 @@ class Harmonium:
     def observable_log_partition(self, params: Params, y: Array, k: Array) -> Array:
         r"""`ψ_X(θ_X(z_s))` per sample, shape `(S,)`.
 
-        When every block is affine in `s_Y(y)` within each cluster and one of them has
-        per-cluster matrices (the `full` block set), the offsets are one grouped product
-        `(W + V_k) s_Y(y) + u_k` over the states sorted by cluster
-        ([`expfam.affine.cluster_affine_sorted`][expfam.affine.cluster_affine_sorted]); `ψ_X` reduces each sorted row and only
-        the `(S,)` result is put back in order. Otherwise each block adds its own offset.
+        When every block is affine in `s_Y(y)` within each cluster and one of them has per-cluster matrices
+        (the `full` block set), the offsets are one grouped product `(W + V_k) s_Y(y) + u_k` over the states
+        sorted by cluster ([`expfam.affine.cluster_affine_sorted`][expfam.affine.cluster_affine_sorted]);
+        `ψ_X` reduces each sorted row and only the `(S,)` result is put back in order. Otherwise each block
+        adds its own offset.
         """
         affine = self._grouped_affine(params)
         if affine is None:
@@ -206,9 +206,9 @@ class Harmonium:
     def residual_sets(self, params: Params, states: list[tuple[Array, Array]]) -> list[Array]:
         r"""`r(z)` at several sets of states `(y_i, k_i)`, each of any leading shape `L_i`.
 
-        With per-cluster matrices (the `full` block set) the sets are joined and evaluated in
-        one [`residual`][expfam.model.Harmonium.residual] call: one grouped product, whose per-cluster work (forming each
-        `M_k`, a partly filled last piece per cluster, `∂V`) is then paid once, not once per
+        With per-cluster matrices (the `full` block set) the sets are joined and evaluated in one
+        [`residual`][expfam.model.Harmonium.residual] call: one grouped product, whose per-cluster work
+        (forming each `M_k`, a partly filled last piece per cluster, `∂V`) is then paid once, not once per
         set. Otherwise each set is its own call: with dense offsets joining saves no work
         (docs/benchmarks.md). The values are the same either way; each result has shape `L_i`.
         """
@@ -406,8 +406,9 @@ class Harmonium:
     ) -> tuple[Array, Array]:
         r"""[`elbo_terms`][expfam.model.Harmonium.elbo_terms] given the residuals `r = r(z_s)` `(B, S)` at states `z_s` from [`posterior_states`][expfam.model.Harmonium.posterior_states].
 
-        The split lets a caller evaluate `r` at these states together with other states in
-        one call ([`expfam.objective.make_weighted_loss`][expfam.objective.make_weighted_loss]); the formula is [`elbo_terms`][expfam.model.Harmonium.elbo_terms]'.
+        The split lets a caller evaluate `r` at these states together with other states in one call
+        ([`expfam.objective.make_weighted_loss`][expfam.objective.make_weighted_loss]); the formula is
+        [`elbo_terms`][expfam.model.Harmonium.elbo_terms]'.
         """
         n_samples = k.shape[1]
         control = jnp.mean(r, axis=1, keepdims=True) if n_samples > 1 else jnp.zeros_like(r)

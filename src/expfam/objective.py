@@ -112,13 +112,13 @@ class Objective(abc.ABC):
 class ResidualObjective(Objective):
     r"""A loss term built on the conjugation residual `r(z)` at states it samples.
 
-    It is written in two halves: [`states`][expfam.objective.ResidualObjective.states] draws the stop-gradient states `z = (y, k)`
-    at which it needs `r`, and [`finish`][expfam.objective.ResidualObjective.finish] turns `r` at those states into
-    `(contribution, value)`. Called alone, the term is `finish(states, r(states))`. Inside
-    [`make_weighted_loss`][expfam.objective.make_weighted_loss] every such term's states go to the model together
-    ([`expfam.model.Harmonium.residual_sets`][expfam.model.Harmonium.residual_sets]): for the full model that is one grouped
-    product over all the states (e.g. the ELBO's `B·S` posterior samples and the conjugation
-    term's `M` prior samples) instead of one per term, the same values at less cost.
+    It is written in two halves: [`states`][expfam.objective.ResidualObjective.states] draws the stop-gradient
+    states `z = (y, k)` at which it needs `r`, and [`finish`][expfam.objective.ResidualObjective.finish] turns
+    `r` at those states into `(contribution, value)`. Called alone, the term is `finish(states, r(states))`.
+    Inside [`make_weighted_loss`][expfam.objective.make_weighted_loss] every such term's states go to the
+    model together ([`expfam.model.Harmonium.residual_sets`][expfam.model.Harmonium.residual_sets]): for the
+    full model that is one grouped product over all the states (e.g. the ELBO's `B·S` posterior samples and
+    the conjugation term's `M` prior samples) instead of one per term, the same values at less cost.
     """
 
     @abc.abstractmethod

@@ -150,11 +150,10 @@ def expected_statistics(latent: ExponentialFamily, summary: PosteriorSummary) ->
 def log_density(latent: ExponentialFamily, summary: PosteriorSummary, y: Array, k: Array) -> Array:
     r"""`log q(z_{bs}) = s_Y(y_{bs})·θ_{k_{bs}} + b_k·e_{k_{bs}} + log h_Y(y_{bs}) − ψ_Z`, shape `(B, S)`.
 
-    `s_Y·θ_k = s_Y·b_y + s_Y·W_yk e_k`: the second part for every cluster is one
-    batched product `(S, n)·(n, K−1)` per observation (one `(B·S, n)·(n, K−1)` product
-    when `W_yk` is the same for every observation, [`note_batch_broadcast`][expfam.posterior.note_batch_broadcast]), then the sampled
-    cluster's column is picked (0 for the reference), so the gradient is a
-    product as well, not a scatter.
+    `s_Y·θ_k = s_Y·b_y + s_Y·W_yk e_k`: the second part for every cluster is one batched product
+    `(S, n)·(n, K−1)` per observation (one `(B·S, n)·(n, K−1)` product when `W_yk` is the same for every
+    observation, [`note_batch_broadcast`][expfam.posterior.note_batch_broadcast]), then the sampled cluster's
+    column is picked (0 for the reference), so the gradient is a product as well, not a scatter.
     """
     batch, n_samples = k.shape
     stats = jax.vmap(jax.vmap(latent.sufficient_statistic))(y).reshape(batch, n_samples, -1)

@@ -5,11 +5,11 @@ L(z) = V_k\, y\ (0 \text{ if } k = 0),\qquad
 L^\top(s) = \{W_{yk} \mathrel{+}= V^\top s\}\ \ (\text{an } n\times(K-1) \text{ matrix}).
 $$
 
-Storage: `V` has shape `(K−1, D, n)`; `V[k−1]` is the `D×n` matrix of
-cluster `k` (the usual notation writes the same tensor as `D×n×(K−1)`; the cluster
-axis comes first here so that each cluster's slice is contiguous). At sampled
-clusters the offset groups samples by cluster ([`interactions.grouped.cluster_matvec`][interactions.grouped.cluster_matvec])
-instead of multiplying by the dense one-hot product `y ⊗ e_k`.
+Storage: `V` has shape `(K−1, D, n)`; `V[k−1]` is the `D×n` matrix of cluster `k` (the usual notation writes
+the same tensor as `D×n×(K−1)`; the cluster axis comes first here so that each cluster's slice is contiguous).
+At sampled clusters the offset groups samples by cluster
+([`interactions.grouped.cluster_matvec`][interactions.grouped.cluster_matvec]) instead of multiplying by the
+dense one-hot product `y ⊗ e_k`.
 """
 
 from __future__ import annotations

@@ -168,8 +168,8 @@ def check_data_for_family(split: DataSplit, family: ExponentialFamily) -> None:
     """Refuse a split whose counts fall outside `family`'s support, naming column and value.
 
     Raises:
-        SupportError: from [`ExponentialFamily.check_support`][expfam.family.ExponentialFamily.check_support], for the first bad entry
-            of the training data, then of the test data.
+        SupportError: from [`ExponentialFamily.check_support`][expfam.family.ExponentialFamily.check_support],
+            for the first bad entry of the training data, then of the test data.
     """
     for part, x in (("training", split.x_train), ("test", split.x_test)):
         family.check_support(x, what=f"{split.name} {part} data ({split.source})")

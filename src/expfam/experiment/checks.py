@@ -1,9 +1,11 @@
 """Checks a run must pass before any work: the observable can model pixels, the sizes fit the
 numeric types and the machine's memory, and a saved run's files agree with each other.
 
-[`check_observable_shape`][expfam.experiment.checks.check_observable_shape] and [`check_memory`][expfam.experiment.checks.check_memory] run in
-[`expfam.experiment.pipeline.prepare_run`][expfam.experiment.pipeline.prepare_run], before the run directory is touched;
-[`check_run_matches`][expfam.experiment.checks.check_run_matches] runs before a saved run is evaluated, resumed or loaded.
+[`check_observable_shape`][expfam.experiment.checks.check_observable_shape] and
+[`check_memory`][expfam.experiment.checks.check_memory] run in
+[`expfam.experiment.pipeline.prepare_run`][expfam.experiment.pipeline.prepare_run], before the run directory
+is touched; [`check_run_matches`][expfam.experiment.checks.check_run_matches] runs before a saved run is
+evaluated, resumed or loaded.
 """
 
 from __future__ import annotations
@@ -132,12 +134,14 @@ def check_memory(
 ) -> None:
     """Refuse sizes the machine cannot hold, before anything is allocated or written.
 
-    `parameter_shapes`: the model's parameter shapes ([`parameter_shapes`][expfam.experiment.checks.parameter_shapes]); without
-    them, those of the `full` block set at these sizes.
+    `parameter_shapes`: the model's parameter shapes
+    ([`parameter_shapes`][expfam.experiment.checks.parameter_shapes]); without them, those of the `full` block
+    set at these sizes.
 
     Raises:
         ConfigurationError: the largest array would exceed 2^31 − 1 numbers, or
-            [`estimated_bytes`][expfam.experiment.checks.estimated_bytes] exceeds `limit` (default [`memory_limit_bytes`][expfam.experiment.checks.memory_limit_bytes]).
+            [`estimated_bytes`][expfam.experiment.checks.estimated_bytes] exceeds `limit` (default
+            [`memory_limit_bytes`][expfam.experiment.checks.memory_limit_bytes]).
     """
     needed, largest = estimated_bytes(config, n_features, parameter_shapes)
     model, train = config.model, config.train

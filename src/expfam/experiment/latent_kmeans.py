@@ -1,5 +1,6 @@
 r"""Latent-space KMeans initialisation of the mixture's clusters (docs/training.md, "Cluster initialisation"),
-and [`apply_cluster_init`][expfam.experiment.latent_kmeans.apply_cluster_init], which applies a run's `cluster_init` during training.
+and [`apply_cluster_init`][expfam.experiment.latent_kmeans.apply_cluster_init], which applies a run's
+`cluster_init` during training.
 
 The analogue of scikit-learn's `GaussianMixture(init_params="kmeans")` for the
 latent mixture `p(y, k)`: with the current parameters, every training row gets
@@ -23,8 +24,8 @@ so that `E_{p(y|k)}[s_Y] = c_k` and `p(k) ∝ exp(b_k·e_k + ψ_Y(θ_k)) = n_k /
 Only the values of the prior's parameters `(b_y, W_yk, b_k)` change: the model,
 the likelihood, `ρ` and the optimiser's state are left as they are.
 
-Training (`[train] cluster_init = "latent_kmeans"`) applies it once, at the first chunk
-boundary at or after `cluster_init_step` ([`cluster_init_due`][expfam.experiment.latent_kmeans.cluster_init_due]), to every
+Training (`[train] cluster_init = "latent_kmeans"`) applies it once, at the first chunk boundary at or after
+`cluster_init_step` ([`cluster_init_due`][expfam.experiment.latent_kmeans.cluster_init_due]), to every
 training row; the latent family must have means in `(0, 1)` (Bernoulli units).
 """
 
@@ -146,11 +147,12 @@ def apply_cluster_init(
 ) -> Params:
     """`params` after the run's cluster initialisation when it is due before step `done` (else unchanged).
 
-    `config` is the run's [`TrainConfig`][expfam.experiment.config.TrainConfig]: `cluster_init =
-    "kmeans"` runs [`expfam.cluster_init.kmeans_cluster_init`][expfam.cluster_init.kmeans_cluster_init] before the first step
-    (`done == 0`), `"latent_kmeans"` runs [`latent_kmeans_init`][expfam.experiment.latent_kmeans.latent_kmeans_init] when
-    [`cluster_init_due`][expfam.experiment.latent_kmeans.cluster_init_due]. KMeans is seeded with the config's `seed` and fitted on every
-    row of `data` (the training rows).
+    `config` is the run's [`TrainConfig`][expfam.experiment.config.TrainConfig]: `cluster_init = "kmeans"`
+    runs [`expfam.cluster_init.kmeans_cluster_init`][expfam.cluster_init.kmeans_cluster_init] before the first
+    step (`done == 0`), `"latent_kmeans"` runs
+    [`latent_kmeans_init`][expfam.experiment.latent_kmeans.latent_kmeans_init] when
+    [`cluster_init_due`][expfam.experiment.latent_kmeans.cluster_init_due]. KMeans is seeded with the config's
+    `seed` and fitted on every row of `data` (the training rows).
     """
     if config.cluster_init == "kmeans" and done == 0:
         return kmeans_cluster_init(model, params, np.asarray(data), seed=config.seed)

@@ -333,9 +333,10 @@ def sigterm_as_interrupt() -> Iterator[None]:
 class RunRecorder:
     """What one run writes while it trains and when it ends; shared by solo and stacked training.
 
-    A solo run ([`train_run`][expfam.experiment.pipeline.train_run], [`resume_run`][expfam.experiment.pipeline.resume_run]) and each trial of a stacked group
-    ([`expfam.experiment.stacking`][expfam.experiment.stacking]) call the same methods, so their run directories,
-    histories and metrics are made by the same code.
+    A solo run ([`train_run`][expfam.experiment.pipeline.train_run],
+    [`resume_run`][expfam.experiment.pipeline.resume_run]) and each trial of a stacked group
+    ([`expfam.experiment.stacking`][expfam.experiment.stacking]) call the same methods, so their run
+    directories, histories and metrics are made by the same code.
     """
 
     def __init__(
@@ -563,9 +564,10 @@ def evaluate_run(run_dir: str | Path, *, registry: Registry | None = None) -> di
     """Recompute the metrics of a run directory from its saved parameters.
 
     Uses the run's `config.toml` (same data, split and evaluation key as
-    [`train_run`][expfam.experiment.pipeline.train_run]), so a completed run gives the numbers in its `metrics.json`.
-    Only a finished run is evaluated ([`expfam.experiment.runs.require_finished`][expfam.experiment.runs.require_finished]),
-    and only when its files agree ([`check_run_matches`][expfam.experiment.checks.check_run_matches]).
+    [`train_run`][expfam.experiment.pipeline.train_run]), so a completed run gives the numbers in its
+    `metrics.json`. Only a finished run is evaluated
+    ([`expfam.experiment.runs.require_finished`][expfam.experiment.runs.require_finished]), and only when its
+    files agree ([`check_run_matches`][expfam.experiment.checks.check_run_matches]).
 
     Raises:
         RunDirectoryError: the directory or a file in it is missing, unreadable, edited

@@ -260,9 +260,10 @@ def _flag_value(value: Any) -> str:
 def train_command(config: RunConfig, *, per_line: int = 4) -> str:
     """The `expfam train` command line for `config`.
 
-    Flags: the block set and the table's hyperparameters always, then every other
-    `[model]`, `[data]` and `[train]` key whose value is not the block set's
-    default ([`expfam.experiment.config.default_config`][expfam.experiment.config.default_config], what `expfam train` fills in).
+    Flags: the block set and the table's hyperparameters always, then every other `[model]`, `[data]` and
+    `[train]` key whose value is not the block set's default
+    ([`expfam.experiment.config.default_config`][expfam.experiment.config.default_config], what `expfam train`
+    fills in).
     """
     defaults = config_to_mapping(default_config(config.model.block))
     values = config_to_mapping(config)
@@ -529,7 +530,8 @@ def read_run_summary(run_dir: str | Path, label: str | None = None) -> RunSummar
 
     Raises:
         RunDirectoryError: the directory or its `config.toml` is missing, the run is not finished
-            ([`require_finished`][expfam.experiment.runs.require_finished]), or its `metrics.json` is missing or not numbers.
+            ([`require_finished`][expfam.experiment.runs.require_finished]), or its `metrics.json` is missing
+            or not numbers.
     """
     run_dir = Path(run_dir)
     require_finished(run_dir)

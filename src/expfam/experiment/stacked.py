@@ -240,7 +240,8 @@ def train_stacked(
         weights: per trial `{loss term: weight}` (same names in the same order for all).
         registry: where loss-term names are looked up.
         starts: per trial, a state to continue from; all must be at the same step.
-        checkpoints: per trial, called with that trial's state as [`train`][expfam.experiment.training.train]'s `checkpoint`.
+        checkpoints: per trial, called with that trial's state as
+            [`train`][expfam.experiment.training.train]'s `checkpoint`.
         checkpoint_every: chunks between checkpoints (0: only at the end and on interrupt); one
             number for all trials or one per trial.
         vectorize: `"vmap"`, `"map"` or `"auto"` (`VECTORIZE`).

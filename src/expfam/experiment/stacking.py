@@ -1,13 +1,13 @@
 r"""Sweeps in stacked groups: which trials train together, and training a group into its run directories.
 
-Trials stack ([`expfam.experiment.stacked`][expfam.experiment.stacked]) when they share every shape: the `[model]`
-section, the `[data]` section but the seed, and the training config but the per-trial numbers
-(`expfam.experiment.training.TRIAL_NUMBERS`: learning rate and its warmup, weight decay,
-loss weights, KL and conjugation warmups, seed, checkpoint interval). [`plan_groups`][expfam.experiment.stacking.plan_groups] groups a
-sweep's trials by that key, in sweep order, at most `cap` per group; [`train_group`][expfam.experiment.stacking.train_group] trains
-one group and writes each trial's own run directory with the same
-[`RunRecorder`][expfam.experiment.pipeline.RunRecorder] a solo run uses, so the files, history and
-metrics are a solo run's.
+Trials stack ([`expfam.experiment.stacked`][expfam.experiment.stacked]) when they share every shape: the
+`[model]` section, the `[data]` section but the seed, and the training config but the per-trial numbers
+(`expfam.experiment.training.TRIAL_NUMBERS`: learning rate and its warmup, weight decay, loss weights, KL and
+conjugation warmups, seed, checkpoint interval). [`plan_groups`][expfam.experiment.stacking.plan_groups]
+groups a sweep's trials by that key, in sweep order, at most `cap` per group;
+[`train_group`][expfam.experiment.stacking.train_group] trains one group and writes each trial's own run
+directory with the same [`RunRecorder`][expfam.experiment.pipeline.RunRecorder] a solo run uses, so the files,
+history and metrics are a solo run's.
 
 Examples:
     >>> from expfam.experiment.sweep_spec import parse_sweep
@@ -170,10 +170,11 @@ def attempt_group(
 ) -> list[tuple[str, dict[str, float] | None, str, str, float]]:
     """Train a group, catching errors: per trial `(status, metrics, error, traceback, seconds)`.
 
-    The stacked counterpart of [`expfam.experiment.sweep.attempt_trial`][expfam.experiment.sweep.attempt_trial]; module-level and
-    returning plain values, so it runs in a spawned process too. `seconds` is each trial's
-    share of the group's wall time (the group's time divided by its size), so the seconds of a
-    sweep's trials add up to its wall time.
+    The stacked counterpart of
+    [`expfam.experiment.sweep.attempt_trial`][expfam.experiment.sweep.attempt_trial]; module-level and
+    returning plain values, so it runs in a spawned process too. `seconds` is each trial's share of the
+    group's wall time (the group's time divided by its size), so the seconds of a sweep's trials add up to its
+    wall time.
     """
     from expfam.experiment.trials import FAILED, FINISHED
 

@@ -31,7 +31,8 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
 def summary_row(config: RunConfig, metrics: Mapping[str, float], *, run: str = "-") -> dict[str, Any]:
     """One row of the reference results table: `{column: value}` in `SUMMARY_COLUMNS` order.
 
-    Values are raw numbers (`Purity` a fraction); [`format_summary`][expfam.experiment.summary.format_summary] formats them.
+    Values are raw numbers (`Purity` a fraction); [`format_summary`][expfam.experiment.summary.format_summary]
+    formats them.
     """
     model, train_config = config.model, config.train
     return {

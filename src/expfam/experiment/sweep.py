@@ -1,8 +1,8 @@
 r"""Sweeps: run every trial of a sweep file into its own run directory, resumably.
 
-[`run_sweep`][expfam.experiment.sweep.run_sweep] trains each trial of a [`SweepSpec`][expfam.experiment.sweep_spec.SweepSpec]
-into `<out>/<run name>/` (sequentially, or `jobs` at a time in spawned
-processes) and rewrites the aggregate files (`results.csv`, `report.md`;
+[`run_sweep`][expfam.experiment.sweep.run_sweep] trains each trial of a
+[`SweepSpec`][expfam.experiment.sweep_spec.SweepSpec] into `<out>/<run name>/` (sequentially, or `jobs` at a
+time in spawned processes) and rewrites the aggregate files (`results.csv`, `report.md`;
 [`expfam.experiment.report`][expfam.experiment.report]) atomically after each trial.
 
 Resumption: a trial whose run directory is finished

@@ -334,7 +334,8 @@ def load_sweep(path: str | Path) -> SweepSpec:
     """Read and parse a sweep file.
 
     Raises:
-        ConfigurationError: the file is missing, not TOML, or not a valid sweep (see [`parse_sweep`][expfam.experiment.sweep_spec.parse_sweep]).
+        ConfigurationError: the file is missing, not TOML, or not a valid sweep (see
+            [`parse_sweep`][expfam.experiment.sweep_spec.parse_sweep]).
     """
     path = Path(path)
     mapping = read_toml(path, "sweep file")

@@ -8,8 +8,8 @@ callbacks, so Python is not paid per step.
 
 A step whose loss, term values or gradient are not finite is not
 applied: the chunk keeps the last finite parameters and records the step, and
-[`train`][expfam.experiment.training.train] raises [`TrainingDivergedError`][expfam.errors.TrainingDivergedError] naming the
-step and the offending term.
+[`train`][expfam.experiment.training.train] raises
+[`TrainingDivergedError`][expfam.errors.TrainingDivergedError] naming the step and the offending term.
 """
 
 from __future__ import annotations
@@ -109,8 +109,9 @@ def _adam(config: TrainConfig) -> optax.GradientTransformation:
 class StepNumbers(NamedTuple):
     """The loss's per-trial numbers, traced arguments of the compiled step (one compilation serves all).
 
-    `weights` is `{term: weight}` (the terms of [`loss_weights`][expfam.experiment.training.loss_weights]); the warmups are step
-    counts. The learning rate and its warmup are in the optimiser state ([`make_optimizer`][expfam.experiment.training.make_optimizer]).
+    `weights` is `{term: weight}` (the terms of [`loss_weights`][expfam.experiment.training.loss_weights]);
+    the warmups are step counts. The learning rate and its warmup are in the optimiser state
+    ([`make_optimizer`][expfam.experiment.training.make_optimizer]).
     """
 
     weights: dict[str, Array]
@@ -233,7 +234,8 @@ def delayed_blocks(config: TrainConfig) -> dict[str, int]:
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
     """The run's optimiser: `_adam` (its numbers are optimiser state), followed by
-    [`scale_blocks`][expfam.experiment.training.scale_blocks] when blocks have their own learning rates and by [`hold_blocks`][expfam.experiment.training.hold_blocks]
+    [`scale_blocks`][expfam.experiment.training.scale_blocks] when blocks have their own learning rates and by
+    [`hold_blocks`][expfam.experiment.training.hold_blocks]
     when the block schedule starts a block after step 0."""
     adam = _adam(config)
     factors = {name: f for name, f in parse_block_learning_rates(config.block_learning_rates).items() if f != 1.0}
@@ -391,8 +393,8 @@ def cached_program(
 ) -> Chunk:
     """The compiled program `kind` for this shape, from the cache or built from [`make_step`][expfam.experiment.training.make_step].
 
-    The key is the model, [`step_shape`][expfam.experiment.training.step_shape] (not the per-trial numbers), the registry and, for
-    a caller's own optimiser, its identity (the default one's numbers are in its state).
+    The key is the model, [`step_shape`][expfam.experiment.training.step_shape] (not the per-trial numbers),
+    the registry and, for a caller's own optimiser, its identity (the default one's numbers are in its state).
     """
     cache_key = (kind, model, step_shape(config, weights), id(registry), id(optimizer), devices)
     if cache_key in _CHUNK_CACHE:
@@ -425,11 +427,12 @@ def make_chunk(
 ) -> Chunk:
     """A jitted `chunk(state, data, numbers, length)` running `length` steps; returns per-step loss and term values.
 
-    `numbers` is [`step_numbers`][expfam.experiment.training.step_numbers] of the config. The data and the numbers are
-    arguments, not constants, so one compiled chunk serves every run with the same model
-    and training shape ([`step_shape`][expfam.experiment.training.step_shape]): compiled chunks are cached on that key.
-    `optimizer` replaces [`make_optimizer`][expfam.experiment.training.make_optimizer]'s Adam (any `optax.GradientTransformation`).
-    `devices > 1` splits each batch over that many devices ([`device_mesh`][expfam.experiment.training.device_mesh]).
+    `numbers` is [`step_numbers`][expfam.experiment.training.step_numbers] of the config. The data and the
+    numbers are arguments, not constants, so one compiled chunk serves every run with the same model and
+    training shape ([`step_shape`][expfam.experiment.training.step_shape]): compiled chunks are cached on that
+    key. `optimizer` replaces [`make_optimizer`][expfam.experiment.training.make_optimizer]'s Adam (any
+    `optax.GradientTransformation`). `devices > 1` splits each batch over that many devices
+    ([`device_mesh`][expfam.experiment.training.device_mesh]).
     """
     mesh = device_mesh(devices, "batch")
     sharding = NamedSharding(mesh, partition("batch")) if mesh is not None else None
@@ -567,7 +570,8 @@ def train(
         weights: `{loss term: weight}` replacing the terms of [`loss_weights`][expfam.experiment.training.loss_weights]
             (e.g. to add a third-party objective).
         registry: where loss-term names are looked up.
-        optimizer: any `optax.GradientTransformation` (default: [`make_optimizer`][expfam.experiment.training.make_optimizer]).
+        optimizer: any `optax.GradientTransformation` (default:
+            [`make_optimizer`][expfam.experiment.training.make_optimizer]).
         start: a state to continue from (e.g. a checkpoint); its `step` must be a
             multiple of `config.log_every` for chunks to line up with an uninterrupted run.
         checkpoint: called with the state every `checkpoint_every` chunks, after the

@@ -22,13 +22,15 @@ class TrialResult:
     Attributes:
         trial: the trial.
         status: `"finished"`, `"failed"` or `"pending"` (not run yet, e.g. after an interruption).
-        metrics: the test metrics of a finished trial ([`expfam.experiment.evaluation.evaluate`][expfam.experiment.evaluation.evaluate]).
+        metrics: the test metrics of a finished trial
+            ([`expfam.experiment.evaluation.evaluate`][expfam.experiment.evaluation.evaluate]).
         error: `"ErrorType: message"` of a failed trial.
         seconds: wall time of the attempt; for a trial read back, `total_seconds` of
             its `run.json` where there is one.
         reused: the trial had finished earlier and was read back from its run directory.
-        spread: for a repeated configuration's summary ([`expfam.experiment.report.by_configuration`][expfam.experiment.report.by_configuration]),
-            the standard deviation over its seeds of each metric in `metrics` (then the means).
+        spread: for a repeated configuration's summary
+            ([`expfam.experiment.report.by_configuration`][expfam.experiment.report.by_configuration]), the
+            standard deviation over its seeds of each metric in `metrics` (then the means).
         repeats: how many seeds `metrics` summarises.
     """
 

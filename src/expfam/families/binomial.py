@@ -59,8 +59,8 @@ class Binomial(ExponentialFamily):
     def log_base_measure(self, x: Array) -> Array:
         r"""`Σ_i log C(N, x_i)`, read from the table of the `N + 1` values (`x` in the support).
 
-        The table holds [`log_binomial_coefficient`][expfam.families.binomial.log_binomial_coefficient] at `0..N`, so the value is
-        the same as the formula's; a lookup avoids three `gammaln` per coordinate.
+        The table holds [`log_binomial_coefficient`][expfam.families.binomial.log_binomial_coefficient] at
+        `0..N`, so the value is the same as the formula's; a lookup avoids three `gammaln` per coordinate.
         """
         table = log_binomial_coefficient(self.n_trials, jnp.arange(self.n_trials + 1, dtype=jnp.result_type(float)))
         index = jnp.clip(jnp.round(jnp.asarray(x)), 0, self.n_trials).astype(jnp.int32)

@@ -1,14 +1,12 @@
 r"""Identity checks of interaction blocks and of whole harmoniums (docs/model.md).
 
-A block author runs [`check_block`][expfam.testing.model_checks.check_block] on a block and [`check_model`][expfam.testing.model_checks.check_model] on a
-small model that uses it. Each check states its identity, computes both sides
-in float64 by enumerating every latent state `z = (y, k)`, raises
-`AssertionError` naming the identity and the tolerance when they
-disagree, and returns `True` when it ran. Blocks: `s·L_b(t) = L_bᵀ(s)·t`
-for any `s` and latent statistics `t`, linearity of `L_b`, and
-`offset(y, k) = offset_from_statistics(s_Z(y, k))`. Models:
-`log p(x,z) − log q(z|x) = c(x) + r(z)`, normalisation, `ELBO ≤ log p(x)`
-with gap `KL(q ‖ p(z|x))`, the closed-form `KL(q ‖ p(z))`, `r(0, k) = 0`.
+A block author runs [`check_block`][expfam.testing.model_checks.check_block] on a block and
+[`check_model`][expfam.testing.model_checks.check_model] on a small model that uses it. Each check states its
+identity, computes both sides in float64 by enumerating every latent state `z = (y, k)`, raises
+`AssertionError` naming the identity and the tolerance when they disagree, and returns `True` when it ran.
+Blocks: `s·L_b(t) = L_bᵀ(s)·t` for any `s` and latent statistics `t`, linearity of `L_b`, and
+`offset(y, k) = offset_from_statistics(s_Z(y, k))`. Models: `log p(x,z) − log q(z|x) = c(x) + r(z)`,
+normalisation, `ELBO ≤ log p(x)` with gap `KL(q ‖ p(z|x))`, the closed-form `KL(q ‖ p(z))`, `r(0, k) = 0`.
 
 Tolerances: exact identities accept `|difference| ≤ 1e-8·|expected| +
 1e3·ε·(1 + m)`, `ε` float64's epsilon and `m` the largest magnitude among
@@ -447,10 +445,10 @@ def check_posterior_normalised(model: Harmonium, params: Params, x: Array) -> bo
 def check_joint_identity(model: Harmonium, params: Params, x: Array) -> bool:
     r"""`log p(x, z) − log q(z | x) = c(x) + r(z)` for every observation and enumerated `z`.
 
-    Also checks `log p(x, z) = log p_X(x | θ_X(z)) + log p(z)` with `θ_X(z)`
-    written from [`offset_from_statistics`][expfam.block.InteractionBlock.offset_from_statistics] (an independent path from the
-    blocks' sampled-state `offset`), and `r(y = 0, k) = 0` for every `k`
-    (the definition of the computed `ρ_k`).
+    Also checks `log p(x, z) = log p_X(x | θ_X(z)) + log p(z)` with `θ_X(z)` written from
+    [`offset_from_statistics`][expfam.block.InteractionBlock.offset_from_statistics] (an independent path from
+    the blocks' sampled-state `offset`), and `r(y = 0, k) = 0` for every `k` (the definition of the computed
+    `ρ_k`).
     """
     require_x64()
     table = model_table(model, params, x)
@@ -521,7 +519,8 @@ def check_model(model: Harmonium, params: Params, x: Array, *, key: Array, n_sam
         params: its parameters (e.g. [`random_model_params`][expfam.testing.model_checks.random_model_params]).
         x: a batch of observations `(B,) + data_shape`.
         key: randomness for the block checks and the Monte-Carlo ELBO.
-        n_samples: posterior samples of [`check_monte_carlo_elbo`][expfam.testing.model_checks.check_monte_carlo_elbo]; 0 leaves that
+        n_samples: posterior samples of
+            [`check_monte_carlo_elbo`][expfam.testing.model_checks.check_monte_carlo_elbo]; 0 leaves that
             check out (it compiles the sampler, the slowest part of the kit).
     """
     require_x64()

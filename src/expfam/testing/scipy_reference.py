@@ -1,9 +1,9 @@
 r"""Log densities and entropies from `scipy.stats`, as an outside reference.
 
-Each reference converts natural parameters with the textbook formula
-(`p = σ(θ)`, `λ = e^θ`, `σ² = −1/(2θ₂)`, …), independently of the
-family's own code. [`SCIPY_REFERENCES`][expfam.testing.scipy_reference.SCIPY_REFERENCES] maps a family's registry name to
-its builder; a plugin may add its own entry.
+Each reference converts natural parameters with the textbook formula (`p = σ(θ)`, `λ = e^θ`, `σ² = −1/(2θ₂)`,
+…), independently of the family's own code.
+[`SCIPY_REFERENCES`][expfam.testing.scipy_reference.SCIPY_REFERENCES] maps a family's registry name to its
+builder; a plugin may add its own entry.
 """
 
 from __future__ import annotations
