@@ -11,7 +11,9 @@ file and the offending snippet of the first few findings of each kind) when a pa
   (stylesheet, preload, icon, ...) or an ``<img>``/``<iframe>``/... ``src`` on another
   host, which a reader without network would not get;
 - a **link to a folder**: an internal ``href`` whose path ends in ``/`` (or is ``.``/``..``),
-  which shows a directory listing when the site is opened from disk.
+  which shows a directory listing when the site is opened from disk;
+- a **missing local resource**: a script, stylesheet or image inside the site that the
+  page loads but the build did not write (e.g. MathJax, added by docs/hooks/mathjax.py).
 
 The checks are plain functions of one page's HTML (tested without MkDocs in
 tests/docs/test_site_checks.py); ``on_post_build`` applies them to the site.
@@ -19,6 +21,7 @@ tests/docs/test_site_checks.py); ``on_post_build`` applies them to the site.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Callable, Iterable
 from html.parser import HTMLParser
@@ -160,16 +163,40 @@ CHECKS: dict[str, Callable[[str], list[str]]] = {
 }
 
 
-def check_pages(pages: Iterable[tuple[str, str]]) -> list[str]:
+MISSING = "local resources the site does not contain (the build should have written them)"
+
+
+def missing_resources(name: str, html: str, existing: set[str]) -> list[str]:
+    """The tags of page ``name`` that load a file of the site absent from ``existing``.
+
+    ``existing`` holds the site's files as ``/``-separated paths relative to its root;
+    ``name`` is the page's path in the same form.
+    """
+    found = []
+    for url, tag in _parse(html).fetched:
+        if _is_remote(url) or SCHEME.match(url):
+            continue  # another host (its own check), or data:, blob:, ...
+        path = url.split("#", 1)[0].split("?", 1)[0]
+        base = "" if path.startswith("/") else posixpath.dirname(name)  # "/x": from the site's root (404.html)
+        target = posixpath.normpath(posixpath.join(base, path.lstrip("/")))
+        if path and target not in existing:
+            found.append(tag)
+    return found
+
+
+def check_pages(pages: Iterable[tuple[str, str]], existing: set[str] | None = None) -> list[str]:
     """A report of every check's findings over ``(name, html)`` pairs: one entry per kind found.
 
     Each entry names the problem, how many findings in how many files, and the first
-    few as ``file: snippet``. An empty list means the pages pass.
+    few as ``file: snippet``. An empty list means the pages pass. With ``existing`` (the
+    site's files, relative to its root), the resources a page loads are looked up too.
     """
-    findings: dict[str, list[tuple[str, str]]] = {kind: [] for kind in CHECKS}
+    findings: dict[str, list[tuple[str, str]]] = {kind: [] for kind in [*CHECKS, MISSING]}
     for name, html in pages:
         for kind, check in CHECKS.items():
             findings[kind] += [(name, item) for item in check(html)]
+        if existing is not None:
+            findings[MISSING] += [(name, item) for item in missing_resources(name, html, existing)]
     report = []
     for kind, found in findings.items():
         if not found:
@@ -183,8 +210,10 @@ def check_pages(pages: Iterable[tuple[str, str]]) -> list[str]:
 
 def check_site(site_dir: Path) -> list[str]:
     """`check_pages` over every HTML file under ``site_dir`` (names relative to it)."""
+    existing = {path.relative_to(site_dir).as_posix() for path in site_dir.rglob("*") if path.is_file()}
     files = sorted(site_dir.rglob("*.html"))
-    return check_pages((str(path.relative_to(site_dir)), path.read_text(encoding="utf-8")) for path in files)
+    pages = ((path.relative_to(site_dir).as_posix(), path.read_text(encoding="utf-8")) for path in files)
+    return check_pages(pages, existing)
 
 
 def on_post_build(config: Any) -> None:
