@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -22,7 +23,7 @@ from typer.core import TyperGroup
 
 from cli import assign, compare, evaluate, plugins, sweep, train
 from expfam import __version__
-from expfam.errors import ExpfamError, RunFailedError
+from expfam.errors import ExpfamError, PluginWarning, RunFailedError
 from expfam.plugins import Registry, get_registry
 
 USER_ERROR = 2
@@ -142,7 +143,10 @@ def create_app(registry: Registry | None = None) -> typer.Typer:
 
 @functools.lru_cache(maxsize=1)
 def _default_app() -> typer.Typer:
-    for failure in get_registry().failures:
+    with warnings.catch_warnings():  # the library warns too; the command line says it once, in its own words
+        warnings.simplefilter("ignore", PluginWarning)
+        registry = get_registry()
+    for failure in registry.failures:
         typer.echo(f"warning: plugin skipped: {failure.line()} (see `expfam plugins`)", err=True)
     return create_app()
 
