@@ -36,7 +36,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from expfam.builder import build_model
-from expfam.experiment.config import config_from_mapping
+from expfam.experiment.config import config_from_mapping, warn_about_config
 from expfam.experiment.evaluation import assignments, compiled_method, in_batches
 from expfam.experiment.pipeline import observable_options, parse_blocks
 from expfam.experiment.streams import run_keys
@@ -183,6 +183,7 @@ class HarmoniumClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         )
         X = self._validate(X, reset=True, model=model)
         params = model.init(run_keys(seed)["init"], jnp.asarray(X))
+        warn_about_config(config)
         result = train(model, params, jnp.asarray(X), config.train, registry=registry)
         self.model_, self.params_, self.seed_, self.history_ = model, result.params, seed, result.history
         self.labels_ = self.predict(X)
