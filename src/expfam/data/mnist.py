@@ -6,7 +6,7 @@ Where the data comes from, first match wins:
    (``train-images-idx3-ubyte[.gz]``, ``train-labels-idx1-ubyte[.gz]``,
    ``t10k-images-idx3-ubyte[.gz]``, ``t10k-labels-idx1-ubyte[.gz]``), read as the
    [`idx`][expfam.data.Idx] loader reads them.
-2. The cache folder [`cache_folder`][expfam.data.mnist.cache_folder]\ ``(name)``:
+2. The cache folder [`cache_folder(name)`][expfam.data.mnist.cache_folder]:
    ``$XDG_CACHE_HOME/expfam/<name>``, by default ``~/.cache/expfam/mnist`` and
    ``~/.cache/expfam/fashion-mnist``, when it holds the image files.
 3. OpenML (``mnist_784`` or ``Fashion-MNIST``) through scikit-learn's ``fetch_openml``,
