@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -22,7 +23,7 @@ from typer.core import TyperGroup
 
 from cli import assign, compare, evaluate, plugins, sweep, train
 from expfam import __version__
-from expfam.errors import ExpfamError, RunFailedError
+from expfam.errors import ExpfamError, ExpfamWarning, PluginWarning, RunFailedError
 from expfam.plugins import Registry, get_registry
 
 USER_ERROR = 2
@@ -68,6 +69,16 @@ def _os_error_text(error: OSError) -> str:
     return f"cannot read or write{what}: {error.strerror or error}; free disk space or fix the permissions, then rerun"
 
 
+def _show_warning(
+    fallback: Any, message: Warning | str, category: type[Warning], filename: str, lineno: int, *rest: Any
+) -> None:
+    """Print expfam's own warnings as one line `warning: ...` on stderr; others as Python would."""
+    if issubclass(category, ExpfamWarning):
+        typer.echo(f"warning: {' '.join(str(message).split())}", err=True)
+    else:
+        fallback(message, category, filename, lineno, *rest)
+
+
 class ExpfamGroup(TyperGroup):
     """The command group: every failure ends with one line `error: ...` on stderr and an exit code.
 
@@ -75,10 +86,19 @@ class ExpfamGroup(TyperGroup):
     written) and any other `OSError` exit 1; any other [`ExpfamError`][expfam.errors.ExpfamError] (bad
     input) exits 2; an interrupt not handled by the command exits 130. An unexpected
     exception is reported on one line as an internal error (exit 1); set
-    `EXPFAM_DEBUG=1` to see its traceback.
+    `EXPFAM_DEBUG=1` to see its traceback. expfam's warnings
+    ([`ExpfamWarning`][expfam.errors.ExpfamWarning]) are printed once each, as one line
+    `warning: ...` on stderr.
     """
 
     def invoke(self, ctx: Any) -> Any:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("once", category=ExpfamWarning)
+            shown = warnings.showwarning
+            warnings.showwarning = functools.partial(_show_warning, shown)
+            return self._invoke(ctx)
+
+    def _invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except RunFailedError as error:  # the input was fine; the run failed
@@ -142,7 +162,10 @@ def create_app(registry: Registry | None = None) -> typer.Typer:
 
 @functools.lru_cache(maxsize=1)
 def _default_app() -> typer.Typer:
-    for failure in get_registry().failures:
+    with warnings.catch_warnings():  # the library warns too; the command line says it once, in its own words
+        warnings.simplefilter("ignore", PluginWarning)
+        registry = get_registry()
+    for failure in registry.failures:
         typer.echo(f"warning: plugin skipped: {failure.line()} (see `expfam plugins`)", err=True)
     return create_app()
 

@@ -1,4 +1,5 @@
-"""`expfam compare`: a comparison table of finished runs, and each run's NMI relative to the first."""
+"""`expfam compare`: a comparison table of finished runs, each run's NMI relative to the first, and the
+configuration keys that differ between them (`differs` in the JSON document: `{"section.key": [values]}`)."""
 
 from pathlib import Path
 from typing import Annotated
@@ -7,6 +8,7 @@ import typer
 
 from cli.output import JsonFlag, emit_json
 from expfam.experiment.report import comparison_text, read_run_summaries
+from expfam.experiment.summary import config_differences
 
 
 def compare(
@@ -16,7 +18,7 @@ def compare(
     ],
     json_output: JsonFlag = False,
 ) -> None:
-    """Print NMI, R², Purity and Recon of each run side by side (Markdown)."""
+    """Print NMI, R², Purity and Recon of each run side by side (Markdown), then the configuration keys that differ."""
     summaries = read_run_summaries(runs)
     if not json_output:
         typer.echo(comparison_text(summaries))
@@ -33,7 +35,8 @@ def compare(
                     "nmi_ratio": _ratio(summary.metrics.get("nmi"), reference),
                 }
                 for path, summary in zip(runs, summaries, strict=True)
-            ]
+            ],
+            "differs": config_differences([summary.config for summary in summaries]),
         }
     )
 

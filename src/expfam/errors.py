@@ -66,3 +66,19 @@ class TrainingDivergedError(RunFailedError):
         self.step = step
         self.term = term
         self.last_params = last_params
+
+
+class PluginLoadError(ExpfamError):
+    """One of expfam's own plugins (its families, blocks, loss terms or datasets) could not be loaded."""
+
+
+class ExpfamWarning(UserWarning):
+    """Base class of expfam's warnings (the command line prints each once as `warning: ...`)."""
+
+
+class PluginWarning(ExpfamWarning):
+    """A third-party plugin could not be loaded and was skipped."""
+
+
+class ConfigurationWarning(ExpfamWarning):
+    """A configuration that is valid but probably not what was meant (e.g. a warmup as long as the run)."""

@@ -9,9 +9,14 @@ naming both providers.
 
 Each entry point is loaded on its own: a plugin that fails to import, fails
 pluggy's validation or raises from a hook is recorded as a
-[`PluginFailure`][expfam.plugins.PluginFailure] in `Registry.failures` and skipped, so one broken
-third-party package cannot take down every command. [`package_clashes`][expfam.plugins.package_clashes]
-names another distribution that installs one of expfam's top-level packages.
+[`PluginFailure`][expfam.plugins.PluginFailure] in `Registry.failures`, skipped and reported with
+`warnings.warn` (a [`PluginWarning`][expfam.errors.PluginWarning]), so one broken
+third-party package cannot take down every command. One of expfam's own plugins
+that fails raises [`PluginLoadError`][expfam.errors.PluginLoadError] instead:
+without it nothing works. When the cause is a module of the same name earlier on
+`sys.path` (say `objectives.py` in the working directory), the message names that
+file and says to rename it. [`package_clashes`][expfam.plugins.package_clashes] names another distribution
+that installs one of expfam's top-level packages, or a file that shadows one.
 
 Examples:
     >>> from expfam.plugins import get_registry
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -32,7 +38,7 @@ from typing import Any
 import pluggy
 
 from expfam import hookspecs
-from expfam.errors import DuplicateNameError, UnknownNameError
+from expfam.errors import DuplicateNameError, PluginLoadError, PluginWarning, UnknownNameError
 
 KINDS: tuple[str, ...] = ("families", "blocks", "block_sets", "objectives", "datasets")
 _KIND_LABEL = {
@@ -127,12 +133,42 @@ class Registry:
         return self.get("datasets", name)
 
 
+def _is_builtin(module: str) -> bool:
+    """Whether an entry point's module belongs to expfam itself (one of `OWN_PACKAGES`)."""
+    return module.split(".", 1)[0] in OWN_PACKAGES
+
+
+def builtin_failure_message(plugin: str, module: str, cause: str) -> str:
+    r"""The message of [`PluginLoadError`][expfam.errors.PluginLoadError] for expfam's own plugin `plugin`.
+
+    Names the file to rename when a same-named module earlier on `sys.path` shadows the
+    package `module` lives in, or the other distribution that installs that package;
+    otherwise says to reinstall expfam.
+    """
+    package = module.split(".", 1)[0]
+    clashes = package_clashes([package])
+    reason = clashes[0].line() if clashes else "reinstall expfam (pip install --force-reinstall expfam)"
+    return f"expfam's built-in plugin {plugin!r} ({module}) could not be loaded ({cause}): {reason}"
+
+
+def _check_origin(entry_name: str, module: str, plugin: object) -> None:
+    """Refuse one of expfam's own plugins that was imported from outside expfam's install (a shadowing module)."""
+    origin = getattr(plugin, "__file__", None)
+    package = module.split(".", 1)[0]
+    own = _own_root() / package
+    if origin is not None and own not in Path(origin).resolve().parents:
+        cause = f"{module} was imported from {origin}, not from {own}"
+        raise PluginLoadError(builtin_failure_message(entry_name, module, cause), offending=origin)
+
+
 def _load_entry_points(manager: pluggy.PluginManager, failures: list[PluginFailure]) -> dict[int, str]:
     """Import and register each `expfam` entry point on its own; `{id(plugin): provider}`.
 
     Like pluggy's `load_setuptools_entrypoints` (a name registered or blocked
     already is skipped), except that an entry point that raises on import or
-    fails validation is recorded in `failures` instead of propagating.
+    fails validation is recorded in `failures` instead of propagating, unless it
+    is one of expfam's own: then [`PluginLoadError`][expfam.errors.PluginLoadError]
+    says why (naming a shadowing file when there is one).
     """
     providers: dict[int, str] = {}
     for entry_point in metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP):
@@ -140,10 +176,18 @@ def _load_entry_points(manager: pluggy.PluginManager, failures: list[PluginFailu
             continue
         dist = entry_point.dist
         distribution = f"{dist.name} {dist.version}" if dist is not None else "unknown distribution"
+        builtin = _is_builtin(entry_point.module)
         try:
             plugin = entry_point.load()
+            if builtin:
+                _check_origin(entry_point.name, entry_point.module, plugin)
             manager.register(plugin, name=entry_point.name)
+        except PluginLoadError:
+            raise
         except Exception as error:  # a third party's import-time failure must not stop the host
+            if builtin:
+                message = builtin_failure_message(entry_point.name, entry_point.module, _one_line(error))
+                raise PluginLoadError(message, offending=entry_point.name) from error
             failures.append(PluginFailure(entry_point.name, distribution, _one_line(error)))
             continue
         providers[id(plugin)] = f"{dist.name if dist is not None else entry_point.name} ({entry_point.name})"
@@ -166,6 +210,12 @@ def build_registry(extra_plugins: Sequence[object] = (), *, load_entry_points: b
 
     Returns:
         A registry holding every component, with providers recorded for errors.
+
+    Raises:
+        PluginLoadError: one of expfam's own plugins failed to load (the message says why
+            and what to rename or reinstall). A third-party plugin that fails is skipped,
+            recorded in `failures` and reported with `warnings.warn` (a
+            [`PluginWarning`][expfam.errors.PluginWarning]).
     """
     manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     manager.add_hookspecs(hookspecs)
@@ -183,11 +233,22 @@ def build_registry(extra_plugins: Sequence[object] = (), *, load_entry_points: b
             except Exception as error:  # a broken hook of one plugin is skipped, not fatal
                 if id(impl.plugin) not in providers:
                     raise  # a plugin passed in code: its author wants the traceback
+                if _is_builtin(getattr(impl.plugin, "__name__", "")):
+                    message = (
+                        f"expfam's built-in plugin {impl.plugin_name!r} failed in expfam_{kind}: {_one_line(error)}"
+                    )
+                    raise PluginLoadError(f"{message}; reinstall expfam", offending=impl.plugin_name) from error
                 failures = registry.failures
                 failures.append(PluginFailure(impl.plugin_name, provider, f"expfam_{kind}: {_one_line(error)}"))
                 continue
             for name, value in items:
                 registry.add(kind, name, value, provider)
+    for failure in registry.failures:
+        warnings.warn(
+            f"expfam plugin skipped: {failure.line()} (`expfam plugins` lists the failures)",
+            PluginWarning,
+            stacklevel=2,
+        )
     return registry
 
 
@@ -210,8 +271,15 @@ class PackageClash:
     location: str
 
     def line(self) -> str:
-        """One line naming the package, the other distribution(s) and what to do."""
-        who = ", ".join(repr(o) for o in self.others) if self.others else "another installation"
+        """One line naming the package, the other distribution(s) or the shadowing file, and what to do."""
+        if not self.others:  # no distribution claims it: a stray file or folder earlier on sys.path
+            what = "folder" if Path(self.location).is_dir() else "file"
+            return (
+                f"the top-level package {self.package!r} is shadowed by the {what} {self.location}, which comes "
+                f"before expfam's own {self.package!r} on sys.path (the working directory or PYTHONPATH); "
+                f"rename that {what} (e.g. to my_{Path(self.location).name}): expfam needs the name {self.package!r}"
+            )
+        who = ", ".join(repr(o) for o in self.others)
         return (
             f"the top-level package {self.package!r} is also installed by {who} (imported from {self.location}); "
             f"expfam needs its own {self.package!r}: uninstall {who} or install expfam in its own virtual environment"

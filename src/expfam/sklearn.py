@@ -9,7 +9,9 @@ does with that seed (same streams, same numbers). It works with `clone`,
 * `predict(X)`: `argmax_k q(k | x)`; `predict_proba(X)` and `transform(X)`: the
   responsibilities `q(k | x)`, shape `(n, K)`; `fit_predict(X)`: `labels_`.
 * `score(X)`: the mean Monte-Carlo ELBO `mean_i [c(x_i) + mean_s r(z_s)]` (a lower
-  bound on the mean log-likelihood; higher is better).
+  bound on the mean log-likelihood; higher is better), the mean of `score_samples(X)`.
+* `score_samples(X)`: each row's Monte-Carlo ELBO, shape `(n,)`.
+* `sample(n_samples)`: `(X, labels)` drawn from the model, as `GaussianMixture.sample`.
 
 Inputs are validated the scikit-learn way (2-D, finite, `n_features_in_` at
 predict time) and then against the support of the observable family (counts in
@@ -27,8 +29,12 @@ Examples:
 
 from __future__ import annotations
 
+import functools
+import sys
+import time
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
@@ -36,10 +42,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from expfam.builder import build_model
-from expfam.experiment.config import config_from_mapping
+from expfam.experiment.config import config_from_mapping, warn_about_config
 from expfam.experiment.evaluation import assignments, compiled_method, in_batches
 from expfam.experiment.pipeline import observable_options, parse_blocks
-from expfam.experiment.streams import run_keys
+from expfam.experiment.streams import run_keys, stream_key
 from expfam.experiment.training import train
 from expfam.model import Harmonium
 from expfam.plugins import get_registry
@@ -99,6 +105,9 @@ class HarmoniumClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         n_elbo_samples: posterior samples per point in
             [`score`][expfam.sklearn.HarmoniumClustering.score].
         random_state: `int` (the run seed), `RandomState` or `None`.
+        verbose: `0` (default) prints nothing; `1` prints one progress line per
+            `log_every` training steps on stderr (step, elapsed time, loss, ELBO), as
+            `expfam train` does without a terminal.
 
     Attributes:
         model_: the [`Harmonium`][expfam.model.Harmonium].
@@ -107,6 +116,7 @@ class HarmoniumClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         n_features_in_: `D`, the number of columns of `X`.
         seed_: the seed used.
         history_: the per-step loss history.
+        n_iter_: the number of training steps run (`n_steps`).
     """
 
     def __init__(
@@ -136,6 +146,7 @@ class HarmoniumClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         log_every: int = 250,
         n_elbo_samples: int = 10,
         random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
     ) -> None:
         self.n_clusters = n_clusters
         self.n_latent = n_latent
@@ -161,6 +172,7 @@ class HarmoniumClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         self.log_every = log_every
         self.n_elbo_samples = n_elbo_samples
         self.random_state = random_state
+        self.verbose = verbose
 
     # ------------------------------------------------------------ helpers
     def _seed(self) -> int:
@@ -208,8 +220,11 @@ class HarmoniumClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         )
         X = self._validate(X, reset=True, model=model)
         params = model.init(run_keys(seed)["init"], jnp.asarray(X))
-        result = train(model, params, jnp.asarray(X), config.train, registry=registry)
+        warn_about_config(config)
+        callback = _progress_printer(config.train.n_steps) if self.verbose else None
+        result = train(model, params, jnp.asarray(X), config.train, registry=registry, callback=callback)
         self.model_, self.params_, self.seed_, self.history_ = model, result.params, seed, result.history
+        self.n_iter_ = int(result.steps)
         self.labels_ = self.predict(X)
         return self
 
@@ -231,19 +246,80 @@ class HarmoniumClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         """The responsibilities [`predict_proba`][expfam.sklearn.HarmoniumClustering.predict_proba] (features for a downstream estimator)."""
         return self.predict_proba(X)
 
-    def score(self, X: Any, y: Any = None) -> float:
-        r"""Mean Monte-Carlo ELBO of the rows of `X` (`n_elbo_samples` posterior samples each)."""
+    def score_samples(self, X: Any) -> np.ndarray:
+        r"""The Monte-Carlo ELBO of each row of `X`, shape `(n_samples,)`; higher is better.
+
+        $\mathrm{ELBO}(x_i) = c(x_i) + \frac{1}{S}\sum_s r(z_s)$ with $S$ = `n_elbo_samples`
+        states $z_s \sim q(z \mid x_i)$: the bound the model reports
+        ([`Harmonium.elbo_terms`][expfam.model.Harmonium.elbo_terms]), a lower bound on
+        $\log p(x_i)$ up to Monte-Carlo noise. Every row is scored on its own with the
+        same key (the run's `evaluate` stream), so a row's value does not depend on
+        the other rows or their order.
+        """
         check_is_fitted(self, "params_")
         X = self._validate(X, reset=False, model=self.model_)
-        function = compiled_method(self.model_, "elbo_terms", int(self.n_elbo_samples))
         key = run_keys(self.seed_)["evaluate"]
-        return float(np.mean(in_batches(lambda batch: function(key, self.params_, batch)[1], X)))
+        function = _row_elbo(self.model_, int(self.n_elbo_samples))
+        return in_batches(lambda batch: function(key, self.params_, batch), X).astype(np.float64)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        r"""Mean Monte-Carlo ELBO of the rows of `X` (`n_elbo_samples` posterior samples each).
+
+        The mean of [`score_samples`][expfam.sklearn.HarmoniumClustering.score_samples].
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        r"""Draw `n_samples` rows from the fitted model: `(X, labels)`, as `GaussianMixture.sample`.
+
+        Ancestral sampling from the model's generative side: $k \sim p(k)$, then
+        $y \sim p(y \mid k)$ from the latent mixture (the model's prior, exact), then
+        $x \sim p(x \mid y, k)$ from the observable family
+        ([`Harmonium.sample`][expfam.model.Harmonium.sample]). The prior is the
+        conjugated one the model learns, so these are draws from the model as trained,
+        not a Gibbs chain on the harmonium's joint. The draws are a function of the
+        fitted seed and `n_samples` (an integer `random_state` gives the same
+        samples on every call).
+
+        Returns:
+            `X` of shape `(n_samples, n_features_in_)` in the observable's support
+            (counts `0..n_trials` for `binomial`) and the clusters `labels` of shape
+            `(n_samples,)`.
+        """
+        check_is_fitted(self, "params_")
+        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise ValueError(f"Invalid value for 'n_samples': {n_samples!r}; it must be an integer ≥ 1")
+        key = jax.random.fold_in(stream_key(self.seed_, "evaluate"), 1)
+        x, _, k = self.model_.sample(key, self.params_, int(n_samples))
+        return np.asarray(x, dtype=np.float64), np.asarray(k, dtype=np.int64)
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.positive_only = self.observable in ("binomial", "poisson", "bernoulli", "categorical")
         tags.non_deterministic = self.random_state is None
         return tags
+
+
+@functools.lru_cache(maxsize=16)
+def _row_elbo(model: Harmonium, n_samples: int) -> Any:
+    """`jit(vmap(row ↦ elbo_terms(key, params, row[None], n_samples)[1][0]))`: each row scored alone."""
+
+    def one(key: jax.Array, params: Any, row: jax.Array) -> jax.Array:
+        return model.elbo_terms(key, params, row[None], n_samples)[1][0]
+
+    return jax.jit(jax.vmap(one, in_axes=(None, None, 0)))
+
+
+def _progress_printer(n_steps: int) -> Any:
+    """A training callback printing `step S/N  elapsed T  loss L  ELBO E` on stderr per chunk."""
+    started = time.monotonic()
+
+    def show(step: int, params: Any, piece: dict[str, np.ndarray]) -> None:
+        values = "  ".join(f"{name} {float(np.mean(piece[name])):.2f}" for name in ("loss", "elbo") if name in piece)
+        elapsed = time.monotonic() - started
+        print(f"step {step}/{n_steps}  elapsed {elapsed:.1f}s  {values}", file=sys.stderr, flush=True)
+
+    return show
 
 
 __all__ = ["HarmoniumClustering"]

@@ -24,7 +24,7 @@ def test_plugins_lists_every_kind_with_providers(runner, app):
         "rao_blackwell_elbo",
         "recognition_conjugation",
     ]
-    assert {"digits", "idx", "npz", "openml"} <= set(sections["datasets"])
+    assert {"digits", "idx", "npz", "openml", "mnist", "fashion-mnist"} <= set(sections["datasets"])
     assert "full  " in result.stdout and "= xy + xyk + xk" in result.stdout
     assert all("expfam (" in line for line in lines if line.startswith("  "))
 

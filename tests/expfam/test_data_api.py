@@ -61,8 +61,8 @@ def test_datasplit_refuses_inconsistent_fields(changes: dict[str, Any], message:
         tiny_split(**changes)
 
 
-def test_the_plugin_registers_four_loaders(registry: Any) -> None:
-    assert registry.names("datasets") == ["digits", "idx", "npz", "openml"]
+def test_the_plugin_registers_six_loaders(registry: Any) -> None:
+    assert registry.names("datasets") == ["digits", "fashion-mnist", "idx", "mnist", "npz", "openml"]
     for name in registry.names("datasets"):
         loader = registry.dataset(name)
         assert isinstance(loader, Dataset) and loader.name == name and loader.description
@@ -86,8 +86,10 @@ def test_load_dataset_looks_up_by_name(registry: Any, tmp_path: Path) -> None:
         write_idx(tmp_path / base, array, "images" if "images" in base else "labels")
     split = load_dataset("idx", path=str(tmp_path), n_trials=3, registry=registry)
     assert split.x_train.tolist() == [[3, 3, 3, 3]] * 2 and split.source == str(tmp_path)
-    with pytest.raises(UnknownNameError, match=r"unknown dataset 'mnist'; registered: digits, idx, npz, openml"):
-        load_dataset("mnist", registry=registry)
+    with pytest.raises(
+        UnknownNameError, match=r"unknown dataset 'mnsit'; registered: digits, fashion-mnist, idx, mnist, npz, openml"
+    ):
+        load_dataset("mnsit", registry=registry)
 
 
 def test_support_violation_names_column_and_value() -> None:

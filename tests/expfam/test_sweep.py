@@ -448,7 +448,14 @@ def test_compare_table_and_ratio(tmp_path):
         "| Purity | 82.0% | 76.8% |",
         "| Recon | 3.30 | 3.34 |",
     ]
-    assert lines[-1] == "H1 (hierarchical) achieves 80% of full (full)'s NMI."
+    assert lines[9] == "H1 (hierarchical) achieves 80% of full (full)'s NMI."
+    assert lines[11:] == [  # the one configuration key that differs
+        "Configuration keys that differ (from each run's config.toml):",
+        "",
+        "| Key | full (full) | H1 (hierarchical) |",
+        "|-----|-------------|-------------------|",
+        '| model.block | "full" | "hierarchical" |',
+    ]
 
 
 def test_compare_refuses_an_unfinished_run(tmp_path):

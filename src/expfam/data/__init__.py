@@ -1,8 +1,9 @@
 """Datasets: loaders registered as plugins, returning counts for a Binomial(D, N) observable.
 
 Built-in loaders: `digits` (scikit-learn's bundled 8×8 digits, no download), `idx`
-(a folder of MNIST-format files), `npz` (an archive) and `openml` (MNIST downloaded
-on request). Look one up by name with [`load_dataset`][expfam.data.dataset.load_dataset].
+(a folder of MNIST-format files), `npz` (an archive), `openml` (MNIST downloaded
+on request), `mnist` and `fashion-mnist` (the IDX files from a folder or the cache,
+else OpenML). Look one up by name with [`load_dataset`][expfam.data.dataset.load_dataset].
 
 Examples:
     >>> from expfam.data import Digits
@@ -14,6 +15,7 @@ Examples:
 from expfam.data.dataset import Dataset, check_data_for_family, load_dataset
 from expfam.data.digits import Digits
 from expfam.data.idx import Idx, read_idx, write_idx
+from expfam.data.mnist import FashionMnist, Mnist
 from expfam.data.npz import Npz
 from expfam.data.openml import OpenML
 from expfam.data.split import DataSplit, counts_from_intensities
@@ -22,7 +24,9 @@ __all__ = [
     "DataSplit",
     "Dataset",
     "Digits",
+    "FashionMnist",
     "Idx",
+    "Mnist",
     "Npz",
     "OpenML",
     "check_data_for_family",

@@ -24,12 +24,12 @@ MNIST_SHAPE = (70_000, 784)
 MNIST_N_TRAIN = 60_000
 
 
-def _fetch(data_home: Path | None) -> tuple[Any, Any]:
+def _fetch(data_home: Path | None, dataset: str = "mnist_784") -> tuple[Any, Any]:
     from sklearn.datasets import fetch_openml
 
     parser = "pandas" if importlib.util.find_spec("pandas") is not None else "liac-arff"
     return fetch_openml(
-        "mnist_784",
+        dataset,
         version=1,
         as_frame=False,
         return_X_y=True,
@@ -60,29 +60,36 @@ class OpenML(Dataset):
                 offending="mnist_784",
             ) from error
         source = f"OpenML mnist_784 (cache: {path or 'scikit-learn data home'})"
-        pixels = np.asarray(images, dtype=np.float64)
-        if pixels.shape != MNIST_SHAPE:
-            raise DataError(
-                f"{source}: images have shape {pixels.shape}, expected {MNIST_SHAPE}", offending=pixels.shape
-            )
-        whole = np.isfinite(pixels).all() and (pixels == np.round(pixels)).all()
-        if not (whole and pixels.min() >= 0 and pixels.max() <= 255):
-            raise DataError(
-                f"{source}: pixels are not whole numbers in 0..255; clear the cache and fetch again", offending=source
-            )
-        try:
-            classes = np.asarray(labels).astype(np.int64)
-        except ValueError as error:
-            raise DataError(f"{source}: labels are not integers ({error})", offending=source) from error
-        check_labels(classes, where=source, n_classes=10)
-        counts = counts_from_intensities(pixels, n_trials=n_trials, max_value=255)
-        return DataSplit(
-            x_train=counts[:MNIST_N_TRAIN],
-            y_train=classes[:MNIST_N_TRAIN],
-            x_test=counts[MNIST_N_TRAIN:],
-            y_test=classes[MNIST_N_TRAIN:],
-            name=self.name,
-            n_trials=n_trials,
-            image_shape=(28, 28),
-            source=source,
+        return split_from_openml(images, labels, name=self.name, source=source, n_trials=n_trials)
+
+
+def split_from_openml(images: Any, labels: Any, *, name: str, source: str, n_trials: int) -> DataSplit:
+    """The standard split of a 70 000-image MNIST-format table from OpenML (first 60 000 train), as counts.
+
+    Raises:
+        DataError: the table is not 70 000 × 784 whole pixels in 0..255 with labels 0..9.
+    """
+    pixels = np.asarray(images, dtype=np.float64)
+    if pixels.shape != MNIST_SHAPE:
+        raise DataError(f"{source}: images have shape {pixels.shape}, expected {MNIST_SHAPE}", offending=pixels.shape)
+    whole = np.isfinite(pixels).all() and (pixels == np.round(pixels)).all()
+    if not (whole and pixels.min() >= 0 and pixels.max() <= 255):
+        raise DataError(
+            f"{source}: pixels are not whole numbers in 0..255; clear the cache and fetch again", offending=source
         )
+    try:
+        classes = np.asarray(labels).astype(np.int64)
+    except ValueError as error:
+        raise DataError(f"{source}: labels are not integers ({error})", offending=source) from error
+    check_labels(classes, where=source, n_classes=10)
+    counts = counts_from_intensities(pixels, n_trials=n_trials, max_value=255)
+    return DataSplit(
+        x_train=counts[:MNIST_N_TRAIN],
+        y_train=classes[:MNIST_N_TRAIN],
+        x_test=counts[MNIST_N_TRAIN:],
+        y_test=classes[MNIST_N_TRAIN:],
+        name=name,
+        n_trials=n_trials,
+        image_shape=(28, 28),
+        source=source,
+    )

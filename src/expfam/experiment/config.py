@@ -28,12 +28,13 @@ import math
 import re
 import tomllib
 import typing
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from expfam.errors import ConfigurationError
+from expfam.errors import ConfigurationError, ConfigurationWarning
 
 
 class Options(Mapping[str, Any]):
@@ -555,6 +556,40 @@ def validate_config(config: RunConfig) -> None:
         _check(value >= 1, f"[evaluate] {key} must be ≥ 1, got {value}", key)
 
 
+def config_warnings(config: RunConfig) -> list[str]:
+    r"""Settings that pass [`validate_config`][expfam.experiment.config.validate_config] but are probably a mistake.
+
+    Today one: `kl_warmup_steps ≥ n_steps`. The KL weight rises from 0 to 1 over the
+    warmup ($\beta_t = \min(1, t / T_{\text{warmup}})$), so such a run ends before it
+    optimises the full ELBO.
+
+    Returns:
+        One message per problem (empty when there is none).
+    """
+    train = config.train
+    messages = []
+    if train.kl_warmup_steps > 0 and train.kl_warmup_steps >= train.n_steps:
+        messages.append(
+            f"[train] kl_warmup_steps = {train.kl_warmup_steps} is not below n_steps = {train.n_steps}: the KL "
+            "warmup never finishes, so the run never trains on the full ELBO; lower kl_warmup_steps (e.g. to "
+            f"{train.n_steps // 4}) or raise n_steps"
+        )
+    return messages
+
+
+def warn_about_config(config: RunConfig) -> None:
+    """Issue each of [`config_warnings`][expfam.experiment.config.config_warnings] with `warnings.warn`.
+
+    The category is [`ConfigurationWarning`][expfam.errors.ConfigurationWarning]; training
+    ([`train_run`][expfam.experiment.pipeline.train_run], sweeps and
+    [`HarmoniumClustering.fit`][expfam.sklearn.HarmoniumClustering.fit]) calls it once every
+    check has passed, just before the first step; the command line prints each as one
+    `warning: ...` line on stderr.
+    """
+    for message in config_warnings(config):
+        warnings.warn(message, ConfigurationWarning, stacklevel=2)
+
+
 def flatten_config(config: RunConfig) -> dict[str, Any]:
     """`{key: value}` over all sections (keys are unique across sections except `batch_size`)."""
     flat: dict[str, Any] = {}
@@ -578,10 +613,12 @@ __all__ = [
     "TrainConfig",
     "config_from_mapping",
     "config_to_toml",
+    "config_warnings",
     "default_config",
     "load_config",
     "parse_block_learning_rates",
     "parse_block_schedule",
     "read_toml",
     "validate_config",
+    "warn_about_config",
 ]

@@ -46,7 +46,7 @@ from expfam.experiment.checks import (
     parameter_shapes,
     parse_blocks,
 )
-from expfam.experiment.config import RunConfig, validate_config
+from expfam.experiment.config import RunConfig, validate_config, warn_about_config
 from expfam.experiment.evaluation import evaluate, quick_metrics
 from expfam.experiment.runs import (
     COMPLETED,
@@ -269,6 +269,7 @@ def train_run(
     if run_dir is not None:
         write_config(run_dir, prepared.config)
         write_model_spec(run_dir, model_spec(prepared, registry))
+    warn_about_config(prepared.config)  # every check passed: the run will train
     return _train_and_write(
         prepared, run_dir, None, [], progress=progress, log=log, plots=plots, registry=registry, devices=devices
     )

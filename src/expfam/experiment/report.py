@@ -38,6 +38,7 @@ from expfam.experiment.runs import (
     read_metrics,
     require_finished,
 )
+from expfam.experiment.summary import config_differences, differences_text
 from expfam.experiment.sweep_spec import SweepSpec
 from expfam.experiment.trials import FAILED, FINISHED, PENDING, TrialResult
 
@@ -549,6 +550,9 @@ def read_run_summary(run_dir: str | Path, label: str | None = None) -> RunSummar
 def comparison_text(runs: Sequence[RunSummary]) -> str:
     """A "Comparison" section: NMI, R², Purity and Recon of each run, and each run's NMI relative to the first.
 
+    When the runs' configurations differ, a table of the keys that differ follows
+    ([`config_differences`][expfam.experiment.summary.config_differences]); nothing when they are the same.
+
     Examples:
         >>> run = RunSummary("H1", RunConfig(), {"nmi": 0.57, "r2": 0.996, "purity": 0.768, "recon": 3.34})
         >>> full = RunSummary("F1", RunConfig(), {"nmi": 0.71, "r2": 0.98, "purity": 0.82, "recon": 3.3})
@@ -575,7 +579,8 @@ def comparison_text(runs: Sequence[RunSummary]) -> str:
             lines.append(f"{header} achieves {nmi / reference:.0%} of {headers[0]}'s NMI.")
         else:
             lines.append(f"{header}: the NMI ratio to {headers[0]} is undefined (NMI {reference} and {nmi}).")
-    return "\n".join(lines)
+    differences = differences_text(headers, config_differences([run.config for run in runs]))
+    return "\n".join([*lines, "", differences] if differences else lines)
 
 
 def read_run_summaries(run_dirs: Sequence[str | Path]) -> list[RunSummary]:

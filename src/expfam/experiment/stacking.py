@@ -25,7 +25,7 @@ from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 
 from expfam.errors import TrainingDivergedError
-from expfam.experiment.config import DataConfig, RunConfig
+from expfam.experiment.config import DataConfig, RunConfig, warn_about_config
 from expfam.experiment.pipeline import (
     PreparedRun,
     RunRecorder,
@@ -105,6 +105,7 @@ def train_group(
         except Exception as error:  # a trial that cannot start is recorded; the group goes on
             outcomes[index] = error
             continue
+        warn_about_config(prepared.config)
         stack_info = {"stack": {"size": len(configs), "index": index}}
         members.append((index, prepared, RunRecorder(prepared, directory, [], plots=plots, info=stack_info)))
     if members:

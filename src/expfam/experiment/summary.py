@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from expfam.experiment.config import RunConfig
+from expfam.experiment.config import RunConfig, config_to_mapping
 
 #: The reference table's columns, in order (docs/metrics.md).
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -110,4 +111,71 @@ def format_summary(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["SUMMARY_COLUMNS", "collapse_warning", "compact_float", "format_summary", "summary_row"]
+# ----------------------------------------------------------------- configuration differences
+def _flat_items(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            flat.update(_flat_items(f"{prefix}{key}.", value))
+        else:
+            flat[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+    return flat
+
+
+def config_differences(configs: Sequence[RunConfig]) -> dict[str, list[Any]]:
+    """The configuration keys whose values differ between runs: `{"section.key": [value of each run]}`.
+
+    Keys are dotted (`train.n_steps`; option tables one level deeper,
+    `data.options.n_classes`), in the order of the configuration's sections; a key
+    that one run's tables lack has the value `None` there. Empty when every
+    configuration is the same.
+
+    Examples:
+        >>> import dataclasses
+        >>> short = dataclasses.replace(RunConfig(), train=dataclasses.replace(RunConfig().train, n_steps=10))
+        >>> config_differences([RunConfig(), short])
+        {'train.n_steps': [8000, 10]}
+    """
+    flats = [
+        _flat_items("", {f"{s}.{k}": v for s, table in config_to_mapping(c).items() for k, v in table.items()})
+        for c in configs
+    ]
+    keys = list(dict.fromkeys(key for flat in flats for key in flat))
+    values = {key: [flat.get(key) for flat in flats] for key in keys}
+    return {key: row for key, row in values.items() if any(value != row[0] for value in row[1:])}
+
+
+def _config_cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def differences_text(headers: Sequence[str], differences: Mapping[str, Sequence[Any]]) -> str:
+    """A markdown table of [`config_differences`][expfam.experiment.summary.config_differences] (empty: `""`)."""
+    if not differences:
+        return ""
+    lines = [
+        "Configuration keys that differ (from each run's config.toml):",
+        "",
+        "| Key | " + " | ".join(headers) + " |",
+        "|-----|" + "|".join("-" * (len(h) + 2) for h in headers) + "|",
+    ]
+    for key, row in differences.items():
+        lines.append(f"| {key} | " + " | ".join(_config_cell(value) for value in row) + " |")
+    return "\n".join(lines)
+
+
+__all__ = [
+    "SUMMARY_COLUMNS",
+    "collapse_warning",
+    "compact_float",
+    "config_differences",
+    "differences_text",
+    "format_summary",
+    "summary_row",
+]
