@@ -64,7 +64,7 @@ def _check_support(name: str, split: DataSplit, family: ExponentialFamily) -> No
         if not inside.all():
             row, column = (int(i) for i in np.argwhere(~inside)[0])
             raise AssertionError(
-                f"{name}: x_{part}[{row}, {column}] = {x[row, column]!r} lies outside the support of "
+                f"{name}: x_{part}[{row}, {column}] = {float(x[row, column])!r} lies outside the support of "
                 f"{family.describe()} (expected {family.support_text}); {int((~inside).sum())} counts are outside"
             )
 
