@@ -236,3 +236,28 @@ def test_bad_option_flags_exit_2_with_the_problem_before_any_file_is_written(
     assert result.exit_code == 2, result.output
     assert message in " ".join(result.stderr.split())
     assert not out.exists()
+
+
+def test_the_example_loss_term_and_dataset_pass_the_kit_with_their_options(plugin, registry):
+    import dataclasses
+
+    from expfam_extras.dataset import Stripes
+
+    from expfam.builder import build_model
+    from expfam.objective import build_objective
+    from expfam.testing import check_dataset, check_objective, random_model_params, random_observations
+
+    def mean_square(model, params, x, step, settings):
+        entries = params["likelihood"]["blocks"]["xy_scaled"]
+        value = jnp.mean(entries**2)
+        return value, value
+
+    model = build_model(
+        observable="geometric", data_dim=3, n_latent=2, n_clusters=2, blocks="xy_scaled", registry=registry
+    )
+    params = random_model_params(model, jax.random.key(0))
+    term = build_objective("l2", {"average": True}, registry=registry)
+    x = random_observations(model.observable, 0, 2)
+    assert check_objective(term, model, params, x, key=jax.random.key(1), exact=mean_square, n_draws=4)["unbiased"]
+    report = check_dataset(dataclasses.replace(Stripes(), n_images=40, side=3), n_trials=4)
+    assert report == {"shapes": True, "support": True, "labels": True, "determinism": True}
