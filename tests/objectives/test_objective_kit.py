@@ -100,3 +100,15 @@ class SqrtAtZero(Objective):
 def test_a_term_with_a_non_finite_gradient_is_named_with_the_parameter() -> None:
     with pytest.raises(AssertionError, match=r"'sqrt_at_zero'.*gradient.*not finite at params\['rho_y'\]"):
         check_objective(SqrtAtZero(), MODEL, PARAMS, X, key=jax.random.key(5))
+
+
+def test_the_loss_term_page_lists_every_model_member_the_built_in_terms_call() -> None:
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    sources = [*sorted((root / "src" / "objectives").glob("*.py")), root / "src" / "expfam" / "objective.py"]
+    used = {m for path in sources for m in re.findall(r"\bmodel\.((?:mixture\.)?[a-z_]+)", path.read_text())}
+    page = (root / "docs" / "loss-term-api.md").read_text()
+    assert used, "no model members found in the built-in terms"
+    assert not {member for member in used if f"model.{member}" not in page}, sorted(used)
