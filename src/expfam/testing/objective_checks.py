@@ -12,8 +12,7 @@ on a small model and checks:
   train, docs/stacking.md) a slice equals the unbatched jitted call (float64 roundoff);
 * **unbiased** (when an exact target is given): over `n_draws` keys the mean value, the mean
   contribution and the mean gradient agree with the exact quantity, computed by enumerating
-  every latent state, within $|z| < 5$
-  ([`Z_LIMIT`][expfam.testing._assertions.Z_LIMIT]).
+  every latent state, within $|z| < 5$ (`expfam.testing.Z_LIMIT`).
 
 An exact target is a function `exact(model, params, x, step, settings) -> (contribution, value)`,
 differentiable in `params`: what the term's draws average to. The targets of the built-in
@@ -38,14 +37,14 @@ from expfam.objective import Objective, ObjectiveSettings, warmup
 from expfam.testing._assertions import assert_close, assert_z_scores, require_x64
 from expfam.testing.model_checks import enumerate_states, exact_elbo
 
-#: `exact(model, params, x, step, settings) -> (contribution, value)`, differentiable in `params`.
 ExactTarget = Callable[[Harmonium, Params, Array, Array, ObjectiveSettings], tuple[Array, Array]]
+"""`exact(model, params, x, step, settings) -> (contribution, value)`, differentiable in `params`."""
 
-#: Settings of the check: no warmups unless given, few samples (small, fast draws).
 CHECK_SETTINGS = ObjectiveSettings(kl_warmup_steps=0, conj_warmup_steps=0, n_mc_samples=4, n_prior_samples=16)
+"""Settings of the check: no warmups unless given, few samples (small, fast draws)."""
 
-#: Relative tolerance between the jitted and the vmapped calls (same keys, float64).
 TRANSFORM_RTOL: float = 1e-7
+"""Relative tolerance between the jitted and the vmapped calls (same keys, float64)."""
 
 
 # ----------------------------------------------------------------- exact targets
@@ -132,7 +131,6 @@ def exact_posterior_entropy_target(
     return -entropy, entropy
 
 
-#: The exact target of each built-in loss term, by registry name.
 BUILTIN_TARGETS: dict[str, ExactTarget] = {
     "elbo": exact_elbo_target,
     "rao_blackwell_elbo": exact_elbo_target,
@@ -141,6 +139,7 @@ BUILTIN_TARGETS: dict[str, ExactTarget] = {
     "prior_entropy": exact_prior_entropy_target,
     "posterior_entropy": exact_posterior_entropy_target,
 }
+"""The exact target of each built-in loss term, by registry name."""
 
 
 # ----------------------------------------------------------------------- checks
