@@ -158,7 +158,7 @@ class ResidualObjective(Objective):
 
 def objective_options(term: object) -> list[str]:
     """The options a loss term accepts: the fields of a dataclass term (none otherwise)."""
-    return [f.name for f in dataclasses.fields(term)] if dataclasses.is_dataclass(term) else []  # type: ignore[arg-type]
+    return [f.name for f in dataclasses.fields(term)] if dataclasses.is_dataclass(term) else []
 
 
 def build_objective(name: str, options: Mapping[str, Any] | None = None, *, registry: Registry | None = None) -> Any:
