@@ -261,3 +261,10 @@ def test_the_example_loss_term_and_dataset_pass_the_kit_with_their_options(plugi
     assert check_objective(term, model, params, x, key=jax.random.key(1), exact=mean_square, n_draws=4)["unbiased"]
     report = check_dataset(dataclasses.replace(Stripes(), n_images=40, side=3), n_trials=4)
     assert report == {"shapes": True, "support": True, "labels": True, "determinism": True}
+
+
+def test_resume_refuses_option_flags_since_the_run_keeps_its_own(registry, tmp_path):
+    flags = ["--block-option", "xy_scaled.init_scale=0.25", "--loss-option", "l2.average=true"]
+    result = CliRunner().invoke(create_app(registry), ["train", "--resume", str(tmp_path / "run"), *flags])
+    assert result.exit_code == 2, result.output
+    assert "drop --block-option, --loss-option" in " ".join(result.stderr.split())
