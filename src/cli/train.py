@@ -123,7 +123,7 @@ def parse_loss(values: list[str]) -> dict[str, float]:
 
 
 def parse_option_flags(values: list[str], flag: str) -> dict[str, dict[str, Any]]:
-    """`["xy_scaled.init_scale=0.5", ...]` as `{"xy_scaled": {"init_scale": 0.5}}`.
+    r"""`["xy_scaled.init_scale=0.5", ...]` as `{"xy_scaled": {"init_scale": 0.5}}`.
 
     `VALUE` is read as a TOML scalar: an integer, a float, `true`/`false` or a quoted
     string; a bare word that is not TOML (`fast`) is taken as a string. A later flag for the
@@ -159,7 +159,7 @@ _FLAG_EXAMPLES = {"--block-option": "xy_scaled.init_scale=0.5", "--loss-option":
 
 
 def _merged(base: Options, flags: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """`base` (`{name: {key: value}}` from the config file) with `flags` laid over it, key by key."""
+    r"""`base` (`{name: {key: value}}` from the config file) with `flags` laid over it, key by key."""
     merged = {name: dict(table) for name, table in base.to_dict().items()}
     for name, table in flags.items():
         merged.setdefault(name, {}).update(table)

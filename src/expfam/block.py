@@ -52,7 +52,7 @@ class ClusterAffine:
 
 
 class InteractionBlock(abc.ABC):
-    """Abstract interaction block; the registry name is the class variable `name`.
+    r"""Abstract interaction block; the registry name is the class variable `name`.
 
     Fields of concrete blocks: `observable_size` (D, the observable's coupled
     size), `latent_size` (n) and `n_clusters` (K).
@@ -110,7 +110,7 @@ class InteractionBlock(abc.ABC):
 
 
 def check_block_params(block: InteractionBlock) -> None:
-    """Refuse a block whose `init` does not return one array of shape `param_shape()`.
+    r"""Refuse a block whose `init` does not return one array of shape `param_shape()`.
 
     Shapes only (`jax.eval_shape`, nothing is computed); called when a model is built
     ([`build_model`][expfam.builder.build_model]) and when it is initialised.
@@ -137,7 +137,7 @@ def check_block_params(block: InteractionBlock) -> None:
 
 
 def _describe(value: Any) -> str:
-    """`a dict with keys ['U', 'V']`, `a tuple of 2 arrays`, ...: what `init` returned, in words."""
+    r"""`a dict with keys ['U', 'V']`, `a tuple of 2 arrays`, ...: what `init` returned, in words."""
     if isinstance(value, dict):
         return f"a dict with keys {sorted(map(str, value))}"
     if isinstance(value, (tuple, list)):

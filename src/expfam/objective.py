@@ -99,7 +99,7 @@ class ObjectiveSettings:
 
 
 class Objective(abc.ABC):
-    """Abstract loss term; the registry name is the class variable `name`.
+    r"""Abstract loss term; the registry name is the class variable `name`.
 
     A term registers an instance. Its options are the fields of its frozen dataclass
     (`[train.loss_options.NAME]` in a run.toml, `--loss-option NAME.KEY=VALUE`): the
@@ -157,12 +157,12 @@ class ResidualObjective(Objective):
 
 
 def objective_options(term: object) -> list[str]:
-    """The options a loss term accepts: the fields of a dataclass term (none otherwise)."""
+    r"""The options a loss term accepts: the fields of a dataclass term (none otherwise)."""
     return [f.name for f in dataclasses.fields(term)] if dataclasses.is_dataclass(term) else []
 
 
 def build_objective(name: str, options: Mapping[str, Any] | None = None, *, registry: Registry | None = None) -> Any:
-    """The registered loss term `name`, with `options` set (`[train.loss_options.NAME]`, `--loss-option`).
+    r"""The registered loss term `name`, with `options` set (`[train.loss_options.NAME]`, `--loss-option`).
 
     A term's options are the fields of its dataclass: the registered instance is copied with
     `dataclasses.replace(term, **options)`, so the term's own `__post_init__` checks the values.

@@ -132,7 +132,7 @@ def observable_options(config: RunConfig, registry: Registry) -> dict[str, Any]:
 
 
 def check_loss_weights(config: RunConfig, registry: Registry) -> None:
-    """Every name of `[train.loss_weights]` is a registered loss term (else the error lists them), and
+    r"""Every name of `[train.loss_weights]` is a registered loss term (else the error lists them), and
     every table of `[train.loss_options]` names a term of the loss and only options that term has."""
     for name in config.train.loss_weights:
         registry.objective(name)

@@ -38,24 +38,24 @@ from expfam.testing._assertions import assert_close, assert_z_scores, require_x6
 from expfam.testing.model_checks import enumerate_states, exact_elbo
 
 ExactTarget = Callable[[Harmonium, Params, Array, Array, ObjectiveSettings], tuple[Array, Array]]
-"""`exact(model, params, x, step, settings) -> (contribution, value)`, differentiable in `params`."""
+r"""`exact(model, params, x, step, settings) -> (contribution, value)`, differentiable in `params`."""
 
 CHECK_SETTINGS = ObjectiveSettings(kl_warmup_steps=0, conj_warmup_steps=0, n_mc_samples=4, n_prior_samples=16)
-"""Settings of the check: no warmups unless given, few samples (small, fast draws)."""
+r"""Settings of the check: no warmups unless given, few samples (small, fast draws)."""
 
 TRANSFORM_RTOL: float = 1e-7
-"""Relative tolerance between the jitted and the vmapped calls (same keys, float64)."""
+r"""Relative tolerance between the jitted and the vmapped calls (same keys, float64)."""
 
 
 # ----------------------------------------------------------------- exact targets
 def _log_prior(model: Harmonium, params: Params) -> tuple[Array, Array, Array]:
-    """`log p(z)` at every enumerated state, with the states `(y, k)`."""
+    r"""`log p(z)` at every enumerated state, with the states `(y, k)`."""
     y, k = enumerate_states(model)
     return jax.vmap(model.mixture.log_density, in_axes=(None, 0, 0))(params["prior"], y, k), y, k
 
 
 def _log_posterior(model: Harmonium, params: Params, x: Array) -> tuple[Array, Array, Array]:
-    """`log q(z | x_b)` at every enumerated state, `(B, Z)`, with the states."""
+    r"""`log q(z | x_b)` at every enumerated state, `(B, Z)`, with the states."""
     y, k = enumerate_states(model)
     posterior = model.posterior_params(params, x)
     return jax.vmap(lambda one: model.posterior_log_density(one, y, k))(posterior), y, k
@@ -139,14 +139,14 @@ BUILTIN_TARGETS: dict[str, ExactTarget] = {
     "prior_entropy": exact_prior_entropy_target,
     "posterior_entropy": exact_posterior_entropy_target,
 }
-"""The exact target of each built-in loss term, by registry name."""
+r"""The exact target of each built-in loss term, by registry name."""
 
 
 # ----------------------------------------------------------------------- checks
 def _evaluate(
     term: Objective, model: Harmonium, settings: ObjectiveSettings, params: Params, x: Array, key: Array, step: Array
 ) -> tuple[Array, Array, Params]:
-    """`(contribution, value, ∇contribution)` of one call."""
+    r"""`(contribution, value, ∇contribution)` of one call."""
 
     def contribution(p: Params) -> tuple[Array, Array]:
         return term(model, p, x, key, step, settings)
@@ -160,7 +160,7 @@ def _label(term: Objective) -> str:
 
 
 def _flat(result: tuple[Array, Array, Params]) -> np.ndarray:
-    """Contribution, value and every gradient entry as one float64 vector (a leading draw axis kept)."""
+    r"""Contribution, value and every gradient entry as one float64 vector (a leading draw axis kept)."""
     total, value, grads = result
     leaves = [np.asarray(total)[..., None], np.asarray(value)[..., None]]
     leaves += [np.asarray(leaf).reshape((*np.shape(total), -1)) for leaf in jax.tree.leaves(grads)]
@@ -191,7 +191,7 @@ def _draws(
     step: Array,
     n_draws: int,
 ) -> np.ndarray:
-    """`n_draws` calls at `params` and one at other parameters, in one `jax.vmap` over keys and parameters.
+    r"""`n_draws` calls at `params` and one at other parameters, in one `jax.vmap` over keys and parameters.
 
     The first and the last slice must equal the unbatched jitted calls (the vmap property);
     returns the `n_draws` draws at `params`.

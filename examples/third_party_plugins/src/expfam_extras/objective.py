@@ -22,7 +22,7 @@ from expfam.objective import Objective, ObjectiveSettings
 @final
 @dataclass(frozen=True)
 class L2Penalty(Objective):
-    """``Σ_b ‖W_b‖²`` over the blocks (its mean with ``average``); weight it with ``[train.loss_weights] l2 = ...``."""
+    r"""``Σ_b ‖W_b‖²`` over the blocks (its mean with ``average``); weight it with ``[train.loss_weights] l2 = ...``."""
 
     name: ClassVar[str] = "l2"
 
