@@ -1,11 +1,14 @@
 """`expfam train`: train one run and write its run directory.
 
-Every key of the `[model]`, `[data]` and `[train]` sections of the run configuration is a flag
-(`learning_rate` → `--learning-rate`). A flag given on the command line overrides `--config FILE`, which
-overrides the defaults of [`expfam.experiment.config.RunConfig`][expfam.experiment.config.RunConfig] for the
-chosen block set ([`expfam.experiment.config.default_config`][expfam.experiment.config.default_config]);
-`[evaluate]` and the option tables (`[model.observable_options]`, `[model.block_options.NAME]`,
-`[data.options]`) come from the file only; `--loss NAME=WEIGHT` (repeatable) adds to `[train.loss_weights]`.
+Every key of the `[model]`, `[data]` and `[train]` sections of the run
+configuration is a flag (`learning_rate` → `--learning-rate`). A flag given
+on the command line overrides `--config FILE`, which overrides the defaults
+of [`RunConfig`][expfam.experiment.config.RunConfig] for the chosen block set
+([`default_config`][expfam.experiment.config.default_config]); `[evaluate]` and the option tables
+(`[model.observable_options]`, `[data.options]`) come from the file only;
+`--loss NAME=WEIGHT` (repeatable) adds to `[train.loss_weights]`, and
+`--block-option NAME.KEY=VALUE` and `--loss-option NAME.KEY=VALUE` (repeatable) set keys
+of `[model.block_options.NAME]` and `[train.loss_options.NAME]` over the file's.
 `--resume RUN_DIR` continues an interrupted run from its checkpoint.
 """
 
@@ -13,6 +16,7 @@ import contextlib
 import dataclasses
 import inspect
 import json
+import tomllib
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -118,6 +122,50 @@ def parse_loss(values: list[str]) -> dict[str, float]:
     return weights
 
 
+def parse_option_flags(values: list[str], flag: str) -> dict[str, dict[str, Any]]:
+    r"""`["xy_scaled.init_scale=0.5", ...]` as `{"xy_scaled": {"init_scale": 0.5}}`.
+
+    `VALUE` is read as a TOML scalar: an integer, a float, `true`/`false` or a quoted
+    string; a bare word that is not TOML (`fast`) is taken as a string. A later flag for the
+    same `NAME.KEY` wins.
+
+    Raises:
+        ConfigurationError: an item that is not `NAME.KEY=VALUE`, or a value that is a TOML
+            array, table or date (exit 2, before any work).
+    """
+    tables: dict[str, dict[str, Any]] = {}
+    for item in values:
+        target, sep, text = item.partition("=")
+        name, dot, key = target.strip().partition(".")
+        if not sep or not dot or not name.strip() or not key.strip() or not text.strip():
+            raise ConfigurationError(
+                f"{flag} {item!r}: expected NAME.KEY=VALUE, e.g. {flag} {_FLAG_EXAMPLES[flag]}", offending=item
+            )
+        try:
+            value = tomllib.loads(f"value = {text.strip()}")["value"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()  # a bare word: a string
+        if not isinstance(value, (bool, int, float, str)):
+            raise ConfigurationError(
+                f"{flag} {item!r}: the value must be a number, true/false or a string, got "
+                f"{type(value).__name__} {text.strip()!r}; set tables and lists in the config file",
+                offending=item,
+            )
+        tables.setdefault(name.strip(), {})[key.strip()] = value
+    return tables
+
+
+_FLAG_EXAMPLES = {"--block-option": "xy_scaled.init_scale=0.5", "--loss-option": "l2.average=true"}
+
+
+def _merged(base: Options, flags: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    r"""`base` (`{name: {key: value}}` from the config file) with `flags` laid over it, key by key."""
+    merged = {name: dict(table) for name, table in base.to_dict().items()}
+    for name, table in flags.items():
+        merged.setdefault(name, {}).update(table)
+    return merged
+
+
 def _parameter(name: str, annotation: Any, default: Any = None) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
@@ -161,6 +209,14 @@ def make_command(registry: Registry | None = None) -> Any:
     out_help = "Run directory. (default: runs/<block>-<YYYYmmdd-HHMMSS>)"
     overwrite_help = "Replace the run files of an existing non-empty --out."
     loss_help = "A loss term and its weight, NAME=WEIGHT (repeatable); 0 turns a term off. Terms: {objectives}."
+    block_option_help = (
+        "An option of a block, NAME.KEY=VALUE (repeatable; VALUE a TOML number, true/false or string), "
+        "over [model.block_options.NAME] of --config."
+    )
+    loss_option_help = (
+        "An option of a loss term, NAME.KEY=VALUE (repeatable; VALUE a TOML number, true/false or string), "
+        "over [train.loss_options.NAME] of --config."
+    )
     resume_help = "Continue the interrupted run RUN_DIR from its last checkpoint (other options not allowed)."
     parameters += [
         _parameter(
@@ -168,6 +224,20 @@ def make_command(registry: Registry | None = None) -> Any:
             Annotated[
                 list[str] | None,
                 typer.Option("--loss", help=loss_help.format(objectives=names["objectives"]), metavar="NAME=WEIGHT"),
+            ],
+        ),
+        _parameter(
+            "block_option",
+            Annotated[
+                list[str] | None,
+                typer.Option("--block-option", help=block_option_help, metavar="NAME.KEY=VALUE"),
+            ],
+        ),
+        _parameter(
+            "loss_option",
+            Annotated[
+                list[str] | None,
+                typer.Option("--loss-option", help=loss_option_help, metavar="NAME.KEY=VALUE"),
             ],
         ),
         _parameter("resume", Annotated[Path | None, typer.Option("--resume", metavar="RUN_DIR", help=resume_help)]),
@@ -189,9 +259,12 @@ def make_command(registry: Registry | None = None) -> Any:
         config_file, out, overwrite = options.pop("config"), options.pop("out"), options.pop("overwrite")
         json_output, devices = options.pop("json_output"), options.pop("devices")
         loss, resume = options.pop("loss") or [], options.pop("resume")
+        block_flags = parse_option_flags(options.pop("block_option") or [], "--block-option")
+        loss_flags = parse_option_flags(options.pop("loss_option") or [], "--loss-option")
         given = [f"--{key.replace('_', '-')}" for key, value in options.items() if value is not None]
         if resume is not None:
             extra = given + [flag for flag, value in (("--config", config_file), ("--out", out)) if value is not None]
+            extra += [flag for flag, value in (("--block-option", block_flags), ("--loss-option", loss_flags)) if value]
             if extra or loss or overwrite:
                 raise ConfigurationError(
                     f"--resume continues RUN_DIR with its own config.toml; drop {', '.join(extra or ['--loss'])}",
@@ -215,6 +288,10 @@ def make_command(registry: Registry | None = None) -> Any:
             }
             if loss:
                 overrides["train"]["loss_weights"] = {**base.train.loss_weights, **parse_loss(loss)}
+            if block_flags:  # flags win over [model.block_options.NAME] of --config, key by key
+                overrides["model"]["block_options"] = _merged(base.model.block_options, block_flags)
+            if loss_flags:
+                overrides["train"]["loss_options"] = _merged(base.train.loss_options, loss_flags)
             config = config_from_mapping(overrides, base)
             out = out if out is not None else Path("runs") / default_run_name(config)
             bar = ProgressBar()

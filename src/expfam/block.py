@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 import jax
 
+from expfam.errors import ConfigurationError
 from expfam.family import Array
 
 LatentStatistics = dict[str, Array]
@@ -52,10 +53,18 @@ class ClusterAffine:
 
 
 class InteractionBlock(abc.ABC):
-    """Abstract interaction block; the registry name is the class variable `name`.
+    r"""Abstract interaction block; the registry name is the class variable `name`.
 
     Fields of concrete blocks: `observable_size` (D, the observable's coupled
     size), `latent_size` (n) and `n_clusters` (K).
+
+    **One array of parameters.** A block's parameters are *one* array of shape
+    `param_shape()`: `init` returns it, and `offset`, `offset_from_statistics`, `adjoint`
+    and `cluster_affine` receive it. A dict, tuple or list of arrays is refused when the
+    model is built ([`check_block_params`][expfam.block.check_block_params]). A block with
+    several factors packs them into one array (e.g. stack `U` `(D, r)` and `V` `(n, r)` as
+    one `(D + n, r)` array) and slices them apart in its methods; pytree parameters are
+    planned with the model redesign.
     """
 
     name: ClassVar[str]
@@ -99,6 +108,42 @@ class InteractionBlock(abc.ABC):
         """
         del params
         return None
+
+
+def check_block_params(block: InteractionBlock) -> None:
+    r"""Refuse a block whose `init` does not return one array of shape `param_shape()`.
+
+    Shapes only (`jax.eval_shape`, nothing is computed); called when a model is built
+    ([`build_model`][expfam.builder.build_model]) and when it is initialised.
+
+    Raises:
+        ConfigurationError: naming the block, what its `init` returned and the fix.
+    """
+    name = f"block {getattr(block, 'name', '?')!r} ({type(block).__name__})"
+    returned = jax.eval_shape(block.init, jax.random.key(0))
+    if not isinstance(returned, jax.ShapeDtypeStruct):
+        raise ConfigurationError(
+            f"{name}: init returned {_describe(returned)}, but a block's parameters must be one array of shape "
+            "param_shape(); pack the factors into one array (e.g. concatenate or stack them) and slice them "
+            "apart in offset, offset_from_statistics and adjoint (docs/blocks.md, 'One parameter array')",
+            offending=_describe(returned),
+        )
+    expected = tuple(block.param_shape())
+    if tuple(returned.shape) != expected:
+        raise ConfigurationError(
+            f"{name}: init returned an array of shape {tuple(returned.shape)}, but param_shape() is {expected}; "
+            "make the two agree",
+            offending=tuple(returned.shape),
+        )
+
+
+def _describe(value: Any) -> str:
+    r"""`a dict with keys ['U', 'V']`, `a tuple of 2 arrays`, ...: what `init` returned, in words."""
+    if isinstance(value, dict):
+        return f"a dict with keys {sorted(map(str, value))}"
+    if isinstance(value, (tuple, list)):
+        return f"a {type(value).__name__} of {len(value)} items"
+    return f"a {type(value).__name__}"
 
 
 def register_block(cls: type[Any]) -> type[Any]:

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from expfam.block import check_block_params
 from expfam.errors import ConfigurationError
 from expfam.family import ExponentialFamily
 from expfam.mixture import LatentMixture
@@ -125,13 +126,15 @@ def build_block(
                 offending=unknown,
             )
     try:
-        return cls(observable_size=observable_size, latent_size=latent_size, n_clusters=n_clusters, **dict(options))
+        block = cls(observable_size=observable_size, latent_size=latent_size, n_clusters=n_clusters, **dict(options))
     except TypeError as error:
         raise ConfigurationError(
             f"block {name!r} does not accept options {dict(options)!r} ({error}); "
             "see the block's documentation for its options",
             offending=options,
         ) from None
+    check_block_params(block)
+    return block
 
 
 def build_model(spec: ModelSpec | None = None, *, registry: Registry | None = None, **fields: Any) -> Harmonium:

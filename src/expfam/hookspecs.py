@@ -38,9 +38,10 @@ def expfam_families() -> Sequence[type]:
 
 @hookspec
 def expfam_blocks() -> Sequence[type]:
-    """Return interaction-block classes (subclasses of `InteractionBlock`).
+    r"""Return interaction-block classes (subclasses of `InteractionBlock`).
 
-    Each class carries its registry name in the class variable `name`.
+    Each class carries its registry name in the class variable `name`; its parameters are
+    one array of shape `param_shape()` (docs/blocks.md, "One parameter array").
     """
 
 
@@ -51,7 +52,11 @@ def expfam_block_sets() -> Mapping[str, Sequence[str]]:
 
 @hookspec
 def expfam_objectives() -> Sequence[Any]:
-    """Return loss-term objects (instances of `Objective`), each with a `name`."""
+    r"""Return loss-term objects (instances of `Objective`), each with a `name`.
+
+    A term that is a frozen dataclass takes its fields as options (`[train.loss_options.NAME]`,
+    `--loss-option NAME.KEY=VALUE`); the instance returned here carries the defaults.
+    """
 
 
 @hookspec

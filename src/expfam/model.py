@@ -42,7 +42,7 @@ import numpy as np
 
 from expfam import posterior as batched
 from expfam.affine import cluster_affine_sorted
-from expfam.block import ClusterAffine, InteractionBlock
+from expfam.block import ClusterAffine, InteractionBlock, check_block_params
 from expfam.errors import ShapeError
 from expfam.families.categorical import full_logits
 from expfam.family import Array, ExponentialFamily
@@ -97,6 +97,9 @@ class Harmonium:
         }
         bias = self.observable.initialize(keys[3], data=data)
         blocks = {block.name: block.init(block_key) for block, block_key in zip(self.blocks, keys[4:], strict=True)}
+        for block in self.blocks:  # one array per block (InteractionBlock); else name the block and the fix
+            if not hasattr(blocks[block.name], "shape"):
+                check_block_params(block)
         return {
             "prior": prior,
             "likelihood": {"a": bias, "blocks": blocks},

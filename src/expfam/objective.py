@@ -27,10 +27,11 @@ Examples:
 from __future__ import annotations
 
 import abc
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -98,7 +99,14 @@ class ObjectiveSettings:
 
 
 class Objective(abc.ABC):
-    """Abstract loss term; the registry name is the class variable `name`."""
+    r"""Abstract loss term; the registry name is the class variable `name`.
+
+    A term registers an instance. Its options are the fields of its frozen dataclass
+    (`[train.loss_options.NAME]` in a run.toml, `--loss-option NAME.KEY=VALUE`): the
+    registered instance carries the defaults and
+    [`build_objective`][expfam.objective.build_objective] copies it with the options set.
+    The model methods a term may call are listed in docs/loss-term-api.md.
+    """
 
     name: ClassVar[str]
 
@@ -148,6 +156,36 @@ class ResidualObjective(Objective):
             return self.finish(model, params, x, step, settings, states, model.residual_sets(params, [states])[0])
 
 
+def objective_options(term: object) -> list[str]:
+    r"""The options a loss term accepts: the fields of a dataclass term (none otherwise)."""
+    return [f.name for f in dataclasses.fields(term)] if dataclasses.is_dataclass(term) else []
+
+
+def build_objective(name: str, options: Mapping[str, Any] | None = None, *, registry: Registry | None = None) -> Any:
+    r"""The registered loss term `name`, with `options` set (`[train.loss_options.NAME]`, `--loss-option`).
+
+    A term's options are the fields of its dataclass: the registered instance is copied with
+    `dataclasses.replace(term, **options)`, so the term's own `__post_init__` checks the values.
+
+    Raises:
+        UnknownNameError: `name` is not a registered loss term.
+        ConfigurationError: an option the term does not have, naming the term and the options it has.
+    """
+    term = (registry or get_registry()).objective(name)
+    if not options:
+        return term
+    accepted = objective_options(term)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ConfigurationError(
+            f"loss term {name!r} has no option(s) {', '.join(unknown)}; it accepts "
+            f"{', '.join(accepted) or 'no options'} ([train.loss_options.{name}] in a run.toml, or "
+            f"--loss-option {name}.KEY=VALUE)",
+            offending=unknown,
+        )
+    return dataclasses.replace(term, **dict(options))
+
+
 LossFunction = Callable[[Params, Array, Array, Array], tuple[Array, dict[str, Array]]]
 #: `loss_fn(params, x, key, step, weights, settings)`: [`make_weighted_loss`][expfam.objective.make_weighted_loss]'s function.
 WeightedLossFunction = Callable[
@@ -161,6 +199,7 @@ def make_weighted_loss(
     *,
     rho_mode: str = "learned",
     registry: Registry | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> WeightedLossFunction:
     r"""The terms `names` combined with weights and settings given at call time.
 
@@ -168,14 +207,23 @@ def make_weighted_loss(
     `(Σ_t w_t · contribution_t, {term: value})`; `weights` (`{term: w_t}`, every name) and the
     warmups of `settings` may be traced arrays, so one compiled step serves many trials
     ([`expfam.experiment.stacked`][expfam.experiment.stacked]). Keys: `split(key, len(names) + 1)`, term `t` gets the
-    `t`-th and the analytic ρ fit the last.
+    `t`-th and the analytic ρ fit the last. `options` is `{term: {option: value}}`
+    ([`build_objective`][expfam.objective.build_objective]); a term it names must be one of `names`.
     """
     registry = registry or get_registry()
+    options = options or {}
     if rho_mode not in RHO_MODES:
         raise ConfigurationError(f"rho_mode must be one of {RHO_MODES}, got {rho_mode!r}", offending=rho_mode)
     if not names:
         raise ConfigurationError("no loss terms given; name at least one, e.g. {'elbo': 1.0}", offending=names)
-    terms = [(name, registry.objective(name)) for name in names]
+    unused = sorted(set(options) - set(names))
+    if unused:
+        raise ConfigurationError(
+            f"loss options for {unused}, which the loss does not use (its terms: {', '.join(names)}); "
+            "remove them or give the terms a weight",
+            offending=unused,
+        )
+    terms = [(name, build_objective(name, options.get(name), registry=registry)) for name in names]
 
     def loss_fn(
         params: Params, x: Array, key: Array, step: Array, weights: Mapping[str, Array], settings: ObjectiveSettings
@@ -213,6 +261,7 @@ def make_loss(
     *,
     rho_mode: str = "learned",
     registry: Registry | None = None,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> LossFunction:
     r"""Combine registered loss terms by name and weight into one loss function.
 
@@ -223,6 +272,8 @@ def make_loss(
         rho_mode: `"learned"` (ρ_y is a parameter) or `"analytic"` (ρ_y is
             refit by least squares on prior samples at every step, docs/model.md).
         registry: where term names are looked up.
+        options: `{term: {option: value}}`, the terms' own options
+            ([`build_objective`][expfam.objective.build_objective]).
 
     Returns:
         `loss_fn(params, x, key, step) -> (loss, {term: value, ...})`.
@@ -234,7 +285,7 @@ def make_loss(
         if not isinstance(weight, (int, float)) or not math.isfinite(weight):
             raise ConfigurationError(f"weight of loss term {name!r} must be a finite number, got {weight!r}")
     fixed = {name: float(weight) for name, weight in weights.items()}
-    weighted = make_weighted_loss(model, list(fixed), rho_mode=rho_mode, registry=registry)
+    weighted = make_weighted_loss(model, list(fixed), rho_mode=rho_mode, registry=registry, options=options)
 
     def loss_fn(params: Params, x: Array, key: Array, step: Array) -> tuple[Array, dict[str, Array]]:
         return weighted(params, x, key, step, fixed, settings)  # type: ignore[arg-type]

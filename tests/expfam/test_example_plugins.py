@@ -166,3 +166,105 @@ def test_the_installed_package_trains_from_the_expfam_script(tmp_path, run_toml)
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert (out / "metrics.json").is_file() and "l2" in read_history(out)[0]
+
+
+def test_option_flags_are_read_as_toml_scalars_and_a_later_flag_wins():
+    from cli.train import parse_option_flags
+
+    parsed = parse_option_flags(
+        ["xy.a=1", "xy.b=1.5", "xy.c=true", 'xy.d="two words"', "xy.e=fast", "l2.average=false", "xy.a=2"],
+        "--block-option",
+    )
+    assert parsed == {"xy": {"a": 2, "b": 1.5, "c": True, "d": "two words", "e": "fast"}, "l2": {"average": False}}
+    assert type(parsed["xy"]["a"]) is int and type(parsed["xy"]["b"]) is float
+
+
+def test_the_l2_option_average_divides_the_penalty_by_the_number_of_entries(registry):
+    from expfam.builder import build_model
+    from expfam.objective import make_loss
+
+    model = build_model(
+        observable="geometric", data_dim=4, n_latent=3, n_clusters=2, blocks="xy_scaled", registry=registry
+    )
+    params = model.init(jax.random.key(0))
+    x = jnp.ones((2, 4))
+    weights = {"elbo": 1.0, "l2": 1.0}
+    _, summed = make_loss(model, weights, registry=registry)(params, x, jax.random.key(1), 0)
+    loss = make_loss(model, weights, registry=registry, options={"l2": {"average": True}})
+    _, averaged = loss(params, x, jax.random.key(1), 0)
+    expected = float(jnp.sum(params["likelihood"]["blocks"]["xy_scaled"] ** 2))
+    assert float(summed["l2"]) == pytest.approx(expected, rel=1e-12)
+    assert float(averaged["l2"]) == pytest.approx(expected / 12, rel=1e-12)
+
+
+def test_block_and_loss_options_from_flags_win_over_the_config_and_the_run_reloads_them(registry, run_toml, tmp_path):
+    run_toml.write_text(RUN_TOML + "\n[train.loss_options.l2]\naverage = false\n")
+    out = tmp_path / "run"
+    flags = ["--block-option", "xy_scaled.init_scale=0.25", "--loss-option", "l2.average=true"]
+    arguments = ["train", *FLAGS, *flags, "--config", str(run_toml), "--out", str(out)]
+    result = CliRunner().invoke(create_app(registry), arguments)
+    assert result.exit_code == 0, result.output
+    config = read_config(out)
+    assert config.model.block_options.to_dict() == {"xy_scaled": {"init_scale": 0.25}}
+    assert config.train.loss_options.to_dict() == {"l2": {"average": True}}
+    assert "loss_options = {l2 = {average = true}}" in (out / "config.toml").read_text()
+    run = expfam.load_run(out, registry=registry)
+    assert run.model.blocks[0].init_scale == 0.25 and run.config.train.loss_options == config.train.loss_options
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--block-option", "xy_scaled=0.5"], "--block-option 'xy_scaled=0.5': expected NAME.KEY=VALUE"),
+        (["--block-option", "xy_scaled.init_scale"], "expected NAME.KEY=VALUE, e.g. --block-option xy_scaled.init"),
+        (["--loss-option", "l2.average="], "--loss-option 'l2.average=': expected NAME.KEY=VALUE"),
+        (["--loss-option", "l2.average=[1, 2]"], "the value must be a number, true/false or a string, got list"),
+        (["--loss-option", "l2.avg=true"], "loss term 'l2' has no option(s) avg; it accepts average"),
+        (["--loss-option", "elbo.beta=2"], "loss term 'elbo' has no option(s) beta; it accepts no options"),
+        (["--loss-option", "l2.average=yes"], "loss term 'l2': average must be true or false, got 'yes'"),
+        (["--block-option", "xy_scaled.init_scal=1"], "block 'xy_scaled' has no option(s) init_scal"),
+        (["--loss-option", "prior_l2.scale=1"], "[train.loss_options] has options for prior_l2, which the loss does"),
+    ],
+)
+def test_bad_option_flags_exit_2_with_the_problem_before_any_file_is_written(
+    registry, run_toml, tmp_path, flags, message
+):
+    out = tmp_path / "never"
+    result = CliRunner().invoke(
+        create_app(registry), ["train", *FLAGS, *flags, "--config", str(run_toml), "--out", str(out)]
+    )
+    assert result.exit_code == 2, result.output
+    assert message in " ".join(result.stderr.split())
+    assert not out.exists()
+
+
+def test_the_example_loss_term_and_dataset_pass_the_kit_with_their_options(plugin, registry):
+    import dataclasses
+
+    from expfam_extras.dataset import Stripes
+
+    from expfam.builder import build_model
+    from expfam.objective import build_objective
+    from expfam.testing import check_dataset, check_objective, random_model_params, random_observations
+
+    def mean_square(model, params, x, step, settings):
+        entries = params["likelihood"]["blocks"]["xy_scaled"]
+        value = jnp.mean(entries**2)
+        return value, value
+
+    model = build_model(
+        observable="geometric", data_dim=3, n_latent=2, n_clusters=2, blocks="xy_scaled", registry=registry
+    )
+    params = random_model_params(model, jax.random.key(0))
+    term = build_objective("l2", {"average": True}, registry=registry)
+    x = random_observations(model.observable, 0, 2)
+    assert check_objective(term, model, params, x, key=jax.random.key(1), exact=mean_square, n_draws=4)["unbiased"]
+    report = check_dataset(dataclasses.replace(Stripes(), n_images=40, side=3), n_trials=4)
+    assert report == {"shapes": True, "support": True, "labels": True, "determinism": True}
+
+
+def test_resume_refuses_option_flags_since_the_run_keeps_its_own(registry, tmp_path):
+    flags = ["--block-option", "xy_scaled.init_scale=0.25", "--loss-option", "l2.average=true"]
+    result = CliRunner().invoke(create_app(registry), ["train", "--resume", str(tmp_path / "run"), *flags])
+    assert result.exit_code == 2, result.output
+    assert "drop --block-option, --loss-option" in " ".join(result.stderr.split())

@@ -10,6 +10,7 @@ Sections mirror the TOML file:
 [data.options]               options of the dataset plugin
 [train]     learning_rate, n_steps, batch_size, warmups, loss weights, ...
 [train.loss_weights]         {loss term: weight}, over the named weights
+[train.loss_options.NAME]    options of loss term NAME
 [evaluate]  sample counts of the final evaluation
 ```
 
@@ -149,6 +150,7 @@ class TrainConfig:
     block_schedule: str = ""
     block_learning_rates: str = ""
     loss_weights: Options = field(default_factory=Options)
+    loss_options: Options = field(default_factory=Options)
 
 
 @dataclass(frozen=True)
@@ -223,9 +225,11 @@ def _coerce(section: str, key: str, value: Any, expected: type) -> Any:
     if expected is bool and isinstance(value, bool):
         return value
     if expected is Options and isinstance(value, Mapping):
-        if key == "block_options" and not all(isinstance(v, Mapping) for v in value.values()):
+        if key in ("block_options", "loss_options") and not all(isinstance(v, Mapping) for v in value.values()):
+            what, example = ("block", "xy") if key == "block_options" else ("loss term", "l2")
             raise ConfigurationError(
-                f"{where} must hold one table per block, e.g. [{section}.{key}.xy], got {value!r}", offending=key
+                f"{where} must hold one table per {what}, e.g. [{section}.{key}.{example}], got {value!r}",
+                offending=key,
             )
         if key == "loss_weights":
             return Options({name: _coerce(section, f"{key}.{name}", w, float) for name, w in value.items()})

@@ -70,9 +70,17 @@ from expfam.experiment.runs import (
 )
 from expfam.experiment.streams import run_keys
 from expfam.experiment.summary import SUMMARY_COLUMNS, collapse_warning, compact_float, format_summary, summary_row
-from expfam.experiment.training import TrainResult, TrainState, check_block_schedule, make_optimizer, train
+from expfam.experiment.training import (
+    TrainResult,
+    TrainState,
+    check_block_schedule,
+    loss_weights,
+    make_optimizer,
+    train,
+)
 from expfam.experiment.usage import usage_metrics
 from expfam.model import Harmonium, Params
+from expfam.objective import build_objective
 from expfam.plugins import Registry, get_registry
 
 #: `progress(step, n_steps, row)` after every logged chunk; `row` is the history row.
@@ -124,9 +132,20 @@ def observable_options(config: RunConfig, registry: Registry) -> dict[str, Any]:
 
 
 def check_loss_weights(config: RunConfig, registry: Registry) -> None:
-    """Every name of `[train.loss_weights]` is a registered loss term (else the error lists them)."""
+    r"""Every name of `[train.loss_weights]` is a registered loss term (else the error lists them), and
+    every table of `[train.loss_options]` names a term of the loss and only options that term has."""
     for name in config.train.loss_weights:
         registry.objective(name)
+    terms = loss_weights(config.train)
+    unused = sorted(set(config.train.loss_options) - set(terms))
+    if unused:
+        raise ConfigurationError(
+            f"[train.loss_options] has options for {', '.join(unused)}, which the loss does not use (its terms: "
+            f"{', '.join(terms)}); remove them or give the term a weight (--loss NAME=WEIGHT)",
+            offending=unused,
+        )
+    for name, options in config.train.loss_options.items():
+        build_objective(name, options, registry=registry)
 
 
 def _resolved_data_path(config: RunConfig) -> RunConfig:

@@ -336,7 +336,7 @@ def make_step(
     state stays frozen with `bad_step` set to that step. With `batch_sharding` the batch is
     split over that sharding's devices (data parallel; the parameters stay replicated).
     """
-    loss_fn = make_weighted_loss(model, names, rho_mode=config.rho_mode, registry=registry)
+    loss_fn = make_weighted_loss(model, names, rho_mode=config.rho_mode, registry=registry, options=config.loss_options)
 
     def step(numbers: StepNumbers, data: Array, state: TrainState, _: None) -> tuple[TrainState, dict[str, Array]]:
         settings = ObjectiveSettings(

@@ -1,4 +1,8 @@
-r"""A reusable kit of identity checks for exponential-family plugins.
+r"""A reusable kit of identity checks for exponential-family plugins (docs/testing.md).
+
+Families, mixtures, blocks and models: the identity checks below. Loss terms:
+[`check_objective`][expfam.testing.check_objective]. Datasets:
+[`check_dataset`][expfam.testing.check_dataset].
 
 A plugin author calls these on their own family; each check states an
 identity of docs/families.md and docs/mixture.md, computes both sides in float64 and raises
@@ -23,6 +27,7 @@ Examples:
 """
 
 from expfam.testing._assertions import Z_LIMIT, require_x64
+from expfam.testing.dataset_checks import check_dataset
 from expfam.testing.enumeration import (
     EnumeratedDistribution,
     enumerate_distribution,
@@ -72,6 +77,7 @@ from expfam.testing.model_checks import (
     random_model_params,
     random_observations,
 )
+from expfam.testing.objective_checks import BUILTIN_TARGETS, ExactTarget, check_objective, exact_elbo_target
 from expfam.testing.sampling_checks import check_fit_recovers, check_sampling
 from expfam.testing.scipy_reference import (
     SCIPY_REFERENCES,
@@ -81,9 +87,11 @@ from expfam.testing.scipy_reference import (
 from expfam.testing.suite import check_family, check_mixture
 
 __all__ = [
+    "BUILTIN_TARGETS",
     "SCIPY_REFERENCES",
     "Z_LIMIT",
     "EnumeratedDistribution",
+    "ExactTarget",
     "ModelTable",
     "ScipyReference",
     "block_mixture",
@@ -94,6 +102,7 @@ __all__ = [
     "check_cluster_affine_matches_offset",
     "check_conjugate_duality",
     "check_convexity",
+    "check_dataset",
     "check_elbo_bound",
     "check_entropy",
     "check_family",
@@ -112,6 +121,7 @@ __all__ = [
     "check_model",
     "check_monte_carlo_elbo",
     "check_normalisation",
+    "check_objective",
     "check_offset_matches_statistics",
     "check_posterior_kl",
     "check_posterior_normalised",
@@ -122,6 +132,7 @@ __all__ = [
     "enumerate_states",
     "enumerate_support",
     "exact_elbo",
+    "exact_elbo_target",
     "integer_support",
     "latent_statistics",
     "model_table",

@@ -1,25 +1,44 @@
-r"""The ``l2`` loss term: the squared norm of the interaction blocks' parameters, ``Σ_b ‖W_b‖²``."""
+r"""The `l2` loss term: the squared norm of the interaction blocks' parameters, `Σ_b ‖W_b‖²`.
+
+Option `average` (`[train.loss_options.l2]` or `--loss-option l2.average=true`): the mean
+of the squared entries instead of their sum, `Σ_b ‖W_b‖² / Σ_b |W_b|`, a penalty whose size
+does not grow with the model.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar, final
 
 import jax
 import jax.numpy as jnp
 
+from expfam.errors import ConfigurationError
 from expfam.family import Array
 from expfam.model import Harmonium, Params
 from expfam.objective import Objective, ObjectiveSettings
 
 
 @final
+@dataclass(frozen=True)
 class L2Penalty(Objective):
-    """``Σ_b ‖W_b‖²`` over the blocks; weight it with ``[train.loss_weights] l2 = ...``."""
+    r"""`Σ_b ‖W_b‖²` over the blocks (its mean with `average`); weight it with `[train.loss_weights] l2 = ...`."""
 
     name: ClassVar[str] = "l2"
+
+    average: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.average, bool):
+            raise ConfigurationError(
+                f"loss term 'l2': average must be true or false, got {self.average!r}", offending=self.average
+            )
 
     def __call__(
         self, model: Harmonium, params: Params, x: Array, key: Array, step: Array, settings: ObjectiveSettings
     ) -> tuple[Array, Array]:
-        value = sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(params["likelihood"]["blocks"]))
+        leaves = jax.tree.leaves(params["likelihood"]["blocks"])
+        value = sum(jnp.sum(leaf**2) for leaf in leaves)
+        if self.average:
+            value = value / sum(leaf.size for leaf in leaves)
         return value, value
