@@ -55,6 +55,8 @@ SETUPS: dict[str, Callable[[Path, pytest.MonkeyPatch], Path | None]] = {
     "idx": _idx_folder,
     "npz": _npz_file,
     "openml": _small_openml,
+    "mnist": _idx_folder,  # the files from a folder (--data); the cache and OpenML routes: test_data_mnist.py
+    "fashion-mnist": _idx_folder,
 }
 BUILTIN = [dataset.name for dataset in builtin_datasets.expfam_datasets()]
 
