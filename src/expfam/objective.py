@@ -98,9 +98,15 @@ class ObjectiveSettings:
 
 
 class Objective(abc.ABC):
-    """Abstract loss term; the registry name is the class variable ``name``."""
+    """Abstract loss term; the registry name is the class variable ``name``.
+
+    ``estimates_elbo`` is the term's role: ``True`` for a term whose reported value is an
+    estimate of the ELBO (``elbo``, ``rao_blackwell_elbo``), the only terms
+    ``[train] elbo_estimator`` (``--elbo-estimator``) accepts.
+    """
 
     name: ClassVar[str]
+    estimates_elbo: ClassVar[bool] = False
 
     @abc.abstractmethod
     def __call__(

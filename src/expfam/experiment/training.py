@@ -272,6 +272,18 @@ def device_mesh(devices: int | None, axis: str) -> Mesh | None:
     """
     if devices is None or devices == 1:
         return None
+    check_device_count(devices)
+    return Mesh(np.array(jax.devices()[:devices]), (axis,))
+
+
+def check_device_count(devices: int | None) -> None:
+    """``devices`` (``--devices``) is between 1 and the number of visible devices (``None``: one).
+
+    Raises:
+        ConfigurationError: naming the count asked for, the count visible and the fix.
+    """
+    if devices is None:
+        return
     available = jax.devices()
     if devices < 1 or devices > len(available):
         raise ConfigurationError(
@@ -279,7 +291,6 @@ def device_mesh(devices: int | None, axis: str) -> Mesh | None:
             f"{len(available)} (on a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N makes N host devices)",
             offending=devices,
         )
-    return Mesh(np.array(available[:devices]), (axis,))
 
 
 def partition(*axes: str | None) -> PartitionSpec:
