@@ -486,8 +486,10 @@ class RunRecorder:
         them infinite) are not saved: ``params.npz`` is then absent, as the error message says.
         """
         if self.run_dir is not None:
-            kept = error.last_params if error.last_params is not None else params
-            finite = all(bool(np.all(np.isfinite(np.asarray(leaf)))) for leaf in jax.tree.leaves(kept))
+            kept = error.last_params  # None: the trainer found no finite parameters to keep
+            finite = kept is not None and all(
+                bool(np.all(np.isfinite(np.asarray(leaf)))) for leaf in jax.tree.leaves(kept)
+            )
             if finite:
                 save_params(self.run_dir, kept)
             else:

@@ -478,12 +478,16 @@ def _diverged(history: dict[str, np.ndarray], offset: int, bad_step: int, params
         what, fix = "the total loss is not finite", "Lower --learning-rate"
     else:
         what, fix = f"term {term!r} is not finite", f"Lower --learning-rate or the weight of {term!r} (--loss)"
+    finite = all(bool(np.all(np.isfinite(np.asarray(leaf)))) for leaf in jax.tree.leaves(params))
+    if finite:
+        kept = f"the last finite parameters (after {bad_step} steps) were kept"
+    else:  # a finite gradient times a huge learning rate: the parameters before the bad step were not finite
+        kept = f"the parameters were no longer finite after {bad_step} steps, so none were kept"
     return TrainingDivergedError(
-        f"training diverged at step {bad_step}: {what} ({detail}); "
-        f"the last finite parameters (after {bad_step} steps) were kept. {fix}",
+        f"training diverged at step {bad_step}: {what} ({detail}); {kept}. {fix}",
         step=bad_step,
         term=term,
-        last_params=params,
+        last_params=params if finite else None,
     )
 
 
