@@ -276,3 +276,26 @@ def test_a_failed_trial_ends_the_sweep_with_an_error_line(runner, app, tiny_run_
     result = runner.invoke(app, ["sweep", str(sweep), "--out", str(tmp_path / "out"), "--no-stack"])
     line = _one_error_line(result, 1)
     assert "1 of 1 trials failed: A" in line and "error.txt" in line
+
+
+def test_a_diverged_run_resumes_from_its_last_finite_checkpoint_and_says_so(
+    runner, app, finished_run, tmp_path, monkeypatch
+):
+    import expfam.experiment.plots
+
+    monkeypatch.setattr(expfam.experiment.plots, "save_run_plots", lambda *args, **kwargs: [])
+    run = shutil.copytree(finished_run, tmp_path / "run")
+    (run / "metrics.json").unlink()
+    write_info(run, {**read_info(run), "status": "diverged", "diverged": {"step": 3, "term": "elbo", "message": ""}})
+    _rewrite_checkpoint(run, step=np.int32(2))  # the checkpoint before the bad step
+    result = runner.invoke(app, ["train", "--resume", str(run)])
+    assert result.exit_code == 0, result.output
+    assert f"resuming diverged run {run} from its last finite checkpoint (step 2); it diverged at step 3" in (
+        result.output + result.stderr
+    )
+    assert read_info(run)["status"] == "completed"
+    nan_run = shutil.copytree(finished_run, tmp_path / "nan")
+    write_info(nan_run, {**read_info(nan_run), "status": "diverged"})
+    _nan_params(nan_run)
+    line = _one_error_line(runner.invoke(app, ["train", "--resume", str(nan_run)]), 2)
+    assert "checkpoint.npz" in line and "no finite checkpoint" in line
