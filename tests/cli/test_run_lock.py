@@ -29,7 +29,7 @@ def _wait_for_lock(folder: Path, process: subprocess.Popen, timeout: float = 300
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()
         holder = lock_holder(folder)
-        if holder is not None:
+        if holder is not None and holder.isdigit():  # the PID is written just after the lock is taken
             return holder
         time.sleep(0.2)
     raise AssertionError(f"{folder} was not locked within {timeout} s")

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -153,6 +154,19 @@ def require_unlocked(path: str | Path) -> None:
         raise in_use_error(Path(path), pid)
 
 
+def _try_exclusive(descriptor: int, attempts: int = 20, pause: float = 0.025) -> bool:
+    """Take the exclusive lock, retrying for half a second: a reader (:func:`lock_holder`) holds a
+    shared lock for an instant, which must not read as another writer."""
+    for attempt in range(attempts):
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except OSError:
+            if attempt + 1 < attempts:
+                time.sleep(pause)
+    return False
+
+
 @contextlib.contextmanager
 def run_lock(path: str | Path) -> Iterator[Path]:
     """Hold the exclusive lock of the run directory ``path`` (created if missing) while the block runs.
@@ -182,9 +196,7 @@ def run_lock(path: str | Path) -> Iterator[Path]:
                 "permissions or choose another --out",
                 offending=str(lock),
             ) from None
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
+        if not _try_exclusive(descriptor):
             pid = _read_pid(descriptor)
             os.close(descriptor)
             raise in_use_error(path, pid) from None
