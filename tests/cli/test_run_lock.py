@@ -41,6 +41,7 @@ def _stop(process: subprocess.Popen) -> None:
     process.communicate()
 
 
+@pytest.mark.slow  # two real processes, each importing JAX and preparing the run
 def test_a_second_writer_is_refused_with_the_holders_pid(
     runner, app, tiny_run_toml, finished_run, tmp_path, snapshot_of
 ):
