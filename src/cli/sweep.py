@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from expfam.errors import ConfigurationError
+from expfam.errors import ConfigurationError, RunFailedError
 from expfam.experiment.report import REPORT_FILE
 from expfam.experiment.stacked import resolve_vectorize
 from expfam.experiment.sweep import FAILED, load_sweep, run_sweep
@@ -97,8 +97,9 @@ def sweep(
         raise typer.Exit(130) from None
     failed = [r.trial.name for r in results if r.status == FAILED]
     typer.echo(f"report: {out / REPORT_FILE}")
-    if failed:
-        typer.echo(
-            f"{len(failed)} of {len(results)} trials failed: {', '.join(failed)} (see <run>/error.txt)", err=True
+    if failed:  # the last line, `error: ...`, exit 1 (a run failed; the input was fine)
+        raise RunFailedError(
+            f"{len(failed)} of {len(results)} trials failed: {', '.join(failed)} (see {out}/<run>/error.txt); "
+            "rerun the same command to retry them",
+            offending=failed,
         )
-        raise typer.Exit(1)

@@ -106,9 +106,14 @@ class Objective(abc.ABC):
     registered instance carries the defaults and
     [`build_objective`][expfam.objective.build_objective] copies it with the options set.
     The model methods a term may call are listed in docs/loss-term-api.md.
+
+    `estimates_elbo` is the term's role: `True` for a term whose reported value is an
+    estimate of the ELBO (`elbo`, `rao_blackwell_elbo`), the only terms
+    `[train] elbo_estimator` (`--elbo-estimator`) accepts.
     """
 
     name: ClassVar[str]
+    estimates_elbo: ClassVar[bool] = False
 
     @abc.abstractmethod
     def __call__(

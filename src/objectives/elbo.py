@@ -29,6 +29,7 @@ class Elbo(ResidualObjective):
     """Negative β-weighted ELBO."""
 
     name: ClassVar[str] = "elbo"
+    estimates_elbo: ClassVar[bool] = True
 
     def states(
         self, model: Harmonium, params: Params, x: Array, key: Array, settings: ObjectiveSettings

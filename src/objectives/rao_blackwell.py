@@ -147,6 +147,7 @@ class RaoBlackwellElbo(Objective):
     """
 
     name: ClassVar[str] = "rao_blackwell_elbo"
+    estimates_elbo: ClassVar[bool] = True
 
     def __call__(
         self, model: Harmonium, params: Params, x: Array, key: Array, step: Array, settings: ObjectiveSettings

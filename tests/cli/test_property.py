@@ -269,3 +269,89 @@ def test_sweep_with_generated_files(runner, app, tiny_run_toml, snapshot_of, fin
         result = runner.invoke(app, ["sweep", str(sweep), "--out", str(Path(folder) / "out"), "--no-run-plots"])
         _check(result)
     assert snapshot_of(finished_run) == before
+
+
+# ----------------------------------------------------------------- one folder, many writers (issue 25)
+#: What can happen to one run folder, in any order: a valid --overwrite, a refused one, a --resume,
+#: a kill that leaves it "interrupted", and a second process holding the folder while a writer starts.
+FOLDER_STEPS = ["overwrite", "refused overwrite", "resume", "killed", "held by another process"]
+REFUSALS = [
+    ["--devices", "99"],
+    ["--elbo-estimator", "conjugation"],
+    ["--cluster-init", "latent_kmeans", "--cluster-init-step", "0", "--n-clusters", "50"],
+    ["--n-clusters", "1"],
+]
+HOLDER = (
+    "import sys, time; from expfam.experiment.run_lock import run_lock\n"
+    "with run_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(600)\n"
+)
+
+
+def _folder_state(run: Path, before: dict, snapshot_of, exit_code: int) -> None:
+    """Completed (and byte-identical when the command was refused), absent, or clearly unfinished; never locked."""
+    from expfam.experiment.run_lock import lock_holder
+    from expfam.experiment.runs import RunDirectoryError, is_finished, require_finished
+
+    if not run.exists():
+        return
+    assert lock_holder(run) is None
+    if exit_code == 2:
+        assert snapshot_of(run) == before
+    if is_finished(run):
+        assert (run / "params.npz").is_file() and (run / "metrics.json").is_file()
+        return
+    with pytest.raises(RunDirectoryError, match="is not finished"):
+        require_finished(run)
+
+
+@settings(PROPERTY, max_examples=6)
+@given(steps=st.lists(st.sampled_from(FOLDER_STEPS), min_size=1, max_size=3), refusal=st.sampled_from(REFUSALS))
+@example(steps=["held by another process", "killed", "resume"], refusal=REFUSALS[0])
+def test_overwrite_resume_and_a_second_process_on_one_folder(
+    runner, app, tiny_run_toml, finished_run, snapshot_of, no_run_plots, steps, refusal
+):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from expfam.experiment.runs import read_info, write_info
+
+    original = snapshot_of(finished_run)
+    with tempfile.TemporaryDirectory() as folder:
+        run = shutil.copytree(finished_run, Path(folder) / "run")
+        train = ["train", "--config", str(tiny_run_toml), "--out", str(run), "--overwrite"]
+        for step in steps:
+            before = snapshot_of(run)
+            if step == "killed":  # what a kill leaves: an unfinished status, the files as they were
+                write_info(run, {**read_info(run), "status": "interrupted"})
+                _folder_state(run, before, snapshot_of, 0)
+                continue
+            if step == "held by another process":
+                holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(run)], stdout=subprocess.PIPE, text=True)
+                try:
+                    assert holder.stdout.readline().strip() == "locked"
+                    before = snapshot_of(run)  # with the holder's .lock
+                    for args in (train, ["train", "--resume", str(run)]):
+                        result = runner.invoke(app, args)
+                        _check(result, allowed=(2,))
+                        assert f"in use by process {holder.pid}" in result.stderr.strip().splitlines()[-1]
+                        assert snapshot_of(run) == before
+                finally:
+                    if holder.poll() is None:
+                        os.kill(holder.pid, signal.SIGKILL)
+                    holder.communicate()
+                continue
+            args = {
+                "overwrite": [*train, "--seed", "3"],
+                "refused overwrite": [*train, *refusal],
+                "resume": ["train", "--resume", str(run)],
+            }[step]
+            result = runner.invoke(app, args)
+            _check(result, allowed=(0, 2))
+            if step == "refused overwrite":
+                assert result.exit_code == 2
+            if step == "overwrite":
+                assert result.exit_code == 0
+            _folder_state(run, before, snapshot_of, result.exit_code)
+    assert snapshot_of(finished_run) == original  # the session's run is copied, never written

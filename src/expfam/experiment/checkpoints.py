@@ -13,6 +13,7 @@ Examples:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from expfam.experiment.config import TrainConfig
 from expfam.experiment.runs import (
     CHECKPOINT_FILE,
     RunDirectoryError,
@@ -30,6 +32,8 @@ from expfam.experiment.runs import (
     unflatten_params,
 )
 from expfam.experiment.training import TrainState
+
+_DAMAGED = "it is damaged or was edited — restore it, or train the run again with --overwrite"
 
 
 def save_checkpoint(run_dir: str | Path, state: TrainState) -> Path:
@@ -99,6 +103,8 @@ def load_checkpoint(run_dir: str | Path, optimizer: optax.GradientTransformation
         raise RunDirectoryError(
             f"{str(path)!r} lacks optimiser-state arrays; it is damaged — train the run again", offending=str(path)
         )
+    for name in ("step", "key", "data_key"):
+        _check_array(path, name, flat[name])
     leaves = [jnp.asarray(flat[name]) for name in names]
     for leaf, expected_leaf in zip(leaves, jax.tree.leaves(fresh), strict=True):
         if leaf.shape != expected_leaf.shape:
@@ -117,4 +123,54 @@ def load_checkpoint(run_dir: str | Path, optimizer: optax.GradientTransformation
     )
 
 
-__all__ = ["checkpoint_step", "load_checkpoint", "save_checkpoint"]
+def _check_array(path: Path, name: str, value: np.ndarray) -> None:
+    """`step` is one integer; `key` and `data_key` are raw keys of the default implementation's shape and dtype."""
+    if name == "step":
+        if value.shape != () or value.dtype.kind not in "iu":
+            raise RunDirectoryError(
+                f"{str(path)!r}: step has shape {value.shape} and dtype {value.dtype}, expected one integer; {_DAMAGED}",
+                offending=str(path),
+            )
+        return
+    expected = jax.random.key_data(jax.random.key(0))
+    if value.shape != expected.shape or value.dtype != expected.dtype:
+        raise RunDirectoryError(
+            f"{str(path)!r}: {name} has shape {value.shape} and dtype {value.dtype}, expected a random key of shape "
+            f"{expected.shape} and dtype {expected.dtype}; {_DAMAGED}",
+            offending=str(path),
+        )
+
+
+def verify_checkpoint(
+    run_dir: str | Path, state: TrainState, config: TrainConfig, history: Sequence[Mapping[str, float]]
+) -> None:
+    """Trust a loaded checkpoint only if it agrees with its run: its step within `0..n_steps`, a step the
+    run's `history.csv` reached (a chunk boundary; 0 for a run stopped before its first chunk), and
+    finite parameters.
+
+    Raises:
+        RunDirectoryError: one line naming `checkpoint.npz` and what is wrong.
+    """
+    path = Path(run_dir) / CHECKPOINT_FILE
+    step = int(state.step)
+    if not 0 <= step <= config.n_steps:
+        raise RunDirectoryError(
+            f"{str(path)!r}: step {step} is outside 0..{config.n_steps} (n_steps of config.toml); {_DAMAGED}",
+            offending=str(path),
+        )
+    steps = [int(row["step"]) for row in history if "step" in row]
+    if step != 0 and step not in steps:
+        last = f"its last row is step {steps[-1]}" if steps else "it has no rows"
+        raise RunDirectoryError(
+            f"{str(path)!r}: step {step} is not a step of history.csv ({last}); {_DAMAGED}", offending=str(path)
+        )
+    bad = [name for name, value in flatten_params(state.params).items() if not np.all(np.isfinite(np.asarray(value)))]
+    if bad:
+        raise RunDirectoryError(
+            f"{str(path)!r}: parameter {bad[0]!r} is not finite (NaN or inf) at step {step}; there is no finite "
+            "checkpoint to resume from — train the run again with --overwrite (e.g. with a lower --learning-rate)",
+            offending=str(path),
+        )
+
+
+__all__ = ["checkpoint_step", "load_checkpoint", "save_checkpoint", "verify_checkpoint"]

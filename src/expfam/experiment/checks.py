@@ -68,15 +68,27 @@ def check_observable_shape(config: RunConfig, model: Harmonium, n_features: int,
         )
 
 
-def check_cluster_init(config: RunConfig, model: Harmonium) -> None:
-    """Refuse `cluster_init = "kmeans"` for a model it cannot start, before any work
-    ([`expfam.cluster_init.require_cluster_biases`][expfam.cluster_init.require_cluster_biases]).
+def check_cluster_init(config: RunConfig, model: Harmonium, n_rows: int | None = None) -> None:
+    """Refuse a cluster start the run cannot make, before any work: `"kmeans"` for a model
+    without per-cluster observable biases ([`require_cluster_biases`][expfam.cluster_init.require_cluster_biases]),
+    and a KMeans or latent-KMeans start that will run on fewer than `n_clusters` training rows.
 
     Raises:
-        ConfigurationError: the model has no per-cluster observable bias to start from KMeans.
+        ConfigurationError: naming the start, the row count it needs and the one it has.
     """
-    if config.train.cluster_init == "kmeans":
+    train = config.train
+    if train.cluster_init == "kmeans":
         require_cluster_biases(model)
+    every = max(1, train.log_every)  # latent KMeans runs at the first chunk boundary at or after its step
+    runs = train.cluster_init == "kmeans" or (
+        train.cluster_init == "latent_kmeans" and -(-train.cluster_init_step // every) * every < train.n_steps
+    )
+    if runs and n_rows is not None and n_rows < model.n_clusters:
+        raise ConfigurationError(
+            f"cluster_init {train.cluster_init!r} needs at least n_clusters = {model.n_clusters} training rows, "
+            f"got {n_rows}; use cluster_init 'random', fewer clusters or more data",
+            offending="cluster_init",
+        )
 
 
 def memory_limit_bytes() -> int | None:

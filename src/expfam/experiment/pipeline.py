@@ -48,16 +48,18 @@ from expfam.experiment.checks import (
 )
 from expfam.experiment.config import RunConfig, validate_config, warn_about_config
 from expfam.experiment.evaluation import evaluate, quick_metrics
+from expfam.experiment.run_lock import require_unlocked, run_lock, writable_run_dir
 from expfam.experiment.runs import (
     COMPLETED,
     DIVERGED,
     FAILED,
     INTERRUPTED,
+    PARAMS_FILE,
     RUNNING,
     RunDirectoryError,
-    create_run_dir,
     read_config,
     read_history,
+    read_info,
     read_run,
     require_finished,
     run_status,
@@ -73,7 +75,9 @@ from expfam.experiment.summary import SUMMARY_COLUMNS, collapse_warning, compact
 from expfam.experiment.training import (
     TrainResult,
     TrainState,
+    check_batch_split,
     check_block_schedule,
+    check_device_count,
     loss_weights,
     make_optimizer,
     train,
@@ -132,10 +136,25 @@ def observable_options(config: RunConfig, registry: Registry) -> dict[str, Any]:
 
 
 def check_loss_weights(config: RunConfig, registry: Registry) -> None:
-    r"""Every name of `[train.loss_weights]` is a registered loss term (else the error lists them), and
-    every table of `[train.loss_options]` names a term of the loss and only options that term has."""
+    r"""Every name of `[train.loss_weights]` is a registered loss term (else the error lists them),
+    `elbo_estimator` names a loss term that estimates the ELBO (its class sets `estimates_elbo`), and
+    every table of `[train.loss_options]` names a term of the loss and only options that term has.
+
+    Raises:
+        UnknownNameError: a name that is not a registered loss term.
+        ConfigurationError: an `elbo_estimator` that does not estimate the ELBO (e.g. `conjugation`),
+            or options for a term the loss does not use or that the term does not have.
+    """
     for name in config.train.loss_weights:
         registry.objective(name)
+    estimator = config.train.elbo_estimator
+    if not getattr(registry.objective(estimator), "estimates_elbo", False):
+        estimators = [name for name in registry.names("objectives") if _estimates_elbo(registry, name)]
+        raise ConfigurationError(
+            f"--elbo-estimator {estimator!r} is a loss term that does not estimate the ELBO; choose one of "
+            f"{', '.join(estimators)} (other terms are added with --loss NAME=WEIGHT)",
+            offending=estimator,
+        )
     terms = loss_weights(config.train)
     unused = sorted(set(config.train.loss_options) - set(terms))
     if unused:
@@ -148,6 +167,13 @@ def check_loss_weights(config: RunConfig, registry: Registry) -> None:
         build_objective(name, options, registry=registry)
 
 
+def _estimates_elbo(registry: Registry, name: str) -> bool:
+    try:
+        return bool(getattr(registry.objective(name), "estimates_elbo", False))
+    except ExpfamError:
+        return False
+
+
 def _resolved_data_path(config: RunConfig) -> RunConfig:
     """The configuration with `[data] data` made absolute, so the run can be re-evaluated from anywhere."""
     if not config.data.data:
@@ -156,12 +182,13 @@ def _resolved_data_path(config: RunConfig) -> RunConfig:
     return dataclasses.replace(config, data=dataclasses.replace(config.data, data=absolute))
 
 
-def prepare_run(config: RunConfig, *, registry: Registry | None = None) -> PreparedRun:
-    """Check a configuration and load what it names, before any training.
+def prepare_run(config: RunConfig, *, registry: Registry | None = None, devices: int | None = None) -> PreparedRun:
+    """Check a configuration and load what it names, before any training and before any file is written.
 
-    In order: value ranges; the observable family, the blocks and the dataset in
-    the registry; the data files; the model's shapes; the data against the
-    observable family's support.
+    In order: value ranges; the observable family, the blocks, the loss terms (the ELBO
+    estimator by its role) and the dataset in the registry; the device count and the batch
+    size's split over `devices`; the data files; the model's shapes; the data against the
+    observable family's support; the memory; the cluster start (its model and its row count).
 
     Raises:
         ConfigurationError, UnknownNameError, DataError, SupportError: naming the problem.
@@ -173,6 +200,8 @@ def prepare_run(config: RunConfig, *, registry: Registry | None = None) -> Prepa
     blocks = resolve_blocks(parse_blocks(config.model.block), registry)
     check_loss_weights(config, registry)
     check_block_schedule(config.train, blocks)
+    check_device_count(devices)
+    check_batch_split(config.train, devices)
     registry.dataset(config.data.dataset)
     split = load_dataset(
         config.data.dataset,
@@ -200,8 +229,19 @@ def prepare_run(config: RunConfig, *, registry: Registry | None = None) -> Prepa
     check_observable_shape(config, model, split.n_features, registry)
     check_data_for_family(split, model.observable)
     check_memory(config, split.n_features, parameter_shapes=parameter_shapes(model))
-    check_cluster_init(config, model)
+    check_cluster_init(config, model, int(split.x_train.shape[0]))
     return PreparedRun(config=config, split=split, model=model, held_out=held_out)
+
+
+def elbo_columns(piece: Mapping[str, np.ndarray], estimator: str) -> dict[str, np.ndarray]:
+    """The chunk's term values under their history columns: the ELBO estimator's value as `elbo`.
+
+    Only a term that is in the loss is renamed, and never over a term that is itself called
+    `elbo`; every other column is the name of the term whose value it holds.
+    """
+    if estimator == "elbo" or estimator not in piece or "elbo" in piece:
+        return dict(piece)
+    return {("elbo" if name == estimator else name): value for name, value in piece.items()}
 
 
 def _history_row(step: int, piece: Mapping[str, np.ndarray]) -> dict[str, float]:
@@ -283,15 +323,18 @@ def train_run(
             the run `interrupted` (continue it with [`resume_run`][expfam.experiment.pipeline.resume_run]).
     """
     registry = registry or get_registry()
-    prepared = prepare_run(config, registry=registry)
-    run_dir = create_run_dir(out, overwrite) if out is not None else None
-    if run_dir is not None:
+    prepared = prepare_run(config, registry=registry, devices=devices)
+    if out is None:
+        return _train_and_write(
+            prepared, None, None, [], progress=progress, log=log, plots=plots, registry=registry, devices=devices
+        )
+    with writable_run_dir(out, overwrite) as run_dir:  # every check done: only now is the folder touched
         write_config(run_dir, prepared.config)
         write_model_spec(run_dir, model_spec(prepared, registry))
-    warn_about_config(prepared.config)  # every check passed: the run will train
-    return _train_and_write(
-        prepared, run_dir, None, [], progress=progress, log=log, plots=plots, registry=registry, devices=devices
-    )
+        warn_about_config(prepared.config)  # every check passed: the run will train
+        return _train_and_write(
+            prepared, run_dir, None, [], progress=progress, log=log, plots=plots, registry=registry, devices=devices
+        )
 
 
 def resume_run(
@@ -309,28 +352,46 @@ def resume_run(
     are functions of (seed, step) ([`expfam.experiment.streams`][expfam.experiment.streams]), and the
     checkpoint holds the parameters, optimiser state, step and keys.
 
+    Every check (configuration, data, devices, the checkpoint's step, keys and finite
+    parameters, [`verify_checkpoint`][expfam.experiment.checkpoints.verify_checkpoint]) runs under the run's
+    lock and before `run.json` changes; a refused resume leaves the folder as it was.
+
     Raises:
-        RunDirectoryError: `run_dir` is not a run, has no checkpoint, or has completed.
+        RunDirectoryError: `run_dir` is not a run, has no checkpoint or a damaged one, has
+            completed, or another process writes it.
     """
-    from expfam.experiment.checkpoints import load_checkpoint
+    from expfam.experiment.checkpoints import load_checkpoint, verify_checkpoint
 
     registry = registry or get_registry()
     run_dir = Path(run_dir)
     config = read_config(run_dir)
-    if run_status(run_dir) == COMPLETED:
-        raise RunDirectoryError(
-            f"run {str(run_dir)!r} has completed; there is nothing to resume (train a new run with --out)",
-            offending=str(run_dir),
+    with run_lock(run_dir):
+        status = run_status(run_dir)
+        if status == COMPLETED:
+            raise RunDirectoryError(
+                f"run {str(run_dir)!r} has completed; there is nothing to resume (train a new run with --out)",
+                offending=str(run_dir),
+            )
+        prepared = prepare_run(config, registry=registry, devices=devices)
+        state = load_checkpoint(run_dir, make_optimizer(prepared.config.train))
+        history = read_history(run_dir)
+        verify_checkpoint(run_dir, state, prepared.config.train, history)
+        check_run_matches(run_dir, prepared.config, state.params, prepared.model, registry)
+        step = int(state.step)
+        rows = [row for row in history if row["step"] <= step]
+        say = log or (lambda text: None)
+        if status == DIVERGED:
+            diverged = read_info(run_dir).get("diverged")
+            at = diverged.get("step") if isinstance(diverged, dict) else None
+            say(
+                f"resuming diverged run {run_dir} from its last finite checkpoint (step {step})"
+                + (f"; it diverged at step {at}: change no setting and it diverges there again" if at else "")
+            )
+        else:
+            say(f"resuming {run_dir} from step {step}")
+        return _train_and_write(
+            prepared, run_dir, state, rows, progress=progress, log=log, plots=plots, registry=registry, devices=devices
         )
-    prepared = prepare_run(config, registry=registry)
-    state = load_checkpoint(run_dir, make_optimizer(prepared.config.train))
-    check_run_matches(run_dir, prepared.config, state.params, prepared.model, registry)
-    step = int(state.step)
-    rows = [row for row in read_history(run_dir) if row["step"] <= step]
-    (log or (lambda text: None))(f"resuming {run_dir} from step {step}")
-    return _train_and_write(
-        prepared, run_dir, state, rows, progress=progress, log=log, plots=plots, registry=registry, devices=devices
-    )
 
 
 @contextlib.contextmanager
@@ -406,7 +467,7 @@ class RunRecorder:
         """After a chunk: append the history row (chunk means and quick metrics), write it, report progress."""
         config, split = self.prepared.config, self.prepared.split
         # the ELBO estimator's value is the ELBO whichever term estimates it
-        piece = {("elbo" if name == config.train.elbo_estimator else name): value for name, value in piece.items()}
+        piece = elbo_columns(piece, config.train.elbo_estimator)
         row = _history_row(step, piece)
         row.update(quick_metrics(self.prepared.model, current, split.x_test, split.y_test, self.keys["progress"]))
         row.update(usage_metrics(self.prepared.model, current, split.x_test))
@@ -435,9 +496,20 @@ class RunRecorder:
             _mark(self.run_dir, self.info(FAILED, error=error))
 
     def diverged(self, error: TrainingDivergedError, params: Params) -> None:
-        """Save the last finite parameters and the history, mark the run `diverged` with its step and term."""
+        """Save the last finite parameters and the history, mark the run `diverged` with its step and term.
+
+        Parameters that are not finite (a learning rate so large that a finite gradient made
+        them infinite) are not saved: `params.npz` is then absent, as the error message says.
+        """
         if self.run_dir is not None:
-            save_params(self.run_dir, error.last_params if error.last_params is not None else params)
+            kept = error.last_params  # None: the trainer found no finite parameters to keep
+            finite = kept is not None and all(
+                bool(np.all(np.isfinite(np.asarray(leaf)))) for leaf in jax.tree.leaves(kept)
+            )
+            if finite:
+                save_params(self.run_dir, kept)
+            else:
+                (self.run_dir / PARAMS_FILE).unlink(missing_ok=True)
             write_history(self.run_dir, self.rows)
             # steps 0..step-1 were applied; step `error.step` was not (the parameters kept are those before it)
             write_info(
@@ -449,7 +521,12 @@ class RunRecorder:
                     train_seconds=time.perf_counter() - self.started,
                 ),
             )
-            self.say(f"saved the last finite parameters (after {error.step} steps) and the history to {self.run_dir}")
+            if finite:
+                self.say(
+                    f"saved the last finite parameters (after {error.step} steps) and the history to {self.run_dir}"
+                )
+            else:
+                self.say(f"saved the history to {self.run_dir}; no finite parameters to save")
 
     def finish(self, result: TrainResult, train_seconds: float) -> dict[str, float]:
         """Evaluate on the test split and write the parameters, metrics, history, plots and `completed`."""
@@ -594,6 +671,7 @@ def evaluate_run(run_dir: str | Path, *, registry: Registry | None = None) -> di
             out of agreement with the others, or the run is not finished.
         ExpfamError: the run's data can no longer be loaded or checked.
     """
+    require_unlocked(run_dir)
     require_finished(run_dir)
     config, params, _ = read_run(run_dir)
     prepared = prepare_run(config, registry=registry)

@@ -158,29 +158,20 @@ def create_run_dir(path: str | Path, overwrite: bool = False) -> Path:
     (`RUN_FILES`) are removed — `run.json` first, so the folder never reads as
     finished with a mix of old and new files — and anything else is left alone. Call it
     only after every input has been checked: it is the first thing that changes the disk.
-    A folder where a file cannot be created is refused before anything is removed.
+    A folder where a file cannot be created, or one holding anything but a regular file where a
+    run file belongs, is refused before anything is removed
+    ([`check_out_dir`][expfam.experiment.run_lock.check_out_dir]). It takes no lock: `train_run` uses
+    [`writable_run_dir`][expfam.experiment.run_lock.writable_run_dir], which does.
 
     Raises:
         RunDirectoryError: `path` is a file, or a non-empty directory without
             `overwrite`, or cannot be created or written to.
     """
-    path = Path(path).expanduser()
-    if path.exists() and not path.is_dir():
-        raise RunDirectoryError(
-            f"run directory {str(path)!r} exists and is a file, not a directory; choose another --out",
-            offending=str(path),
-        )
-    if path.is_dir() and any(path.iterdir()):
-        if not overwrite:
-            raise RunDirectoryError(
-                f"run directory {str(path)!r} already exists and is not empty; pass --overwrite to replace "
-                "its run files, or choose another --out",
-                offending=str(path),
-            )
-        check_writable(path, "--out")
-        for name in (INFO_FILE, *RUN_FILES):
-            with contextlib.suppress(FileNotFoundError):
-                (path / name).unlink()
+    from expfam.experiment.run_lock import check_out_dir, clear_run_files, run_entries
+
+    path = check_out_dir(path, overwrite)  # refuses a folder or link where a run file belongs, removing nothing
+    if path.is_dir() and run_entries(path):
+        clear_run_files(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as error:

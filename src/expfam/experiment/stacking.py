@@ -18,6 +18,7 @@ Examples:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 import traceback
@@ -33,7 +34,8 @@ from expfam.experiment.pipeline import (
     prepare_run,
     sigterm_as_interrupt,
 )
-from expfam.experiment.runs import create_run_dir, write_config, write_model_spec
+from expfam.experiment.run_lock import writable_run_dir
+from expfam.experiment.runs import write_config, write_model_spec
 from expfam.experiment.stacked import train_stacked
 from expfam.experiment.sweep_spec import Trial
 from expfam.experiment.training import step_shape
@@ -95,21 +97,22 @@ def train_group(
     say = log or (lambda text: None)
     outcomes: list[GroupOutcome | None] = [None] * len(configs)
     members: list[tuple[int, PreparedRun, RunRecorder]] = []
-    for index, (config, run_dir) in enumerate(zip(configs, run_dirs, strict=True)):
-        try:
-            prepared = prepare_run(config, registry=registry)
-            directory = create_run_dir(run_dir, True) if run_dir is not None else None
-            if directory is not None:
-                write_config(directory, prepared.config)
-                write_model_spec(directory, model_spec(prepared, registry))
-        except Exception as error:  # a trial that cannot start is recorded; the group goes on
-            outcomes[index] = error
-            continue
-        warn_about_config(prepared.config)
-        stack_info = {"stack": {"size": len(configs), "index": index}}
-        members.append((index, prepared, RunRecorder(prepared, directory, [], plots=plots, info=stack_info)))
-    if members:
-        _train_members(members, outcomes, say, registry, vectorize, devices)
+    with contextlib.ExitStack() as locks:  # each run directory locked for the group's life
+        for index, (config, run_dir) in enumerate(zip(configs, run_dirs, strict=True)):
+            try:
+                prepared = prepare_run(config, registry=registry)
+                directory = locks.enter_context(writable_run_dir(run_dir, True)) if run_dir is not None else None
+                if directory is not None:
+                    write_config(directory, prepared.config)
+                    write_model_spec(directory, model_spec(prepared, registry))
+            except Exception as error:  # a trial that cannot start is recorded; the group goes on
+                outcomes[index] = error
+                continue
+            warn_about_config(prepared.config)
+            stack_info = {"stack": {"size": len(configs), "index": index}}
+            members.append((index, prepared, RunRecorder(prepared, directory, [], plots=plots, info=stack_info)))
+        if members:
+            _train_members(members, outcomes, say, registry, vectorize, devices)
     return [outcome if outcome is not None else RuntimeError("not trained") for outcome in outcomes]
 
 

@@ -43,11 +43,14 @@ from typing import Any
 from expfam.errors import ConfigurationError
 from expfam.experiment import report
 from expfam.experiment.config import RunConfig, flatten_config, load_config
+from expfam.experiment.run_lock import run_lock
 from expfam.experiment.runs import (
     COMPLETED,
     CONFIG_FILE,
     METRICS_FILE,
+    RunDirectoryError,
     atomic_write_text,
+    check_writable,
     is_finished,
     read_info,
     read_metrics,
@@ -57,6 +60,7 @@ from expfam.experiment.runs import (
 )
 from expfam.experiment.stacking import attempt_group, plan_groups
 from expfam.experiment.sweep_spec import Phase, SweepSpec, Trial, load_sweep, parse_sweep
+from expfam.experiment.training import check_device_count
 from expfam.experiment.trials import FAILED, FINISHED, PENDING, TrialResult
 
 #: `runner(config, run_dir) -> metrics`: trains one trial into `run_dir` (see [`train_trial`][expfam.experiment.sweep.train_trial]).
@@ -67,6 +71,37 @@ Log = Callable[[str], None]
 Outcome = tuple[str, "Mapping[str, float] | None", str, str, float]
 
 ERROR_FILE = "error.txt"
+#: What a sweep writes at its folder's top level besides the run directories: no run may take these names.
+SWEEP_FILES: tuple[str, ...] = (report.REPORT_FILE, report.RESULTS_FILE, report.PLOTS_DIR, "sweep.toml")
+
+
+def check_sweep_inputs(spec: SweepSpec, out: Path, devices: int | None = None) -> None:
+    """Everything about a sweep that can be refused before any trial starts, changing nothing on disk.
+
+    Raises:
+        ConfigurationError: a run named like one of the sweep's own files (`SWEEP_FILES`), or
+            a `devices` count this machine does not have.
+        RunDirectoryError: `out` is a file, or a folder (or the parent it would be made in)
+            where no file can be created.
+    """
+    clashes = [trial.name for trial in spec.trials if trial.name.casefold() in {n.casefold() for n in SWEEP_FILES}]
+    if clashes:
+        raise ConfigurationError(
+            f"run name {clashes[0]!r} is the name of a file the sweep writes into --out ({', '.join(SWEEP_FILES)}); "
+            "rename the run in the sweep file",
+            offending=clashes[0],
+        )
+    check_device_count(devices)
+    out = out.expanduser()
+    folder = out
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise RunDirectoryError(
+            f"sweep folder {str(out)!r}: {str(folder)!r} is a file, not a folder; choose another --out",
+            offending=str(out),
+        )
+    check_writable(folder, "--out")
 
 
 def train_trial(
@@ -228,7 +263,29 @@ def run_sweep(
                 offending=runner,
             ) from None
     out = Path(out)
+    check_sweep_inputs(spec, out, devices)
     out.mkdir(parents=True, exist_ok=True)
+    with run_lock(out):  # one sweep writes a folder at a time
+        return _run_locked(
+            spec, out, runner, jobs, overwrite, command, say, plots, run_plots, stacking, stack, vectorize, devices
+        )
+
+
+def _run_locked(
+    spec: SweepSpec,
+    out: Path,
+    runner: TrialRunner,
+    jobs: int,
+    overwrite: bool,
+    command: str,
+    say: Log,
+    plots: bool,
+    run_plots: bool,
+    stacking: bool,
+    stack: int | None,
+    vectorize: str,
+    devices: int | None,
+) -> list[TrialResult]:
     results = {trial.name: TrialResult(trial, PENDING) for trial in spec.trials}
     todo: list[Trial] = []
     for trial in spec.trials:

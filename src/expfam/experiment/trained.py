@@ -28,6 +28,7 @@ from expfam.errors import ExpfamError
 from expfam.experiment.checks import check_run_matches
 from expfam.experiment.config import RunConfig
 from expfam.experiment.evaluation import compiled_method, in_batches
+from expfam.experiment.run_lock import require_unlocked
 from expfam.experiment.runs import (
     MODEL_FILE,
     RunDirectoryError,
@@ -152,6 +153,7 @@ def load_run(run_dir: str | Path, *, registry: Registry | None = None) -> Traine
             out of agreement with the others.
     """
     run_dir = Path(run_dir)
+    require_unlocked(run_dir)  # not while another process writes it
     require_finished(run_dir)
     config = read_config(run_dir)
     raw_params = load_params(run_dir)

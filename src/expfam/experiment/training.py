@@ -276,6 +276,18 @@ def device_mesh(devices: int | None, axis: str) -> Mesh | None:
     """
     if devices is None or devices == 1:
         return None
+    check_device_count(devices)
+    return Mesh(np.array(jax.devices()[:devices]), (axis,))
+
+
+def check_device_count(devices: int | None) -> None:
+    """`devices` (`--devices`) is between 1 and the number of visible devices (`None`: one).
+
+    Raises:
+        ConfigurationError: naming the count asked for, the count visible and the fix.
+    """
+    if devices is None:
+        return
     available = jax.devices()
     if devices < 1 or devices > len(available):
         raise ConfigurationError(
@@ -283,7 +295,6 @@ def device_mesh(devices: int | None, axis: str) -> Mesh | None:
             f"{len(available)} (on a CPU, XLA_FLAGS=--xla_force_host_platform_device_count=N makes N host devices)",
             offending=devices,
         )
-    return Mesh(np.array(available[:devices]), (axis,))
 
 
 def partition(*axes: str | None) -> PartitionSpec:
@@ -472,12 +483,16 @@ def _diverged(history: dict[str, np.ndarray], offset: int, bad_step: int, params
         what, fix = "the total loss is not finite", "Lower --learning-rate"
     else:
         what, fix = f"term {term!r} is not finite", f"Lower --learning-rate or the weight of {term!r} (--loss)"
+    finite = all(bool(np.all(np.isfinite(np.asarray(leaf)))) for leaf in jax.tree.leaves(params))
+    if finite:
+        kept = f"the last finite parameters (after {bad_step} steps) were kept"
+    else:  # a finite gradient times a huge learning rate: the parameters before the bad step were not finite
+        kept = f"the parameters were no longer finite after {bad_step} steps, so none were kept"
     return TrainingDivergedError(
-        f"training diverged at step {bad_step}: {what} ({detail}); "
-        f"the last finite parameters (after {bad_step} steps) were kept. {fix}",
+        f"training diverged at step {bad_step}: {what} ({detail}); {kept}. {fix}",
         step=bad_step,
         term=term,
-        last_params=params,
+        last_params=params if finite else None,
     )
 
 
