@@ -21,7 +21,7 @@ import typer
 from typer.core import TyperGroup
 
 from cli import assign, compare, evaluate, plugins, sweep, train
-from expfam import __version__
+from expfam import __version__, interrupts
 from expfam.errors import ExpfamError, RunFailedError
 from expfam.plugins import Registry, get_registry
 
@@ -91,6 +91,7 @@ class ExpfamGroup(TyperGroup):
             report_error(RuntimeError(_os_error_text(error)))
             raise typer.Exit(RUN_FAILED) from None
         except KeyboardInterrupt:
+            interrupts.settle()
             typer.echo("\ninterrupted: nothing was written", err=True)
             raise typer.Exit(INTERRUPTED) from None
         except Exception as error:
@@ -155,7 +156,8 @@ def __getattr__(name: str) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point (``expfam = "cli.app:main"``)."""
+    """Entry point of ``python -m cli.app`` (the console script is :mod:`expfam.__main__`)."""
+    interrupts.install()  # idempotent; python -m cli.app sets it only after its imports
     try:
         _default_app()(args=list(argv) if argv is not None else None, prog_name="expfam")
     except ExpfamError as error:  # raised outside a command, e.g. while loading plugins

@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from expfam import __version__ as expfam_version
+from expfam import interrupts
 from expfam.builder import build_model, resolve_blocks
 from expfam.cluster_init import KMEANS_N_INIT
 from expfam.data import DataSplit, check_data_for_family, load_dataset
@@ -265,6 +266,8 @@ def train_run(
     """
     registry = registry or get_registry()
     prepared = prepare_run(config, registry=registry)
+    if out is not None:  # from the first write on, a signal stops at the next safe point (expfam.interrupts)
+        interrupts.hold(lambda: stopped_run_text(Path(out)))
     run_dir = create_run_dir(out, overwrite) if out is not None else None
     if run_dir is not None:
         write_config(run_dir, prepared.config)
@@ -315,8 +318,11 @@ def resume_run(
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """While training, SIGTERM raises ``KeyboardInterrupt`` like Ctrl-C (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
+    """While training, SIGTERM raises ``KeyboardInterrupt`` like Ctrl-C (main thread only).
+
+    Not under the command line, whose handlers ([`expfam.interrupts`][expfam.interrupts]) stay.
+    """
+    if interrupts.installed() or threading.current_thread() is not threading.main_thread():
         yield
         return
 
@@ -433,8 +439,10 @@ class RunRecorder:
     def finish(self, result: TrainResult, train_seconds: float) -> dict[str, float]:
         """Evaluate on the test split and write the parameters, metrics, history, plots and ``completed``."""
         split, model = self.prepared.split, self.prepared.model
+        interrupts.check()
         self.say("evaluating on the " + ("validation and test splits" if self.prepared.held_out else "test split"))
         metrics = evaluate_prepared(self.prepared, result.params)
+        interrupts.check()
         if self.run_dir is not None:
             save_params(self.run_dir, result.params)
             write_metrics(self.run_dir, metrics)
@@ -453,6 +461,7 @@ class RunRecorder:
                     key=self.keys["plots"],
                     value_range=(0.0, float(split.n_trials)),
                 )
+            interrupts.check()
             write_info(  # last: only now does the run read as finished (runs.is_finished)
                 self.run_dir,
                 self.info(
@@ -478,6 +487,8 @@ def _train_and_write(
     devices: int | None = None,
 ) -> dict[str, float]:
     recorder = RunRecorder(prepared, run_dir, rows, progress=progress, log=log, plots=plots)
+    if run_dir is not None:  # a resumed run is written from here on
+        interrupts.hold(lambda: stopped_run_text(run_dir))
     try:
         with sigterm_as_interrupt():
             params = recorder.begin()
