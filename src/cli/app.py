@@ -11,6 +11,8 @@ Run ``expfam --help``, or ``python -m expfam --help``.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import os
 import sys
@@ -28,6 +30,8 @@ from expfam.plugins import Registry, get_registry
 USER_ERROR = 2
 RUN_FAILED = 1
 INTERRUPTED = 130
+#: A reader that closed stdout early (``expfam plugins | head -1``): quiet, as SIGPIPE ends other tools.
+BROKEN_PIPE = 141
 #: Set to 1 to get the traceback of an unexpected error instead of the one-line report.
 DEBUG_VARIABLE = "EXPFAM_DEBUG"
 HELP = "Exponential-family harmoniums: train and evaluate runs, sweep and compare them, list plugins."
@@ -63,9 +67,30 @@ def report_error(error: BaseException) -> None:
     typer.echo(f"error: {message}", err=True)
 
 
+#: What to do about an :class:`OSError`, by its errno; other errors get no advice they might not need.
+_OS_ERROR_FIXES: dict[int, str] = {
+    errno.ENOSPC: "free disk space, then rerun",
+    errno.EDQUOT: "free disk space (the disk quota is full), then rerun",
+    errno.EACCES: "fix the permissions, then rerun",
+    errno.EPERM: "fix the permissions, then rerun",
+    errno.EROFS: "the file system is read-only; write somewhere else",
+    errno.EISDIR: "it is a folder where a file is expected; name a file",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; fix the path",
+    errno.ENOENT: "it does not exist; check the path",
+}
+
+
 def _os_error_text(error: OSError) -> str:
     what = f" {str(error.filename)!r}" if error.filename is not None else ""
-    return f"cannot read or write{what}: {error.strerror or error}; free disk space or fix the permissions, then rerun"
+    fix = _OS_ERROR_FIXES.get(error.errno or 0)
+    return f"cannot read or write{what}: {error.strerror or error}" + (f"; {fix}" if fix else "")
+
+
+def _quiet_broken_pipe() -> None:
+    """stdout's reader has gone: no message (none could reach it), stdout to /dev/null, exit 141."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush must not fail again
+    sys.exit(BROKEN_PIPE)
 
 
 class ExpfamGroup(TyperGroup):
@@ -87,6 +112,8 @@ class ExpfamGroup(TyperGroup):
         except ExpfamError as error:
             report_error(error)
             raise typer.Exit(USER_ERROR) from None
+        except BrokenPipeError:
+            _quiet_broken_pipe()
         except OSError as error:
             report_error(RuntimeError(_os_error_text(error)))
             raise typer.Exit(RUN_FAILED) from None
@@ -163,6 +190,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ExpfamError as error:  # raised outside a command, e.g. while loading plugins
         report_error(error)
         sys.exit(USER_ERROR)
+    except BrokenPipeError:  # e.g. from --help
+        _quiet_broken_pipe()
+    finally:
+        interrupts.finished()  # a signal while the interpreter exits does not undo a finished command
+        try:  # output still buffered meets a reader that has gone
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _quiet_broken_pipe()
+        except (OSError, ValueError):
+            pass
 
 
 if __name__ == "__main__":

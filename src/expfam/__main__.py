@@ -42,7 +42,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ImportError:
         _fail_on_clashes(quick=False)
         raise
-    cli_main(argv)
+    try:
+        cli_main(argv)
+    finally:
+        interrupts.finished()
 
 
 if __name__ == "__main__":

@@ -150,6 +150,18 @@ def check() -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
 
+def finished() -> None:
+    r"""The command is done: ignore SIGINT and SIGTERM while the interpreter exits.
+
+    Python puts its own handlers back to the system default as it finalises, so a signal in
+    those last moments would kill a process whose command had already succeeded (status -2 or
+    -15, its last output printed). Ignored handlers survive that, and SIGKILL still works.
+    """
+    if _state.installed and threading.current_thread() is threading.main_thread():
+        for signum in SIGNALS:
+            signal.signal(signum, signal.SIG_IGN)
+
+
 def settle() -> None:
     r"""Wait for JAX's pending effects (host callbacks) so no XLA work runs while the process exits."""
     jax = sys.modules.get("jax")
@@ -162,6 +174,7 @@ __all__ = [
     "INTERRUPTED_STATUS",
     "SIGNALS",
     "check",
+    "finished",
     "hold",
     "install",
     "installed",

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import signal
 import threading
 import time
@@ -70,7 +71,14 @@ from expfam.experiment.runs import (
     write_model_spec,
 )
 from expfam.experiment.streams import run_keys
-from expfam.experiment.summary import SUMMARY_COLUMNS, collapse_warning, compact_float, format_summary, summary_row
+from expfam.experiment.summary import (
+    SUMMARY_COLUMNS,
+    collapse_warning,
+    compact_float,
+    elbo_warning,
+    format_summary,
+    summary_row,
+)
 from expfam.experiment.training import TrainResult, TrainState, check_block_schedule, make_optimizer, train
 from expfam.experiment.usage import usage_metrics
 from expfam.model import Harmonium, Params
@@ -307,7 +315,7 @@ def resume_run(
         )
     prepared = prepare_run(config, registry=registry)
     state = load_checkpoint(run_dir, make_optimizer(prepared.config.train))
-    check_run_matches(run_dir, prepared.config, state.params, prepared.model, registry)
+    check_run_matches(run_dir, prepared.config, state.params, prepared.model, registry, source="checkpoint.npz")
     step = int(state.step)
     rows = [row for row in read_history(run_dir) if row["step"] <= step]
     (log or (lambda text: None))(f"resuming {run_dir} from step {step}")
@@ -361,6 +369,7 @@ class RunRecorder:
         self.keys = run_keys(prepared.config.train.seed)
         self.extra_info = dict(info or {})
         self.started = time.perf_counter()
+        self.elbo_warned = False
 
     def info(self, status: str, **extra: Any) -> dict[str, Any]:
         """``run.json``'s content for ``status``."""
@@ -396,6 +405,16 @@ class RunRecorder:
         row.update(quick_metrics(self.prepared.model, current, split.x_test, split.y_test, self.keys["progress"]))
         row.update(usage_metrics(self.prepared.model, current, split.x_test))
         self.rows.append(row)
+        warning = elbo_warning(
+            row.get("elbo", math.nan),
+            data_dim=int(np.prod(split.x_train.shape[1:])),
+            n_trials=int(split.n_trials),
+            step=step,
+            learning_rate=config.train.learning_rate,
+        )
+        if warning is not None and not self.elbo_warned:  # once per run
+            self.elbo_warned = True
+            self.say(f"warning: {warning}")
         if self.run_dir is not None:
             write_history(self.run_dir, self.rows)
         if self.progress is not None:
