@@ -121,7 +121,8 @@ def test_signals_at_random_moments_of_train_and_evaluate_end_with_130_one_line_a
         hits += 1
         lines = stderr.strip().splitlines()
         last = lines[-1]
-        print(f"train {sig.name} after {delay:.2f} s: {code}, after {lines[-3][:40]!r}: {last[:70]}")
+        before = lines[-3][:40] if len(lines) >= 3 else ""
+        print(f"train {sig.name} after {delay:.2f} s: {code}, after {before!r}: {last[:70]}")
         if not out.exists() or not any(out.iterdir()):  # stopped before the run folder was written
             assert last == "interrupted: nothing was written", (delay, stderr[-2000:])
             continue
