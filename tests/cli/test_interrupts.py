@@ -101,7 +101,7 @@ def test_signals_at_random_moments_of_train_and_evaluate_end_with_130_one_line_a
     for index in range(COUNT):
         sig = SIGNALS[index % 2]
         if index % 3 == 2:  # a third of them: evaluate
-            delay = rng.uniform(0.0, evaluate_seconds)
+            delay = rng.uniform(0.0, 0.9 * evaluate_seconds)
             code, stderr, _ = _run(["evaluate", str(reference)], sig, delay)
             if code == 0:  # it finished before the signal
                 assert "interrupted:" not in stderr, stderr
@@ -112,7 +112,7 @@ def test_signals_at_random_moments_of_train_and_evaluate_end_with_130_one_line_a
             hits += 1
             continue
         out = tmp_path / f"run{index}"
-        delay = rng.uniform(0.0, train_seconds)
+        delay = rng.uniform(0.0, 0.9 * train_seconds)
         code, stderr, _ = _run(["train", "--config", str(toml), "--out", str(out)], sig, delay)
         if code == 0:  # it finished before the signal
             assert run_status(out) == COMPLETED and "interrupted:" not in stderr, stderr
