@@ -11,6 +11,8 @@ Run `expfam --help`, or `python -m expfam --help`.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
 import os
 import sys
@@ -22,13 +24,15 @@ import typer
 from typer.core import TyperGroup
 
 from cli import assign, compare, evaluate, plugins, sweep, train
-from expfam import __version__
+from expfam import __version__, interrupts
 from expfam.errors import ExpfamError, ExpfamWarning, PluginWarning, RunFailedError
 from expfam.plugins import Registry, get_registry
 
 USER_ERROR = 2
 RUN_FAILED = 1
 INTERRUPTED = 130
+#: A reader that closed stdout early (`expfam plugins | head -1`): quiet, as SIGPIPE ends other tools.
+BROKEN_PIPE = 141
 #: Set to 1 to get the traceback of an unexpected error instead of the one-line report.
 DEBUG_VARIABLE = "EXPFAM_DEBUG"
 HELP = "Exponential-family harmoniums: train and evaluate runs, sweep and compare them, list plugins."
@@ -64,9 +68,30 @@ def report_error(error: BaseException) -> None:
     typer.echo(f"error: {message}", err=True)
 
 
+#: What to do about an `OSError`, by its errno; other errors get no advice they might not need.
+_OS_ERROR_FIXES: dict[int, str] = {
+    errno.ENOSPC: "free disk space, then rerun",
+    errno.EDQUOT: "free disk space (the disk quota is full), then rerun",
+    errno.EACCES: "fix the permissions, then rerun",
+    errno.EPERM: "fix the permissions, then rerun",
+    errno.EROFS: "the file system is read-only; write somewhere else",
+    errno.EISDIR: "it is a folder where a file is expected; name a file",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; fix the path",
+    errno.ENOENT: "it does not exist; check the path",
+}
+
+
 def _os_error_text(error: OSError) -> str:
     what = f" {str(error.filename)!r}" if error.filename is not None else ""
-    return f"cannot read or write{what}: {error.strerror or error}; free disk space or fix the permissions, then rerun"
+    fix = _OS_ERROR_FIXES.get(error.errno or 0)
+    return f"cannot read or write{what}: {error.strerror or error}" + (f"; {fix}" if fix else "")
+
+
+def _quiet_broken_pipe() -> None:
+    """stdout's reader has gone: no message (none could reach it), stdout to /dev/null, exit 141."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush must not fail again
+    sys.exit(BROKEN_PIPE)
 
 
 def _show_warning(
@@ -107,10 +132,13 @@ class ExpfamGroup(TyperGroup):
         except ExpfamError as error:
             report_error(error)
             raise typer.Exit(USER_ERROR) from None
+        except BrokenPipeError:
+            _quiet_broken_pipe()
         except OSError as error:
             report_error(RuntimeError(_os_error_text(error)))
             raise typer.Exit(RUN_FAILED) from None
         except KeyboardInterrupt:
+            interrupts.settle()
             typer.echo("\ninterrupted: nothing was written", err=True)
             raise typer.Exit(INTERRUPTED) from None
         except Exception as error:
@@ -178,12 +206,23 @@ def __getattr__(name: str) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point (`expfam = "cli.app:main"`)."""
+    """Entry point of `python -m cli.app` (the console script is `expfam.__main__`)."""
+    interrupts.install()  # idempotent; python -m cli.app sets it only after its imports
     try:
         _default_app()(args=list(argv) if argv is not None else None, prog_name="expfam")
     except ExpfamError as error:  # raised outside a command, e.g. while loading plugins
         report_error(error)
         sys.exit(USER_ERROR)
+    except BrokenPipeError:  # e.g. from --help
+        _quiet_broken_pipe()
+    finally:
+        interrupts.finished()  # a signal while the interpreter exits does not undo a finished command
+        try:  # output still buffered meets a reader that has gone
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _quiet_broken_pipe()
+        except (OSError, ValueError):
+            pass
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import typer
 
 from expfam.data.observations import read_observations
 from expfam.experiment.trained import load_run, write_assignments
+from expfam.shapes import as_observations
 
 
 def assign(
@@ -24,7 +25,11 @@ def assign(
 ) -> None:
     """Assign every observation in --data to a cluster of RUN_DIR's model; labels are not needed."""
     run = load_run(run_dir)
-    x = read_observations(data, dataset, n_trials=run.n_trials)
+
+    def check_shape(array: np.ndarray, what: str) -> None:  # the shape as stored, before rows are flattened
+        as_observations(run.model.observable, np.zeros(array.shape, np.int8), image_shape=run.image_shape, what=what)
+
+    x = read_observations(data, dataset, n_trials=run.n_trials, check_shape=check_shape)
     path = write_assignments(run, x, out, probabilities=probabilities, overwrite=overwrite)
     clusters = np.loadtxt(path, delimiter=",", skiprows=1, usecols=1, dtype=int, ndmin=1)
     used = len(np.unique(clusters))

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from expfam import interrupts
 from expfam.errors import ConfigurationError, RunFailedError
 from expfam.experiment.report import REPORT_FILE
 from expfam.experiment.stacked import resolve_vectorize
@@ -79,6 +80,7 @@ def sweep(
         ["--devices", str(devices)] if devices else []
     )
     typer.echo(f"{len(spec.trials)} trials in {len(spec.phases)} phases → {out}")
+    interrupts.raise_on_signal()  # the sweep stops its workers and keeps finished trials on KeyboardInterrupt
     try:
         results = run_sweep(
             spec,

@@ -26,6 +26,7 @@ import typer
 
 from cli.output import JsonFlag, emit_json
 from cli.progress import ProgressBar
+from expfam import interrupts
 from expfam.errors import ConfigurationError
 from expfam.experiment.checks import pixel_families
 from expfam.experiment.config import (
@@ -46,7 +47,7 @@ from expfam.experiment.pipeline import (
     summary_row,
     train_run,
 )
-from expfam.experiment.runs import INTERRUPTED, read_config, run_status
+from expfam.experiment.runs import COMPLETED, INTERRUPTED, read_config, run_status
 from expfam.plugins import Registry, get_registry
 
 FLAG_SECTIONS: tuple[str, ...] = ("model", "data", "train")
@@ -93,12 +94,21 @@ HELP: dict[str, str] = {
 
 @contextlib.contextmanager
 def _interrupt_exit(run_dir: Path) -> Iterator[None]:
-    """Ctrl-C or SIGTERM: one line saying what was kept and how to resume; exit with 130."""
+    """Ctrl-C or SIGTERM: one line saying what was kept and how to resume; exit with 130.
+
+    Under the console script a signal is raised only at safe points ([`expfam.interrupts`][expfam.interrupts]);
+    the last one is here, so a signal that came after the run's last safe point is not lost.
+    """
     try:
         yield
+        interrupts.check()
     except KeyboardInterrupt:
-        if run_status(run_dir) == INTERRUPTED:
+        interrupts.settle()  # no XLA work may outlive the interpreter
+        status = run_status(run_dir)
+        if status == INTERRUPTED:
             text = stopped_run_text(run_dir)
+        elif status == COMPLETED:
+            text = f"the run had completed before the signal; its results are kept in {run_dir}"
         else:
             text = "before training started; no run files were written"
         typer.echo(f"\ninterrupted: {text}", err=True)
@@ -271,6 +281,9 @@ def make_command(registry: Registry | None = None) -> Any:
                     offending=extra,
                 )
             bar = ProgressBar()
+            interrupts.set_message(
+                f"nothing was written; {resume} is as it was: continue with `expfam train --resume {resume}`"
+            )
             with _interrupt_exit(resume):
                 metrics = resume_run(resume, progress=bar, log=bar.message, registry=registry, devices=devices)
             bar.close()

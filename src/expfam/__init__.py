@@ -5,7 +5,7 @@ through the `expfam` entry-point group and looked up by name in a
 [`Registry`][expfam.plugins.Registry].
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from expfam.errors import (
     ConfigurationError,
@@ -17,18 +17,27 @@ from expfam.errors import (
     TrainingDivergedError,
     UnknownNameError,
 )
-from expfam.family import ExponentialFamily
-from expfam.mixture import LatentMixture
 from expfam.plugins import Registry, build_registry, get_registry
 
 __version__ = "0.1.0"
 
-#: Names served lazily from the experiment machinery (floor 2), so `import expfam` stays light.
-_LAZY = {"load_run": "expfam.experiment.trained", "TrainedRun": "expfam.experiment.trained"}
+if TYPE_CHECKING:
+    from expfam.experiment.trained import TrainedRun, load_run
+    from expfam.family import ExponentialFamily
+    from expfam.mixture import LatentMixture
+
+#: Names served lazily, so `import expfam` does not import JAX: the command line sets its
+#: signal handlers first ([`expfam.interrupts`][expfam.interrupts]), and the experiment machinery is floor 2.
+_LAZY = {
+    "load_run": "expfam.experiment.trained",
+    "TrainedRun": "expfam.experiment.trained",
+    "ExponentialFamily": "expfam.family",
+    "LatentMixture": "expfam.mixture",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """`expfam.load_run` and `expfam.TrainedRun`, imported on first use."""
+    """`expfam.load_run`, `expfam.TrainedRun`, `expfam.ExponentialFamily` and `expfam.LatentMixture`, imported on first use."""
     if name in _LAZY:
         import importlib
 

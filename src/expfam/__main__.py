@@ -6,7 +6,9 @@ them, importing the command line would fail with a traceback, or silently run
 someone else's code; this launcher detects the clash first and says so in one
 line (exit status 2). It is the only module of `expfam` that imports `cli`.
 
-`python -m expfam ...` runs the same launcher.
+`python -m expfam ...` runs the same launcher. Its first act sets the handlers of Ctrl-C and
+SIGTERM ([`expfam.interrupts`][expfam.interrupts]), before JAX or the command line are imported: an interrupt
+at any moment ends with one `interrupted:` line and exit status 130.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from expfam import interrupts
 from expfam.plugins import package_clashes
 
 #: Status of a broken installation: the same as other bad input.
@@ -32,13 +35,17 @@ def _fail_on_clashes(quick: bool) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run `expfam` with `argv` (default: the process arguments), after the installation check."""
+    interrupts.install()
     _fail_on_clashes(quick=True)
     try:
         from cli.app import main as cli_main
     except ImportError:
         _fail_on_clashes(quick=False)
         raise
-    cli_main(argv)
+    try:
+        cli_main(argv)
+    finally:
+        interrupts.finished()
 
 
 if __name__ == "__main__":

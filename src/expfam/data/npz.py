@@ -74,7 +74,8 @@ def _open(path: Path) -> dict[str, np.ndarray]:
             raise DataError(f"{path.name}: an array cannot be read ({error})", offending=str(path)) from error
 
 
-def _counts(images: np.ndarray, *, where: str, n_trials: int) -> np.ndarray:
+def _counts(images: np.ndarray, *, where: str, n_trials: int, fix: str | None = None) -> np.ndarray:
+    """`images` as `(n, D)` float counts in `0..n_trials`; `fix`: the advice for a value out of range."""
     flat = flat_images(images, where=where)
     if images.dtype == np.uint8:
         return counts_from_intensities(flat, n_trials=n_trials, max_value=255)
@@ -93,7 +94,9 @@ def _counts(images: np.ndarray, *, where: str, n_trials: int) -> np.ndarray:
         hint = (
             "values look like intensities in [0, 1]; convert to uint8 0..255 so they are rescaled"
             if np.isfinite(values).all() and values.min() >= 0.0 and values.max() <= 1.0
-            else f"store 8-bit images as uint8 (rescaled to 0..{n_trials}), or pass n_trials ≥ the largest count"
+            else fix
+            or f"store 8-bit images as uint8 (rescaled to 0..{n_trials}), or raise n_trials (--n-trials) to at least "
+            f"the largest count, {np.nanmax(np.where(np.isfinite(values), values, np.nan)).item():g}"
         )
         raise DataError(
             f"{where}: value {value!r} at column {column} of row {row} is not a count in 0..{n_trials} "

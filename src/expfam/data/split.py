@@ -64,9 +64,15 @@ def flat_images(images: np.ndarray, *, where: str) -> np.ndarray:
     """`(n, ...)` images as `(n, D)` rows, refusing an array with no image or no pixel.
 
     Raises:
-        DataError: `n == 0` or `D == 0`, naming `where` (the file and array).
+        DataError: fewer than two dimensions, `n == 0` or `D == 0`, naming `where` (the file and array).
     """
-    if images.ndim < 2 or images.shape[0] == 0 or math.prod(images.shape[1:]) == 0:
+    if images.ndim < 2:
+        raise DataError(
+            f"{where} has shape {images.shape}: it is {images.ndim}-D, but observations must be 2-D (rows, pixels) "
+            "or 3-D (rows, height, width); for a single observation store x.reshape(1, -1)",
+            offending=images.shape,
+        )
+    if images.shape[0] == 0 or math.prod(images.shape[1:]) == 0:
         raise DataError(
             f"{where} has shape {images.shape}: it holds no images or no pixels; each split needs at least one "
             "image of at least one pixel",

@@ -193,18 +193,25 @@ def _shapes(tree: Mapping[str, Any], prefix: str = "") -> dict[str, tuple[int, .
 
 
 def check_run_matches(
-    run_dir: Path, config: RunConfig, params: Mapping[str, Any], model: Harmonium, registry: Registry | None = None
+    run_dir: Path,
+    config: RunConfig,
+    params: Mapping[str, Any],
+    model: Harmonium,
+    registry: Registry | None = None,
+    *,
+    source: str = "params.npz",
 ) -> None:
     """Refuse a run whose `config.toml`, `model.json` and `params.npz` disagree (edited or damaged files).
 
     `model.json` (written when the run was trained) must give the same observable,
-    options, sizes and blocks as `config.toml`; every array of `params.npz` must
-    exist with the shape the model of `config.toml` initialises.
+    options, sizes and blocks as `config.toml`; every array of `params` must
+    exist with the shape the model of `config.toml` initialises. `source`: the file
+    `params` was read from, named in the messages (`checkpoint.npz` when resuming).
 
     Raises:
         RunDirectoryError: naming the first disagreement and the fix.
     """
-    fix = "config.toml or params.npz was edited or damaged; restore the run's files or train it again"
+    fix = f"config.toml or {source} was edited or damaged; restore the run's files or train it again"
     try:
         spec: dict[str, Any] | None = read_model_spec(run_dir)
     except RunDirectoryError:  # runs written before model.json existed have none
@@ -231,16 +238,16 @@ def check_run_matches(
     found = _shapes(params)
     for name, shape in expected.items():
         if name not in found:
-            raise RunDirectoryError(f"{run_dir}: params.npz has no array {name!r}; {fix}", offending=name)
+            raise RunDirectoryError(f"{run_dir}: {source} has no array {name!r}; {fix}", offending=name)
         if found[name] != shape:
             raise RunDirectoryError(
-                f"{run_dir}: params.npz array {name!r} has shape {found[name]} but the model of "
+                f"{run_dir}: {source} array {name!r} has shape {found[name]} but the model of "
                 f"config.toml needs {shape}; {fix}",
                 offending=name,
             )
     extra = sorted(set(found) - set(expected))
     if extra:
-        raise RunDirectoryError(f"{run_dir}: params.npz holds unexpected array {extra[0]!r}; {fix}", offending=extra[0])
+        raise RunDirectoryError(f"{run_dir}: {source} holds unexpected array {extra[0]!r}; {fix}", offending=extra[0])
 
 
 __all__ = [

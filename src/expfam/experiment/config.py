@@ -298,7 +298,7 @@ def read_toml(path: str | Path, what: str) -> dict[str, Any]:
         raise ConfigurationError(
             f"{what} {str(path)!r} is a folder, not a file; pass a .toml file", offending=str(path)
         )
-    if not path.is_file():
+    if not path.exists():  # a readable non-regular file (/dev/null, a pipe as /dev/fd/N) is read like a file
         raise ConfigurationError(f"{what} {str(path)!r} does not exist; check the path", offending=str(path))
     try:
         text = path.read_bytes().decode("utf-8")

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from expfam import interrupts
 from expfam.experiment.config import EvaluateConfig
 from expfam.family import Array
 from expfam.metrics import active_clusters, clustering_metrics
@@ -102,12 +103,15 @@ def evaluate(
         results: dict[str, float] = {"active_clusters": active_clusters(assigned, model.n_clusters)}
     else:
         results = dict(clustering_metrics(labels, assigned, model.n_clusters))
+    interrupts.check()  # safe points between the stages (the command line's signals, expfam.interrupts)
     results["recon"] = reconstruction_error(model, params, x, config.batch_size)
+    interrupts.check()
     results["r2"] = float(compiled_method(model, "r_squared", config.n_r2_samples)(key_r2, params))
     results["rho_norm"] = float(model.correction_norm(params))
     elbo = compiled_method(model, "elbo_terms", config.n_elbo_samples)
     iwae = compiled_method(model, "iwae_bound", config.n_iwae_samples)
     results["elbo"] = float(np.mean(in_batches(lambda batch: elbo(key_elbo, params, batch)[1], x, config.batch_size)))
+    interrupts.check()
     iwae_batch = max(1, config.batch_size // 10)
     results["iwae"] = float(np.mean(in_batches(lambda batch: iwae(key_iwae, params, batch), x, iwae_batch)))
     return results

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import signal
 import threading
 import time
@@ -34,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from expfam import __version__ as expfam_version
+from expfam import interrupts
 from expfam.builder import build_model, resolve_blocks
 from expfam.cluster_init import KMEANS_N_INIT
 from expfam.data import DataSplit, check_data_for_family, load_dataset
@@ -71,7 +73,14 @@ from expfam.experiment.runs import (
     write_model_spec,
 )
 from expfam.experiment.streams import run_keys
-from expfam.experiment.summary import SUMMARY_COLUMNS, collapse_warning, compact_float, format_summary, summary_row
+from expfam.experiment.summary import (
+    SUMMARY_COLUMNS,
+    collapse_warning,
+    compact_float,
+    elbo_warning,
+    format_summary,
+    summary_row,
+)
 from expfam.experiment.training import (
     TrainResult,
     TrainState,
@@ -328,6 +337,7 @@ def train_run(
         return _train_and_write(
             prepared, None, None, [], progress=progress, log=log, plots=plots, registry=registry, devices=devices
         )
+    interrupts.hold(lambda: stopped_run_text(Path(out)))  # from here on, a signal stops at a safe point
     with writable_run_dir(out, overwrite) as run_dir:  # every check done: only now is the folder touched
         write_config(run_dir, prepared.config)
         write_model_spec(run_dir, model_spec(prepared, registry))
@@ -376,7 +386,7 @@ def resume_run(
         state = load_checkpoint(run_dir, make_optimizer(prepared.config.train))
         history = read_history(run_dir)
         verify_checkpoint(run_dir, state, prepared.config.train, history)
-        check_run_matches(run_dir, prepared.config, state.params, prepared.model, registry)
+        check_run_matches(run_dir, prepared.config, state.params, prepared.model, registry, source="checkpoint.npz")
         step = int(state.step)
         rows = [row for row in history if row["step"] <= step]
         say = log or (lambda text: None)
@@ -396,8 +406,11 @@ def resume_run(
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """While training, SIGTERM raises `KeyboardInterrupt` like Ctrl-C (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
+    """While training, SIGTERM raises `KeyboardInterrupt` like Ctrl-C (main thread only).
+
+    Not under the command line, whose handlers ([`expfam.interrupts`][expfam.interrupts]) stay.
+    """
+    if interrupts.installed() or threading.current_thread() is not threading.main_thread():
         yield
         return
 
@@ -437,6 +450,7 @@ class RunRecorder:
         self.keys = run_keys(prepared.config.train.seed)
         self.extra_info = dict(info or {})
         self.started = time.perf_counter()
+        self.elbo_warned = False
 
     def info(self, status: str, **extra: Any) -> dict[str, Any]:
         """`run.json`'s content for `status`."""
@@ -472,6 +486,16 @@ class RunRecorder:
         row.update(quick_metrics(self.prepared.model, current, split.x_test, split.y_test, self.keys["progress"]))
         row.update(usage_metrics(self.prepared.model, current, split.x_test))
         self.rows.append(row)
+        warning = elbo_warning(
+            row.get("elbo", math.nan),
+            data_dim=int(np.prod(split.x_train.shape[1:])),
+            n_trials=int(split.n_trials),
+            step=step,
+            learning_rate=config.train.learning_rate,
+        )
+        if warning is not None and not self.elbo_warned:  # once per run
+            self.elbo_warned = True
+            self.say(f"warning: {warning}")
         if self.run_dir is not None:
             write_history(self.run_dir, self.rows)
         if self.progress is not None:
@@ -531,8 +555,10 @@ class RunRecorder:
     def finish(self, result: TrainResult, train_seconds: float) -> dict[str, float]:
         """Evaluate on the test split and write the parameters, metrics, history, plots and `completed`."""
         split, model = self.prepared.split, self.prepared.model
+        interrupts.check()
         self.say("evaluating on the " + ("validation and test splits" if self.prepared.held_out else "test split"))
         metrics = evaluate_prepared(self.prepared, result.params)
+        interrupts.check()
         if self.run_dir is not None:
             save_params(self.run_dir, result.params)
             write_metrics(self.run_dir, metrics)
@@ -551,6 +577,7 @@ class RunRecorder:
                     key=self.keys["plots"],
                     value_range=(0.0, float(split.n_trials)),
                 )
+            interrupts.check()
             write_info(  # last: only now does the run read as finished (runs.is_finished)
                 self.run_dir,
                 self.info(
@@ -576,6 +603,8 @@ def _train_and_write(
     devices: int | None = None,
 ) -> dict[str, float]:
     recorder = RunRecorder(prepared, run_dir, rows, progress=progress, log=log, plots=plots)
+    if run_dir is not None:  # a resumed run is written from here on
+        interrupts.hold(lambda: stopped_run_text(run_dir))
     try:
         with sigterm_as_interrupt():
             params = recorder.begin()

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from expfam import interrupts
 from expfam.experiment.runs import atomic_open
 from expfam.experiment.usage import USAGE_COLUMNS
 from expfam.family import Array
@@ -292,13 +293,16 @@ def save_run_plots(
 ) -> list[Path]:
     """All plots of a run (four, and the cluster usage when the history has it) into `run_dir`; returns the paths written."""
     run_dir = Path(run_dir)
-    paths = [
-        plot_prototypes(model, params, image_shape, run_dir / "prototypes.png", value_range=value_range),
-        plot_samples(model, params, image_shape, run_dir / "samples.png", key=key, value_range=value_range),
+    paths = [plot_prototypes(model, params, image_shape, run_dir / "prototypes.png", value_range=value_range)]
+    interrupts.check()  # safe points between the plots (the command line's signals, expfam.interrupts)
+    paths.append(plot_samples(model, params, image_shape, run_dir / "samples.png", key=key, value_range=value_range))
+    interrupts.check()
+    paths.append(
         plot_reconstructions(
             model, params, x_test, image_shape, run_dir / "reconstructions.png", value_range=value_range
-        ),
-    ]
+        )
+    )
+    interrupts.check()
     if history:
         paths.append(plot_training_curves(history, run_dir / "training_curves.png"))
     if any("active" in row for row in history):

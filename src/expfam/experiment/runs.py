@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import math
@@ -135,10 +136,22 @@ def _test_write_delay() -> None:
         time.sleep(float(delay))
 
 
+#: The advice for a failed write, by errno; other errors get none (no disk-space hint for a broken pipe).
+_WRITE_FIXES: dict[int, str] = {
+    errno.ENOSPC: "free disk space",
+    errno.EDQUOT: "free disk space (the disk quota is full)",
+    errno.EFBIG: "raise the file size limit",
+    errno.EACCES: "fix the folder's permissions",
+    errno.EPERM: "fix the folder's permissions",
+    errno.EROFS: "the file system is read-only; write somewhere else",
+    errno.EISDIR: "a folder is in the way; move it or write somewhere else",
+}
+
+
 def _write_error(path: Path, error: OSError) -> RunWriteError:
+    fix = _WRITE_FIXES.get(error.errno or 0)
     return RunWriteError(
-        f"cannot write {str(path)!r} ({error.strerror or error}); free disk space, raise the file size limit "
-        "or fix the folder's permissions",
+        f"cannot write {str(path)!r} ({error.strerror or error})" + (f"; {fix}" if fix else ""),
         offending=str(path),
     )
 

@@ -69,6 +69,34 @@ def collapse_warning(metrics: Mapping[str, float], n_clusters: int) -> str | Non
     )
 
 
+#: How many times worse than the uniform distribution a chunk's ELBO may be before a warning (docs/training.md).
+ELBO_FLOOR_FACTOR = 100.0
+
+
+def elbo_floor(data_dim: int, n_trials: int) -> float:
+    r"""The lowest sane ELBO per observation: $-100\,D\log(N+1)$.
+
+    Every observation is $D$ counts in $0..N$, so the uniform distribution over them scores
+    $\log p(x) = -D\log(N+1)$ whatever the family; a model that does a hundred times worse
+    over a whole chunk is not learning (a learning rate far too large, a loss weight that
+    swamps the ELBO), even at its random start (about 1 to 5 times worse).
+    """
+    return -ELBO_FLOOR_FACTOR * data_dim * math.log(n_trials + 1)
+
+
+def elbo_warning(elbo: float, *, data_dim: int, n_trials: int, step: int, learning_rate: float) -> str | None:
+    r"""A warning when a chunk's mean ELBO is below [`elbo_floor`][expfam.experiment.summary.elbo_floor], else `None`."""
+    floor = elbo_floor(data_dim, n_trials)
+    if not math.isfinite(elbo) or elbo >= floor:  # a non-finite ELBO is a divergence, reported as such
+        return None
+    return (
+        f"the ELBO per observation over the chunk ending at step {step} is {elbo:.4g}, below {floor:.4g} "
+        f"(a hundred times the uniform distribution's {floor / ELBO_FLOOR_FACTOR:.4g} over {data_dim} counts in "
+        f"0..{n_trials}): training is not working; lower --learning-rate (now {learning_rate:g}) or the loss "
+        "weights that swamp the ELBO"
+    )
+
+
 def compact_float(value: float) -> str:
     """`3e-4`, `1.5e-3` as in the reference table (`0` stays `0`)."""
     if value == 0:
@@ -171,11 +199,14 @@ def differences_text(headers: Sequence[str], differences: Mapping[str, Sequence[
 
 
 __all__ = [
+    "ELBO_FLOOR_FACTOR",
     "SUMMARY_COLUMNS",
     "collapse_warning",
     "compact_float",
     "config_differences",
     "differences_text",
+    "elbo_floor",
+    "elbo_warning",
     "format_summary",
     "summary_row",
 ]

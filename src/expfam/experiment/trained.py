@@ -116,6 +116,11 @@ def write_assignments(
         RunDirectoryError: `out` exists and `overwrite` is false.
     """
     out = Path(out)
+    if out.is_dir():
+        raise RunDirectoryError(
+            f"--out {str(out)!r} is a folder; name the CSV file to write, e.g. --out {str(out / 'assignments.csv')!r}",
+            offending=str(out),
+        )
     if out.exists() and not overwrite:
         raise RunDirectoryError(
             f"{str(out)!r} already exists; pass --overwrite to replace it, or choose another --out", offending=str(out)
@@ -161,7 +166,7 @@ def load_run(run_dir: str | Path, *, registry: Registry | None = None) -> Traine
         spec = read_model_spec(run_dir)
     except RunDirectoryError as error:
         raise RunDirectoryError(
-            f"{error} — {MODEL_FILE} is written by expfam since version 0.2; for an older run use "
+            f"{error} — runs trained by earlier versions of expfam have no {MODEL_FILE}; for such a run use "
             "expfam.experiment.pipeline.prepare_run(read_config(run_dir)).model, which reloads the data",
             offending=str(run_dir),
         ) from None

@@ -27,6 +27,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from expfam import interrupts
 from expfam.errors import ConfigurationError, TrainingDivergedError
 from expfam.experiment.config import TrainConfig, parse_block_learning_rates, parse_block_schedule
 from expfam.experiment.latent_kmeans import apply_cluster_init
@@ -622,6 +623,7 @@ def train(
     chunks = 0
     try:
         while done < config.n_steps:
+            interrupts.check()  # a safe point: the state is committed and no XLA work is in flight
             initialised = apply_cluster_init(model, config, state.params, data, done)
             if initialised is not state.params:  # the cluster initialisation ran (docs/training.md)
                 if mesh is not None:
