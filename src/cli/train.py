@@ -85,7 +85,7 @@ HELP: dict[str, str] = {
     "cluster_init_step": "Step of the 'latent_kmeans' initialisation (at the first chunk boundary at or after it).",
     "seed": "Seed of initialisation, batches, data split and evaluation.",
     "log_every": "Steps per chunk between progress lines, history rows and NMI/R² checks.",
-    "checkpoint_every": "Chunks between checkpoints (0: none); Ctrl-C and SIGTERM always checkpoint.",
+    "checkpoint_every": "Chunks between checkpoints; Ctrl-C and SIGTERM checkpoint too (0: none at all, so an interrupted run cannot be resumed).",
     "block_schedule": "Start step of blocks, e.g. 'xyk:1000,xk:1000': those start at zero and are held "
     "there until their step (full model: hierarchical until then).",
     "block_learning_rates": "Learning-rate factors of blocks, e.g. 'xyk:0.1,xk:0.1' (blocks not named: 1).",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
+import expfam.experiment.pipeline
 from cli.app import create_app
 
 #: [evaluate] of the tiny runs (only a --config file sets this section).
@@ -129,3 +130,13 @@ def snapshot_of():
 def tiny_npz(tiny_run_toml):
     """The tiny run's data file."""
     return tiny_run_toml.parent / "tiny.npz"
+
+
+@pytest.fixture()
+def no_training(monkeypatch):
+    """Fail the test if training starts: every refusal here happens while the inputs are checked."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("training started before the inputs were checked")
+
+    monkeypatch.setattr(expfam.experiment.pipeline, "train", refuse)

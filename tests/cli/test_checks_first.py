@@ -15,18 +15,7 @@ import jax
 import numpy as np
 import pytest
 
-import expfam.experiment.pipeline
 from expfam.experiment.runs import read_history, read_info, write_info
-
-
-@pytest.fixture()
-def no_training(monkeypatch):
-    """Fail the test if training starts: every refusal here happens while the inputs are checked."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("training started before the inputs were checked")
-
-    monkeypatch.setattr(expfam.experiment.pipeline, "train", refuse)
 
 
 @pytest.fixture()

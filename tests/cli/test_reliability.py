@@ -36,16 +36,6 @@ HUGE = "99999999999999999999"
 
 
 @pytest.fixture()
-def no_training(monkeypatch):
-    """Fail the test if training starts: every refusal here happens while the inputs are checked."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("training started before the inputs were checked")
-
-    monkeypatch.setattr(expfam.experiment.pipeline, "train", refuse)
-
-
-@pytest.fixture()
 def old_run(finished_run, tmp_path):
     """A copy of the finished tiny run, to be targeted with --overwrite."""
     return shutil.copytree(finished_run, tmp_path / "old")
