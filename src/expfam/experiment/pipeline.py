@@ -334,6 +334,7 @@ def train_run(
     registry = registry or get_registry()
     prepared = prepare_run(config, registry=registry, devices=devices)
     if out is None:
+        warn_about_config(prepared.config)  # every check passed: the run will train
         return _train_and_write(
             prepared, None, None, [], progress=progress, log=log, plots=plots, registry=registry, devices=devices
         )
