@@ -22,7 +22,6 @@ from expfam.plugins import Registry, build_registry, get_registry
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from expfam.experiment.trained import TrainedRun, load_run
     from expfam.family import ExponentialFamily
     from expfam.mixture import LatentMixture
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from expfam.experiment.config import RunConfig, config_from_mapping
+from expfam.experiment.run_lock import create_run_dir
 from expfam.experiment.runs import (
     CONFIG_FILE,
     RunDirectoryError,
     atomic_open,
-    create_run_dir,
     flatten_params,
     history_text,
     load_params,
