@@ -129,9 +129,11 @@ TOPICS: tuple[Topic, ...] = (
     Topic(
         "api/testing-model.md",
         "Model checks and references",
-        "The test kit's model checks, exact enumeration, SciPy references and hypothesis strategies.",
+        "The test kit's model, loss-term and dataset checks, exact enumeration, SciPy references and strategies.",
         (
             "expfam.testing.model_checks",
+            "expfam.testing.objective_checks",
+            "expfam.testing.dataset_checks",
             "expfam.testing.enumeration",
             "expfam.testing.scipy_reference",
             "expfam.testing.strategies",
@@ -165,6 +167,7 @@ TOPICS: tuple[Topic, ...] = (
         "Run directories, checkpoints, `load_run`, summaries and plots ([runs.md](../runs.md)).",
         (
             "expfam.experiment.runs",
+            "expfam.experiment.run_lock",
             "expfam.experiment.checkpoints",
             "expfam.experiment.trained",
             "expfam.experiment.summary",
@@ -194,8 +197,8 @@ TOPICS: tuple[Topic, ...] = (
     Topic(
         "api/cli.md",
         "Command line",
-        "The modules behind the `expfam` command ([cli.md](../cli.md)).",
-        ("cli",),
+        "The modules behind the `expfam` command and its interrupt handling ([cli.md](../cli.md)).",
+        ("cli", "expfam.interrupts"),
         packages=("cli",),
     ),
     Topic(
