@@ -133,11 +133,6 @@ def raise_on_signal() -> None:
     _state.mode = "raise"
 
 
-def pending() -> int | None:
-    r"""The signal recorded in mode `defer` and not raised yet."""
-    return _state.pending
-
-
 def check() -> None:
     r"""A safe point: raise `KeyboardInterrupt` if a signal was recorded since the last one.
 
@@ -178,7 +173,6 @@ __all__ = [
     "hold",
     "install",
     "installed",
-    "pending",
     "raise_on_signal",
     "set_message",
     "settle",

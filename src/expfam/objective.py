@@ -29,7 +29,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -191,6 +191,26 @@ def build_objective(name: str, options: Mapping[str, Any] | None = None, *, regi
     return dataclasses.replace(term, **dict(options))
 
 
+def build_objectives(
+    names: Sequence[str], options: Mapping[str, Mapping[str, Any]] | None = None, *, registry: Registry | None = None
+) -> list[tuple[str, Any]]:
+    """`(name, term)` for each of `names`, built with its options ([`build_objective`][expfam.objective.build_objective]).
+
+    Raises:
+        UnknownNameError: a name that is not a registered loss term.
+        ConfigurationError: options for a term that is not one of `names`, or an option a term does not have.
+    """
+    options = options or {}
+    unused = sorted(set(options) - set(names))
+    if unused:
+        raise ConfigurationError(
+            f"[train.loss_options] has options for {', '.join(unused)}, which the loss does not use (its terms: "
+            f"{', '.join(names)}); remove them or give the term a weight (--loss NAME=WEIGHT)",
+            offending=unused,
+        )
+    return [(name, build_objective(name, options.get(name), registry=registry)) for name in names]
+
+
 LossFunction = Callable[[Params, Array, Array, Array], tuple[Array, dict[str, Array]]]
 #: `loss_fn(params, x, key, step, weights, settings)`: [`make_weighted_loss`][expfam.objective.make_weighted_loss]'s function.
 WeightedLossFunction = Callable[
@@ -221,14 +241,7 @@ def make_weighted_loss(
         raise ConfigurationError(f"rho_mode must be one of {RHO_MODES}, got {rho_mode!r}", offending=rho_mode)
     if not names:
         raise ConfigurationError("no loss terms given; name at least one, e.g. {'elbo': 1.0}", offending=names)
-    unused = sorted(set(options) - set(names))
-    if unused:
-        raise ConfigurationError(
-            f"loss options for {unused}, which the loss does not use (its terms: {', '.join(names)}); "
-            "remove them or give the terms a weight",
-            offending=unused,
-        )
-    terms = [(name, build_objective(name, options.get(name), registry=registry)) for name in names]
+    terms = build_objectives(names, options, registry=registry)
 
     def loss_fn(
         params: Params, x: Array, key: Array, step: Array, weights: Mapping[str, Array], settings: ObjectiveSettings

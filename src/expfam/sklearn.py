@@ -259,8 +259,10 @@ class HarmoniumClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self, "params_")
         X = self._validate(X, reset=False, model=self.model_)
         key = run_keys(self.seed_)["evaluate"]
-        function = _row_elbo(self.model_, int(self.n_elbo_samples))
-        return in_batches(lambda batch: function(key, self.params_, batch), X).astype(np.float64)
+        model, n_samples = self.model_, int(self.n_elbo_samples)
+        return in_batches(
+            lambda batch: _row_elbo(key, self.params_, batch, model=model, n_samples=n_samples), X
+        ).astype(np.float64)
 
     def score(self, X: Any, y: Any = None) -> float:
         r"""Mean Monte-Carlo ELBO of the rows of `X` (`n_elbo_samples` posterior samples each).
@@ -300,14 +302,17 @@ class HarmoniumClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         return tags
 
 
-@functools.lru_cache(maxsize=16)
-def _row_elbo(model: Harmonium, n_samples: int) -> Any:
-    """`jit(vmap(row ↦ elbo_terms(key, params, row[None], n_samples)[1][0]))`: each row scored alone."""
+@functools.partial(jax.jit, static_argnames=("model", "n_samples"))
+def _row_elbo(key: jax.Array, params: Any, x: jax.Array, *, model: Harmonium, n_samples: int) -> jax.Array:
+    """`vmap(row ↦ elbo_terms(key, params, row[None], n_samples)[1][0])(x)`: each row scored alone.
 
-    def one(key: jax.Array, params: Any, row: jax.Array) -> jax.Array:
+    The model and the sample count are static, so `jax.jit` keeps one program per model shape.
+    """
+
+    def one(row: jax.Array) -> jax.Array:
         return model.elbo_terms(key, params, row[None], n_samples)[1][0]
 
-    return jax.jit(jax.vmap(one, in_axes=(None, None, 0)))
+    return jax.vmap(one)(x)
 
 
 def _progress_printer(n_steps: int) -> Any:

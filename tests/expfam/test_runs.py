@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from expfam.experiment.config import RunConfig, config_from_mapping
-from expfam.experiment.run_lock import create_run_dir
+from expfam.experiment.run_lock import writable_run_dir
 from expfam.experiment.runs import (
     CONFIG_FILE,
     RunDirectoryError,
@@ -67,25 +67,31 @@ def test_params_names_with_a_slash_are_refused():
         flatten_params({"a/b": np.zeros(1)})
 
 
-def test_create_run_dir_refuses_a_non_empty_directory_and_names_the_flag(tmp_path):
+def _open_run_dir(path, overwrite=False):
+    """Check, lock and (with `overwrite`) clear `path` as a run does, then release it."""
+    with writable_run_dir(path, overwrite) as folder:
+        return folder
+
+
+def test_a_run_dir_refuses_a_non_empty_directory_and_names_the_flag(tmp_path):
     run = tmp_path / "run"
-    assert create_run_dir(run) == run and run.is_dir()
-    assert create_run_dir(run) == run  # empty: fine
+    assert _open_run_dir(run) == run and run.is_dir()
+    assert _open_run_dir(run) == run  # empty: fine
     (run / CONFIG_FILE).write_text("old")
     (run / "notes.txt").write_text("mine")
     with pytest.raises(RunDirectoryError, match=r"run.*already exists.*--overwrite"):
-        create_run_dir(run)
+        _open_run_dir(run)
     assert (run / CONFIG_FILE).read_text() == "old"
-    create_run_dir(run, overwrite=True)
+    _open_run_dir(run, overwrite=True)
     assert not (run / CONFIG_FILE).exists()  # run files removed ...
     assert (run / "notes.txt").read_text() == "mine"  # ... anything else kept
 
 
-def test_create_run_dir_refuses_a_file(tmp_path):
+def test_a_run_dir_refuses_a_file(tmp_path):
     target = tmp_path / "file"
     target.write_text("x")
     with pytest.raises(RunDirectoryError, match="is a file"):
-        create_run_dir(target, overwrite=True)
+        _open_run_dir(target, overwrite=True)
 
 
 def test_atomic_open_leaves_the_old_file_on_error_and_no_temporary_files(tmp_path):

@@ -93,7 +93,7 @@ from expfam.experiment.training import (
 )
 from expfam.experiment.usage import usage_metrics
 from expfam.model import Harmonium, Params
-from expfam.objective import build_objective
+from expfam.objective import build_objectives
 from expfam.plugins import Registry, get_registry
 
 #: `progress(step, n_steps, row)` after every logged chunk; `row` is the history row.
@@ -157,30 +157,14 @@ def check_loss_weights(config: RunConfig, registry: Registry) -> None:
     for name in config.train.loss_weights:
         registry.objective(name)
     estimator = config.train.elbo_estimator
-    if not getattr(registry.objective(estimator), "estimates_elbo", False):
-        estimators = [name for name in registry.names("objectives") if _estimates_elbo(registry, name)]
+    if not registry.objective(estimator).estimates_elbo:
+        estimators = [name for name in registry.names("objectives") if registry.objective(name).estimates_elbo]
         raise ConfigurationError(
             f"--elbo-estimator {estimator!r} is a loss term that does not estimate the ELBO; choose one of "
             f"{', '.join(estimators)} (other terms are added with --loss NAME=WEIGHT)",
             offending=estimator,
         )
-    terms = loss_weights(config.train)
-    unused = sorted(set(config.train.loss_options) - set(terms))
-    if unused:
-        raise ConfigurationError(
-            f"[train.loss_options] has options for {', '.join(unused)}, which the loss does not use (its terms: "
-            f"{', '.join(terms)}); remove them or give the term a weight (--loss NAME=WEIGHT)",
-            offending=unused,
-        )
-    for name, options in config.train.loss_options.items():
-        build_objective(name, options, registry=registry)
-
-
-def _estimates_elbo(registry: Registry, name: str) -> bool:
-    try:
-        return bool(getattr(registry.objective(name), "estimates_elbo", False))
-    except ExpfamError:
-        return False
+    build_objectives(list(loss_weights(config.train)), config.train.loss_options, registry=registry)
 
 
 def _resolved_data_path(config: RunConfig) -> RunConfig:
@@ -528,10 +512,7 @@ class RunRecorder:
         """
         if self.run_dir is not None:
             kept = error.last_params  # None: the trainer found no finite parameters to keep
-            finite = kept is not None and all(
-                bool(np.all(np.isfinite(np.asarray(leaf)))) for leaf in jax.tree.leaves(kept)
-            )
-            if finite:
+            if kept is not None:
                 save_params(self.run_dir, kept)
             else:
                 (self.run_dir / PARAMS_FILE).unlink(missing_ok=True)
@@ -546,7 +527,7 @@ class RunRecorder:
                     train_seconds=time.perf_counter() - self.started,
                 ),
             )
-            if finite:
+            if kept is not None:
                 self.say(
                     f"saved the last finite parameters (after {error.step} steps) and the history to {self.run_dir}"
                 )

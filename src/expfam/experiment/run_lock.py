@@ -237,42 +237,10 @@ def writable_run_dir(path: str | Path, overwrite: bool) -> Iterator[Path]:
         yield folder
 
 
-def create_run_dir(path: str | Path, overwrite: bool = False) -> Path:
-    """Create the run directory `path` (parents included) and return it.
-
-    An existing empty directory is used as it is. An existing non-empty one is
-    refused unless `overwrite`; with `overwrite` the files a run writes
-    (`RUN_FILES`) are removed — `run.json` first, so the folder never reads as
-    finished with a mix of old and new files — and anything else is left alone. Call it
-    only after every input has been checked: it is the first thing that changes the disk.
-    A folder where a file cannot be created, or one holding anything but a regular file where a
-    run file belongs, is refused before anything is removed
-    ([`check_out_dir`][expfam.experiment.run_lock.check_out_dir]). It takes no lock: `train_run` uses
-    [`writable_run_dir`][expfam.experiment.run_lock.writable_run_dir], which does.
-
-    Raises:
-        RunDirectoryError: `path` is a file, or a non-empty directory without
-            `overwrite`, or cannot be created or written to.
-    """
-    path = check_out_dir(path, overwrite)  # refuses a folder or link where a run file belongs, removing nothing
-    if path.is_dir() and run_entries(path):
-        clear_run_files(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise RunDirectoryError(
-            f"cannot create run directory {str(path)!r} ({error.strerror or error}); choose another --out",
-            offending=str(path),
-        ) from None
-    check_writable(path, "--out")
-    return path
-
-
 __all__ = [
     "LOCK_FILE",
     "check_out_dir",
     "clear_run_files",
-    "create_run_dir",
     "in_use_error",
     "lock_holder",
     "require_unlocked",
