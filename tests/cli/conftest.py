@@ -140,3 +140,23 @@ def no_training(monkeypatch):
         raise AssertionError("training started before the inputs were checked")
 
     monkeypatch.setattr(expfam.experiment.pipeline, "train", refuse)
+
+
+@pytest.fixture()
+def deny_temporary_files(monkeypatch):
+    """`deny(folder)`: creating a temporary file in `folder` fails with "Permission denied".
+
+    Simulated through `tempfile.mkstemp`, since the tests may run as root, which ignores modes.
+    """
+    import tempfile
+
+    real = tempfile.mkstemp
+    denied: set[str] = set()
+
+    def mkstemp(*args, **kwargs):
+        if str(kwargs.get("dir", "")) in denied:
+            raise PermissionError(13, "Permission denied")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    return lambda folder: denied.add(str(folder))

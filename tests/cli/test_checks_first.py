@@ -233,22 +233,13 @@ def test_sweep_bad_out_and_devices_are_refused_before_any_trial(runner, app, tin
 
 
 def test_sweep_read_only_out_is_refused_before_any_trial(
-    runner, app, tiny_run_toml, tmp_path, no_training, monkeypatch
+    runner, app, tiny_run_toml, tmp_path, no_training, deny_temporary_files
 ):
     """Permission denied (simulated: the tests may run as root, which ignores modes)."""
-    import tempfile
-
     sweep = _sweep_file(tmp_path, tiny_run_toml)
     folder = tmp_path / "read-only"
     folder.mkdir()
-    real = tempfile.mkstemp
-
-    def denied(*args, **kwargs):
-        if str(kwargs.get("dir", "")) == str(folder):
-            raise PermissionError(13, "Permission denied")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    deny_temporary_files(folder)
     line = _one_error_line(runner.invoke(app, ["sweep", str(sweep), "--out", str(folder)]), 2)
     assert "Permission denied" in line and "--out" in line
     assert list(folder.iterdir()) == []

@@ -182,19 +182,10 @@ def test_a_folder_given_as_config_is_named_a_folder(runner, app, tmp_path):
 
 
 def test_an_unwritable_out_is_refused_before_its_files_are_removed(
-    runner, app, tiny_run_toml, old_run, snapshot_of, monkeypatch, no_training
+    runner, app, tiny_run_toml, old_run, snapshot_of, deny_temporary_files, no_training
 ):
     """Permission denied on the temporary file (simulated: the tests may run as root, which ignores modes)."""
-    import tempfile
-
-    real = tempfile.mkstemp
-
-    def denied(*args, **kwargs):
-        if str(kwargs.get("dir", "")) == str(old_run):
-            raise PermissionError(13, "Permission denied")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    deny_temporary_files(old_run)
     before = snapshot_of(old_run)
     result = runner.invoke(app, ["train", "--config", str(tiny_run_toml), "--out", str(old_run), "--overwrite"])
     line = _one_error_line(result, 2)
