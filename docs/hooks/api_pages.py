@@ -92,7 +92,7 @@ TOPICS: tuple[Topic, ...] = (
         "api/plugins.md",
         "Plugins and registry",
         "The hook specifications and the registry that looks plugins up by name ([plugins.md](../plugins.md)).",
-        ("expfam.plugins", "expfam.hookspecs"),
+        ("expfam.plugins", "expfam.hookspecs", "expfam.options"),
     ),
     Topic(
         "api/sklearn.md",

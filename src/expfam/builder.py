@@ -23,6 +23,7 @@ from expfam.errors import ConfigurationError
 from expfam.family import ExponentialFamily
 from expfam.mixture import LatentMixture
 from expfam.model import Harmonium
+from expfam.options import check_option_names, option_names
 from expfam.plugins import Registry, get_registry
 
 
@@ -116,15 +117,11 @@ def build_block(
             f"block {name!r}: {reserved} are set from the model, not from block options; remove them",
             offending=reserved,
         )
-    if dataclasses.is_dataclass(cls):
-        accepted = sorted({f.name for f in dataclasses.fields(cls)} - {"observable_size", "latent_size", "n_clusters"})
-        unknown = sorted(set(options) - set(accepted))
-        if unknown:
-            raise ConfigurationError(
-                f"block {name!r} has no option(s) {', '.join(unknown)}; it accepts {', '.join(accepted) or 'no options'} "
-                f"([model.block_options.{name}] in a run.toml)",
-                offending=unknown,
-            )
+    if dataclasses.is_dataclass(cls):  # otherwise the constructor's TypeError below names the problem
+        accepted = sorted(option_names(cls, exclude=("observable_size", "latent_size", "n_clusters")))
+        check_option_names(
+            options, accepted, what=f"block {name!r}", where=f"[model.block_options.{name}] in a run.toml"
+        )
     try:
         block = cls(observable_size=observable_size, latent_size=latent_size, n_clusters=n_clusters, **dict(options))
     except TypeError as error:

@@ -40,6 +40,7 @@ from expfam.errors import ConfigurationError
 from expfam.family import Array
 from expfam.mixture import MixtureParams
 from expfam.model import Harmonium, Params
+from expfam.options import check_option_names, option_names
 from expfam.plugins import Registry, get_registry
 from expfam.posterior import shared_computations
 
@@ -161,11 +162,6 @@ class ResidualObjective(Objective):
             return self.finish(model, params, x, step, settings, states, model.residual_sets(params, [states])[0])
 
 
-def objective_options(term: object) -> list[str]:
-    r"""The options a loss term accepts: the fields of a dataclass term (none otherwise)."""
-    return [f.name for f in dataclasses.fields(term)] if dataclasses.is_dataclass(term) else []
-
-
 def build_objective(name: str, options: Mapping[str, Any] | None = None, *, registry: Registry | None = None) -> Any:
     r"""The registered loss term `name`, with `options` set (`[train.loss_options.NAME]`, `--loss-option`).
 
@@ -179,15 +175,12 @@ def build_objective(name: str, options: Mapping[str, Any] | None = None, *, regi
     term = (registry or get_registry()).objective(name)
     if not options:
         return term
-    accepted = objective_options(term)
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ConfigurationError(
-            f"loss term {name!r} has no option(s) {', '.join(unknown)}; it accepts "
-            f"{', '.join(accepted) or 'no options'} ([train.loss_options.{name}] in a run.toml, or "
-            f"--loss-option {name}.KEY=VALUE)",
-            offending=unknown,
-        )
+    check_option_names(
+        options,
+        option_names(term),
+        what=f"loss term {name!r}",
+        where=f"[train.loss_options.{name}] in a run.toml, or --loss-option {name}.KEY=VALUE",
+    )
     return dataclasses.replace(term, **dict(options))
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from expfam.data.split import DataSplit, require_n_trials
 from expfam.errors import ConfigurationError, DataError
+from expfam.options import check_option_names, option_names
 
 if TYPE_CHECKING:
     from expfam.family import ExponentialFamily
@@ -104,7 +105,7 @@ class Dataset(abc.ABC):
 
 def dataset_options(dataset: Dataset) -> list[str]:
     """The options a loader accepts: the fields of a dataclass loader (none otherwise)."""
-    return [f.name for f in dataclasses.fields(dataset)] if dataclasses.is_dataclass(dataset) else []
+    return option_names(dataset)
 
 
 def configure_dataset(dataset: Dataset, options: Mapping[str, Any]) -> Dataset:
@@ -115,14 +116,9 @@ def configure_dataset(dataset: Dataset, options: Mapping[str, Any]) -> Dataset:
     """
     if not options:
         return dataset
-    accepted = dataset_options(dataset)
-    unknown = sorted(set(options) - set(accepted))
-    if unknown:
-        raise ConfigurationError(
-            f"dataset {dataset.name!r} has no option(s) {', '.join(unknown)}; it accepts "
-            f"{', '.join(accepted) or 'no options'} ([data.options] in a run.toml)",
-            offending=unknown,
-        )
+    check_option_names(
+        options, dataset_options(dataset), what=f"dataset {dataset.name!r}", where="[data.options] in a run.toml"
+    )
     return dataclasses.replace(dataset, **dict(options))  # type: ignore[type-var]
 
 
