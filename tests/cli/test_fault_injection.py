@@ -51,24 +51,11 @@ def _sweep_file(tiny_run_toml: Path, folder: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _compilation_cache(tmp_path_factory):
-    """The processes share JAX's persistent compilation cache: only the first compiles (keeps the test short)."""
-    global _CACHE
-    _CACHE = str(tmp_path_factory.mktemp("jax-cache"))
-
-
-_CACHE = ""
-
-
 def _start(args: list[str], delay: float) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "PYTHONWARNINGS": "ignore",
         "EXPFAM_TEST_WRITE_DELAY": str(delay),
-        "JAX_COMPILATION_CACHE_DIR": _CACHE,
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
     }
     return subprocess.Popen(
         [sys.executable, "-m", "cli.app", *args],
