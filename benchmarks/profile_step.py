@@ -1,200 +1,166 @@
-"""Where a training step's time goes: each piece of the step timed on its own, with its work.
+"""Where the real training step's time goes: XLA's own per-operation trace, grouped into pieces.
 
-Every piece is one jitted function at the reference MNIST shapes (``benchmarks/step_time.py``):
-784 Binomial(16) pixels, n_latent 128, K 30, batch 512, 10 posterior samples, 1024
-prior samples. "fwd" times the value, "grad" the value and its gradient with respect to
-the parameters (samples are stop-gradient, as in training). FLOPs and bytes are XLA's own
-count for the compiled piece (``compiled.cost_analysis()``); ``GFLOP/s`` is FLOPs over
-the median time. Pieces share one process and run interleaved, so the machine's load
-hits all of them alike; compare them as ratios. The last rows time the whole step
-(one scanned chunk divided by its length) for reference.
+Compiles the scan chunk that `benchmarks/step_time.py` times (same shapes and flags), runs it
+once warm, then two chunks under `jax.profiler`, reads the trace and adds each executed XLA
+operation's time to a piece of the step by what it computes: its source location in the JAX
+program and its shape (e.g. `(B·S, D)` arrays belong to `r(z)` at the posterior samples,
+`(M, D)` ones to the conjugation term). These are the pieces of the step as it really runs,
+after XLA's fusion. Times are per step and summed over the threads that ran them, so on a
+shared CPU read them as shares. The compiled chunk's own cost analysis (XLA's FLOP and byte
+counts, which do not move with the load; a `while` loop's body is counted once) and its wall
+time per step are printed with them.
 
-    python benchmarks/profile_step.py [--block hierarchical|full|both] [--repeats 15]
+    python benchmarks/profile_step.py [--block hierarchical|full] [--chunk 5] [--top N]
+        [--batch-size 512] [--n-latent 128] [--n-clusters 30] [--data-dim 784]
+
+`--top N` also lists the N slowest operations. Ends with one JSON line
+`{"block": ..., "pieces_ms": {...}, "operations_ms": ..., "step_s": ..., "gflop": ..., "mb_accessed": ...}`.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import collections
+import glob
+import gzip
+import json
+import re
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
-import numpy as np
-import optax
 
-from expfam.builder import build_model
-from expfam.experiment.config import TrainConfig
-from expfam.experiment.training import initial_state, make_chunk, make_optimizer, step_numbers
-from expfam.model import Harmonium
+sys.path.insert(0, str(Path(__file__).parent))
+from step_time import SEED_SHAPES, SEED_TRAIN, make_runner
 
-SEED_TRAIN = {"batch_size": 512, "n_mc_samples": 10, "n_conj_samples": 1024, "kl_warmup_steps": 120_000}
-sg = jax.lax.stop_gradient
+OTHER = "other (small tensors, parameter-sized elementwise, loop control)"
 
 
-def cost(compiled: Any) -> tuple[float, float]:
-    """``(flops, bytes accessed)`` of a compiled function, 0 where XLA does not say."""
-    analysis = compiled.cost_analysis()
+def op_table(hlo_text: str) -> dict[str, tuple[str, str]]:
+    """`{HLO instruction name: (result shape, JAX op_name)}` of a compiled program's text."""
+    table: dict[str, tuple[str, str]] = {}
+    for line in hlo_text.splitlines():
+        match = re.match(r"\s*(?:ROOT )?%([\w.\-]+) = (\S+) ", line)
+        if match and match.group(1) not in table:
+            op_name = re.search(r'op_name="([^"]*)"', line)
+            table[match.group(1)] = (match.group(2), op_name.group(1) if op_name else "")
+    return table
+
+
+def piece(shape: str, op_name: str, sizes: dict[str, int]) -> str:
+    """The piece of the step an operation belongs to, from its result shape and its source op."""
+    B, S, M = sizes["batch_size"], sizes["n_mc_samples"], sizes["n_conj_samples"]
+    D, n, K = sizes["data_dim"], sizes["n_latent"], sizes["n_clusters"]
+    bracket = re.search(r"\[([\d,]*)\]", shape)
+    dims = [int(d) for d in bracket.group(1).split(",") if d] if bracket else []
+    op_name = re.sub(r"cond/branch_\d+_fun/", "", op_name)  # the CPU branch of platform_dependent
+    if "transpose(jvp())/while/body/closed_call/" in op_name:
+        return "xyk adjoint for η_q, backward (dV_j = Xᵀ G_j per cluster)"
+    if "transpose(jvp())/while" in op_name or "jvp()/while" in op_name:
+        return "grouped product at sampled clusters, its pieces (fwd+bwd)"
+    if B * S + M in dims and D in dims:
+        return "r(z) at the B·S + M states of elbo and conjugation, one call (full model)"
+    if any(d in dims for d in (B * S, B * S + 64)) and D in dims:
+        return "r(z) at the B·S posterior samples: θ_X, ψ_X fwd+bwd"
+    if any(M <= d <= M + 64 for d in dims) and D in dims:
+        return "conjugation term: r(z) at the M prior samples"
+    if any(word in op_name for word in ("_bernoulli", "_uniform", "threefry", "random")):
+        return "random draws (Bernoulli, categorical, batch index)"
+    if dims[:2] == [B, S] or dims == [B * S]:
+        return "per-sample (B×S) work: ψ_X row sums, log q, sampling gathers"
+    if dims and dims[0] == B and (K - 1 in dims or K in dims):
+        return "cluster logits, ψ_Z, q(k|x), KL means, entropies (B×n×K)"
+    if dims in ([K - 1, D, n], [(K - 1) * n, D], [D, (K - 1) * n]):
+        return "xyk parameter-sized work (adjoint grad, Adam on V, finite check)"
+    if dims and dims[0] == B and (D in dims or n in dims):
+        return "posterior η_q(x) = Wᵀx (+ adjoints), data batch"
+    if any(word in op_name for word in ("adam", "select", "is-finite", "is_finite")):
+        return "optimiser + finite check"
+    return OTHER
+
+
+def cost(program: Any) -> tuple[float, float]:
+    """`(FLOPs, bytes accessed)` of a compiled program by XLA's count, 0 where XLA does not say."""
+    analysis = program.cost_analysis()
     if isinstance(analysis, list):
         analysis = analysis[0] if analysis else {}
     analysis = analysis or {}
     return float(analysis.get("flops", 0.0)), float(analysis.get("bytes accessed", 0.0))
 
 
-def pieces(model: Harmonium, params: Any, x: Any, key: Any) -> dict[str, tuple[Callable[..., Any], tuple[Any, ...]]]:
-    """Named ``(function, arguments)`` pairs, one per piece of the step."""
-    S, M = SEED_TRAIN["n_mc_samples"], SEED_TRAIN["n_conj_samples"]
-    posterior = model.posterior_params(params, x)
-    y, k = sg(model.sample_posterior(key, sg(posterior), S))
-
-    def grad_of(f: Callable[..., Any]) -> Callable[..., Any]:
-        return lambda p, *a: jax.grad(lambda q: jnp.sum(f(q, *a) ** 2))(p)
-
-    def post(p: Any, x: Any) -> Any:
-        return sum(jnp.sum(v**2) for v in model.posterior_params(p, x).values())
-
-    def residual(p: Any, x: Any, y: Any, k: Any) -> Any:
-        return model.batch_residual(p, y, k)
-
-    # Pieces downstream of η_q(x) take it as an input (differentiated along with the
-    # parameters), so their rows do not include the posterior's own cost.
-    def log_q(pq: Any, y: Any, k: Any) -> Any:
-        return model.batch_posterior_log_density(model.summarise_posterior(pq[1]), y, k)
-
-    def kl(pq: Any, x: Any) -> Any:
-        return model.posterior_kl(pq[0], x, pq[1])
-
-    def entropies(pq: Any) -> Any:
-        average = jnp.mean(model.summarise_posterior(pq[1]).responsibilities, axis=0)
-        return model.mixture.cluster_entropy(pq[0]["prior"]) + jnp.sum(average * jnp.log(average))
-
-    def baseline(pq: Any, x: Any) -> Any:
-        return model.baseline(pq[0], x, pq[1])
-
-    def summary(pq: Any) -> Any:
-        return model.summarise_posterior(pq[1]).log_partition
-
-    def sample_q(post: Any, key: Any) -> Any:
-        return model.sample_posterior(key, post, S)
-
-    def conj(p: Any, key: Any) -> Any:
-        return model.prior_residual_variance(key, p, M)
-
-    both = (params, posterior)
-    out: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]] = {
-        "posterior η_q(x) fwd": (post, (params, x)),
-        "posterior η_q(x) grad": (jax.grad(post), (params, x)),
-        "cluster logits, ψ_Z, q(k|x) grad": (grad_of(summary), (both,)),
-        "sample q(z|x) (k + 655k Bernoulli)": (sample_q, (posterior, key)),
-        "r(z) 5120 samples fwd": (residual, (params, x, y, k)),
-        "r(z) 5120 samples grad": (grad_of(residual), (params, x, y, k)),
-        "log q(z|x) grad": (grad_of(log_q), (both, y, k)),
-        "c(x) baseline grad": (grad_of(baseline), (both, x)),
-        "KL(q‖p) grad": (grad_of(kl), (both, x)),
-        "entropies grad": (grad_of(entropies), (both,)),
-        "sample p(z) (1024)": (lambda p, kk: model.sample_prior(kk, p, M), (params, key)),
-        "conjugation Var_p r grad (incl. sampling)": (grad_of(conj), (params, key)),
-    }
-    opt = optax.adam(1e-3)
-    state = opt.init(params)
-
-    def adam(g: Any, s: Any, p: Any) -> Any:
-        u, s = opt.update(g, s, p)
-        return optax.apply_updates(p, u), s
-
-    def finite(p: Any, s: Any) -> Any:
-        leaves = [jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves((p, s))]
-        return jnp.all(jnp.stack(leaves))
-
-    out["Adam update"] = (adam, (params, state, params))
-    out["finite check (params+state)"] = (finite, (params, state))
-    flat_y, flat_k = y.reshape(-1, y.shape[-1]), k.reshape(-1)
-    for block in model.blocks:
-        out.update(block_pieces(block, params["likelihood"]["blocks"][block.name], flat_y, flat_k, x))
-    return out
+def traced_events(run: Any, calls: int) -> list[dict[str, Any]]:
+    """The trace events of `calls` calls of `run` under `jax.profiler`."""
+    with tempfile.TemporaryDirectory(prefix="expfam_trace_") as directory:
+        jax.profiler.start_trace(directory)
+        for _ in range(calls):
+            run()
+        jax.profiler.stop_trace()
+        paths = sorted(glob.glob(f"{directory}/**/*.trace.json.gz", recursive=True))
+        if not paths:
+            raise SystemExit(f"jax.profiler wrote no *.trace.json.gz under {directory}; is jax's profiler installed?")
+        with gzip.open(paths[-1]) as handle:
+            events: list[dict[str, Any]] = json.load(handle)["traceEvents"]
+    return events
 
 
-def block_pieces(
-    block: Any, weights: Any, y: Any, k: Any, x: Any
-) -> dict[str, tuple[Callable[..., Any], tuple[Any, ...]]]:
-    """The ``xyk`` and ``xk`` work on its own: offsets at the 5120 sampled states, the ``xyk`` adjoint."""
-    if block.name == "xyk":
-        return {
-            "xyk offset 5120 fwd": (block.offset, (weights, y, k)),
-            "xyk offset 5120 grad V": (jax.grad(lambda V, a, b: jnp.sum(block.offset(V, a, b) ** 2)), (weights, y, k)),
-            "xyk adjoint η_q fwd": (lambda V, s: block.adjoint(V, s)["W_yk"], (weights, x)),
-            "xyk adjoint η_q grad V": (jax.grad(lambda V, s: jnp.sum(block.adjoint(V, s)["W_yk"] ** 2)), (weights, x)),
-        }
-    if block.name == "xk":
-        return {
-            "xk offset 5120 grad U": (jax.grad(lambda U, a, b: jnp.sum(block.offset(U, a, b) ** 2)), (weights, y, k))
-        }
-    return {}
-
-
-def time_pieces(
-    table: dict[str, tuple[Callable[..., Any], tuple[Any, ...]]], repeats: int
-) -> dict[str, tuple[float, float, float]]:
-    """``{name: (median ms, flops, bytes)}``; repetitions interleave the pieces."""
-    compiled = {}
-    for name, (fn, args) in table.items():
-        lowered = jax.jit(fn).lower(*args)
-        compiled[name] = (lowered.compile(), args)
-        jax.block_until_ready(compiled[name][0](*args))
-    times: dict[str, list[float]] = {name: [] for name in table}
-    for _ in range(repeats):
-        for name, (fn, args) in compiled.items():
-            start = time.perf_counter()
-            jax.block_until_ready(fn(*args))
-            times[name].append(time.perf_counter() - start)
-    return {name: (1e3 * float(np.median(times[name])), *cost(compiled[name][0])) for name in table}
-
-
-def whole_step(model: Harmonium, data: Any, repeats: int, length: int = 5) -> tuple[float, float, float]:
-    """``(median ms per step, flops per step, bytes per step)`` of the real training chunk."""
-    config = dataclasses.replace(TrainConfig(), **SEED_TRAIN)
-    chunk = make_chunk(model, config)
-    params = model.init(jax.random.PRNGKey(0), data)
-    state = initial_state(params, config, make_optimizer(config))
-    flops, nbytes = cost(chunk.lower(state, data, step_numbers(config), length=1).compile())
-    state, _ = chunk(state, data, step_numbers(config), length=length)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        state, _ = chunk(state, data, step_numbers(config), length=length)
-        jax.block_until_ready(state.params)
-        times.append((time.perf_counter() - start) / length)
-    return 1e3 * float(np.median(times)), flops, nbytes
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--block", default="both", choices=["hierarchical", "full", "both"])
-    parser.add_argument("--repeats", type=int, default=15)
-    args = parser.parse_args()
-    print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}")
-    data = jax.random.binomial(jax.random.PRNGKey(1), 16, 0.2, (4096, 784)).astype(jnp.float32)
-    x = data[: SEED_TRAIN["batch_size"]]
-    blocks = ["hierarchical", "full"] if args.block == "both" else [args.block]
-    for block in blocks:
-        model = build_model(
-            observable="binomial",
-            observable_options={"n_trials": 16},
-            data_dim=784,
-            n_latent=128,
-            n_clusters=30,
-            blocks=block,
-        )
-        params = model.init(jax.random.PRNGKey(0), data)
-        results = time_pieces(pieces(model, params, x, jax.random.PRNGKey(3)), args.repeats)
-        results["whole step (scan chunk)"] = whole_step(model, data, max(3, args.repeats // 3))
-        print(f"\n{block}")
-        print("| piece | ms | GFLOP | MB moved | GFLOP/s |\n|---|---|---|---|---|")
-        for name, (ms, flops, nbytes) in results.items():
-            print(f"| {name} | {ms:.1f} | {flops / 1e9:.3f} | {nbytes / 1e6:.1f} | {flops / 1e6 / max(ms, 1e-9):.0f} |")
+    parser.add_argument("--block", default="hierarchical", help="block set to profile")
+    parser.add_argument("--chunk", type=int, default=5, help="steps per scan chunk (two chunks are traced)")
+    parser.add_argument("--top", type=int, default=0, help="also list the N slowest operations")
+    parser.add_argument("--batch-size", type=int, default=SEED_TRAIN["batch_size"])
+    parser.add_argument("--n-latent", type=int, default=SEED_SHAPES["n_latent"])
+    parser.add_argument("--n-clusters", type=int, default=SEED_SHAPES["n_clusters"])
+    parser.add_argument("--data-dim", type=int, default=SEED_SHAPES["data_dim"])
+    args = parser.parse_args(argv)
+    if args.chunk < 1:
+        parser.error(f"--chunk must be at least 1, got {args.chunk}")
+    shapes = {**SEED_SHAPES, "n_latent": args.n_latent, "n_clusters": args.n_clusters, "data_dim": args.data_dim}
+    train = {**SEED_TRAIN, "batch_size": args.batch_size}
+    runner = make_runner(args.block, args.chunk, shapes, train)
+    runner.run()  # warm
+    started = time.perf_counter()
+    runner.run()
+    step_s = (time.perf_counter() - started) / args.chunk
+    table = op_table(runner.program.as_text())
+    steps = 2 * args.chunk
+    totals: collections.Counter[str] = collections.Counter()
+    per_op: collections.Counter[tuple[str, str, str]] = collections.Counter()
+    for event in traced_events(runner.run, 2):
+        if event.get("ph") == "X" and event.get("name") in table:
+            shape, op_name = table[event["name"]]
+            if shape.startswith("(") and "while" in event["name"]:
+                continue  # a loop's own span contains its body's operations
+            totals[piece(shape, op_name, {**shapes, **train})] += event["dur"] / 1e3 / steps
+            per_op[(event["name"], shape, op_name)] += event["dur"] / 1e3 / steps
+    whole = sum(totals.values())
+    flops, nbytes = cost(runner.program)
+    print(f"device: {jax.devices()[0].device_kind}, jax {jax.__version__}; block set {args.block}; shapes {shapes}")
+    print(f"step: {step_s:.4f} s wall; XLA's count (loop bodies once, so about one step): ", end="")
+    print(f"{flops / 1e9:.3f} GFLOP, {nbytes / 1e6:.1f} MB accessed")
+    print("XLA operation time per step, summed over threads:")
+    print("| piece | ms/step | share |\n|---|---|---|")
+    for name, ms in totals.most_common():
+        print(f"| {name} | {ms:.1f} | {100 * ms / max(whole, 1e-12):.0f}% |")
+    print(f"| all operations | {whole:.1f} | 100% |")
+    for (name, shape, op_name), ms in per_op.most_common(args.top):
+        print(f"{ms:6.2f} ms  {piece(shape, op_name, {**shapes, **train})[:24]:24}  {name}  {shape}  {op_name[-110:]}")
+    summary = {
+        "block": args.block,
+        "pieces_ms": dict(totals.most_common()),
+        "operations_ms": whole,
+        "step_s": step_s,
+        "gflop": flops / 1e9,
+        "mb_accessed": nbytes / 1e6,
+        **{key: shapes[key] for key in ("data_dim", "n_latent", "n_clusters")},
+        "batch_size": args.batch_size,
+    }
+    print(json.dumps(summary))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -8,7 +8,7 @@
     compiled and run once before it is timed; a figure is the best of ``--repeats`` timings of
     ``--chunk`` steps. Speedup = stacked throughput / one-at-a-time throughput.
 
-(b) The wall time of a 10-trial single-shape digits sweep (the scaled-down sweep's H1 and its
+(b) The wall time of a 10-trial (``--sweep-trials``) single-shape digits sweep (the scaled-down sweep's H1 and its
     one-knob variants: learning rate, KL warmup, conjugation and entropy weights, seeds), whole
     trials — compile, train, evaluate, write — stacked (``expfam sweep``'s default), one at a
     time (``--no-stack``: since the per-trial numbers are arguments of the compiled step, these
@@ -16,12 +16,13 @@
     programs (what a sweep did before), measured in the same run into fresh folders.
 
 Prints a table per part and ends with one JSON line
-``{"digits_speedup_8": ..., "seed_speedup_8": ..., "digits_sweep_wall_ratio": ...}``
-(wall ratio = stacked wall time / one-at-a-time wall time).
+``{"digits_speedup_8": ..., "seed_speedup_8": ..., "digits_sweep_wall_ratio": ..., "digits_speedups": ...}``
+(wall ratio = stacked wall time / one-at-a-time wall time; ``digits_speedups`` every
+``{mode: {size: speedup}}`` timed at the digits shapes).
 
     python benchmarks/sweep_throughput.py [--chunk 50] [--repeats 3] [--sizes 1 2 4 8 16]
         [--modes vmap map map@2] [--host-devices 2] [--sweep-mode map@2] [--sweep-steps 1500]
-        [--skip-seed] [--skip-sweep]
+        [--sweep-trials 10] [--sweeps stacked one-at-a-time own-programs] [--skip-seed] [--skip-sweep]
 
 ``MODE@N`` spreads the stacked trials over N devices (on a CPU: ``--host-devices N`` host
 devices, one per core, so a group uses every core).
@@ -186,8 +187,15 @@ def train_in_own_program(config: Any, run_dir: Path) -> dict[str, float]:
     return train_trial(config, run_dir, plots=False)
 
 
-def sweep_wall_times(steps: int, stack_size: int, vectorize: str, devices: int | None) -> dict[str, float]:
-    """Wall seconds of the 10-trial sweep: stacked, one at a time, and one at a time each compiling its own program."""
+SWEEPS = ("stacked", "one-at-a-time", "own-programs")
+
+
+def sweep_wall_times(steps: int, trials: int, ways: list[str], vectorize: str, devices: int | None) -> dict[str, float]:
+    """Wall seconds of the first `trials` trials of the sweep, run each of the `ways` (of `SWEEPS`).
+
+    `stacked`: one group of every trial; `one-at-a-time`: `--no-stack`, sharing one compiled chunk;
+    `own-programs`: one at a time, each trial compiling its own programs.
+    """
     import tomllib
 
     from expfam.experiment.sweep import parse_sweep, run_sweep
@@ -201,18 +209,20 @@ def sweep_wall_times(steps: int, stack_size: int, vectorize: str, devices: int |
         kl_short=steps // 6,
         kl_long=steps // 2,
     )
-    spec = parse_sweep(tomllib.loads(text))
+    mapping = tomllib.loads(text)
+    mapping["phases"][0]["runs"] = mapping["phases"][0]["runs"][:trials]
+    spec = parse_sweep(mapping)
     walls: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as folder:
-        for name in ("stacked", "one-at-a-time", "one-at-a-time, own programs"):
+        for name in ways:
             clear_chunk_cache()
             jax.clear_caches()
             started = time.perf_counter()
             run_sweep(
                 spec,
                 Path(folder) / name,
-                runner=train_in_own_program if name.endswith("own programs") else None,
-                stack=stack_size if name == "stacked" else 1,
+                runner=train_in_own_program if name == "own-programs" else None,
+                stack=trials if name == "stacked" else 1,
                 plots=False,
                 run_plots=False,
                 vectorize=vectorize,
@@ -249,6 +259,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--sweep-steps", type=int, default=1500, help="steps per trial of the sweep of part (b)")
     parser.add_argument(
+        "--sweep-trials", type=int, default=10, choices=range(1, 11), metavar="1..10", help="trials of part (b)'s sweep"
+    )
+    parser.add_argument(
+        "--sweeps", nargs="+", default=list(SWEEPS), choices=SWEEPS, help="the ways part (b) runs the sweep"
+    )
+    parser.add_argument(
         "--sweep-mode",
         default="",
         help="the mode whose speedup the JSON line reports and the sweep of (b) uses (default: auto's mode)",
@@ -269,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     if best not in modes:
         modes.append(best)
     digits = throughput_table("a, digits shapes", DIGITS, DIGITS_TRAIN, args, modes)
-    summary: dict[str, Any] = {"digits_speedup_8": digits.get(best, {}).get(8)}
+    summary: dict[str, Any] = {"digits_speedup_8": digits.get(best, {}).get(8), "digits_speedups": digits}
     if not args.skip_seed:
         seed_args = argparse.Namespace(**vars(args))
         seed_args.chunk = args.seed_chunk or args.chunk
@@ -277,15 +293,20 @@ def main(argv: list[str] | None = None) -> int:
         seed = throughput_table("a, seed shapes", SEED, SEED_TRAIN, seed_args, modes)
         summary["seed_speedup_8"] = seed.get(best, {}).get(8)
     if not args.skip_sweep:
-        print(f"\n(b) 10-trial digits sweep, {args.sweep_steps} steps per trial\n| run | wall |\n|---|---:|")
-        vectorize, _, spread = best.partition("@")
-        walls = sweep_wall_times(args.sweep_steps, 10, vectorize, int(spread) if spread else None)
-        summary["digits_sweep_wall_ratio"] = walls["stacked"] / walls["one-at-a-time"]
-        summary["digits_sweep_wall_ratio_vs_own_programs"] = walls["stacked"] / walls["one-at-a-time, own programs"]
         print(
-            f"wall ratio stacked / one at a time: {summary['digits_sweep_wall_ratio']:.2f}; "
-            f"stacked / one at a time compiling per trial: {summary['digits_sweep_wall_ratio_vs_own_programs']:.2f}"
+            f"\n(b) {args.sweep_trials}-trial digits sweep, {args.sweep_steps} steps per trial\n"
+            "| run | wall |\n|---|---:|"
         )
+        vectorize, _, spread = best.partition("@")
+        walls = sweep_wall_times(
+            args.sweep_steps, args.sweep_trials, args.sweeps, vectorize, int(spread) if spread else None
+        )
+        summary["digits_sweep_walls_s"] = walls
+        ratios = {"digits_sweep_wall_ratio": "one-at-a-time", "digits_sweep_wall_ratio_vs_own_programs": "own-programs"}
+        for key, other in ratios.items():
+            summary[key] = walls["stacked"] / walls[other] if "stacked" in walls and other in walls else None
+            if summary[key] is not None:
+                print(f"wall ratio stacked / {other}: {summary[key]:.2f}")
     summary["vectorize"] = best
     summary["device"] = jax.devices()[0].device_kind
     print(json.dumps(summary))

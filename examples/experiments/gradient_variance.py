@@ -1,4 +1,4 @@
-"""Benchmark: the ``elbo`` and ``rao_blackwell_elbo`` gradient estimators on digits.
+"""Experiment: the ``elbo`` and ``rao_blackwell_elbo`` gradient estimators on digits.
 
 Part ``variance``: trains the default configuration of a block set for
 ``--warm-steps`` steps (so the parameters are those of a model in training, not
@@ -12,7 +12,7 @@ unbiased, so it is noise), and the warm time of one gradient (jitted).
 Part ``nmi``: trains the block set's default run once with each estimator
 (same seeds, same data split) and prints the test NMI after every logged chunk.
 
-Run: ``python benchmarks/gradient_variance.py [--block hierarchical|full] [--part variance|nmi|both]``.
+Run: ``python examples/experiments/gradient_variance.py [--block hierarchical|full] [--part variance|nmi|both]``.
 """
 
 from __future__ import annotations

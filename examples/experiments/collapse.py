@@ -1,4 +1,4 @@
-"""Benchmark: cluster collapse of the full model on a 784-pixel dev set, and its remedy (docs/collapse.md).
+"""Experiment: cluster collapse of the full model on a 784-pixel dev set, and its remedy (docs/collapse.md).
 
 For each seed, trains at the issue-13 protocol (:data:`PROTOCOL`: n_latent 128, K 30,
 lr 1.5e-3, warmups 500 / 1200 / 2000, conj 0.1, entropy weights 5 and 10, batch 512,
@@ -21,10 +21,10 @@ With ``--out DIR`` every run keeps its run directory ``DIR/<method>-s<seed>`` (h
 with the cluster-usage columns, ``cluster_usage.png``); a completed run found there is
 read back instead of retrained, so an interrupted benchmark continues where it stopped.
 
-Run (make the dev set first, see benchmarks/make_mnist_dev.py)::
+Run (make the dev set first, see examples/experiments/make_mnist_dev.py)::
 
-    python benchmarks/collapse.py --data mnist_dev.npz --seeds 3 --out runs/collapse
-    python benchmarks/collapse.py --data mnist_dev.npz --methods remedy \
+    python examples/experiments/collapse.py --data mnist_dev.npz --seeds 3 --out runs/collapse
+    python examples/experiments/collapse.py --data mnist_dev.npz --methods remedy \
         --remedy cluster_init=random --remedy block_schedule=xyk:1000,xk:1000
 """
 
@@ -46,8 +46,8 @@ from expfam.experiment.pipeline import prepare_run, train_run
 from expfam.experiment.runs import read_info
 from expfam.metrics import clustering_metrics
 
-sys.path.insert(0, str(Path(__file__).parent))
-parse_value = importlib.import_module("quality").parse_value  # the benchmark next door: "3" → 3, "1e-3" → 0.001
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+parse_value = importlib.import_module("quality").parse_value  # benchmarks/quality.py: "3" → 3, "1e-3" → 0.001
 
 #: The issue-13 protocol, applied over each block set's defaults.
 PROTOCOL: dict[str, dict[str, Any]] = {
@@ -174,7 +174,7 @@ def table(summaries: dict[str, dict[str, float | None]], labels: dict[str, str])
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="the dev set .npz (benchmarks/make_mnist_dev.py)")
+    parser.add_argument("--data", required=True, help="the dev set .npz (examples/experiments/make_mnist_dev.py)")
     parser.add_argument("--seeds", type=int, default=3, help="number of seeds (0..S−1)")
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the protocol's 3000)")
@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = parser.parse_args(argv)
     if not Path(args.data).is_file():
-        raise SystemExit(f"--data {args.data}: no such file; make it with benchmarks/make_mnist_dev.py")
+        raise SystemExit(f"--data {args.data}: no such file; make it with examples/experiments/make_mnist_dev.py")
     methods = [name.strip() for name in args.methods.split(",") if name.strip()]
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:

@@ -5,7 +5,7 @@ by seed (e.g. ``examples/sweeps/digits_defaults.toml``): prints one Markdown row
 phase with the mean ± sd of NMI, active clusters, purity and R², and the mean NMI
 after every logged chunk (``history.csv``).
 
-Run: ``python benchmarks/sweep_means.py SWEEP_OUT_DIR``.
+Run: ``python examples/experiments/sweep_means.py SWEEP_OUT_DIR``.
 """
 
 from __future__ import annotations

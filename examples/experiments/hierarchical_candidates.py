@@ -1,4 +1,4 @@
-"""Benchmark: candidate settings of the hierarchical model on a validation split, against KMeans.
+"""Experiment: candidate settings of the hierarchical model on a validation split, against KMeans.
 
 For each seed ``s = 0..S−1`` the main job's configuration
 (:func:`expfam.experiment.config.default_config`) with ``--set KEY=VALUE``
@@ -20,7 +20,7 @@ a base shared by all the others. The map is linear, so the model and its saved
 parameters are unchanged; only the optimiser's geometry differs
 (docs/results/digits_defaults/README.md, "Candidates after the defaults").
 
-Run: ``python benchmarks/hierarchical_candidates.py [--seeds 3] [--set n_latent=128 ...]
+Run: ``python examples/experiments/hierarchical_candidates.py [--seeds 3] [--set n_latent=128 ...]
 [--coordinates symmetric] [--cosine-decay] [--reset-optimizer] [--every 2000] [--first-seed 0]``;
 prints one line per seed and a final
 JSON line ``{"nmi": [...], "nmi_mean": ..., "active_clusters": [...], "kmeans_nmi_mean": ..., "curve": {...}}``.
@@ -52,8 +52,8 @@ from expfam.experiment.training import accept_chunk, initial_state, make_chunk, 
 from expfam.metrics import clustering_metrics
 from expfam.model import Harmonium, Params
 
-sys.path.insert(0, str(Path(__file__).parent))
-run_config = importlib.import_module("quality").run_config  # the benchmark next door
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+run_config = importlib.import_module("quality").run_config  # benchmarks/quality.py: the block set's defaults + --set
 
 
 def _to_cluster_coordinates(grads: Params) -> Params:

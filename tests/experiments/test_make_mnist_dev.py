@@ -12,7 +12,7 @@ import pytest
 
 from expfam.data import load_dataset
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "make_mnist_dev.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "examples" / "experiments" / "make_mnist_dev.py"
 PER_DIGIT = 5
 
 

@@ -1,4 +1,4 @@
-"""Benchmark: restarts of the hierarchical model kept by ELBO (no labels), on a validation split.
+"""Experiment: restarts of the hierarchical model kept by ELBO (no labels), on a validation split.
 
 For each seed ``s = 0..S−1`` the main job's configuration with ``--set KEY=VALUE``
 overrides is trained ``R`` times on 80% of the seed's training split
@@ -9,7 +9,7 @@ seed ``s``'s). Each restart's validation NMI and its ELBO (10 posterior samples,
 ``R' = 1..R``, the NMI of the restart with the highest ELBO among the first ``R'``
 (the ``n_init`` of scikit-learn's mixtures, selected without labels).
 
-Run: ``python benchmarks/hierarchical_restarts.py [--seeds 3] [--restarts 4] [--set n_latent=64 ...]``;
+Run: ``python examples/experiments/hierarchical_restarts.py [--seeds 3] [--restarts 4] [--set n_latent=64 ...]``;
 the last line is JSON ``{"runs": [...], "kept": {"train": {R': [NMI per seed]}, "validation": {...}}}``.
 """
 
@@ -33,8 +33,8 @@ from expfam.experiment.streams import run_keys
 from expfam.experiment.training import train
 from expfam.metrics import clustering_metrics
 
-sys.path.insert(0, str(Path(__file__).parent))
-run_config = importlib.import_module("quality").run_config  # the benchmark next door
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+run_config = importlib.import_module("quality").run_config  # benchmarks/quality.py: the block set's defaults + --set
 
 
 def mean_elbo(elbo: Any, key: Any, params: Any, x: np.ndarray) -> float:
