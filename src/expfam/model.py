@@ -276,7 +276,7 @@ class Harmonium:
         return jnp.argmax(self.cluster_responsibilities(params, x), axis=-1)
 
     def baseline(self, params: Params, x: Array, posterior: Posterior | None = None) -> Array:
-        r"""`c(x) = s_X(x)·a + ψ_Z(η_q(x)) − ψ_Z(θ_Z) − ψ_X(a) + log h_X(x)`, shape `(B,)`; `posterior` is `η_q(x)`'s."""
+        r"""`c(x) = s_X(x)·a + ψ_Z(η_q(x)) − ψ_Z(θ_Z) − ψ_X(a) + log h_X(x)`, `(B,)`; pass `posterior` if already computed."""
         if posterior is None:
             posterior = self.posterior(params, x)
         check_batch(self.observable, x)

@@ -9,7 +9,7 @@ step, the settings and the posterior `η_q(x)`, computed once), and follows one 
 * `states(ctx, key)`: the stop-gradient latent states `(y, k)` at which the term needs the
   conjugation residual `r(z)`, or `None` (the default) for a term that needs none;
 * `finish(ctx, key, states, residual)`: `(contribution, value)`, with `residual = r(states)`
-  (`None` with the states).
+  (both `None` for a term without states).
 
 [`evaluate_terms`][expfam.objective.evaluate_terms] evaluates `r` at every term's states in
 one call (one grouped product for the full model), and
@@ -92,7 +92,7 @@ States: TypeAlias = tuple[Array, Array]
 r"""Latent states `(y, k)`: `y` of shape `L + latent param shape`, `k` of shape `L` (any leading shape `L`)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class StepContext:
     r"""What every loss term of one step reads; the posterior is computed once for them all.
 
