@@ -47,10 +47,10 @@ from expfam.errors import ShapeError
 from expfam.families.categorical import full_logits
 from expfam.family import Array, ExponentialFamily
 from expfam.mixture import LatentMixture, MixtureParams, tree_vdot
-from expfam.posterior import PosteriorSummary, shared_computations
+from expfam.posterior import Posterior
 from expfam.shapes import check_batch
 
-__all__ = ["Harmonium", "Params", "PosteriorSummary", "shared_computations"]
+__all__ = ["Harmonium", "Params", "Posterior"]
 
 Params = dict[str, Any]
 
@@ -237,10 +237,24 @@ class Harmonium:
         Raises:
             ShapeError: `x` is not a batch of observations (e.g. one unbatched image).
         """
-        check_batch(self.observable, x)
-        return batched.memo("posterior", params, x, lambda: self._posterior_params(params, x))
+        return self._posterior_params(params, x)[0]
 
-    def _posterior_params(self, params: Params, x: Array) -> MixtureParams:
+    def posterior(self, params: Params, x: Array) -> Posterior:
+        r"""`η_q(x)` with its cluster parameters, logits, `ψ_Z(η_q)` and `q(k | x)`: a [`Posterior`][expfam.posterior.Posterior].
+
+        One pass ([`expfam.posterior.summarise`][expfam.posterior.summarise]); when no block updates `W_yk` (the
+        hierarchical model) it also carries the one `W_yk` of the batch. A training step computes it once for
+        all its loss terms ([`expfam.objective.StepContext`][expfam.objective.StepContext]).
+
+        Raises:
+            ShapeError: `x` is not a batch of observations (e.g. one unbatched image).
+        """
+        natural, shared_w_yk = self._posterior_params(params, x)
+        return batched.summarise(self.latent, natural, shared_w_yk)
+
+    def _posterior_params(self, params: Params, x: Array) -> tuple[MixtureParams, Array | None]:
+        """`η_q(x)`, and its `W_yk` before the batch broadcast when no block updates it (else `None`)."""
+        check_batch(self.observable, x)
         stats = jax.vmap(self.observable.sufficient_statistic)(x)
         statistic = self.observable.coupled_statistic(stats)
         base = jax.tree.map(jnp.subtract, params["prior"], self.correction(params))
@@ -251,62 +265,36 @@ class Harmonium:
             for name, value in update.items():
                 posterior[name] = posterior[name] + value
                 updated.add(name)
-        if "W_yk" not in updated:  # the hierarchical model: one W_yk for the whole batch
-            batched.note_batch_broadcast(posterior["W_yk"], base["W_yk"])
-        return posterior
-
-    def summarise_posterior(self, posterior: MixtureParams) -> PosteriorSummary:
-        r"""Cluster parameters, logits, `ψ_Z` and `q(k | x)` of batched posterior parameters, in one pass.
-
-        `θ_{q,k} = b_y + W_yk e_k`; `logits_k = b_k·e_k + ψ_Y(θ_{q,k})`;
-        `ψ_Z = logsumexp_k logits_k`; `q(k|x) = exp(logits_k − ψ_Z)`.
-        """
-
-        return batched.memo("summary", posterior, None, lambda: batched.summarise(self.latent, posterior))
-
-    def posterior_summary(self, params: Params, x: Array) -> PosteriorSummary:
-        """[`summarise_posterior`][expfam.model.Harmonium.summarise_posterior] of `η_q(x)` (shared with every other caller inside [`shared_computations`][expfam.posterior.shared_computations])."""
-        return self.summarise_posterior(self.posterior_params(params, x))
+        return posterior, (None if "W_yk" in updated else base["W_yk"])
 
     def cluster_responsibilities(self, params: Params, x: Array) -> Array:
         """`q(k | x)`, the cluster marginal of `η_q(x)`, shape `(B, K)`."""
-        return self.posterior_summary(params, x).responsibilities
+        return self.posterior(params, x).responsibilities
 
     def assign(self, params: Params, x: Array) -> Array:
         """Cluster assignments `argmax_k q(k | x)`, shape `(B,)`."""
         return jnp.argmax(self.cluster_responsibilities(params, x), axis=-1)
 
-    def baseline(self, params: Params, x: Array, posterior: MixtureParams | None = None) -> Array:
-        r"""`c(x) = s_X(x)·a + ψ_Z(η_q(x)) − ψ_Z(θ_Z) − ψ_X(a) + log h_X(x)`, shape `(B,)`."""
+    def baseline(self, params: Params, x: Array, posterior: Posterior | None = None) -> Array:
+        r"""`c(x) = s_X(x)·a + ψ_Z(η_q(x)) − ψ_Z(θ_Z) − ψ_X(a) + log h_X(x)`, `(B,)`; pass `posterior` if already computed."""
         if posterior is None:
-            posterior = self.posterior_params(params, x)
+            posterior = self.posterior(params, x)
         check_batch(self.observable, x)
         bias = params["likelihood"]["a"]
         stats = jax.vmap(self.observable.sufficient_statistic)(x)
         return (
             jnp.sum(stats * bias, axis=tuple(range(1, stats.ndim)))
-            + self.summarise_posterior(posterior).log_partition
+            + posterior.log_partition
             - self.mixture.log_partition(params["prior"])
             - self.observable.log_partition(bias)
             + jax.vmap(self.observable.log_base_measure)(x)
         )
 
-    def posterior_kl(self, params: Params, x: Array, posterior: MixtureParams | None = None) -> Array:
-        r"""`KL(q(z | x) ‖ p(z))` in closed form (Bregman form of ψ_Z), shape `(B,)`.
-
-        `KL = ψ_Z(θ_Z) − ψ_Z(η_q) − E_q[s_Z]·(θ_Z − η_q)` with the mixture means
-        written out: `E_q[s_Z] = (Σ_k q_k μ_k,\ μ_k q_k\ (k ≥ 1),\ q_k\ (k ≥ 1))`,
-        `μ_k = ∇ψ_Y(θ_{q,k})`, so no second-order autodiff of `ψ_Z` is needed.
-        """
+    def posterior_kl(self, params: Params, x: Array, posterior: Posterior | None = None) -> Array:
+        r"""`KL(q(z | x) ‖ p(z))` in closed form, shape `(B,)` ([`expfam.posterior.prior_kl`][expfam.posterior.prior_kl])."""
         if posterior is None:
-            posterior = self.posterior_params(params, x)
-        summary = self.summarise_posterior(posterior)
-        means = batched.expected_statistics(self.latent, summary)
-        difference = jax.tree.map(lambda prior, post: prior - post, params["prior"], posterior)
-        expected = sum(
-            jnp.sum(means[name] * difference[name], axis=tuple(range(1, means[name].ndim))) for name in means
-        )
-        return self.mixture.log_partition(params["prior"]) - summary.log_partition - expected
+            posterior = self.posterior(params, x)
+        return batched.prior_kl(self.mixture, params["prior"], posterior)
 
     # ------------------------------------------------------------- densities
     def log_joint(self, params: Params, x: Array, y: Array, k: Array) -> Array:
@@ -336,16 +324,9 @@ class Harmonium:
         inner = jnp.sum(theta_k * stats_y, axis=tuple(range(1, stats_y.ndim)))
         return inner + logits[k] + base - self.mixture.log_partition(posterior)
 
-    def batch_posterior_log_density(self, summary: PosteriorSummary, y: Array, k: Array) -> Array:
-        r"""`log q(z_{bs} | x_b)` for states `y` `(B, S, n)`, `k` `(B, S)` (see [`expfam.posterior.log_density`][expfam.posterior.log_density])."""
-        return batched.log_density(self.latent, summary, y, k)
-
-    def sample_posterior(self, key: Array, posterior: MixtureParams, n_samples: int) -> tuple[Array, Array]:
-        """`n_samples` states per observation from batched posterior parameters: `(B, S, n)`, `(B, S)`.
-
-        All draws share one key: `k ~ q(k|x)` by inverse CDF, then `y ~ p(y | k)` in one call.
-        """
-        return batched.sample(self.latent, key, self.summarise_posterior(posterior), n_samples)
+    def sample_posterior(self, key: Array, posterior: Posterior, n_samples: int) -> tuple[Array, Array]:
+        """`n_samples` states per observation, `(B, S, n)` and `(B, S)`: `k ~ q(k|x)`, then `y ~ q(y | k, x)`, one key."""
+        return batched.sample(self.latent, key, posterior, n_samples)
 
     def sample_prior(self, key: Array, params: Params, n_samples: int) -> tuple[Array, Array]:
         """`n_samples` states `(y, k) ~ p(z)`."""
@@ -372,32 +353,24 @@ class Harmonium:
 
     # --------------------------------------------------------------- bounds
     def elbo_terms(
-        self, key: Array, params: Params, x: Array, n_samples: int, posterior: MixtureParams | None = None
+        self, key: Array, params: Params, x: Array, n_samples: int, posterior: Posterior | None = None
     ) -> tuple[Array, Array]:
         r"""Score-function surrogate and Monte-Carlo ELBO for a batch (docs/model.md).
 
-        With `z_s ~ q(·|x)` (stop-gradient) and `r̄ = mean(sg(r_s))`:
-
-        ```text
-        surrogate = c(x) + mean(r_s) + Σ_s (sg(r_s) − r̄)·log q(z_s|x) / (S − 1) − sg(same)
-        ```
-
-        The surrogate's value equals the Monte-Carlo ELBO `c(x) + mean(r_s)`;
-        its gradient is the score-function estimator, unbiased: dividing by
-        `S − 1` rather than `S` is the same as the leave-one-out baseline
-        `mean_s (r_s − r̄_{−s}) ∇log q(z_s|x)` (`mean` would shrink the
-        score part by `(S − 1)/S`). With `S = 1` there is no baseline.
+        `S = n_samples` stop-gradient states `z_s ~ q(·|x)`, `r(z_s)` at them, and the estimator of
+        [`expfam.posterior.score_function_elbo`][expfam.posterior.score_function_elbo]: the surrogate's value is
+        the Monte-Carlo ELBO `c(x) + mean_s r(z_s)`, its gradient the unbiased score-function estimator.
 
         Returns:
-            `(surrogate, elbo)`, each of shape `(B,)`. Pass `posterior` (`η_q(x)`)
-            when the caller already has it, so it is not computed twice.
+            `(surrogate, elbo)`, each of shape `(B,)`. Pass `posterior`
+            ([`posterior`][expfam.model.Harmonium.posterior]) when the caller already has it.
         """
         if posterior is None:
-            posterior = self.posterior_params(params, x)
+            posterior = self.posterior(params, x)
         y, k = self.posterior_states(key, posterior, n_samples)
         return self.elbo_from_residual(params, x, posterior, y, k, self.batch_residual(params, y, k))
 
-    def posterior_states(self, key: Array, posterior: MixtureParams, n_samples: int) -> tuple[Array, Array]:
+    def posterior_states(self, key: Array, posterior: Posterior, n_samples: int) -> tuple[Array, Array]:
         """Stop-gradient states `z_s ~ q(·|x)` for [`elbo_from_residual`][expfam.model.Harmonium.elbo_from_residual]: `(B, S, n)`, `(B, S)`."""
         states: tuple[Array, Array] = jax.lax.stop_gradient(
             self.sample_posterior(key, jax.lax.stop_gradient(posterior), n_samples)
@@ -405,25 +378,19 @@ class Harmonium:
         return states
 
     def elbo_from_residual(
-        self, params: Params, x: Array, posterior: MixtureParams, y: Array, k: Array, r: Array
+        self, params: Params, x: Array, posterior: Posterior, y: Array, k: Array, r: Array
     ) -> tuple[Array, Array]:
         r"""[`elbo_terms`][expfam.model.Harmonium.elbo_terms] given the residuals `r = r(z_s)` `(B, S)` at states `z_s` from [`posterior_states`][expfam.model.Harmonium.posterior_states].
 
         The split lets a caller evaluate `r` at these states together with other states in one call
-        ([`expfam.objective.make_weighted_loss`][expfam.objective.make_weighted_loss]); the formula is
-        [`elbo_terms`][expfam.model.Harmonium.elbo_terms]'.
+        ([`expfam.objective.make_weighted_loss`][expfam.objective.make_weighted_loss]).
         """
-        n_samples = k.shape[1]
-        control = jnp.mean(r, axis=1, keepdims=True) if n_samples > 1 else jnp.zeros_like(r)
-        centred = jax.lax.stop_gradient(r - control)
-        log_q = self.batch_posterior_log_density(self.summarise_posterior(posterior), y, k)
-        score = jnp.sum(centred * log_q, axis=1) / max(n_samples - 1, 1)
-        elbo = self.baseline(params, x, posterior) + jnp.mean(r, axis=1)
-        return elbo + score - jax.lax.stop_gradient(score), elbo
+        log_q = batched.log_density(self.latent, posterior, y, k)
+        return batched.score_function_elbo(self.baseline(params, x, posterior), log_q, r)
 
     def iwae_bound(self, key: Array, params: Params, x: Array, n_samples: int) -> Array:
         r"""Importance-weighted bound `c(x) + log mean_s exp r(z_s)`, `z_s ~ q(·|x)`, shape `(B,)`."""
-        posterior = self.posterior_params(params, x)
+        posterior = self.posterior(params, x)
         y, k = self.sample_posterior(key, posterior, n_samples)
         r = self.batch_residual(params, y, k)
         return self.baseline(params, x, posterior) + jax.nn.logsumexp(r, axis=1) - jnp.log(n_samples)

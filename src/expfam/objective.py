@@ -1,10 +1,19 @@
 r"""Loss terms and their weighted combination (docs/objectives.md).
 
-A loss term is a plugin object with a `name` and a pure `__call__` that
-returns `(contribution, value)`: the contribution is what the optimiser
-minimises, the value is the quantity reported in logs (e.g. the ELBO itself).
-Terms compose like optax transforms: [`make_loss`][expfam.objective.make_loss] looks each name up in
-the registry and returns one function
+A loss term is a plugin object with a `name` that returns `(contribution, value)` for
+one step: the contribution is what the optimiser minimises, the value is the quantity
+reported in logs (e.g. the ELBO itself). Every term of a step reads one
+[`StepContext`][expfam.objective.StepContext] (the model, the parameters, the batch, the
+step, the settings and the posterior `η_q(x)`, computed once), and follows one protocol:
+
+* `states(ctx, key)`: the stop-gradient latent states `(y, k)` at which the term needs the
+  conjugation residual `r(z)`, or `None` (the default) for a term that needs none;
+* `finish(ctx, key, states, residual)`: `(contribution, value)`, with `residual = r(states)`
+  (both `None` for a term without states).
+
+[`evaluate_terms`][expfam.objective.evaluate_terms] evaluates `r` at every term's states in
+one call (one grouped product for the full model), and
+[`make_loss`][expfam.objective.make_loss] returns one function
 
 $$
 \text{loss} = \sum_t w_t\,\text{contribution}_t
@@ -31,18 +40,17 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeAlias
 
 import jax
 import jax.numpy as jnp
 
 from expfam.errors import ConfigurationError
 from expfam.family import Array
-from expfam.mixture import MixtureParams
 from expfam.model import Harmonium, Params
 from expfam.options import check_option_names, option_names
 from expfam.plugins import Registry, get_registry
-from expfam.posterior import shared_computations
+from expfam.posterior import Posterior
 
 RHO_MODES: tuple[str, ...] = ("learned", "analytic")
 
@@ -60,25 +68,6 @@ def warmup(step: Array, warmup_steps: int | Array) -> Array:
     length = jnp.asarray(warmup_steps, jnp.result_type(float))
     ratio = jnp.asarray(step, jnp.result_type(float)) / jnp.maximum(length, 1.0)
     return jnp.where(length > 0, jnp.minimum(1.0, ratio), 1.0)
-
-
-def with_kl_warmup(
-    model: Harmonium,
-    params: Params,
-    x: Array,
-    posterior: MixtureParams,
-    surrogate: Array,
-    step: Array,
-    warmup_steps: int | Array,
-) -> Array:
-    r"""`surrogate + (1 − β)·KL(q(z|x) ‖ p(z))` with `β = min(1, step / warmup_steps)`; no KL when 0 steps.
-
-    The β-weighted objective `L_β = ELBO + (1 − β)·KL` shared by the ELBO loss terms. With a
-    traced `warmup_steps` the KL is always computed and weighted by `1 − β` (0 once warm).
-    """
-    if isinstance(warmup_steps, (int, float)) and warmup_steps <= 0:
-        return surrogate
-    return surrogate + (1.0 - warmup(step, warmup_steps)) * model.posterior_kl(params, x, posterior)
 
 
 @dataclass(frozen=True)
@@ -99,6 +88,41 @@ class ObjectiveSettings:
     n_prior_samples: int = 1024
 
 
+States: TypeAlias = tuple[Array, Array]
+r"""Latent states `(y, k)`: `y` of shape `L + latent param shape`, `k` of shape `L` (any leading shape `L`)."""
+
+
+@dataclass(frozen=True, eq=False)
+class StepContext:
+    r"""What every loss term of one step reads; the posterior is computed once for them all.
+
+    Attributes:
+        model: the harmonium (static).
+        params: the parameters; a term's contribution is differentiated with respect to them.
+        x: the batch, `(B,) + data_shape`.
+        posterior: `η_q(x)` with its cluster logits, `ψ_Z(η_q)` and `q(k | x)`
+            ([`Harmonium.posterior`][expfam.model.Harmonium.posterior]). Every term reads this one value,
+            so the gradient flows back through `η_q(x)` once (for the full model one `D × n(K−1)`
+            adjoint product per step, not one per term).
+        step: the optimisation step, an int32 scalar (traced inside the training step).
+        settings: the options shared by the terms.
+    """
+
+    model: Harmonium
+    params: Params
+    x: Array
+    posterior: Posterior
+    step: Array
+    settings: ObjectiveSettings
+
+    @classmethod
+    def create(
+        cls, model: Harmonium, params: Params, x: Array, step: Array | int, settings: ObjectiveSettings
+    ) -> StepContext:
+        """The context of one step: `posterior = model.posterior(params, x)`, computed here, once."""
+        return cls(model, params, x, model.posterior(params, x), jnp.asarray(step), settings)
+
+
 class Objective(abc.ABC):
     r"""Abstract loss term; the registry name is the class variable `name`.
 
@@ -106,7 +130,11 @@ class Objective(abc.ABC):
     (`[train.loss_options.NAME]` in a run.toml, `--loss-option NAME.KEY=VALUE`): the
     registered instance carries the defaults and
     [`build_objective`][expfam.objective.build_objective] copies it with the options set.
-    The model methods a term may call are listed in docs/loss-term-api.md.
+    What a term may read (the context and the model members) is listed in docs/loss-term-api.md.
+
+    A term writes [`finish`][expfam.objective.Objective.finish]; a term built on the conjugation residual
+    `r(z)` also writes [`states`][expfam.objective.Objective.states], and then receives `r` at those states,
+    evaluated together with every other term's ([`evaluate_terms`][expfam.objective.evaluate_terms]).
 
     `estimates_elbo` is the term's role: `True` for a term whose reported value is an
     estimate of the ELBO (`elbo`, `rao_blackwell_elbo`), the only terms
@@ -116,50 +144,58 @@ class Objective(abc.ABC):
     name: ClassVar[str]
     estimates_elbo: ClassVar[bool] = False
 
-    @abc.abstractmethod
-    def __call__(
-        self, model: Harmonium, params: Params, x: Array, key: Array, step: Array, settings: ObjectiveSettings
-    ) -> tuple[Array, Array]:
-        """`(contribution to minimise, reported value)` for one batch `x`."""
-
-
-class ResidualObjective(Objective):
-    r"""A loss term built on the conjugation residual `r(z)` at states it samples.
-
-    It is written in two halves: [`states`][expfam.objective.ResidualObjective.states] draws the stop-gradient
-    states `z = (y, k)` at which it needs `r`, and [`finish`][expfam.objective.ResidualObjective.finish] turns
-    `r` at those states into `(contribution, value)`. Called alone, the term is `finish(states, r(states))`.
-    Inside [`make_weighted_loss`][expfam.objective.make_weighted_loss] every such term's states go to the
-    model together ([`expfam.model.Harmonium.residual_sets`][expfam.model.Harmonium.residual_sets]): for the
-    full model that is one grouped product over all the states (e.g. the ELBO's `B·S` posterior samples and
-    the conjugation term's `M` prior samples) instead of one per term, the same values at less cost.
-    """
-
-    @abc.abstractmethod
-    def states(
-        self, model: Harmonium, params: Params, x: Array, key: Array, settings: ObjectiveSettings
-    ) -> tuple[Array, Array]:
-        """Stop-gradient states `(y, k)`: `y` of shape `L + latent param shape`, `k` of shape `L`."""
+    def states(self, ctx: StepContext, key: Array) -> States | None:
+        """Stop-gradient states `(y, k)` at which the term needs `r(z)`; `None` (the default) for none."""
+        return None
 
     @abc.abstractmethod
     def finish(
-        self,
-        model: Harmonium,
-        params: Params,
-        x: Array,
-        step: Array,
-        settings: ObjectiveSettings,
-        states: tuple[Array, Array],
-        residual: Array,
+        self, ctx: StepContext, key: Array, states: States | None, residual: Array | None
     ) -> tuple[Array, Array]:
-        """`(contribution, value)` from `residual = r(states)`, of `k`'s shape `L`."""
+        """`(contribution to minimise, reported value)`; `residual = r(states)` has `k`'s shape (`None` without states).
+
+        `key` is this term's key for the step, the one [`states`][expfam.objective.Objective.states] got.
+        """
 
     def __call__(
-        self, model: Harmonium, params: Params, x: Array, key: Array, step: Array, settings: ObjectiveSettings
+        self, model: Harmonium, params: Params, x: Array, key: Array, step: Array | int, settings: ObjectiveSettings
     ) -> tuple[Array, Array]:
-        with shared_computations():  # η_q(x) once for both halves
-            states = self.states(model, params, x, key, settings)
-            return self.finish(model, params, x, step, settings, states, model.residual_sets(params, [states])[0])
+        """The term alone on one batch: [`evaluate_terms`][expfam.objective.evaluate_terms] of this term only."""
+        (result,) = evaluate_terms([self], StepContext.create(model, params, x, step, settings), [key])
+        return result
+
+
+def evaluate_terms(terms: Sequence[Objective], ctx: StepContext, keys: Sequence[Array]) -> list[tuple[Array, Array]]:
+    r"""`(contribution, value)` of each term at one step, with `r(z)` evaluated once for them all.
+
+    Every term's [`states`][expfam.objective.Objective.states] first (`keys[t]` for term `t`); the sets that
+    are not `None` go to the model together
+    ([`Harmonium.residual_sets`][expfam.model.Harmonium.residual_sets]): for the full model one grouped product
+    over all of them (e.g. the ELBO's `B·S` posterior samples and the conjugation term's `M` prior samples)
+    instead of one per term, the same values at less cost. Then each term's
+    [`finish`][expfam.objective.Objective.finish] with its states and `r` at them.
+    """
+    sampled = [term.states(ctx, key) for term, key in zip(terms, keys, strict=True)]
+    evaluated = iter(ctx.model.residual_sets(ctx.params, [states for states in sampled if states is not None]))
+    residuals = [None if states is None else next(evaluated) for states in sampled]
+    return [
+        term.finish(ctx, key, states, residual)
+        for term, key, states, residual in zip(terms, keys, sampled, residuals, strict=True)
+    ]
+
+
+def with_kl_warmup(ctx: StepContext, surrogate: Array) -> Array:
+    r"""`surrogate + (1 − β)·KL(q(z|x) ‖ p(z))` with `β = min(1, step / kl_warmup_steps)`; no KL when 0 steps.
+
+    The β-weighted objective `L_β = ELBO + (1 − β)·KL` shared by the ELBO loss terms, with the KL of
+    `ctx.posterior` ([`Harmonium.posterior_kl`][expfam.model.Harmonium.posterior_kl]). With a traced
+    `kl_warmup_steps` the KL is always computed and weighted by `1 − β` (0 once warm).
+    """
+    warmup_steps = ctx.settings.kl_warmup_steps
+    if isinstance(warmup_steps, (int, float)) and warmup_steps <= 0:
+        return surrogate
+    kl = ctx.model.posterior_kl(ctx.params, ctx.x, ctx.posterior)
+    return surrogate + (1.0 - warmup(ctx.step, warmup_steps)) * kl
 
 
 def build_objective(name: str, options: Mapping[str, Any] | None = None, *, registry: Registry | None = None) -> Any:
@@ -243,20 +279,9 @@ def make_weighted_loss(
         if rho_mode == "analytic":
             _, rho_y, _ = model.fit_correction(keys[-1], params, settings.n_prior_samples)
             params = {**params, "rho_y": jax.lax.stop_gradient(rho_y)}
-        results: dict[str, tuple[Array, Array]] = {}
-        with shared_computations():  # η_q(x) and q(k|x) once for all terms
-            sampled = {
-                name: term.states(model, params, x, term_key, settings)
-                for (name, term), term_key in zip(terms, keys[: len(terms)], strict=True)
-                if isinstance(term, ResidualObjective)
-            }
-            # every residual term's r(z) in one call: one grouped product for the full model
-            evaluated = dict(zip(sampled, model.residual_sets(params, list(sampled.values())), strict=True))
-            for (name, term), term_key in zip(terms, keys[: len(terms)], strict=True):
-                if isinstance(term, ResidualObjective):
-                    results[name] = term.finish(model, params, x, step, settings, sampled[name], evaluated[name])
-                else:
-                    results[name] = term(model, params, x, term_key, step, settings)
+        ctx = StepContext.create(model, params, x, step, settings)
+        outcomes = evaluate_terms([term for _, term in terms], ctx, list(keys[: len(terms)]))
+        results = {name: outcome for (name, _), outcome in zip(terms, outcomes, strict=True)}
         total = jnp.zeros(())
         for name, _ in terms:
             total = total + weights[name] * results[name][0]

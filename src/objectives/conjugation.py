@@ -6,8 +6,8 @@ R_p = \mathrm{Var}_{z\sim p(z)}[r(z)],\qquad
 $$
 
 contribution `β_conj · R_p` over `M` stop-gradient prior samples; reported value `R_p`.
-A [`ResidualObjective`][expfam.objective.ResidualObjective]: inside a combined loss its `r` is evaluated
-in the same call as the ELBO's.
+Its `r` at the prior states is evaluated in the same call as the ELBO's
+([`expfam.objective.evaluate_terms`][expfam.objective.evaluate_terms]).
 """
 
 from __future__ import annotations
@@ -19,34 +19,25 @@ import jax
 import jax.numpy as jnp
 
 from expfam.family import Array
-from expfam.model import Harmonium, Params
-from expfam.objective import ObjectiveSettings, ResidualObjective, warmup
+from expfam.objective import Objective, States, StepContext, warmup
 
 
 @final
 @dataclass(frozen=True)
-class Conjugation(ResidualObjective):
+class Conjugation(Objective):
     """Penalty on the prior variance of the conjugation residual."""
 
     name: ClassVar[str] = "conjugation"
 
-    def states(
-        self, model: Harmonium, params: Params, x: Array, key: Array, settings: ObjectiveSettings
-    ) -> tuple[Array, Array]:
+    def states(self, ctx: StepContext, key: Array) -> States:
         """`M = n_prior_samples` stop-gradient states `z_m ~ p(z)`."""
-        states: tuple[Array, Array] = jax.lax.stop_gradient(model.sample_prior(key, params, settings.n_prior_samples))
+        states: States = jax.lax.stop_gradient(ctx.model.sample_prior(key, ctx.params, ctx.settings.n_prior_samples))
         return states
 
     def finish(
-        self,
-        model: Harmonium,
-        params: Params,
-        x: Array,
-        step: Array,
-        settings: ObjectiveSettings,
-        states: tuple[Array, Array],
-        residual: Array,
+        self, ctx: StepContext, key: Array, states: States | None, residual: Array | None
     ) -> tuple[Array, Array]:
         """`(β_conj · Var_m r(z_m), Var_m r(z_m))`."""
+        assert residual is not None  # at the states of states()
         variance = jnp.var(residual)
-        return warmup(step, settings.conj_warmup_steps) * variance, variance
+        return warmup(ctx.step, ctx.settings.conj_warmup_steps) * variance, variance

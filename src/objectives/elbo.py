@@ -6,9 +6,8 @@ L_\beta(x) = \mathrm{ELBO}(x) + (1-\beta)\,\mathrm{KL}(q(z\mid x)\,\|\,p(z)),
 $$
 
 contribution `−mean_batch L_β` (through the score-function surrogate);
-reported value: the batch-mean Monte-Carlo ELBO (β = 1). A
-[`ResidualObjective`][expfam.objective.ResidualObjective]: inside a combined loss its `r` is evaluated
-in the same call as the other residual terms'.
+reported value: the batch-mean Monte-Carlo ELBO (β = 1). Its `r` at the posterior states is
+evaluated in the same call as the other terms' ([`expfam.objective.evaluate_terms`][expfam.objective.evaluate_terms]).
 """
 
 from __future__ import annotations
@@ -19,36 +18,25 @@ from typing import ClassVar, final
 import jax.numpy as jnp
 
 from expfam.family import Array
-from expfam.model import Harmonium, Params
-from expfam.objective import ObjectiveSettings, ResidualObjective, with_kl_warmup
+from expfam.objective import Objective, States, StepContext, with_kl_warmup
 
 
 @final
 @dataclass(frozen=True)
-class Elbo(ResidualObjective):
+class Elbo(Objective):
     """Negative β-weighted ELBO."""
 
     name: ClassVar[str] = "elbo"
     estimates_elbo: ClassVar[bool] = True
 
-    def states(
-        self, model: Harmonium, params: Params, x: Array, key: Array, settings: ObjectiveSettings
-    ) -> tuple[Array, Array]:
+    def states(self, ctx: StepContext, key: Array) -> States:
         """`S = n_mc_samples` stop-gradient states per observation, `z_s ~ q(·|x)`: `(B, S, n)`, `(B, S)`."""
-        return model.posterior_states(key, model.posterior_params(params, x), settings.n_mc_samples)
+        return ctx.model.posterior_states(key, ctx.posterior, ctx.settings.n_mc_samples)
 
     def finish(
-        self,
-        model: Harmonium,
-        params: Params,
-        x: Array,
-        step: Array,
-        settings: ObjectiveSettings,
-        states: tuple[Array, Array],
-        residual: Array,
+        self, ctx: StepContext, key: Array, states: States | None, residual: Array | None
     ) -> tuple[Array, Array]:
         """`(−mean L_β, mean ELBO)` from `r(z_s)` ([`elbo_from_residual`][expfam.model.Harmonium.elbo_from_residual])."""
-        posterior = model.posterior_params(params, x)
-        surrogate, elbo = model.elbo_from_residual(params, x, posterior, *states, residual)
-        surrogate = with_kl_warmup(model, params, x, posterior, surrogate, step, settings.kl_warmup_steps)
-        return -jnp.mean(surrogate), jnp.mean(elbo)
+        assert states is not None and residual is not None  # drawn by states()
+        surrogate, elbo = ctx.model.elbo_from_residual(ctx.params, ctx.x, ctx.posterior, *states, residual)
+        return -jnp.mean(with_kl_warmup(ctx, surrogate)), jnp.mean(elbo)

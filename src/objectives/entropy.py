@@ -16,8 +16,7 @@ from typing import ClassVar, final
 import jax.numpy as jnp
 
 from expfam.family import Array
-from expfam.model import Harmonium, Params
-from expfam.objective import Objective, ObjectiveSettings
+from expfam.objective import Objective, States, StepContext
 
 
 def categorical_entropy(probabilities: Array) -> Array:
@@ -33,10 +32,11 @@ class PriorEntropy(Objective):
 
     name: ClassVar[str] = "prior_entropy"
 
-    def __call__(
-        self, model: Harmonium, params: Params, x: Array, key: Array, step: Array, settings: ObjectiveSettings
+    def finish(
+        self, ctx: StepContext, key: Array, states: States | None, residual: Array | None
     ) -> tuple[Array, Array]:
-        entropy = model.mixture.cluster_entropy(params["prior"])
+        """`(−H(p(k)), H(p(k)))`."""
+        entropy = ctx.model.mixture.cluster_entropy(ctx.params["prior"])
         return -entropy, entropy
 
 
@@ -47,9 +47,10 @@ class PosteriorEntropy(Objective):
 
     name: ClassVar[str] = "posterior_entropy"
 
-    def __call__(
-        self, model: Harmonium, params: Params, x: Array, key: Array, step: Array, settings: ObjectiveSettings
+    def finish(
+        self, ctx: StepContext, key: Array, states: States | None, residual: Array | None
     ) -> tuple[Array, Array]:
-        average = jnp.mean(model.cluster_responsibilities(params, x), axis=0)
+        """`(−H(mean_x q(k | x)), H(mean_x q(k | x)))`, from the step's posterior."""
+        average = jnp.mean(ctx.posterior.responsibilities, axis=0)
         entropy = categorical_entropy(average)
         return -entropy, entropy

@@ -47,7 +47,8 @@ from expfam.families.categorical import full_logits
 from expfam.family import Array
 from expfam.mixture import MixtureParams
 from expfam.model import Harmonium, Params
-from expfam.objective import Objective, ObjectiveSettings, with_kl_warmup
+from expfam.objective import Objective, States, StepContext, with_kl_warmup
+from expfam.posterior import Posterior
 
 #: Latent-statistic slots of the posterior that carry the cluster.
 CLUSTER_SLOTS: frozenset[str] = frozenset({"W_yk", "b_k"})
@@ -113,7 +114,7 @@ def rao_blackwell_elbo_terms(
     params: Params,
     x: Array,
     n_samples: int,
-    posterior: MixtureParams | None = None,
+    posterior: Posterior | None = None,
 ) -> tuple[Array, Array]:
     r"""Surrogate and ELBO estimate with the cluster summed out (module docstring).
 
@@ -122,12 +123,13 @@ def rao_blackwell_elbo_terms(
 
     Returns:
         `(surrogate, elbo)`, each of shape `(B,)`; the gradient of the surrogate
-        is an unbiased estimate of `∇ELBO(x)`.
+        is an unbiased estimate of `∇ELBO(x)`. Pass `posterior`
+        ([`Harmonium.posterior`][expfam.model.Harmonium.posterior]) when the caller already has it.
     """
     if posterior is None:
-        posterior = model.posterior_params(params, x)
+        posterior = model.posterior(params, x)
     y, k = jax.lax.stop_gradient(model.sample_posterior(key, jax.lax.stop_gradient(posterior), n_samples))
-    table = jax.vmap(joint_log_density_table, in_axes=(None, 0, 0))(model, posterior, y)
+    table = jax.vmap(joint_log_density_table, in_axes=(None, 0, 0))(model, posterior.params, y)
     log_q_y = jax.nn.logsumexp(table, axis=-1)
     g = cluster_marginal_residual(model, params, y, k, table, depends_on_cluster=residual_depends_on_cluster(model))
     control = jnp.mean(g, axis=1, keepdims=True) if n_samples > 1 else jnp.zeros_like(g)
@@ -149,10 +151,11 @@ class RaoBlackwellElbo(Objective):
     name: ClassVar[str] = "rao_blackwell_elbo"
     estimates_elbo: ClassVar[bool] = True
 
-    def __call__(
-        self, model: Harmonium, params: Params, x: Array, key: Array, step: Array, settings: ObjectiveSettings
+    def finish(
+        self, ctx: StepContext, key: Array, states: States | None, residual: Array | None
     ) -> tuple[Array, Array]:
-        posterior = model.posterior_params(params, x)
-        surrogate, elbo = rao_blackwell_elbo_terms(model, key, params, x, settings.n_mc_samples, posterior)
-        surrogate = with_kl_warmup(model, params, x, posterior, surrogate, step, settings.kl_warmup_steps)
-        return -jnp.mean(surrogate), jnp.mean(elbo)
+        """`(−mean L_β, mean ELBO)` through [`rao_blackwell_elbo_terms`][objectives.rao_blackwell.rao_blackwell_elbo_terms]."""
+        surrogate, elbo = rao_blackwell_elbo_terms(
+            ctx.model, key, ctx.params, ctx.x, ctx.settings.n_mc_samples, ctx.posterior
+        )
+        return -jnp.mean(with_kl_warmup(ctx, surrogate)), jnp.mean(elbo)

@@ -16,8 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from expfam.family import Array
-from expfam.model import Harmonium, Params
-from expfam.objective import Objective, ObjectiveSettings
+from expfam.objective import Objective, States, StepContext
 
 
 @final
@@ -27,10 +26,11 @@ class RecognitionConjugation(Objective):
 
     name: ClassVar[str] = "recognition_conjugation"
 
-    def __call__(
-        self, model: Harmonium, params: Params, x: Array, key: Array, step: Array, settings: ObjectiveSettings
+    def finish(
+        self, ctx: StepContext, key: Array, states: States | None, residual: Array | None
     ) -> tuple[Array, Array]:
-        posterior = jax.lax.stop_gradient(model.posterior_params(params, x))
-        y, k = jax.lax.stop_gradient(model.sample_posterior(key, posterior, settings.n_mc_samples))
-        variance = jnp.mean(jnp.var(model.batch_residual(params, y, k), axis=1))
+        """`(R_q, R_q)` over `S = n_mc_samples` stop-gradient states per observation."""
+        posterior = jax.lax.stop_gradient(ctx.posterior)
+        y, k = jax.lax.stop_gradient(ctx.model.sample_posterior(key, posterior, ctx.settings.n_mc_samples))
+        variance = jnp.mean(jnp.var(ctx.model.batch_residual(ctx.params, y, k), axis=1))
         return variance, variance

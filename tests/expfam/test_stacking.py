@@ -130,8 +130,8 @@ class _ExplodesFor13(Objective):
 
     name = "explodes_for_13"
 
-    def __call__(self, model, params, x, key, step, settings):
-        value = jnp.where((step >= 7) & (jnp.asarray(settings.kl_warmup_steps) == 13), jnp.nan, 0.0)
+    def finish(self, ctx, key, states, residual):
+        value = jnp.where((ctx.step >= 7) & (jnp.asarray(ctx.settings.kl_warmup_steps) == 13), jnp.nan, 0.0)
         return value, value
 
 

@@ -80,8 +80,8 @@ def test_learning_rate_warms_up_linearly():
 class _Explodes(Objective):
     name = "explodes"
 
-    def __call__(self, model, params, x, key, step, settings):
-        value = jnp.where(step >= 7, jnp.nan, 0.0)
+    def finish(self, ctx, key, states, residual):
+        value = jnp.where(ctx.step >= 7, jnp.nan, 0.0)
         return value, value
 
 
@@ -127,8 +127,8 @@ class _NaNGradient(Objective):
 
     name = "nan_gradient"
 
-    def __call__(self, model, params, x, key, step, settings):
-        value = jnp.sum(_nan_gradient_from(params["likelihood"]["a"], (step >= 7).astype(jnp.float32)))
+    def finish(self, ctx, key, states, residual):
+        value = jnp.sum(_nan_gradient_from(ctx.params["likelihood"]["a"], (ctx.step >= 7).astype(jnp.float32)))
         return value, value
 
 

@@ -1,4 +1,4 @@
-"""Residual terms evaluated together: ``Harmonium.residual_sets`` and ``ResidualObjective``.
+"""Residual terms evaluated together: ``Harmonium.residual_sets`` and ``expfam.objective.evaluate_terms``.
 
 Inside a combined loss the ``elbo`` and ``conjugation`` terms hand their sampled states to the
 model in one call (one grouped product for the full model). These tests check that this changes
@@ -18,7 +18,7 @@ import pytest
 
 from expfam.builder import build_model
 from expfam.model import Harmonium, Params
-from expfam.objective import ObjectiveSettings, ResidualObjective, make_loss
+from expfam.objective import Objective, ObjectiveSettings, make_loss
 from expfam.plugins import Registry, get_registry
 from expfam.testing import random_model_params
 
@@ -36,7 +36,7 @@ def tiny(blocks: str) -> tuple[Harmonium, Params, jax.Array]:
 
 def state_sets(model: Harmonium, params: Params, x: jax.Array) -> list[tuple[jax.Array, jax.Array]]:
     """Posterior states ``(B, S)`` and prior states ``(M,)``, as the two residual terms draw them."""
-    posterior = model.posterior_params(params, x)
+    posterior = model.posterior(params, x)
     return [
         model.posterior_states(jax.random.key(2), posterior, 3),
         model.sample_prior(jax.random.key(3), params, 40),
@@ -94,15 +94,15 @@ def test_combined_loss_equals_the_sum_of_the_terms_alone(blocks: str) -> None:
 
 
 @dataclass(frozen=True)
-class MeanPriorResidual(ResidualObjective):
+class MeanPriorResidual(Objective):
     """A third-party residual term: the mean of ``r`` over prior states (value and contribution)."""
 
     name: ClassVar[str] = "mean_prior_residual"
 
-    def states(self, model, params, x, key, settings):  # type: ignore[no-untyped-def]
-        return jax.lax.stop_gradient(model.sample_prior(key, params, 7))
+    def states(self, ctx, key):  # type: ignore[no-untyped-def]
+        return jax.lax.stop_gradient(ctx.model.sample_prior(key, ctx.params, 7))
 
-    def finish(self, model, params, x, step, settings, states, residual):  # type: ignore[no-untyped-def]
+    def finish(self, ctx, key, states, residual):  # type: ignore[no-untyped-def]
         assert residual.shape == (7,)
         mean = jnp.mean(residual)
         return mean, mean

@@ -11,8 +11,7 @@ import pytest
 
 from expfam.builder import build_model
 from expfam.family import Array
-from expfam.model import Harmonium, Params
-from expfam.objective import Objective, ObjectiveSettings
+from expfam.objective import Objective, ObjectiveSettings, States, StepContext
 from expfam.testing import BUILTIN_TARGETS, check_objective, random_model_params, random_observations
 from expfam.testing.objective_checks import exact_prior_entropy_target
 from objectives import plugin as builtin_objectives
@@ -53,10 +52,10 @@ class NoisyPriorEntropy(Objective):
     bias: float = 0.0
     noise: float = 0.1
 
-    def __call__(
-        self, model: Harmonium, params: Params, x: Array, key: Array, step: Array, settings: ObjectiveSettings
+    def finish(
+        self, ctx: StepContext, key: Array, states: States | None, residual: Array | None
     ) -> tuple[Array, Array]:
-        entropy = model.mixture.cluster_entropy(params["prior"])
+        entropy = ctx.model.mixture.cluster_entropy(ctx.params["prior"])
         value = entropy + self.bias + self.noise * jax.random.normal(key)
         return -value, value
 
@@ -72,10 +71,10 @@ def test_an_unbiased_noisy_term_passes_and_the_same_term_with_a_bias_of_a_twenti
 class BranchingTerm(Objective):
     name: ClassVar[str] = "branching"
 
-    def __call__(
-        self, model: Harmonium, params: Params, x: Array, key: Array, step: Array, settings: ObjectiveSettings
+    def finish(
+        self, ctx: StepContext, key: Array, states: States | None, residual: Array | None
     ) -> tuple[Array, Array]:
-        value = jnp.sum(params["rho_y"] ** 2)
+        value = jnp.sum(ctx.params["rho_y"] ** 2)
         if value > 0:  # a Python branch on a traced value
             return value, value
         return -value, value
@@ -90,10 +89,10 @@ def test_a_term_that_does_not_trace_under_jit_is_named() -> None:
 class SqrtAtZero(Objective):
     name: ClassVar[str] = "sqrt_at_zero"
 
-    def __call__(
-        self, model: Harmonium, params: Params, x: Array, key: Array, step: Array, settings: ObjectiveSettings
+    def finish(
+        self, ctx: StepContext, key: Array, states: States | None, residual: Array | None
     ) -> tuple[Array, Array]:
-        value = jnp.sqrt(jnp.sum(params["rho_y"] ** 2) * 0.0)  # finite value, gradient 0·∞ = NaN
+        value = jnp.sqrt(jnp.sum(ctx.params["rho_y"] ** 2) * 0.0)  # finite value, gradient 0·∞ = NaN
         return value, value
 
 

@@ -56,7 +56,7 @@ def _compiled_means(model: Harmonium) -> Any:
 
     @jax.jit
     def means(params: Params, batch: Array) -> Array:
-        summary = model.posterior_summary(params, batch)
+        summary = model.posterior(params, batch)
         return batched.expected_statistics(model.latent, summary)["b_y"].reshape(batch.shape[0], -1)
 
     return means

@@ -391,7 +391,7 @@ class ModelTable(NamedTuple):
 
 @partial(jax.jit, static_argnums=0)
 def _table(model: Harmonium, params: Params, x: Array, y: Array, k: Array) -> ModelTable:
-    posterior = model.posterior_params(params, x)
+    posterior = model.posterior(params, x)
     log_prior = jax.vmap(model.mixture.log_density, in_axes=(None, 0, 0))(params["prior"], y, k)
     theta = jax.vmap(model.observable_params_at_statistics, in_axes=(None, 0))(
         params, latent_statistics(model.mixture, y, k)
@@ -402,7 +402,7 @@ def _table(model: Harmonium, params: Params, x: Array, y: Array, k: Array) -> Mo
     zero = jnp.zeros((model.n_clusters, *y.shape[1:]), y.dtype)
     return ModelTable(
         log_joint=jax.vmap(lambda one: model.log_joint(params, one, y, k))(x),
-        log_posterior=jax.vmap(lambda p: model.posterior_log_density(p, y, k))(posterior),
+        log_posterior=jax.vmap(lambda p: model.posterior_log_density(p, y, k))(posterior.params),
         log_prior=log_prior,
         baseline=model.baseline(params, x, posterior),
         residual=model.residual(params, y, k),
@@ -426,8 +426,8 @@ def exact_elbo(model: Harmonium, params: Params, x: Array) -> Array:
 
 @partial(jax.jit, static_argnums=0)
 def _exact_elbo(model: Harmonium, params: Params, x: Array, y: Array, k: Array) -> Array:
-    posterior = model.posterior_params(params, x)
-    log_q = jax.vmap(lambda p: model.posterior_log_density(p, y, k))(posterior)
+    posterior = model.posterior(params, x)
+    log_q = jax.vmap(lambda p: model.posterior_log_density(p, y, k))(posterior.params)
     return model.baseline(params, x, posterior) + jnp.exp(log_q) @ model.residual(params, y, k)
 
 
@@ -495,7 +495,7 @@ def check_posterior_kl(model: Harmonium, params: Params, x: Array) -> bool:
 @partial(jax.jit, static_argnums=(0, 4))
 def _monte_carlo_elbo(model: Harmonium, params: Params, x: Array, key: Array, n_samples: int) -> tuple[Any, ...]:
     surrogate, elbo = model.elbo_terms(key, params, x, n_samples)
-    posterior = model.posterior_params(params, x)
+    posterior = model.posterior(params, x)
     y, k = model.sample_posterior(key, posterior, n_samples)
     expected = model.baseline(params, x, posterior) + jnp.mean(model.batch_residual(params, y, k), axis=1)
     return surrogate, elbo, expected

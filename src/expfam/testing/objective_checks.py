@@ -1,8 +1,10 @@
 r"""Checks of a loss term (docs/testing.md, "Loss terms").
 
 [`check_objective`][expfam.testing.objective_checks.check_objective] calls a term as the
-training step does, `term(model, params, x, key, step, settings) -> (contribution, value)`,
-on a small model and checks:
+training step does: one [`StepContext`][expfam.objective.StepContext] built from the parameters
+(with the posterior `η_q(x)`), then `states(ctx, key)`, `r` at those states and
+`finish(ctx, key, states, residual) -> (contribution, value)`
+([`evaluate_terms`][expfam.objective.evaluate_terms]), on a small model, and checks:
 
 * **finite**: the contribution and the value are finite scalars and so is every entry of
   $\nabla_\theta\,\text{contribution}$;
@@ -33,7 +35,7 @@ import numpy as np
 
 from expfam.family import Array
 from expfam.model import Harmonium, Params
-from expfam.objective import Objective, ObjectiveSettings, warmup
+from expfam.objective import Objective, ObjectiveSettings, StepContext, evaluate_terms, warmup
 from expfam.testing._assertions import assert_close, assert_z_scores, require_x64
 from expfam.testing.model_checks import enumerate_states, exact_elbo
 
@@ -146,10 +148,11 @@ r"""The exact target of each built-in loss term, by registry name."""
 def _evaluate(
     term: Objective, model: Harmonium, settings: ObjectiveSettings, params: Params, x: Array, key: Array, step: Array
 ) -> tuple[Array, Array, Params]:
-    r"""`(contribution, value, ∇contribution)` of one call."""
+    r"""`(contribution, value, ∇contribution)` of one call; the context (with `η_q(x)`) is built from `p`."""
 
     def contribution(p: Params) -> tuple[Array, Array]:
-        return term(model, p, x, key, step, settings)
+        (result,) = evaluate_terms([term], StepContext.create(model, p, x, step, settings), [key])
+        return result
 
     (total, value), grads = jax.value_and_grad(contribution, has_aux=True)(params)
     return total, value, grads

@@ -15,8 +15,7 @@ import jax.numpy as jnp
 
 from expfam.errors import ConfigurationError
 from expfam.family import Array
-from expfam.model import Harmonium, Params
-from expfam.objective import Objective, ObjectiveSettings
+from expfam.objective import Objective, States, StepContext
 
 
 @final
@@ -34,10 +33,11 @@ class L2Penalty(Objective):
                 f"loss term 'l2': average must be true or false, got {self.average!r}", offending=self.average
             )
 
-    def __call__(
-        self, model: Harmonium, params: Params, x: Array, key: Array, step: Array, settings: ObjectiveSettings
+    def finish(
+        self, ctx: StepContext, key: Array, states: States | None, residual: Array | None
     ) -> tuple[Array, Array]:
-        leaves = jax.tree.leaves(params["likelihood"]["blocks"])
+        """`(penalty, penalty)`: it reads only `ctx.params` (no states, so `states` and `residual` are `None`)."""
+        leaves = jax.tree.leaves(ctx.params["likelihood"]["blocks"])
         value = sum(jnp.sum(leaf**2) for leaf in leaves)
         if self.average:
             value = value / sum(leaf.size for leaf in leaves)
