@@ -129,9 +129,11 @@ TOPICS: tuple[Topic, ...] = (
     Topic(
         "api/testing-model.md",
         "Model checks and references",
-        "The test kit's model, loss-term and dataset checks, exact enumeration, SciPy references and strategies.",
+        "The test kit's block, model, loss-term and dataset checks, exact enumeration, SciPy references and strategies.",
         (
+            "expfam.testing.block_checks",
             "expfam.testing.model_checks",
+            "expfam.testing.model_inputs",
             "expfam.testing.objective_checks",
             "expfam.testing.dataset_checks",
             "expfam.testing.enumeration",

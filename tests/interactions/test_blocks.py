@@ -4,7 +4,7 @@ Each block must satisfy ``s·L_b(t) = L_bᵀ(s)·t`` for observable statistics `
 and latent statistics ``t`` (``s_Z(z)`` of every enumerated state, and arbitrary
 pytrees, since ``L_b`` is linear), be linear, and give the same offsets at
 sampled states as at their statistics. Tolerances are those of
-:mod:`expfam.testing.model_checks` (float64 roundoff).
+`expfam.testing.block_checks` (float64 roundoff).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from expfam.block import ClusterAffine, InteractionBlock, LatentStatistics, register_block
 from expfam.plugins import get_registry
 from expfam.testing._assertions import assert_close
-from expfam.testing.model_checks import (
+from expfam.testing import (
     block_mixture,
     check_block,
     check_block_adjointness,

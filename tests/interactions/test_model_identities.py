@@ -29,7 +29,7 @@ from expfam.builder import build_model
 from expfam.model import Harmonium, Params
 from expfam.plugins import get_registry
 from expfam.testing._assertions import Z_LIMIT, assert_close, assert_z_scores
-from expfam.testing.model_checks import (
+from expfam.testing import (
     check_elbo_bound,
     check_joint_identity,
     check_model,

@@ -23,7 +23,7 @@ import pytest
 
 from expfam.builder import build_model
 from expfam.plugins import build_registry
-from expfam.testing.model_checks import check_block, check_model, random_model_params, random_observations
+from expfam.testing import check_block, check_model, random_model_params, random_observations
 
 PACKAGE = Path(__file__).resolve().parents[2] / "examples" / "third_party_block"
 
@@ -87,7 +87,7 @@ CHECK = textwrap.dedent(
     jax.config.update("jax_enable_x64", True)
     from expfam.builder import build_model
     from expfam.plugins import get_registry
-    from expfam.testing.model_checks import check_model, random_model_params, random_observations
+    from expfam.testing import check_model, random_model_params, random_observations
 
     registry = get_registry()
     assert "xy_gated" in registry.names("blocks"), registry.names("blocks")

@@ -27,6 +27,13 @@ Examples:
 """
 
 from expfam.testing._assertions import Z_LIMIT, require_x64
+from expfam.testing.block_checks import (
+    check_block,
+    check_block_adjointness,
+    check_block_linearity,
+    check_cluster_affine_matches_offset,
+    check_offset_matches_statistics,
+)
 from expfam.testing.dataset_checks import check_dataset
 from expfam.testing.enumeration import (
     EnumeratedDistribution,
@@ -57,22 +64,19 @@ from expfam.testing.mixture_checks import (
 )
 from expfam.testing.model_checks import (
     ModelTable,
-    block_mixture,
-    check_block,
-    check_block_adjointness,
-    check_block_linearity,
-    check_cluster_affine_matches_offset,
     check_elbo_bound,
     check_joint_identity,
     check_model,
     check_monte_carlo_elbo,
-    check_offset_matches_statistics,
     check_posterior_kl,
     check_posterior_normalised,
-    enumerate_states,
     exact_elbo,
-    latent_statistics,
     model_table,
+)
+from expfam.testing.model_inputs import (
+    block_mixture,
+    enumerate_states,
+    latent_statistics,
     random_latent_statistics,
     random_model_params,
     random_observations,

@@ -37,7 +37,8 @@ from expfam.family import Array
 from expfam.model import Harmonium, Params
 from expfam.objective import Objective, ObjectiveSettings, StepContext, evaluate_terms, warmup
 from expfam.testing._assertions import assert_close, assert_z_scores, require_x64
-from expfam.testing.model_checks import enumerate_states, exact_elbo
+from expfam.testing.model_checks import exact_elbo
+from expfam.testing.model_inputs import enumerate_states
 
 ExactTarget = Callable[[Harmonium, Params, Array, Array, ObjectiveSettings], tuple[Array, Array]]
 r"""`exact(model, params, x, step, settings) -> (contribution, value)`, differentiable in `params`."""
