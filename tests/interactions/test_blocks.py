@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 
 from expfam.block import ClusterAffine, InteractionBlock, LatentStatistics, register_block
 from expfam.plugins import get_registry
-from expfam.testing._assertions import assert_close
 from expfam.testing import (
     block_mixture,
     check_block,
@@ -31,6 +30,7 @@ from expfam.testing import (
     enumerate_states,
     latent_statistics,
 )
+from expfam.testing._assertions import assert_close
 from interactions.xk import ClusterBias
 from interactions.xy import LatentCoupling
 from interactions.xyk import ClusterCoupling

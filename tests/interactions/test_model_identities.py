@@ -28,7 +28,6 @@ from expfam.block import InteractionBlock, LatentStatistics, register_block
 from expfam.builder import build_model
 from expfam.model import Harmonium, Params
 from expfam.plugins import get_registry
-from expfam.testing._assertions import Z_LIMIT, assert_close, assert_z_scores
 from expfam.testing import (
     check_elbo_bound,
     check_joint_identity,
@@ -40,6 +39,7 @@ from expfam.testing import (
     random_model_params,
     random_observations,
 )
+from expfam.testing._assertions import Z_LIMIT, assert_close, assert_z_scores
 
 REGISTRY = get_registry()
 BLOCK_LISTS: list[str | tuple[str, ...]] = [

@@ -19,8 +19,8 @@ from expfam.errors import ConfigurationError, UnknownNameError
 from expfam.model import Harmonium, Params
 from expfam.objective import ObjectiveSettings, make_loss, warmup
 from expfam.plugins import get_registry
-from expfam.testing._assertions import assert_close, assert_z_scores
 from expfam.testing import enumerate_states, model_table, random_model_params, random_observations
+from expfam.testing._assertions import assert_close, assert_z_scores
 
 REGISTRY = get_registry()
 OBJECTIVES = REGISTRY.names("objectives")

@@ -18,8 +18,8 @@ import pytest
 from expfam.builder import build_model
 from expfam.model import Harmonium, Params
 from expfam.objective import ObjectiveSettings, make_loss
-from expfam.testing._assertions import Z_LIMIT, assert_close, assert_z_scores
 from expfam.testing import enumerate_states, exact_elbo, model_table, random_model_params, random_observations
+from expfam.testing._assertions import Z_LIMIT, assert_close, assert_z_scores
 from objectives.rao_blackwell import (
     cluster_marginal_residual,
     joint_log_density_table,
