@@ -259,7 +259,10 @@ def _check_shapes(shared: Array | None, per_cluster: Array, bias: Array | None, 
             "flatten the states to rows of the matrices' width"
         )
     if k.shape != (y.shape[0],):
-        raise ShapeError(f"k must have shape ({y.shape[0]},), one cluster per row of y, got {k.shape}")
+        raise ShapeError(
+            f"k must have shape ({y.shape[0]},), one cluster per row of y, got {k.shape}; "
+            "pass one integer cluster per state"
+        )
 
 
 def _tile(tile_rows: int | None, s: int) -> int:
