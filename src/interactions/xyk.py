@@ -8,7 +8,7 @@ $$
 Storage: `V` has shape `(K−1, D, n)`; `V[k−1]` is the `D×n` matrix of cluster `k` (the usual notation writes
 the same tensor as `D×n×(K−1)`; the cluster axis comes first here so that each cluster's slice is contiguous).
 At sampled clusters the offset groups samples by cluster
-([`interactions.grouped.cluster_matvec`][interactions.grouped.cluster_matvec]) instead of multiplying by the
+([`expfam.affine.cluster_matvec`][expfam.affine.cluster_matvec]) instead of multiplying by the
 dense one-hot product `y ⊗ e_k`.
 """
 
@@ -21,9 +21,9 @@ from typing import ClassVar, final
 import jax
 import jax.numpy as jnp
 
+from expfam.affine import cluster_matvec
 from expfam.block import ClusterAffine, InteractionBlock, LatentStatistics, register_block
 from expfam.family import Array
-from interactions.grouped import cluster_matvec
 
 
 @final

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from expfam.affine import cluster_affine_dense, cluster_affine_sorted
 from expfam.builder import build_model
+from expfam.errors import ShapeError
 from expfam.testing import random_model_params
 
 
@@ -91,6 +92,28 @@ def test_any_cluster_sizes(counts, tile):
             np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("dropped", ["shared", "bias", "both"])
+@pytest.mark.parametrize(("s", "n_clusters", "d", "n", "tile"), CONFIGS)
+def test_without_shared_or_bias_equal_the_one_hot_form(s, n_clusters, d, n, tile, dropped):
+    """`W` or `u` left out (`None`): the reference cluster's rows are skipped, not multiplied by zero."""
+    with jax.enable_x64(True):
+        shared, per_cluster, bias, y, k, cotangent = (
+            jnp.asarray(a) for a in _case(s + n_clusters, s, n_clusters, d, n, "crowded")
+        )
+        shared = None if dropped in ("shared", "both") else shared
+        bias = None if dropped in ("bias", "both") else bias
+
+        def value_and_grads(fn):
+            out, pullback = jax.vjp(lambda *args: fn(*args, k), shared, per_cluster, bias, y)
+            return (out, *pullback(cotangent))
+
+        got = value_and_grads(_windows(tile))
+        want = value_and_grads(cluster_affine_dense)
+        assert jax.tree.structure(got) == jax.tree.structure(want)
+        for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+            np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-10, atol=1e-10)
+
+
 def test_shape_errors_name_the_expected_shape():
     shared, per_cluster, bias, y, k, _ = _case(0, 10, 4, 5, 3, "random")
     with pytest.raises(ValueError, match=r"shared must have shape \(5, 3\)"):
@@ -99,6 +122,8 @@ def test_shape_errors_name_the_expected_shape():
         cluster_affine_sorted(shared, per_cluster, bias.T, y, k)
     with pytest.raises(ValueError, match=r"k must have shape \(10,\)"):
         cluster_affine_sorted(shared, per_cluster, bias, y, k[:3])
+    with pytest.raises(ShapeError, match=r"y must have shape \(S, 3\)"):
+        cluster_affine_sorted(shared, per_cluster, bias, y[:, :2], k)
 
 
 @pytest.mark.parametrize("blocks", [("xy", "xyk", "xk"), ("xy", "xyk"), ("xk", "xyk"), ("xyk",)])

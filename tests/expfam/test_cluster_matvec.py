@@ -1,4 +1,4 @@
-"""cluster_matvec against the dense one-hot baseline (values and gradients, float64)."""
+"""cluster_matvec (sort, the grouped product, unsort) against the dense one-hot baseline (values and gradients)."""
 
 from functools import partial
 
@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from interactions.grouped import cluster_matvec, cluster_matvec_dense, default_tile_rows
+from expfam.affine import cluster_matvec, cluster_matvec_dense
+from expfam.errors import ShapeError
 
 
 def _case(seed, s, k_clusters, d, n, mode):
@@ -126,8 +127,11 @@ def test_shape_errors():
         cluster_matvec(V, jnp.ones((4, 3)), jnp.zeros(3, jnp.int32))
 
 
-def test_default_tile_rows():
-    assert default_tile_rows(5120, 30) == 64
-    assert default_tile_rows(1024, 30) == 64
-    assert default_tile_rows(1, 30) == 8
-    assert default_tile_rows(20, 3) == 32
+def test_shape_errors_are_shape_errors_that_name_the_fix():
+    V = jnp.ones((2, 5, 3))
+    with pytest.raises(ShapeError, match=r"y must have shape \(S, 3\).*got \(4, 2\); flatten"):
+        cluster_matvec(V, jnp.ones((4, 2)), jnp.zeros(4, jnp.int32))
+    with pytest.raises(ShapeError, match=r"k must have shape \(4,\), one cluster per row of y, got \(3,\)"):
+        cluster_matvec(V, jnp.ones((4, 3)), jnp.zeros(3, jnp.int32))
+    with pytest.raises(ShapeError, match=r"per_cluster must have shape \(K-1, D, n\)"):
+        cluster_matvec(jnp.ones((5, 3)), jnp.ones((4, 3)), jnp.zeros(4, jnp.int32))
