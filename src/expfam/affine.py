@@ -26,9 +26,9 @@ in the backward pass (one `jax.custom_vjp`), one `D × n` accumulation of `∂M_
 accelerator the one-hot products of [`cluster_affine_dense`][expfam.affine.cluster_affine_dense]
 run instead: there the piece loops would be a chain of small kernels.
 
-Measured with `python benchmarks/full_floor.py`, `benchmarks/step_time.py` and
-`benchmarks/full_ablation.py` (docs/benchmarks.md, "One grouped product for the full model"
-and "Pieces of one height per cluster").
+Measured with `python benchmarks/step_time.py` and, at the time, two investigation scripts since
+removed (docs/benchmarks-history.md, "One grouped product for the full model" and "Pieces of one
+height per cluster").
 """
 
 from __future__ import annotations

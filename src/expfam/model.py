@@ -213,7 +213,7 @@ class Harmonium:
         [`residual`][expfam.model.Harmonium.residual] call: one grouped product, whose per-cluster work
         (forming each `M_k`, a partly filled last piece per cluster, `∂V`) is then paid once, not once per
         set. Otherwise each set is its own call: with dense offsets joining saves no work
-        (docs/benchmarks.md). The values are the same either way; each result has shape `L_i`.
+        (docs/benchmarks-history.md). The values are the same either way; each result has shape `L_i`.
         """
         event = len(self.latent.param_shape)
         flat = [(y.reshape((-1, *y.shape[y.ndim - event :])), k.reshape(-1)) for y, k in states]

@@ -17,7 +17,7 @@ through `η_q(x)` once (for the full model one `D × n(K−1)` adjoint product, 
 The cluster parameters are kept in `W_yk`'s own layout, `(B,) + P + (K−1,)`
 with the cluster axis last (`P` the latent's parameter shape), and the
 reference cluster 0 apart, so no `(B, K, n)` transpose or concatenation is
-materialised (such copies are a large part of the step; docs/benchmarks.md).
+materialised (such copies are a large part of the step; docs/benchmarks-history.md).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ $$
 At sampled clusters the offset is the one-hot product `e_k Uᵀ` (cluster 0, the
 reference, adds nothing): `(S, K−1)·(K−1, D)`, about 4% of the `xy` product at
 K = 30, n = 128, and its gradient is a product as well (a gather's gradient would be a
-scatter-add over `S × D` entries, slower on CPU; docs/benchmarks.md).
+scatter-add over `S × D` entries, slower on CPU; docs/benchmarks-history.md).
 """
 
 from __future__ import annotations

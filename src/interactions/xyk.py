@@ -94,7 +94,7 @@ def _adjoint_grads_looped(matrices: Array, statistic: Array, per_cluster: Array)
     `sᵀ` is laid out once, `(D, B)`, before the loop. Written as `s.T @ G_j`, each
     product's left operand contracts over its leading axis, and XLA's CPU backend runs it as a
     plain dot; laid out, each is a `(D, B)·(B, n)` product that XLA gives to its faster
-    fused kernels (docs/benchmarks.md).
+    fused kernels (docs/benchmarks-history.md).
     """
     transposed = jax.lax.optimization_barrier(statistic.T)  # type: ignore[no-untyped-call]
     d_matrices = jax.lax.map(lambda g: transposed @ g, per_cluster)

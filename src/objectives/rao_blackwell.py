@@ -27,7 +27,7 @@ Cost. When no block's offset depends on the cluster (the hierarchical set, `{xy}
 sample, as in `elbo`, and the only extra work is the `S × K` table of
 `log q(y_s, k | x)`. Otherwise (`full`, `{xy, xk}`, ...) `g` is the exact sum
 over the `K` clusters, so `r` is evaluated at `S·K` states per observation:
-`K` times the residual work of `elbo` (measured in `benchmarks/gradient_variance.py`).
+`K` times the residual work of `elbo` (measured in `examples/experiments/gradient_variance.py`).
 
 The KL warmup part `(1 − β)·KL(q(z|x) ‖ p(z))` is added in closed form as in `elbo`;
 the reported value is the batch mean of `c(x) + mean_s g(y_s)` (β = 1).

@@ -11,7 +11,7 @@ $$
 Both forms use the single exponential `e = exp(−|x|) ∈ (0, 1]`, which never
 overflows, so they are exact to float32 rounding for every finite `x`, and cheaper on
 CPU than `jax.nn.softplus` (`logaddexp(x, 0)`, with NaN handling and a derivative that
-takes a second exponential; timings in docs/benchmarks.md). The derivative rules are written by hand
+takes a second exponential; timings in docs/benchmarks-history.md). The derivative rules are written by hand
 (`jax.custom_jvp`) so that the gradient reuses `e` and the second
 derivative is correct at `x = 0` as well.
 """
