@@ -2,7 +2,7 @@
 
 Trains the default configuration (``RunConfig()``: bundled digits,
 Binomial(64, 16), the default block set, sizes and schedule) through
-:func:`expfam.experiment.pipeline.train_run` into a temporary run directory, then fits
+:func:`expfam.experiment.runs.solo.train_run` into a temporary run directory, then fits
 scikit-learn's ``KMeans(n_clusters=K, n_init=10)`` on the same training split
 and scores both on the same test split with :func:`expfam.metrics.clustering_metrics`.
 k-means' "recon" is the mean squared distance of a test point to its centroid,
@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from expfam.experiment.config import RunConfig
-from expfam.experiment.pipeline import format_summary, prepare_run, summary_row, train_run
+from expfam.experiment.prepare import prepare_run
+from expfam.experiment.runs.solo import train_run
+from expfam.experiment.runs.table import format_summary, summary_row
 from expfam.metrics import clustering_metrics
 
 COLUMNS = ("nmi", "purity", "accuracy", "ari", "active_clusters", "r2", "recon")

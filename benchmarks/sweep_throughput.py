@@ -178,7 +178,7 @@ runs = [
 
 def train_in_own_program(config: Any, run_dir: Path) -> dict[str, float]:
     """One trial as before stacking: its compiled programs are dropped first, so it compiles its own."""
-    from expfam.experiment.sweep import train_trial
+    from expfam.experiment.sweeps.run import train_trial
     from expfam.experiment.training import clear_chunk_cache
 
     clear_chunk_cache()
@@ -190,7 +190,8 @@ def sweep_wall_times(steps: int, stack_size: int, vectorize: str, devices: int |
     """Wall seconds of the 10-trial sweep: stacked, one at a time, and one at a time each compiling its own program."""
     import tomllib
 
-    from expfam.experiment.sweep import parse_sweep, run_sweep
+    from expfam.experiment.sweeps.run import run_sweep
+    from expfam.experiment.sweeps.spec import parse_sweep
     from expfam.experiment.training import clear_chunk_cache
 
     text = SWEEP_TEXT.format(

@@ -1,4 +1,4 @@
-"""Stacked trials (expfam.experiment.stacked, expfam.experiment.stacking): grouping, equality with solo runs,
+"""Stacked trials (expfam.experiment.stacked, expfam.experiment.sweeps.plan, expfam.experiment.runs.group): grouping, equality with solo runs,
 a diverging trial in a group, a stacked sweep's run directories and its resumption."""
 
 from __future__ import annotations
@@ -14,15 +14,17 @@ import numpy as np
 import pytest
 
 import expfam.experiment.stacked
-import expfam.experiment.stacking
+import expfam.experiment.sweeps.plan
+import expfam.experiment.sweeps.workers
 from expfam import build_registry
 from expfam.builder import build_model
 from expfam.errors import ConfigurationError, TrainingDivergedError
 from expfam.experiment.config import TrainConfig
-from expfam.experiment.runs import flatten_params, load_params
+from expfam.experiment.runs.files import flatten_params, load_params
 from expfam.experiment.stacked import train_stacked
-from expfam.experiment.stacking import plan_groups
-from expfam.experiment.sweep import parse_sweep, run_sweep
+from expfam.experiment.sweeps.plan import plan_groups
+from expfam.experiment.sweeps.run import run_sweep
+from expfam.experiment.sweeps.spec import parse_sweep
 from expfam.experiment.training import loss_weights, train
 from expfam.hookspecs import hookimpl
 from expfam.objective import Objective
@@ -200,7 +202,7 @@ def test_resuming_an_interrupted_stacked_sweep_retrains_no_finished_trial(tmp_pa
         "phases": [{"name": "P", "grid": {"learning_rate": [1e-3, 2e-3, 3e-3, 4e-3]}}],
     }
     spec = parse_sweep(tiny)
-    real = expfam.experiment.stacking.train_group
+    real = expfam.experiment.sweeps.workers.train_group
     groups: list[list[str]] = []
 
     def interrupt_second_group(configs, run_dirs, **options):
@@ -209,7 +211,7 @@ def test_resuming_an_interrupted_stacked_sweep_retrains_no_finished_trial(tmp_pa
             raise KeyboardInterrupt
         return real(configs, run_dirs, **options)
 
-    monkeypatch.setattr(expfam.experiment.stacking, "train_group", interrupt_second_group)
+    monkeypatch.setattr(expfam.experiment.sweeps.workers, "train_group", interrupt_second_group)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(spec, tmp_path, stack=2, plots=False, run_plots=False)
     assert groups == [["T1", "T2"], ["T3", "T4"]]
@@ -228,15 +230,15 @@ def test_resuming_an_interrupted_stacked_sweep_retrains_no_finished_trial(tmp_pa
     assert {name: (tmp_path / name / "metrics.json").stat().st_mtime_ns for name in ("T1", "T2")} == finished
 
 
-@pytest.mark.parametrize("module", [expfam.experiment.stacked, expfam.experiment.stacking], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [expfam.experiment.stacked, expfam.experiment.sweeps.plan], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     failures, tried = doctest.testmod(module)
     assert tried > 0 and failures == 0
 
 
 def test_repeats_expand_to_seeds_and_the_report_shows_mean_and_sd(tmp_path):
-    from expfam.experiment.report import by_configuration, report_text, results_csv_text
-    from expfam.experiment.trials import FINISHED, TrialResult
+    from expfam.experiment.sweeps.report import report_text, results_csv_text
+    from expfam.experiment.sweeps.results import FINISHED, TrialResult, by_configuration
 
     spec = parse_sweep(
         {
