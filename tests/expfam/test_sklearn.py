@@ -129,3 +129,22 @@ CHECKED = HarmoniumClustering(
 @parametrize_with_checks([CHECKED], expected_failed_checks=lambda estimator: NOT_APPLICABLE)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+def test_defaults_are_the_configurations_but_the_stated_ones():
+    """Every default is read from ModelConfig/TrainConfig/EvaluateConfig, except ESTIMATOR_DEFAULTS."""
+    import inspect
+
+    from expfam.experiment.config import EvaluateConfig, ModelConfig, TrainConfig
+    from expfam.sklearn import ESTIMATOR_DEFAULTS
+
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(HarmoniumClustering).parameters.items()
+        if name not in ("random_state", "verbose")
+    }
+    configured = {**vars(EvaluateConfig()), **vars(TrainConfig()), **vars(ModelConfig())}
+    for name, value in defaults.items():
+        expected = ESTIMATOR_DEFAULTS.get(name, configured[name])
+        assert value == expected and type(value) is type(expected), (name, value, expected)
+    assert ESTIMATOR_DEFAULTS == {"cluster_init": "random"} != {"cluster_init": TrainConfig().cluster_init}

@@ -281,3 +281,63 @@ def test_repeats_expand_to_seeds_and_the_report_shows_mean_and_sd(tmp_path):
     ]
     with pytest.raises(ConfigurationError, match="repeats must be a whole number ≥ 1"):
         parse_sweep({"phases": [{"name": "P", "repeats": 0, "runs": [{}]}]})
+
+
+def _counting(monkeypatch, module, name):
+    calls = []
+    real = getattr(module, name)
+
+    def counted(*args, **kwargs):
+        calls.append(name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def test_a_group_loads_each_data_split_and_builds_its_model_once(monkeypatch):
+    """The Preparer shares a split per (data, seed) and the model per [model]; each run gets prepare_run's values."""
+    import numpy as np
+
+    import expfam.experiment.prepare as prepare
+    from expfam.experiment.config import config_from_mapping
+
+    loads = _counting(monkeypatch, prepare, "load_dataset")
+    builds = _counting(monkeypatch, prepare, "build_model")
+    configs = [
+        config_from_mapping({"model": {"n_latent": 4}, "train": {"seed": seed, "learning_rate": lr}})
+        for seed, lr in ((0, 1e-3), (0, 2e-3), (1, 1e-3))
+    ]
+    preparer = prepare.Preparer()
+    prepared = [preparer.prepare(config) for config in configs]
+    assert len(loads) == 2 and len(builds) == 1
+    assert prepared[0].split is prepared[1].split and prepared[0].model is prepared[2].model
+    for config, shared in zip(configs, prepared, strict=True):
+        alone = prepare.prepare_run(config)
+        assert alone.config == shared.config and alone.model == shared.model and alone.spec == shared.spec
+        np.testing.assert_array_equal(alone.split.x_train, shared.split.x_train)
+        np.testing.assert_array_equal(alone.split.x_test, shared.split.x_test)
+
+
+def test_train_group_prepares_the_group_once(monkeypatch):
+    import expfam.experiment.prepare as prepare
+    from expfam.experiment.config import config_from_mapping
+    from expfam.experiment.runs.group import train_group
+
+    loads = _counting(monkeypatch, prepare, "load_dataset")
+    builds = _counting(monkeypatch, prepare, "build_model")
+    tiny = {"n_steps": 4, "log_every": 2, "batch_size": 16, "n_mc_samples": 2, "n_conj_samples": 16}
+    evaluate = {"n_r2_samples": 50, "n_iwae_samples": 2, "n_elbo_samples": 2, "batch_size": 200}
+    configs = [
+        config_from_mapping(
+            {
+                "model": {"n_latent": 2, "n_clusters": 3},
+                "train": {**tiny, "learning_rate": lr, "cluster_init": "random"},
+                "evaluate": evaluate,
+            }
+        )
+        for lr in (1e-3, 2e-3, 3e-3)
+    ]
+    outcomes = train_group(configs, [None] * 3, plots=False, vectorize="map")
+    assert all(isinstance(outcome, dict) for outcome in outcomes), outcomes
+    assert len(loads) == 1 and len(builds) == 1

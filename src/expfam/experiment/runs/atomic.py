@@ -129,7 +129,6 @@ def check_writable(folder: str | Path, flag: str) -> None:
         ) from None
 
 
-
 # ----------------------------------------------------------------- JSON objects
 def json_text(mapping: Mapping[str, Any]) -> str:
     """The JSON text of a run file's object: 2-space indent, keys in order, numpy numbers as Python numbers."""
@@ -156,7 +155,6 @@ def read_json(path: Path) -> dict[str, Any]:
     return value
 
 
-
 def plain_value(value: Any) -> Any:
     """numpy and jax scalars as Python numbers, so JSON can hold them."""
     if isinstance(value, (str, bool, int, float)) or value is None:
@@ -169,7 +167,6 @@ def plain_value(value: Any) -> Any:
     if array.ndim == 0:
         return array.item()
     return array.tolist()
-
 
 
 __all__ = [

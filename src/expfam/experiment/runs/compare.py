@@ -76,7 +76,6 @@ def differences_text(headers: Sequence[str], differences: Mapping[str, Sequence[
     return "\n".join(lines)
 
 
-
 # ----------------------------------------------------------------- compare
 @dataclass(frozen=True)
 class RunSummary:
@@ -155,7 +154,6 @@ def read_run_summaries(run_dirs: Sequence[str | Path]) -> list[RunSummary]:
 def compare_runs(run_dirs: Sequence[str | Path]) -> str:
     """[`comparison_text`][expfam.experiment.runs.compare.comparison_text] of run directories, labelled by directory name (`parent/name` where names repeat)."""
     return comparison_text(read_run_summaries(run_dirs))
-
 
 
 __all__ = [

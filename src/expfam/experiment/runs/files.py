@@ -137,7 +137,6 @@ def read_config(run_dir: str | Path) -> RunConfig:
     return load_config(require_file(Path(run_dir), CONFIG_FILE))
 
 
-
 def write_metrics(run_dir: str | Path, metrics: Mapping[str, float]) -> Path:
     """Write `run_dir/metrics.json` (NaN is written as the JSON extension `NaN`)."""
     path = Path(run_dir) / METRICS_FILE
@@ -161,7 +160,6 @@ def read_metrics(run_dir: str | Path) -> dict[str, float] | None:
     return metrics
 
 
-
 def write_model_spec(run_dir: str | Path, spec: Mapping[str, Any]) -> Path:
     """Write `run_dir/model.json`: what [`expfam.experiment.runs.trained.load_run`][expfam.experiment.runs.trained.load_run] rebuilds the model from."""
     path = Path(run_dir) / MODEL_FILE
@@ -176,7 +174,6 @@ def read_model_spec(run_dir: str | Path) -> dict[str, Any]:
         RunDirectoryError: the file is missing (a run written before expfam stored it) or not JSON.
     """
     return read_json(require_file(Path(run_dir), MODEL_FILE))
-
 
 
 # ----------------------------------------------------------------- history
@@ -255,7 +252,6 @@ def metrics_equal(first: Mapping[str, float], second: Mapping[str, float]) -> bo
         )
         for key in first
     )
-
 
 
 __all__ = [

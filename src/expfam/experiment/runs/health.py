@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+
 def collapse_warning(metrics: Mapping[str, float], n_clusters: int) -> str | None:
     """A warning when fewer than half of the `K` clusters are active (hold a test point), else `None`.
 
@@ -46,7 +47,6 @@ def elbo_warning(elbo: float, *, data_dim: int, n_trials: int, step: int, learni
         f"0..{n_trials}): training is not working; lower --learning-rate (now {learning_rate:g}) or the loss "
         "weights that swamp the ELBO"
     )
-
 
 
 __all__ = ["ELBO_FLOOR_FACTOR", "collapse_warning", "elbo_floor", "elbo_warning"]

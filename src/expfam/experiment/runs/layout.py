@@ -91,7 +91,6 @@ def write_info(run_dir: str | Path, info: Mapping[str, Any]) -> Path:
     return path
 
 
-
 def read_info(run_dir: str | Path) -> dict[str, Any]:
     """`run.json` of a run (empty when absent or unreadable: such a run is not finished)."""
     path = Path(run_dir) / INFO_FILE
@@ -143,7 +142,6 @@ def require_finished(run_dir: str | Path) -> None:
     }
     reason = reasons.get(status, f"its run.json says {status!r}; train it again")
     raise RunDirectoryError(f"run {str(run_dir)!r} is not finished: {reason}", offending=str(run_dir))
-
 
 
 __all__ = [

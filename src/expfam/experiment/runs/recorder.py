@@ -81,7 +81,6 @@ def history_row(step: int, piece: Mapping[str, np.ndarray]) -> dict[str, float]:
     return {"step": step, **{name: float(np.mean(piece[name])) for name in names}}
 
 
-
 def model_file(prepared: PreparedRun) -> dict[str, Any]:
     """`model.json`: the run's model spec ([`spec_record`][expfam.experiment.prepare.spec_record]) and the
     data's image shape, trial count and labels, what [`load_run`][expfam.experiment.runs.trained.load_run]

@@ -157,7 +157,6 @@ def resume_run(
         )
 
 
-
 def _train_and_write(
     prepared: PreparedRun,
     run_dir: Path | None,

@@ -69,7 +69,6 @@ def config_value(config: RunConfig, qualified: str) -> Any:
     return getattr(getattr(config, section), key)
 
 
-
 def compact_float(value: float) -> str:
     """`3e-4`, `1.5e-3` as in the reference table (`0` stays `0`)."""
     if value == 0:
@@ -79,7 +78,6 @@ def compact_float(value: float) -> str:
     mantissa, exponent = f"{value:.3e}".split("e")
     mantissa = mantissa.rstrip("0").rstrip(".")
     return f"{mantissa}e{int(exponent)}"
-
 
 
 def format_learning_rate(value: float) -> str:

@@ -12,9 +12,9 @@ same rows, unrounded (Purity as a fraction), with the phase, status and error.
 Examples:
     >>> from expfam.experiment.config import RunConfig
     >>> print(train_command(RunConfig(), per_line=3))
-    expfam train --block hierarchical --n-latent 128 --n-clusters 20 \\
-      --lr 3e-3 --kl-warmup-steps 2000 --conj-weight 0.1 \\
-      --entropy-weight 1.0 --posterior-entropy-weight 1.0 --n-steps 8000
+    expfam train --block hierarchical --n-latent 128 --n-clusters 20 \
+      --learning-rate 3e-3 --n-steps 8000 --kl-warmup-steps 2000 \
+      --conj-weight 0.1 --entropy-weight 1.0 --posterior-entropy-weight 1.0
 """
 
 from __future__ import annotations

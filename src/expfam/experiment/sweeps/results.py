@@ -1,8 +1,10 @@
-"""What became of a sweep's trials: their status names and [`TrialResult`][expfam.experiment.sweeps.results.TrialResult].
+r"""What became of a sweep's trials: their status names, [`TrialResult`][expfam.experiment.sweeps.results.TrialResult],
+and a repeated configuration's seeds summarised ([`by_configuration`][expfam.experiment.sweeps.results.by_configuration]).
 
-Shared by [`expfam.experiment.sweeps.run`][expfam.experiment.sweeps.run] (which runs trials) and
-[`expfam.experiment.sweeps.report`][expfam.experiment.sweeps.report] (which writes them up), so neither imports the other's
-internals and the two modules form no cycle.
+Shared by [`expfam.experiment.sweeps.run`][expfam.experiment.sweeps.run] (which runs trials),
+[`expfam.experiment.sweeps.report`][expfam.experiment.sweeps.report] and
+[`expfam.experiment.sweeps.plots`][expfam.experiment.sweeps.plots] (which write them up), so none imports
+another's internals and the modules form no cycle.
 """
 
 from __future__ import annotations
