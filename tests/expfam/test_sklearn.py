@@ -120,6 +120,8 @@ CHECKED = HarmoniumClustering(
     kl_warmup_steps=50,
     conj_warmup_steps=20,
     learning_rate=1e-2,  # at 3e-2 the normal observable's precision can leave θ₂ < 0 on the checks' data
+    entropy_weight=5.0,  # the estimator's defaults before they were read from TrainConfig (1.0 and 1.0):
+    posterior_entropy_weight=10.0,  # kept, so the checks (and NOT_APPLICABLE's reasons) see the same estimator
     n_elbo_samples=2,
     random_state=0,
 )

@@ -2,7 +2,7 @@ r"""Sweep reports in the reference table's layout: `report.md` and `results.csv`
 
 A sweep's `report.md` has a title, an optional Context section, one
 `## <phase name>` table per phase with the reference table's columns
-([`TABLE_COLUMNS`][expfam.experiment.runs.table.TABLE_COLUMNS], cells by the one formatter
+(`TABLE_COLUMNS` of [`expfam.experiment.runs.table`][expfam.experiment.runs.table], cells by the one formatter
 [`format_cell`][expfam.experiment.runs.table.format_cell]),
 `## Best Configuration` chosen by a stated rule ([`best_result`][expfam.experiment.sweeps.report.best_result]) with
 the `expfam train` line that reruns it, links to the plots ([`expfam.experiment.sweeps.plots`][expfam.experiment.sweeps.plots]),
