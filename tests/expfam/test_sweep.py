@@ -323,6 +323,22 @@ def test_parallel_jobs_in_spawned_processes(tmp_path):
         run_sweep(spec, tmp_path / "other", runner=lambda config, run_dir: {}, jobs=2)
 
 
+def dying_runner(config: RunConfig, run_dir: Path) -> dict[str, float]:
+    """A module-level runner whose worker process dies (no exception, no result) on trial H2."""
+    import os
+
+    if run_dir.name == "H2":
+        os._exit(3)
+    return fake_runner(config, run_dir)
+
+
+def test_a_worker_process_that_dies_fails_only_its_trial(tmp_path):
+    results = run_sweep(parse_sweep(_sweep()), tmp_path, runner=dying_runner, jobs=2, plots=False)
+    assert [(r.trial.name, r.status) for r in results] == [("H1", "finished"), ("H2", "failed"), ("H3", "finished")]
+    assert results[1].error == "worker process died: exit code 3"
+    assert (tmp_path / "H2" / ERROR_FILE).read_text().startswith("worker process died: exit code 3")
+
+
 def test_finished_metrics_reads_a_train_run_directory(tmp_path):
     trial = parse_sweep(_sweep()).trials[0]
     assert finished_metrics(trial, tmp_path / "H1") is None

@@ -4,7 +4,7 @@ A [`Unit`][expfam.experiment.sweeps.workers.Unit] is what one worker trains; its
 [`attempt`][expfam.experiment.sweeps.workers.Unit.attempt] returns plain outcomes
 `(status, metrics, error, traceback, seconds)` per trial, so it runs in a spawned process too.
 [`run_parallel`][expfam.experiment.sweeps.workers.run_parallel] runs units `jobs` at a time in spawned
-worker processes it starts and tracks itself (`multiprocessing.Process`): on Ctrl-C (which reaches
+worker processes it starts and tracks itself (`multiprocessing` processes and pipes): on Ctrl-C (which reaches
 only the parent: workers ignore SIGINT) it stops every worker with SIGTERM, which a training run turns
 into a clean interrupt (checkpoint, status `interrupted`), and waits for them.
 """
@@ -12,13 +12,14 @@ into a clean interrupt (checkpoint, status `interrupted`), and waits for them.
 from __future__ import annotations
 
 import dataclasses
+import math
 import multiprocessing
-import os
-import queue
 import signal
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
+from multiprocessing.connection import Connection, wait
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -114,81 +115,84 @@ class Unit:
         )
 
 
-def _work(tasks: Any, results: Any) -> None:
-    """A worker process: attempt each `(index, unit)` of `tasks` until `None`, posting
-    `("start", pid, index, None)` before and `("done", pid, index, outcomes)` after each."""
+def _work(connection: Connection) -> None:
+    """A worker process: attempt each `(index, unit)` received until `None`, sending back `(index, outcomes)`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the process group; only the parent handles it
-    pid = os.getpid()
-    while (task := tasks.get()) is not None:
+    while (task := connection.recv()) is not None:
         index, unit = task
-        results.put(("start", pid, index, None))
-        results.put(("done", pid, index, unit.attempt()))
+        connection.send((index, unit.attempt()))
 
 
 def run_parallel(units: Sequence[Unit], jobs: int, record: Callable[[Trial, Outcome], None]) -> None:
     """Attempt `units` in at most `jobs` spawned worker processes, calling `record(trial, outcome)` in this
     process as each unit ends.
 
-    A worker that dies (killed, out of memory) fails the unit it held (`worker process died`); the other
-    workers go on, and units nobody is left to run fail the same way.
+    Each worker has its own pipe and is handed its next unit when it returns one, so this process
+    always knows which unit each worker holds. A worker that dies (killed, out of memory) fails the
+    unit it held (`worker process died: exit code N`); the other workers go on, and units nobody is
+    left to run fail the same way.
 
     Raises:
         KeyboardInterrupt: after stopping every worker with SIGTERM and waiting for it (at most
             `STOP_TIMEOUT` seconds each).
     """
     context = multiprocessing.get_context("spawn")
-    tasks, results = context.Queue(), context.Queue()
-    count = min(jobs, len(units))
-    for index, unit in enumerate(units):
-        tasks.put((index, unit))
-    for _ in range(count):
-        tasks.put(None)
-    workers = [context.Process(target=_work, args=(tasks, results), name=f"expfam-sweep-{i}") for i in range(count)]
-    holding: dict[int | None, int] = {}  # worker pid -> index of the unit it trains
-    left = set(range(len(units)))
+    pending = list(enumerate(units))[::-1]  # popped from the end: sweep order
+    workers: list[tuple[BaseProcess, Connection]] = []
+    holding: dict[int, int] = {}  # worker number -> index of the unit it trains
 
-    def finish(index: int, outcomes: Sequence[Outcome]) -> None:
-        if index not in left:  # already failed as its worker's death was seen first
-            return
-        left.discard(index)
+    def record_all(index: int, outcomes: Sequence[Outcome]) -> None:
         for trial, outcome in zip(units[index].trials, outcomes, strict=True):
             record(trial, outcome)
 
     def died(index: int, why: str) -> None:
-        finish(index, [(FAILED, None, f"worker process died: {why}", "", float("nan"))] * len(units[index].trials))
+        record_all(index, [(FAILED, None, f"worker process died: {why}", "", math.nan)] * len(units[index].trials))
+
+    def hand_out(number: int) -> None:
+        connection = workers[number][1]
+        if pending:
+            holding[number], unit = pending.pop()
+            connection.send((holding[number], unit))
+        else:
+            connection.send(None)
 
     try:
-        for worker in workers:
+        for number in range(min(jobs, len(units))):
+            here, there = context.Pipe()
+            worker: BaseProcess = context.Process(target=_work, args=(there,), name=f"expfam-sweep-{number}")
             worker.start()
-        while left:
-            try:
-                kind, pid, index, payload = results.get(timeout=0.5)
-            except queue.Empty:
-                for worker in workers:
-                    if worker.exitcode not in (None, 0) and worker.pid in holding:
-                        died(holding.pop(worker.pid), f"exit code {worker.exitcode}")
-                if not any(worker.is_alive() for worker in workers) and results.empty():
-                    for index in sorted(left):
-                        died(index, "no worker process is left")
-                continue
-            if kind == "start":
-                holding[pid] = index
-            else:
-                holding.pop(pid, None)
-                finish(index, payload)
+            there.close()
+            workers.append((worker, here))
+            hand_out(number)
+        while holding:
+            ready = set(wait([connection for number, (_, connection) in enumerate(workers) if number in holding]))
+            for number in list(holding):
+                process, connection = workers[number]
+                if connection not in ready:
+                    continue
+                try:
+                    index, outcomes = connection.recv()
+                except EOFError:  # the worker died holding its unit
+                    process.join()
+                    died(holding.pop(number), f"exit code {process.exitcode}")
+                    continue
+                del holding[number]
+                record_all(index, outcomes)
+                hand_out(number)
+        for index, _ in pending[::-1]:  # every worker died: nobody is left to run these
+            died(index, "no worker process is left")
     except BaseException:
         # Ctrl-C reaches only this process (workers ignore SIGINT): stop the workers with SIGTERM, which
         # a training run turns into a clean interrupt (checkpoint, status "interrupted"), then wait for them
-        tasks.cancel_join_thread()
-        for worker in workers:
-            if worker.is_alive():
-                worker.terminate()  # SIGTERM
-        for worker in workers:
-            if worker.pid is not None:  # started
-                worker.join(timeout=STOP_TIMEOUT)
+        for process, _ in workers:
+            if process.is_alive():
+                process.terminate()  # SIGTERM
+        for process, _ in workers:
+            process.join(timeout=STOP_TIMEOUT)
         raise
-    for worker in workers:
-        worker.join()
+    for process, connection in workers:
+        process.join()
+        connection.close()
 
 
 __all__ = ["Outcome", "TrialRunner", "Unit", "attempt_group", "attempt_trial", "run_parallel"]
