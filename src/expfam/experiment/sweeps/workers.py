@@ -11,6 +11,7 @@ into a clean interrupt (checkpoint, status `interrupted`), and waits for them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import multiprocessing
@@ -116,11 +117,20 @@ class Unit:
 
 
 def _work(connection: Connection) -> None:
-    """A worker process: attempt each `(index, unit)` received until `None`, sending back `(index, outcomes)`."""
+    """A worker process: attempt each `(index, unit)` received until `None`, sending back `(index, outcomes)`.
+
+    Stopped by SIGTERM (a training run turns it into `KeyboardInterrupt` after checkpointing and marking
+    its runs `interrupted`), it sends `(index, None)` and ends without a traceback.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C goes to the process group; only the parent handles it
-    while (task := connection.recv()) is not None:
-        index, unit = task
-        connection.send((index, unit.attempt()))
+    index = -1
+    try:
+        while (task := connection.recv()) is not None:
+            index, unit = task
+            connection.send((index, unit.attempt()))
+    except KeyboardInterrupt:
+        with contextlib.suppress(OSError):
+            connection.send((index, None))
 
 
 def run_parallel(units: Sequence[Unit], jobs: int, record: Callable[[Trial, Outcome], None]) -> None:
@@ -177,6 +187,8 @@ def run_parallel(units: Sequence[Unit], jobs: int, record: Callable[[Trial, Outc
                     died(holding.pop(number), f"exit code {process.exitcode}")
                     continue
                 del holding[number]
+                if outcomes is None:  # the worker was interrupted (SIGTERM from outside): stop the sweep
+                    raise KeyboardInterrupt(f"worker process {process.pid} was interrupted")
                 record_all(index, outcomes)
                 hand_out(number)
         for index, _ in pending[::-1]:  # every worker died: nobody is left to run these
