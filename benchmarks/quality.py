@@ -4,7 +4,7 @@ For each seed ``s = 0..S−1`` (the seed also draws the data split of datasets t
 split at random, e.g. digits), trains the hierarchical and the full model with
 the main job's defaults for each block set
 (:func:`expfam.experiment.config.default_config`) through
-:func:`expfam.experiment.pipeline.train_run`, and fits scikit-learn's
+:func:`expfam.experiment.runs.solo.train_run`, and fits scikit-learn's
 ``KMeans(K, n_init=10)`` and ``GaussianMixture(K, covariance_type="diag")`` with
 the same ``K`` on the same training split; all four are scored on the same test
 split by :func:`expfam.metrics.clustering_metrics`. Prints one table of NMI,
@@ -30,7 +30,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from expfam.experiment.config import RunConfig, config_from_mapping, config_to_mapping, default_config
-from expfam.experiment.pipeline import prepare_run, train_run
+from expfam.experiment.prepare import prepare_run
+from expfam.experiment.runs.solo import train_run
 from expfam.metrics import clustering_metrics
 
 METRICS = ("nmi", "purity", "accuracy", "ari", "active_clusters", "seconds")

@@ -179,7 +179,7 @@ runs = [
 
 def train_in_own_program(config: Any, run_dir: Path) -> dict[str, float]:
     """One trial as before stacking: its compiled programs are dropped first, so it compiles its own."""
-    from expfam.experiment.sweep import train_trial
+    from expfam.experiment.sweeps.run import train_trial
     from expfam.experiment.training import clear_chunk_cache
 
     clear_chunk_cache()
@@ -198,7 +198,8 @@ def sweep_wall_times(steps: int, trials: int, ways: list[str], vectorize: str, d
     """
     import tomllib
 
-    from expfam.experiment.sweep import parse_sweep, run_sweep
+    from expfam.experiment.sweeps.run import run_sweep
+    from expfam.experiment.sweeps.spec import parse_sweep
     from expfam.experiment.training import clear_chunk_cache
 
     text = SWEEP_TEXT.format(

@@ -42,8 +42,9 @@ from typing import Any
 import numpy as np
 
 from expfam.experiment.config import RunConfig, config_from_mapping, config_to_mapping, default_config
-from expfam.experiment.pipeline import prepare_run, train_run
-from expfam.experiment.runs import read_info
+from expfam.experiment.prepare import prepare_run
+from expfam.experiment.runs.layout import read_info
+from expfam.experiment.runs.solo import train_run
 from expfam.metrics import clustering_metrics
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))

@@ -28,7 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from expfam.experiment.config import RunConfig, config_from_mapping, default_config
-from expfam.experiment.pipeline import prepare_run, run_keys, train_run
+from expfam.experiment.prepare import prepare_run
+from expfam.experiment.runs.solo import train_run
+from expfam.experiment.streams import run_keys
 from expfam.experiment.training import train
 from objectives.rao_blackwell import rao_blackwell_elbo_terms
 

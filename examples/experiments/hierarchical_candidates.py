@@ -46,7 +46,7 @@ from sklearn.cluster import KMeans
 from expfam.experiment.config import TrainConfig
 from expfam.experiment.evaluation import assignments
 from expfam.experiment.latent_kmeans import apply_cluster_init
-from expfam.experiment.pipeline import prepare_run
+from expfam.experiment.prepare import prepare_run
 from expfam.experiment.streams import run_keys
 from expfam.experiment.training import accept_chunk, initial_state, make_chunk, make_optimizer, step_numbers
 from expfam.metrics import clustering_metrics

@@ -28,7 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from expfam.experiment.evaluation import assignments, compiled_method, in_batches
-from expfam.experiment.pipeline import prepare_run
+from expfam.experiment.prepare import prepare_run
 from expfam.experiment.streams import run_keys
 from expfam.experiment.training import train
 from expfam.metrics import clustering_metrics

@@ -1,4 +1,4 @@
-"""The `expfam` command: a thin typer shell over [`expfam.experiment.pipeline`][expfam.experiment.pipeline].
+"""The `expfam` command: a thin typer shell over [`expfam.experiment`][expfam.experiment].
 
 One module per command (`train`, `evaluate`, `plugins`, `sweep`, `compare`); [`cli.app`][cli.app]
 assembles them and maps every [`ExpfamError`][expfam.errors.ExpfamError] to a one-line

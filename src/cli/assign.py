@@ -9,7 +9,7 @@ import numpy as np
 import typer
 
 from expfam.data.observations import read_observations
-from expfam.experiment.trained import load_run, write_assignments
+from expfam.experiment.runs.trained import load_run, write_assignments
 from expfam.shapes import as_observations
 
 

@@ -7,8 +7,7 @@ from typing import Annotated
 import typer
 
 from cli.output import JsonFlag, emit_json
-from expfam.experiment.report import comparison_text, read_run_summaries
-from expfam.experiment.summary import config_differences
+from expfam.experiment.runs.compare import comparison_text, config_differences, read_run_summaries
 
 
 def compare(

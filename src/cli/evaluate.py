@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 
 from cli.output import JsonFlag, emit_json
-from expfam.experiment.pipeline import evaluate_run, format_summary, summary_row
-from expfam.experiment.runs import metrics_equal, read_config, read_metrics
+from expfam.experiment.runs.files import metrics_equal, read_config, read_metrics
+from expfam.experiment.runs.solo import evaluate_run
+from expfam.experiment.runs.table import format_summary, summary_row
 
 
 def evaluate(

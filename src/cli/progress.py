@@ -32,7 +32,7 @@ def _value(row: Mapping[str, float], key: str, spec: str) -> str:
 
 
 class ProgressBar:
-    """A `expfam.experiment.pipeline.ProgressCallback` drawing to `stream` (default: stderr at call time).
+    """A `expfam.experiment.runs.recorder.ProgressCallback` drawing to `stream` (default: stderr at call time).
 
     The ETA uses the speed since the first chunk, which excludes compilation
     (it reads `?` until the second chunk).

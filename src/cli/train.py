@@ -28,7 +28,6 @@ from cli.output import JsonFlag, emit_json
 from cli.progress import ProgressBar
 from expfam import interrupts
 from expfam.errors import ConfigurationError
-from expfam.experiment.checks import pixel_families
 from expfam.experiment.config import (
     SECTIONS,
     Options,
@@ -38,16 +37,13 @@ from expfam.experiment.config import (
     load_config,
     section_keys,
 )
-from expfam.experiment.pipeline import (
-    collapse_warning,
-    default_run_name,
-    format_summary,
-    resume_run,
-    stopped_run_text,
-    summary_row,
-    train_run,
-)
-from expfam.experiment.runs import COMPLETED, INTERRUPTED, read_config, run_status
+from expfam.experiment.prepare import pixel_families
+from expfam.experiment.runs.files import read_config
+from expfam.experiment.runs.health import collapse_warning
+from expfam.experiment.runs.layout import COMPLETED, INTERRUPTED, run_status
+from expfam.experiment.runs.recorder import stopped_run_text
+from expfam.experiment.runs.solo import default_run_name, resume_run, train_run
+from expfam.experiment.runs.table import format_summary, summary_row
 from expfam.plugins import Registry, get_registry
 
 FLAG_SECTIONS: tuple[str, ...] = ("model", "data", "train")

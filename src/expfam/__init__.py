@@ -26,21 +26,27 @@ if TYPE_CHECKING:
     from expfam.mixture import LatentMixture
 
 #: Names served lazily, so `import expfam` does not import JAX: the command line sets its
-#: signal handlers first ([`expfam.interrupts`][expfam.interrupts]), and the experiment machinery is floor 2.
+#: signal handlers first ([`expfam.interrupts`][expfam.interrupts]). Only floor-1 names: a trained run is
+#: `from expfam.experiment import load_run` (floor 2).
 _LAZY = {
-    "load_run": "expfam.experiment.trained",
-    "TrainedRun": "expfam.experiment.trained",
     "ExponentialFamily": "expfam.family",
     "LatentMixture": "expfam.mixture",
+}
+#: Floor-2 names `expfam` once served (see CHANGELOG.md): where they are now.
+_MOVED = {
+    "load_run": "use `from expfam.experiment import load_run`",
+    "TrainedRun": "use `from expfam.experiment import TrainedRun`",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """`expfam.load_run`, `expfam.TrainedRun`, `expfam.ExponentialFamily` and `expfam.LatentMixture`, imported on first use."""
+    """`expfam.ExponentialFamily` and `expfam.LatentMixture`, imported on first use."""
     if name in _LAZY:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _MOVED:
+        raise AttributeError(f"module 'expfam' has no attribute {name!r}; it is floor 2: {_MOVED[name]}")
     raise AttributeError(f"module 'expfam' has no attribute {name!r}")
 
 
@@ -54,10 +60,8 @@ __all__ = [
     "Registry",
     "ShapeError",
     "SupportError",
-    "TrainedRun",
     "TrainingDivergedError",
     "UnknownNameError",
     "build_registry",
     "get_registry",
-    "load_run",
 ]

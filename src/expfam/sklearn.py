@@ -42,13 +42,27 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from expfam.builder import build_model
-from expfam.experiment.config import config_from_mapping, warn_about_config
+from expfam.experiment.config import (
+    EvaluateConfig,
+    ModelConfig,
+    TrainConfig,
+    config_from_mapping,
+    warn_about_config,
+)
 from expfam.experiment.evaluation import assignments, compiled_method, in_batches
-from expfam.experiment.pipeline import observable_options, parse_blocks
+from expfam.experiment.prepare import model_spec
 from expfam.experiment.streams import run_keys, stream_key
 from expfam.experiment.training import train
 from expfam.model import Harmonium
 from expfam.plugins import get_registry
+
+#: The configuration's defaults, which the estimator's defaults are ([`ModelConfig`][expfam.experiment.config.ModelConfig],
+#: [`TrainConfig`][expfam.experiment.config.TrainConfig], [`EvaluateConfig`][expfam.experiment.config.EvaluateConfig]).
+_MODEL, _TRAIN, _EVALUATE = ModelConfig(), TrainConfig(), EvaluateConfig()
+#: Where the estimator's defaults deliberately differ from the configuration's, and why:
+#: `cluster_init = "random"` (a KMeans or latent-KMeans start needs at least `n_clusters` rows, and an
+#: estimator must fit whatever `X` it is given, as scikit-learn's checks do with a few rows).
+ESTIMATOR_DEFAULTS: dict[str, str] = {"cluster_init": "random"}
 
 _MODEL_KEYS = ("block", "observable", "n_trials", "n_latent", "n_clusters")
 _TRAIN_KEYS = (
@@ -75,8 +89,14 @@ _TRAIN_KEYS = (
 class HarmoniumClustering(ClusterMixin, TransformerMixin, BaseEstimator):
     """Variational conjugated mixture harmonium clustering, as a scikit-learn estimator.
 
-    The training arguments are the `[train]` keys of a run configuration (docs/cli.md has
-    the full table); unlike `expfam train`, `cluster_init` is `"random"` here unless given.
+    The training arguments are the `[model]` and `[train]` keys of a run configuration (docs/cli.md has
+    the full table), and every default is the configuration's
+    ([`ModelConfig`][expfam.experiment.config.ModelConfig], [`TrainConfig`][expfam.experiment.config.TrainConfig];
+    `n_elbo_samples`: [`EvaluateConfig`][expfam.experiment.config.EvaluateConfig]), read from those
+    dataclasses, with one deliberate difference (`ESTIMATOR_DEFAULTS`): `cluster_init` is `"random"`
+    here unless given, where `expfam train` starts from `"latent_kmeans"` (a KMeans start needs at least
+    `n_clusters` rows; an estimator fits whatever `X` it is given). The model is built from the one model
+    spec of a run ([`expfam.experiment.prepare.model_spec`][expfam.experiment.prepare.model_spec]).
 
     Args:
         n_clusters: `K`, the number of clusters.
@@ -121,30 +141,30 @@ class HarmoniumClustering(ClusterMixin, TransformerMixin, BaseEstimator):
 
     def __init__(
         self,
-        n_clusters: int = 20,
+        n_clusters: int = _MODEL.n_clusters,
         *,
-        n_latent: int = 32,
-        block: str = "hierarchical",
-        observable: str = "binomial",
-        n_trials: int = 16,
-        learning_rate: float = 3e-3,
-        lr_warmup_steps: int = 200,
-        weight_decay: float = 0.0,
-        n_steps: int = 6000,
-        batch_size: int = 256,
-        kl_warmup_steps: int = 2000,
-        conj_warmup_steps: int = 1000,
-        conj_weight: float = 0.1,
-        entropy_weight: float = 5.0,
-        posterior_entropy_weight: float = 10.0,
-        recognition_conj_weight: float = 0.0,
-        n_mc_samples: int = 10,
-        n_conj_samples: int = 1024,
-        rho_mode: str = "learned",
-        cluster_init: str = "random",
-        cluster_init_step: int = 1000,
-        log_every: int = 250,
-        n_elbo_samples: int = 10,
+        n_latent: int = _MODEL.n_latent,
+        block: str = _MODEL.block,
+        observable: str = _MODEL.observable,
+        n_trials: int = _MODEL.n_trials,
+        learning_rate: float = _TRAIN.learning_rate,
+        lr_warmup_steps: int = _TRAIN.lr_warmup_steps,
+        weight_decay: float = _TRAIN.weight_decay,
+        n_steps: int = _TRAIN.n_steps,
+        batch_size: int = _TRAIN.batch_size,
+        kl_warmup_steps: int = _TRAIN.kl_warmup_steps,
+        conj_warmup_steps: int = _TRAIN.conj_warmup_steps,
+        conj_weight: float = _TRAIN.conj_weight,
+        entropy_weight: float = _TRAIN.entropy_weight,
+        posterior_entropy_weight: float = _TRAIN.posterior_entropy_weight,
+        recognition_conj_weight: float = _TRAIN.recognition_conj_weight,
+        n_mc_samples: int = _TRAIN.n_mc_samples,
+        n_conj_samples: int = _TRAIN.n_conj_samples,
+        rho_mode: str = _TRAIN.rho_mode,
+        cluster_init: str = ESTIMATOR_DEFAULTS["cluster_init"],
+        cluster_init_step: int = _TRAIN.cluster_init_step,
+        log_every: int = _TRAIN.log_every,
+        n_elbo_samples: int = _EVALUATE.n_elbo_samples,
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
     ) -> None:
@@ -209,15 +229,7 @@ class HarmoniumClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         seed = self._seed()
         config = self._config(seed)
         registry = get_registry()
-        model = build_model(
-            observable=config.model.observable,
-            observable_options=observable_options(config, registry),
-            data_dim=X.shape[1],
-            n_latent=config.model.n_latent,
-            n_clusters=config.model.n_clusters,
-            blocks=parse_blocks(config.model.block),
-            registry=registry,
-        )
+        model = build_model(model_spec(config, X.shape[1], registry), registry=registry)
         X = self._validate(X, reset=True, model=model)
         params = model.init(run_keys(seed)["init"], jnp.asarray(X))
         warn_about_config(config)
@@ -327,4 +339,4 @@ def _progress_printer(n_steps: int) -> Any:
     return show
 
 
-__all__ = ["HarmoniumClustering"]
+__all__ = ["ESTIMATOR_DEFAULTS", "HarmoniumClustering"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-import expfam.experiment.pipeline
+import expfam.experiment.runs.solo
 from cli.app import create_app
 
 #: [evaluate] of the tiny runs (only a --config file sets this section).
@@ -108,7 +108,7 @@ def tiny_run_toml(tmp_path_factory):
 def finished_run(tiny_run_toml, tmp_path_factory):
     """A finished run directory of the tiny run (trained once per session, without plots). Copy it before use."""
     from expfam.experiment.config import load_config
-    from expfam.experiment.pipeline import train_run
+    from expfam.experiment.runs.solo import train_run
 
     out = tmp_path_factory.mktemp("finished") / "run"
     train_run(load_config(tiny_run_toml), out, plots=False)
@@ -139,7 +139,7 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("training started before the inputs were checked")
 
-    monkeypatch.setattr(expfam.experiment.pipeline, "train", refuse)
+    monkeypatch.setattr(expfam.experiment.runs.solo, "train", refuse)
 
 
 @pytest.fixture()

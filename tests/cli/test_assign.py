@@ -10,8 +10,9 @@ from sklearn.datasets import load_digits
 
 import cli.train
 from expfam.experiment.config import load_config
-from expfam.experiment.pipeline import train_run
-from expfam.experiment.runs import read_info, read_metrics
+from expfam.experiment.runs.files import read_metrics
+from expfam.experiment.runs.layout import read_info
+from expfam.experiment.runs.solo import train_run
 
 TINY_RUN = """\
 [model]

@@ -15,7 +15,8 @@ import jax
 import numpy as np
 import pytest
 
-from expfam.experiment.runs import read_history, read_info, write_info
+from expfam.experiment.runs.files import read_history
+from expfam.experiment.runs.layout import read_info, write_info
 
 
 @pytest.fixture()
@@ -183,9 +184,9 @@ def test_a_diverged_run_keeps_only_finite_parameters_and_says_what_it_kept(runne
 
 # ----------------------------------------------------------------- history columns (deliverable 3)
 def test_history_columns_name_the_terms_in_the_loss(runner, app, tiny_run_toml, tmp_path, monkeypatch):
-    import expfam.experiment.plots
+    import expfam.experiment.runs.plots
 
-    monkeypatch.setattr(expfam.experiment.plots, "save_run_plots", lambda *args, **kwargs: [])
+    monkeypatch.setattr(expfam.experiment.runs.plots, "save_run_plots", lambda *args, **kwargs: [])
     out = tmp_path / "r"
     flags = ["--elbo-estimator", "rao_blackwell_elbo", "--loss", "elbo=1"]
     result = runner.invoke(app, ["train", "--config", str(tiny_run_toml), "--out", str(out), *flags])
@@ -246,12 +247,12 @@ def test_sweep_read_only_out_is_refused_before_any_trial(
 
 
 def test_a_failed_trial_ends_the_sweep_with_an_error_line(runner, app, tiny_run_toml, tmp_path, monkeypatch):
-    import expfam.experiment.sweep
+    import expfam.experiment.sweeps.run
 
     def failing(config, run_dir, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(expfam.experiment.sweep, "train_trial", failing)
+    monkeypatch.setattr(expfam.experiment.sweeps.run, "train_trial", failing)
     sweep = _sweep_file(tmp_path, tiny_run_toml)
     result = runner.invoke(app, ["sweep", str(sweep), "--out", str(tmp_path / "out"), "--no-stack"])
     line = _one_error_line(result, 1)
@@ -261,9 +262,9 @@ def test_a_failed_trial_ends_the_sweep_with_an_error_line(runner, app, tiny_run_
 def test_a_diverged_run_resumes_from_its_last_finite_checkpoint_and_says_so(
     runner, app, finished_run, tmp_path, monkeypatch
 ):
-    import expfam.experiment.plots
+    import expfam.experiment.runs.plots
 
-    monkeypatch.setattr(expfam.experiment.plots, "save_run_plots", lambda *args, **kwargs: [])
+    monkeypatch.setattr(expfam.experiment.runs.plots, "save_run_plots", lambda *args, **kwargs: [])
     run = shutil.copytree(finished_run, tmp_path / "run")
     (run / "metrics.json").unlink()
     write_info(run, {**read_info(run), "status": "diverged", "diverged": {"step": 3, "term": "elbo", "message": ""}})

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from expfam.experiment.config import load_config
-from expfam.experiment.pipeline import train_run
+from expfam.experiment.runs.solo import train_run
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 
 from expfam.errors import ConfigurationWarning
 from expfam.experiment.config import config_warnings, load_config
-from expfam.experiment.pipeline import train_run
+from expfam.experiment.runs.solo import train_run
 
 
 def _with_train(config, **changes):

@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-import expfam.experiment.pipeline
+import expfam.experiment.runs.solo
 
 
 @pytest.fixture(autouse=True)
@@ -20,7 +20,7 @@ def _no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("training started before the inputs were checked")
 
-    monkeypatch.setattr(expfam.experiment.pipeline, "train", refuse)
+    monkeypatch.setattr(expfam.experiment.runs.solo, "train", refuse)
 
 
 def _train(runner, app, tmp_path, *flags):

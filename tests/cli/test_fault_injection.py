@@ -21,19 +21,13 @@ from pathlib import Path
 import pytest
 
 from expfam.experiment.config import config_to_toml, load_config
-from expfam.experiment.report import RESULTS_FILE, read_run_summary
-from expfam.experiment.runs import (
-    CONFIG_FILE,
-    METRICS_FILE,
-    MODEL_FILE,
-    PARAMS_FILE,
-    PLOT_FILES,
-    RunDirectoryError,
-    is_finished,
-    read_run,
-)
-from expfam.experiment.sweep_spec import load_sweep
-from expfam.experiment.trained import load_run
+from expfam.experiment.runs.atomic import RunDirectoryError
+from expfam.experiment.runs.compare import read_run_summary
+from expfam.experiment.runs.files import read_run
+from expfam.experiment.runs.layout import CONFIG_FILE, METRICS_FILE, MODEL_FILE, PARAMS_FILE, PLOT_FILES, is_finished
+from expfam.experiment.runs.trained import load_run
+from expfam.experiment.sweeps.report import RESULTS_FILE
+from expfam.experiment.sweeps.spec import load_sweep
 
 pytestmark = pytest.mark.slow
 

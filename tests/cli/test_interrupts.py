@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from expfam.experiment.checkpoints import checkpoint_step
-from expfam.experiment.runs import COMPLETED, INTERRUPTED, run_status
+from expfam.experiment.runs.checkpoints import checkpoint_step
+from expfam.experiment.runs.layout import COMPLETED, INTERRUPTED, run_status
 
 pytestmark = [
     pytest.mark.slow,

@@ -17,10 +17,11 @@ import pytest
 
 from cli.app import _os_error_text
 from expfam.experiment.config import config_from_mapping, load_config, read_toml
-from expfam.experiment.pipeline import resume_run, train_run
-from expfam.experiment.runs import INFO_FILE, MODEL_FILE, RunDirectoryError, _write_error
-from expfam.experiment.summary import elbo_floor, elbo_warning
-from expfam.experiment.trained import load_run
+from expfam.experiment.runs.atomic import RunDirectoryError, _write_error
+from expfam.experiment.runs.health import elbo_floor, elbo_warning
+from expfam.experiment.runs.layout import INFO_FILE, MODEL_FILE
+from expfam.experiment.runs.solo import resume_run, train_run
+from expfam.experiment.runs.trained import load_run
 
 
 def test_a_reader_that_goes_away_ends_the_command_quietly_with_141(tmp_path):

@@ -25,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
-import expfam.experiment.plots
+import expfam.experiment.runs.plots
 
 pytestmark = pytest.mark.slow
 
@@ -100,7 +100,7 @@ def _check(result, *, allowed=(0, 1, 2)) -> None:
 
 @pytest.fixture()
 def no_run_plots(monkeypatch):
-    monkeypatch.setattr(expfam.experiment.plots, "save_run_plots", lambda *args, **kwargs: [])
+    monkeypatch.setattr(expfam.experiment.runs.plots, "save_run_plots", lambda *args, **kwargs: [])
 
 
 @PROPERTY
@@ -282,15 +282,16 @@ REFUSALS = [
     ["--n-clusters", "1"],
 ]
 HOLDER = (
-    "import sys, time; from expfam.experiment.run_lock import run_lock\n"
+    "import sys, time; from expfam.experiment.runs.lock import run_lock\n"
     "with run_lock(sys.argv[1]):\n    print('locked', flush=True); time.sleep(600)\n"
 )
 
 
 def _folder_state(run: Path, before: dict, snapshot_of, exit_code: int) -> None:
     """Completed (and byte-identical when the command was refused), absent, or clearly unfinished; never locked."""
-    from expfam.experiment.run_lock import lock_holder
-    from expfam.experiment.runs import RunDirectoryError, is_finished, require_finished
+    from expfam.experiment.runs.atomic import RunDirectoryError
+    from expfam.experiment.runs.layout import is_finished, require_finished
+    from expfam.experiment.runs.lock import lock_holder
 
     if not run.exists():
         return
@@ -315,7 +316,7 @@ def test_overwrite_resume_and_a_second_process_on_one_folder(
     import subprocess
     import sys
 
-    from expfam.experiment.runs import read_info, write_info
+    from expfam.experiment.runs.layout import read_info, write_info
 
     original = snapshot_of(finished_run)
     with tempfile.TemporaryDirectory() as folder:

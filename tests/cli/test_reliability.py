@@ -16,20 +16,15 @@ import shutil
 import numpy as np
 import pytest
 
-import expfam.experiment.pipeline
+import expfam.experiment.runs.recorder
+import expfam.experiment.runs.solo
 from expfam.data.idx import write_idx
 from expfam.errors import RunWriteError
-from expfam.experiment.checks import check_memory
 from expfam.experiment.config import MAX_INT32, MAX_N_TRIALS, MAX_SEED, RunConfig, config_from_mapping
-from expfam.experiment.runs import (
-    RunDirectoryError,
-    is_finished,
-    read_info,
-    require_finished,
-    write_config,
-    write_info,
-    write_metrics,
-)
+from expfam.experiment.prepare import check_memory
+from expfam.experiment.runs.atomic import RunDirectoryError
+from expfam.experiment.runs.files import write_config, write_metrics
+from expfam.experiment.runs.layout import is_finished, read_info, require_finished, write_info
 from expfam.experiment.training import _diverged
 
 HUGE = "99999999999999999999"
@@ -101,7 +96,7 @@ def test_check_memory_names_the_sizes_and_the_limit():
 def test_check_memory_admits_the_reference_mnist_shapes(block):
     """The seed's shapes train in about 1.2 GB of process memory (docs/benchmarks.md): a 4 GiB machine must admit them."""
     from expfam.builder import build_model
-    from expfam.experiment.checks import estimated_bytes, parameter_shapes
+    from expfam.experiment.prepare import estimated_bytes, parameter_shapes
 
     config = config_from_mapping(
         {"model": {"block": block, "n_latent": 128, "n_clusters": 30}, "train": {"batch_size": 512, "n_mc_samples": 10}}
@@ -199,7 +194,7 @@ def test_a_write_failure_mid_run_exits_1_and_marks_the_run_failed(runner, app, t
     def full(run_dir, params):
         raise RunWriteError(f"cannot write {str(run_dir / 'params.npz')!r} (No space left on device); free disk space")
 
-    monkeypatch.setattr(expfam.experiment.pipeline, "save_params", full)
+    monkeypatch.setattr(expfam.experiment.runs.recorder, "save_params", full)
     out = tmp_path / "r"
     line = _one_error_line(runner.invoke(app, ["train", "--config", str(tiny_run_toml), "--out", str(out)]), 1)
     assert "No space left on device" in line and f"expfam train --resume {out}" in line
@@ -210,7 +205,7 @@ def test_an_os_error_outside_the_run_files_is_one_line_exit_1(runner, app, tiny_
     def broken(*args, **kwargs):
         raise OSError(28, "No space left on device", "/somewhere")
 
-    monkeypatch.setattr(expfam.experiment.pipeline, "prepare_run", broken)
+    monkeypatch.setattr(expfam.experiment.runs.solo, "prepare_run", broken)
     line = _one_error_line(runner.invoke(app, ["train", "--out", str(tmp_path / "r")]), 1)
     assert "'/somewhere'" in line and "No space left on device" in line
 
@@ -325,8 +320,8 @@ def test_require_finished_names_each_status(tmp_path):
 
 def test_a_resumed_sweep_retrains_a_trial_killed_after_its_metrics(tmp_path):
     """metrics.json present, status "running" (killed while plotting): the sweep trains it again."""
-    from expfam.experiment.sweep import run_sweep
-    from expfam.experiment.sweep_spec import parse_sweep
+    from expfam.experiment.sweeps.run import run_sweep
+    from expfam.experiment.sweeps.spec import parse_sweep
 
     spec = parse_sweep({"phases": [{"name": "P", "grid": {"seed": [1, 2]}}]})
     for trial in spec.trials:
@@ -351,12 +346,12 @@ def test_a_resumed_sweep_retrains_a_trial_killed_after_its_metrics(tmp_path):
 def test_an_interrupt_while_plotting_exits_130_and_leaves_an_unfinished_run(
     runner, app, tiny_run_toml, tmp_path, monkeypatch
 ):
-    import expfam.experiment.plots
+    import expfam.experiment.runs.plots
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(expfam.experiment.plots, "save_run_plots", interrupted)
+    monkeypatch.setattr(expfam.experiment.runs.plots, "save_run_plots", interrupted)
     out = tmp_path / "r"
     result = runner.invoke(app, ["train", "--config", str(tiny_run_toml), "--out", str(out)])
     assert result.exit_code == 130, result.output
@@ -370,7 +365,7 @@ def test_an_interrupt_before_training_says_nothing_was_written(runner, app, tiny
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(expfam.experiment.pipeline, "prepare_run", interrupted)
+    monkeypatch.setattr(expfam.experiment.runs.solo, "prepare_run", interrupted)
     result = runner.invoke(app, ["train", "--config", str(tiny_run_toml), "--out", str(tmp_path / "r")])
     assert result.exit_code == 130
     assert result.stderr.strip().splitlines()[-1] == "interrupted: before training started; no run files were written"
@@ -388,13 +383,13 @@ def test_a_non_finite_gradient_does_not_blame_a_loss_weight():
 def test_a_diverged_run_records_the_step_of_the_error(tiny_run_toml, tmp_path, monkeypatch):
     from expfam.errors import TrainingDivergedError
     from expfam.experiment.config import load_config
-    from expfam.experiment.pipeline import train_run
+    from expfam.experiment.runs.solo import train_run
 
     def diverging_train(model, params, data, config, *, callback, **_):
         callback(2, params, {"loss": np.ones(2), "elbo": -np.ones(2)})
         raise TrainingDivergedError("training diverged at step 3", step=3, term="elbo", last_params=params)
 
-    monkeypatch.setattr(expfam.experiment.pipeline, "train", diverging_train)
+    monkeypatch.setattr(expfam.experiment.runs.solo, "train", diverging_train)
     with pytest.raises(TrainingDivergedError):
         train_run(load_config(tiny_run_toml), tmp_path / "r", plots=False)
     info = json.loads((tmp_path / "r" / "run.json").read_text())

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from expfam.experiment.run_lock import LOCK_FILE, check_out_dir, lock_holder, run_entries, run_lock
-from expfam.experiment.runs import RunDirectoryError
+from expfam.experiment.runs.atomic import RunDirectoryError
+from expfam.experiment.runs.lock import LOCK_FILE, check_out_dir, lock_holder, run_entries, run_lock
 
 EXPFAM = [sys.executable, "-m", "expfam"]
 
@@ -84,7 +84,7 @@ def test_the_lock_is_released_and_removed_when_the_block_ends(tmp_path):
 def test_a_lock_held_by_another_process_refuses_run_lock(tmp_path):
     run = tmp_path / "run"
     code = (
-        "import sys, time; from expfam.experiment.run_lock import run_lock\n"
+        "import sys, time; from expfam.experiment.runs.lock import run_lock\n"
         f"with run_lock({str(run)!r}):\n    print('locked', flush=True); time.sleep(300)\n"
     )
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)

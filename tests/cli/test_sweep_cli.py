@@ -7,9 +7,10 @@ import json
 
 import pytest
 
-import expfam.experiment.sweep
+import expfam.experiment.sweeps.run
 from expfam.experiment.config import config_from_mapping
-from expfam.experiment.runs import write_config, write_info, write_metrics
+from expfam.experiment.runs.files import write_config, write_metrics
+from expfam.experiment.runs.layout import write_info
 
 TINY_SWEEP = """\
 title = "Tiny sweep"
@@ -57,7 +58,7 @@ def test_bad_sweep_file_is_a_user_error(runner, app, tmp_path, assert_user_error
 
 
 def test_sweep_runs_then_resumes(runner, app, tmp_path, sweep_file, monkeypatch):
-    monkeypatch.setattr(expfam.experiment.sweep, "train_trial", _fake_trial)
+    monkeypatch.setattr(expfam.experiment.sweeps.run, "train_trial", _fake_trial)
     out = tmp_path / "out"
     result = runner.invoke(app, ["sweep", str(sweep_file), "--out", str(out), "--no-stack"])
     assert result.exit_code == 0, result.output
@@ -77,7 +78,7 @@ def test_failed_trial_exit_code_1(runner, app, tmp_path, sweep_file, monkeypatch
             raise RuntimeError("out of memory")
         return _fake_trial(config, run_dir)
 
-    monkeypatch.setattr(expfam.experiment.sweep, "train_trial", fail_second)
+    monkeypatch.setattr(expfam.experiment.sweeps.run, "train_trial", fail_second)
     result = runner.invoke(app, ["sweep", str(sweep_file), "--out", str(tmp_path / "out"), "--no-stack"])
     assert result.exit_code == 1, result.output
     assert "1 of 2 trials failed: H2" in result.stderr
@@ -88,7 +89,7 @@ def test_interrupted_sweep_exit_code_130(runner, app, tmp_path, sweep_file, monk
     def interrupt(config, run_dir):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(expfam.experiment.sweep, "train_trial", interrupt)
+    monkeypatch.setattr(expfam.experiment.sweeps.run, "train_trial", interrupt)
     result = runner.invoke(app, ["sweep", str(sweep_file), "--out", str(tmp_path / "out"), "--no-stack"])
     assert result.exit_code == 130 and "rerun the same command to resume" in result.stderr
 

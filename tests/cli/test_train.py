@@ -21,7 +21,8 @@ import pytest
 
 import cli.train
 from expfam.experiment.config import config_to_toml, load_config
-from expfam.experiment.runs import metrics_equal, read_info, read_metrics
+from expfam.experiment.runs.files import metrics_equal, read_metrics
+from expfam.experiment.runs.layout import read_info
 
 #: A small digits run: a few seconds of training after compilation.
 FLAGS = [

@@ -17,7 +17,7 @@ from expfam.experiment.config import (
     parse_block_learning_rates,
     parse_block_schedule,
 )
-from expfam.experiment.pipeline import prepare_run
+from expfam.experiment.prepare import prepare_run
 from expfam.experiment.training import initial_state, make_optimizer, train
 
 TINY = TrainConfig(

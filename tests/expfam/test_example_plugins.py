@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-import expfam
 from cli.app import create_app
-from expfam.experiment.runs import read_config, read_history
+from expfam.experiment import load_run
+from expfam.experiment.runs.files import read_config, read_history
 from expfam.plugins import build_registry
 from expfam.testing import check_family
 from expfam.testing.family_checks import check_initialize
@@ -120,7 +120,7 @@ def test_expfam_train_uses_every_example_plugin_from_flags_and_toml(registry, ru
     assert "l2" in read_history(out)[0]
     metrics = json.loads((out / "metrics.json").read_text())
     assert np.isfinite(metrics["elbo"]) and 0.0 <= metrics["nmi"] <= 1.0
-    run = expfam.load_run(out, registry=registry)
+    run = load_run(out, registry=registry)
     assert run.model.observable.name == "geometric" and run.model.blocks[0].init_scale == 0.5
     assert run.image_shape == (4, 4) and run.assign(np.zeros((3, 16))).shape == (3,)
 
@@ -208,7 +208,7 @@ def test_block_and_loss_options_from_flags_win_over_the_config_and_the_run_reloa
     assert config.model.block_options.to_dict() == {"xy_scaled": {"init_scale": 0.25}}
     assert config.train.loss_options.to_dict() == {"l2": {"average": True}}
     assert "loss_options = {l2 = {average = true}}" in (out / "config.toml").read_text()
-    run = expfam.load_run(out, registry=registry)
+    run = load_run(out, registry=registry)
     assert run.model.blocks[0].init_scale == 0.25 and run.config.train.loss_options == config.train.loss_options
 
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from expfam import load_run
 from expfam.builder import build_model
 from expfam.cluster_init import kmeans_cluster_init, kmeans_labels
 from expfam.errors import ConfigurationError
+from expfam.experiment import load_run
 from expfam.experiment.config import config_from_mapping, validate_config
-from expfam.experiment.pipeline import train_run
+from expfam.experiment.runs.solo import train_run
 
 K = 8
 

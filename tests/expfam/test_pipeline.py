@@ -1,4 +1,4 @@
-"""expfam.experiment.pipeline: train_run / evaluate_run / summaries on a small digits run.
+"""expfam.experiment.runs.solo: train_run / evaluate_run / summaries on a small digits run.
 
 One short run (module fixture) is shared by the tests marked slow: JAX compiles
 the training step once per run, which dominates the cost on a CPU. The other
@@ -12,19 +12,19 @@ import math
 import numpy as np
 import pytest
 
-import expfam.experiment.pipeline as pipeline
+import expfam.experiment.runs.recorder as recorder
+import expfam.experiment.runs.solo as solo
 from expfam.errors import ConfigurationError, DataError, SupportError, TrainingDivergedError, UnknownNameError
 from expfam.experiment.config import config_from_mapping, load_config
 from expfam.experiment.evaluation import assignments
-from expfam.experiment.pipeline import (
-    evaluate_run,
-    format_summary,
-    parse_blocks,
-    prepare_run,
-    summary_row,
-    train_run,
-)
-from expfam.experiment.runs import PLOT_FILES, RunDirectoryError, load_params, metrics_equal, read_history, read_info
+from expfam.experiment.prepare import parse_blocks, prepare_run
+from expfam.experiment.runs.atomic import RunDirectoryError
+from expfam.experiment.runs.files import load_params, metrics_equal, read_history
+from expfam.experiment.runs.health import collapse_warning
+from expfam.experiment.runs.layout import PLOT_FILES, read_info
+from expfam.experiment.runs.solo import evaluate_run, train_run
+from expfam.experiment.runs.table import SUMMARY_COLUMNS, format_summary, summary_row
+from expfam.experiment.streams import run_keys
 from expfam.metrics import clustering_metrics
 
 #: A short run that learns something on digits in a few hundred steps.
@@ -138,7 +138,7 @@ def _no_training(*args, **kwargs):
     ],
 )
 def test_bad_inputs_fail_before_training(monkeypatch, tmp_path, sections, error, match):
-    monkeypatch.setattr(pipeline, "train", _no_training)
+    monkeypatch.setattr(solo, "train", _no_training)
     with pytest.raises(error, match=match):
         train_run(small_config(**sections), tmp_path / "run")
     assert not (tmp_path / "run").exists()
@@ -157,7 +157,7 @@ def test_bad_values_are_refused_with_the_key_named(sections, match):
 
 
 def test_existing_run_directory_is_refused_before_training_and_left_untouched(monkeypatch, tmp_path):
-    monkeypatch.setattr(pipeline, "train", _no_training)
+    monkeypatch.setattr(solo, "train", _no_training)
     out = tmp_path / "run"
     out.mkdir()
     (out / "metrics.json").write_text('{"nmi": 0.9}')
@@ -174,9 +174,9 @@ def test_divergence_saves_the_last_finite_params_and_history_then_reraises(monke
             "training diverged at step 123: term 'elbo' is not finite", step=123, term="elbo", last_params=params
         )
 
-    monkeypatch.setattr(pipeline, "train", diverging_train)
-    monkeypatch.setattr(pipeline, "quick_metrics", lambda *args: {"nmi": 0.1, "r2": 0.2})
-    monkeypatch.setattr(pipeline, "usage_metrics", lambda *args: {"active": 3.0})
+    monkeypatch.setattr(solo, "train", diverging_train)
+    monkeypatch.setattr(recorder, "quick_metrics", lambda *args: {"nmi": 0.1, "r2": 0.2})
+    monkeypatch.setattr(recorder, "usage_metrics", lambda *args: {"active": 3.0})
     out = tmp_path / "run"
     with pytest.raises(TrainingDivergedError, match="step 123"):
         train_run(small_config(), out)
@@ -185,7 +185,7 @@ def test_divergence_saves_the_last_finite_params_and_history_then_reraises(monke
     assert read_history(out) == [{"step": 100, "loss": 1.0, "elbo": -1.0, "nmi": 0.1, "r2": 0.2, "active": 3.0}]
     assert not (out / "metrics.json").exists()
     prepared = prepare_run(small_config())
-    initial = prepared.model.init(pipeline.run_keys(0)["init"], prepared.split.x_train)
+    initial = prepared.model.init(run_keys(0)["init"], prepared.split.x_train)
     np.testing.assert_allclose(load_params(out)["prior"]["W_yk"], initial["prior"]["W_yk"])
 
 
@@ -205,7 +205,7 @@ def test_summary_row_has_the_seed_columns_and_formats_like_the_seed():
     )
     metrics = {"nmi": 0.5712, "active_clusters": 30, "r2": 0.99612, "purity": 0.768, "recon": 3.3412}
     row = summary_row(config, metrics, run="H1")
-    assert tuple(row) == pipeline.SUMMARY_COLUMNS
+    assert tuple(row) == SUMMARY_COLUMNS
     table = format_summary([row]).splitlines()
     assert table[0] == (
         "| Run | n_latent | n_clusters | lr | kl_warmup | conj_weight | entropy_w | post_entropy_w | n_steps "
@@ -221,14 +221,14 @@ def test_parse_blocks_and_default_run_name():
     assert parse_blocks("full") == "full"
     assert parse_blocks(" xy, xk ") == ["xy", "xk"]
     config = config_from_mapping({"model": {"block": "xy,xk"}})
-    assert pipeline.default_run_name(config, now=0).startswith("xy+xk-19")
+    assert solo.default_run_name(config, now=0).startswith("xy+xk-19")
 
 
 def test_cluster_prototypes_are_the_observable_mean_at_the_conditional_latent_mean():
     import jax
 
     from expfam.builder import build_model
-    from expfam.experiment.plots import cluster_prototypes
+    from expfam.experiment.runs.plots import cluster_prototypes
 
     model = build_model(
         observable="binomial",
@@ -254,19 +254,19 @@ def test_cluster_prototypes_are_the_observable_mean_at_the_conditional_latent_me
 
 @pytest.mark.parametrize(("active", "collapsed"), [(4, True), (9, True), (10, False), (20, False)])
 def test_collapse_warning_below_half_of_the_clusters(active: int, collapsed: bool) -> None:
-    warning = pipeline.collapse_warning({"nmi": 0.5, "active_clusters": active}, 20)
+    warning = collapse_warning({"nmi": 0.5, "active_clusters": active}, 20)
     assert (warning is not None) is collapsed
     if collapsed:
         assert f"only {active} of 20 clusters are active" in warning
-    assert pipeline.collapse_warning({"nmi": 0.5}, 20) is None
+    assert collapse_warning({"nmi": 0.5}, 20) is None
 
 
 def test_validation_split_holds_out_training_rows_only() -> None:
     """``validation_fraction`` evaluates on held-out training rows: the test rows are not used at all."""
     from expfam.experiment.config import config_from_mapping
 
-    plain = pipeline.prepare_run(config_from_mapping({"train": {"seed": 3}})).split
-    held = pipeline.prepare_run(config_from_mapping({"data": {"validation_fraction": 0.2}, "train": {"seed": 3}})).split
+    plain = prepare_run(config_from_mapping({"train": {"seed": 3}})).split
+    held = prepare_run(config_from_mapping({"data": {"validation_fraction": 0.2}, "train": {"seed": 3}})).split
     assert held.x_test.shape[0] == round(0.2 * plain.x_train.shape[0])
     assert held.x_train.shape[0] + held.x_test.shape[0] == plain.x_train.shape[0]
     rows = {tuple(row) for row in plain.x_train}

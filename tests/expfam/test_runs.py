@@ -9,11 +9,8 @@ import numpy as np
 import pytest
 
 from expfam.experiment.config import RunConfig, config_from_mapping
-from expfam.experiment.run_lock import writable_run_dir
-from expfam.experiment.runs import (
-    CONFIG_FILE,
-    RunDirectoryError,
-    atomic_open,
+from expfam.experiment.runs.atomic import RunDirectoryError, atomic_open
+from expfam.experiment.runs.files import (
     flatten_params,
     history_text,
     load_params,
@@ -26,6 +23,8 @@ from expfam.experiment.runs import (
     write_history,
     write_metrics,
 )
+from expfam.experiment.runs.layout import CONFIG_FILE
+from expfam.experiment.runs.lock import writable_run_dir
 
 
 def _params() -> dict:

@@ -120,6 +120,8 @@ CHECKED = HarmoniumClustering(
     kl_warmup_steps=50,
     conj_warmup_steps=20,
     learning_rate=1e-2,  # at 3e-2 the normal observable's precision can leave θ₂ < 0 on the checks' data
+    entropy_weight=5.0,  # the estimator's defaults before they were read from TrainConfig (1.0 and 1.0):
+    posterior_entropy_weight=10.0,  # kept, so the checks (and NOT_APPLICABLE's reasons) see the same estimator
     n_elbo_samples=2,
     random_state=0,
 )
@@ -129,3 +131,22 @@ CHECKED = HarmoniumClustering(
 @parametrize_with_checks([CHECKED], expected_failed_checks=lambda estimator: NOT_APPLICABLE)
 def test_sklearn_estimator_checks(estimator, check):
     check(estimator)
+
+
+def test_defaults_are_the_configurations_but_the_stated_ones():
+    """Every default is read from ModelConfig/TrainConfig/EvaluateConfig, except ESTIMATOR_DEFAULTS."""
+    import inspect
+
+    from expfam.experiment.config import EvaluateConfig, ModelConfig, TrainConfig
+    from expfam.sklearn import ESTIMATOR_DEFAULTS
+
+    defaults = {
+        name: parameter.default
+        for name, parameter in inspect.signature(HarmoniumClustering).parameters.items()
+        if name not in ("random_state", "verbose")
+    }
+    configured = {**vars(EvaluateConfig()), **vars(TrainConfig()), **vars(ModelConfig())}
+    for name, value in defaults.items():
+        expected = ESTIMATOR_DEFAULTS.get(name, configured[name])
+        assert value == expected and type(value) is type(expected), (name, value, expected)
+    assert ESTIMATOR_DEFAULTS == {"cluster_init": "random"} != {"cluster_init": TrainConfig().cluster_init}

@@ -1,4 +1,4 @@
-"""Stacked trials (expfam.experiment.stacked, expfam.experiment.stacking): grouping, equality with solo runs,
+"""Stacked trials (expfam.experiment.stacked, expfam.experiment.sweeps.plan, expfam.experiment.runs.group): grouping, equality with solo runs,
 a diverging trial in a group, a stacked sweep's run directories and its resumption."""
 
 from __future__ import annotations
@@ -14,15 +14,17 @@ import numpy as np
 import pytest
 
 import expfam.experiment.stacked
-import expfam.experiment.stacking
+import expfam.experiment.sweeps.plan
+import expfam.experiment.sweeps.workers
 from expfam import build_registry
 from expfam.builder import build_model
 from expfam.errors import ConfigurationError, TrainingDivergedError
 from expfam.experiment.config import TrainConfig
-from expfam.experiment.runs import flatten_params, load_params
+from expfam.experiment.runs.files import flatten_params, load_params
 from expfam.experiment.stacked import train_stacked
-from expfam.experiment.stacking import plan_groups
-from expfam.experiment.sweep import parse_sweep, run_sweep
+from expfam.experiment.sweeps.plan import plan_groups
+from expfam.experiment.sweeps.run import run_sweep
+from expfam.experiment.sweeps.spec import parse_sweep
 from expfam.experiment.training import loss_weights, train
 from expfam.hookspecs import hookimpl
 from expfam.objective import Objective
@@ -200,7 +202,7 @@ def test_resuming_an_interrupted_stacked_sweep_retrains_no_finished_trial(tmp_pa
         "phases": [{"name": "P", "grid": {"learning_rate": [1e-3, 2e-3, 3e-3, 4e-3]}}],
     }
     spec = parse_sweep(tiny)
-    real = expfam.experiment.stacking.train_group
+    real = expfam.experiment.sweeps.workers.train_group
     groups: list[list[str]] = []
 
     def interrupt_second_group(configs, run_dirs, **options):
@@ -209,7 +211,7 @@ def test_resuming_an_interrupted_stacked_sweep_retrains_no_finished_trial(tmp_pa
             raise KeyboardInterrupt
         return real(configs, run_dirs, **options)
 
-    monkeypatch.setattr(expfam.experiment.stacking, "train_group", interrupt_second_group)
+    monkeypatch.setattr(expfam.experiment.sweeps.workers, "train_group", interrupt_second_group)
     with pytest.raises(KeyboardInterrupt):
         run_sweep(spec, tmp_path, stack=2, plots=False, run_plots=False)
     assert groups == [["T1", "T2"], ["T3", "T4"]]
@@ -228,15 +230,15 @@ def test_resuming_an_interrupted_stacked_sweep_retrains_no_finished_trial(tmp_pa
     assert {name: (tmp_path / name / "metrics.json").stat().st_mtime_ns for name in ("T1", "T2")} == finished
 
 
-@pytest.mark.parametrize("module", [expfam.experiment.stacked, expfam.experiment.stacking], ids=lambda m: m.__name__)
+@pytest.mark.parametrize("module", [expfam.experiment.stacked, expfam.experiment.sweeps.plan], ids=lambda m: m.__name__)
 def test_docstring_examples(module):
     failures, tried = doctest.testmod(module)
     assert tried > 0 and failures == 0
 
 
 def test_repeats_expand_to_seeds_and_the_report_shows_mean_and_sd(tmp_path):
-    from expfam.experiment.report import by_configuration, report_text, results_csv_text
-    from expfam.experiment.trials import FINISHED, TrialResult
+    from expfam.experiment.sweeps.report import report_text, results_csv_text
+    from expfam.experiment.sweeps.results import FINISHED, TrialResult, by_configuration
 
     spec = parse_sweep(
         {
@@ -279,3 +281,63 @@ def test_repeats_expand_to_seeds_and_the_report_shows_mean_and_sd(tmp_path):
     ]
     with pytest.raises(ConfigurationError, match="repeats must be a whole number ≥ 1"):
         parse_sweep({"phases": [{"name": "P", "repeats": 0, "runs": [{}]}]})
+
+
+def _counting(monkeypatch, module, name):
+    calls = []
+    real = getattr(module, name)
+
+    def counted(*args, **kwargs):
+        calls.append(name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
+def test_a_group_loads_each_data_split_and_builds_its_model_once(monkeypatch):
+    """The Preparer shares a split per (data, seed) and the model per [model]; each run gets prepare_run's values."""
+    import numpy as np
+
+    import expfam.experiment.prepare as prepare
+    from expfam.experiment.config import config_from_mapping
+
+    loads = _counting(monkeypatch, prepare, "load_dataset")
+    builds = _counting(monkeypatch, prepare, "build_model")
+    configs = [
+        config_from_mapping({"model": {"n_latent": 4}, "train": {"seed": seed, "learning_rate": lr}})
+        for seed, lr in ((0, 1e-3), (0, 2e-3), (1, 1e-3))
+    ]
+    preparer = prepare.Preparer()
+    prepared = [preparer.prepare(config) for config in configs]
+    assert len(loads) == 2 and len(builds) == 1
+    assert prepared[0].split is prepared[1].split and prepared[0].model is prepared[2].model
+    for config, shared in zip(configs, prepared, strict=True):
+        alone = prepare.prepare_run(config)
+        assert alone.config == shared.config and alone.model == shared.model and alone.spec == shared.spec
+        np.testing.assert_array_equal(alone.split.x_train, shared.split.x_train)
+        np.testing.assert_array_equal(alone.split.x_test, shared.split.x_test)
+
+
+def test_train_group_prepares_the_group_once(monkeypatch):
+    import expfam.experiment.prepare as prepare
+    from expfam.experiment.config import config_from_mapping
+    from expfam.experiment.runs.group import train_group
+
+    loads = _counting(monkeypatch, prepare, "load_dataset")
+    builds = _counting(monkeypatch, prepare, "build_model")
+    tiny = {"n_steps": 4, "log_every": 2, "batch_size": 16, "n_mc_samples": 2, "n_conj_samples": 16}
+    evaluate = {"n_r2_samples": 50, "n_iwae_samples": 2, "n_elbo_samples": 2, "batch_size": 200}
+    configs = [
+        config_from_mapping(
+            {
+                "model": {"n_latent": 2, "n_clusters": 3},
+                "train": {**tiny, "learning_rate": lr, "cluster_init": "random"},
+                "evaluate": evaluate,
+            }
+        )
+        for lr in (1e-3, 2e-3, 3e-3)
+    ]
+    outcomes = train_group(configs, [None] * 3, plots=False, vectorize="map")
+    assert all(isinstance(outcome, dict) for outcome in outcomes), outcomes
+    assert len(loads) == 1 and len(builds) == 1

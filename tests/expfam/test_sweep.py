@@ -1,4 +1,4 @@
-"""Sweeps (expfam.experiment.sweep, expfam.experiment.sweep_spec, expfam.experiment.report) with fake trial runners: no training here.
+"""Sweeps (expfam.experiment.sweeps: run, spec, report; expfam.experiment.runs.table and .compare) with fake trial runners: no training here.
 
 Checked: sweep-file parsing and its errors, grid expansion and run lists, resumption
 after an interruption, failed trials, the report's table in the seed's layout, the
@@ -14,30 +14,22 @@ from pathlib import Path
 
 import pytest
 
-import expfam.experiment.report
-import expfam.experiment.sweep_spec
+import expfam.experiment.runs.compare
+import expfam.experiment.runs.table
+import expfam.experiment.sweeps.report
+import expfam.experiment.sweeps.spec
 from expfam.errors import ConfigurationError
 from expfam.experiment.config import RunConfig, config_from_mapping
-from expfam.experiment.report import (
-    best_result,
-    compare_runs,
-    format_cell,
-    format_learning_rate,
-    format_table,
-    plot_series,
-    report_text,
-    train_command,
-    write_plots,
-)
-from expfam.experiment.runs import RunDirectoryError, write_config, write_info, write_metrics
-from expfam.experiment.sweep import (
-    ERROR_FILE,
-    TrialResult,
-    finished_metrics,
-    load_sweep,
-    parse_sweep,
-    run_sweep,
-)
+from expfam.experiment.runs.atomic import RunDirectoryError
+from expfam.experiment.runs.compare import compare_runs
+from expfam.experiment.runs.files import write_config, write_metrics
+from expfam.experiment.runs.layout import ERROR_FILE, write_info
+from expfam.experiment.runs.table import format_cell, format_learning_rate
+from expfam.experiment.sweeps.plots import plot_series, write_plots
+from expfam.experiment.sweeps.report import best_result, format_table, report_text, train_command
+from expfam.experiment.sweeps.results import TrialResult
+from expfam.experiment.sweeps.run import finished_metrics, run_sweep
+from expfam.experiment.sweeps.spec import load_sweep, parse_sweep
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "sweeps"
 
@@ -331,6 +323,22 @@ def test_parallel_jobs_in_spawned_processes(tmp_path):
         run_sweep(spec, tmp_path / "other", runner=lambda config, run_dir: {}, jobs=2)
 
 
+def dying_runner(config: RunConfig, run_dir: Path) -> dict[str, float]:
+    """A module-level runner whose worker process dies (no exception, no result) on trial H2."""
+    import os
+
+    if run_dir.name == "H2":
+        os._exit(3)
+    return fake_runner(config, run_dir)
+
+
+def test_a_worker_process_that_dies_fails_only_its_trial(tmp_path):
+    results = run_sweep(parse_sweep(_sweep()), tmp_path, runner=dying_runner, jobs=2, plots=False)
+    assert [(r.trial.name, r.status) for r in results] == [("H1", "finished"), ("H2", "failed"), ("H3", "finished")]
+    assert results[1].error == "worker process died: exit code 3"
+    assert (tmp_path / "H2" / ERROR_FILE).read_text().startswith("worker process died: exit code 3")
+
+
 def test_finished_metrics_reads_a_train_run_directory(tmp_path):
     trial = parse_sweep(_sweep()).trials[0]
     assert finished_metrics(trial, tmp_path / "H1") is None
@@ -471,7 +479,16 @@ def test_compare_refuses_an_unfinished_run(tmp_path):
         compare_runs([tmp_path / "missing"])
 
 
-@pytest.mark.parametrize("module", [expfam.experiment.sweep_spec, expfam.experiment.report], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module",
+    [
+        expfam.experiment.sweeps.spec,
+        expfam.experiment.sweeps.report,
+        expfam.experiment.runs.table,
+        expfam.experiment.runs.compare,
+    ],
+    ids=lambda m: m.__name__,
+)
 def test_docstring_examples(module):
     failures, tried = doctest.testmod(module)
     assert tried > 0 and failures == 0

@@ -11,10 +11,13 @@ import pytest
 from sklearn.datasets import load_digits
 
 import expfam
-from expfam.experiment.checkpoints import checkpoint_step
+from expfam.experiment import load_run
 from expfam.experiment.config import config_from_mapping
-from expfam.experiment.pipeline import resume_run, train_run
-from expfam.experiment.runs import RunDirectoryError, load_params, read_history, read_info, read_metrics
+from expfam.experiment.runs.atomic import RunDirectoryError
+from expfam.experiment.runs.checkpoints import checkpoint_step
+from expfam.experiment.runs.files import load_params, read_history, read_metrics
+from expfam.experiment.runs.layout import read_info
+from expfam.experiment.runs.solo import resume_run, train_run
 from expfam.experiment.streams import STREAMS, stream_key
 
 TINY = {
@@ -52,14 +55,14 @@ def trained(tmp_path_factory):
 def test_load_run_rebuilds_the_model_without_the_data(trained, monkeypatch):
     out = trained[0]
     import expfam.data.dataset as dataset
-    import expfam.experiment.pipeline as pipeline
+    import expfam.experiment.prepare as prepare
 
     def no_data(*args, **kwargs):
         raise AssertionError("load_run must not read the training data")
 
     monkeypatch.setattr(dataset, "load_dataset", no_data)
-    monkeypatch.setattr(pipeline, "load_dataset", no_data)
-    run = expfam.load_run(out)
+    monkeypatch.setattr(prepare, "load_dataset", no_data)
+    run = load_run(out)
     model, params, config = run
     assert config.model.n_latent == 4 and model.n_clusters == 5 and run.image_shape == (8, 8)
     saved = load_params(out)
@@ -77,7 +80,7 @@ def test_load_run_rebuilds_the_model_without_the_data(trained, monkeypatch):
 
 
 def test_one_observation_gives_one_cluster_in_any_layout(trained):
-    run = expfam.load_run(trained[0])
+    run = load_run(trained[0])
     x = load_digits().data[:4]
     batch = run.assign(x)
     assert run.assign(x[2]).shape == () and int(run.assign(x[2])) == batch[2]
@@ -86,7 +89,7 @@ def test_one_observation_gives_one_cluster_in_any_layout(trained):
 
 
 def test_wrong_shapes_and_values_are_refused(trained):
-    run = expfam.load_run(trained[0])
+    run = load_run(trained[0])
     with pytest.raises(expfam.ShapeError, match=r"shape \(3, 10\).*\(B, 64\) or \(B, 8, 8\)"):
         run.assign(np.zeros((3, 10)))
     with pytest.raises(expfam.SupportError, match="outside the support"):
@@ -99,7 +102,7 @@ def test_a_run_without_model_json_says_how_to_load_it(trained, tmp_path):
     for name in ("config.toml", "params.npz", "run.json"):
         (out / name).write_bytes((trained[0] / name).read_bytes())
     with pytest.raises(RunDirectoryError, match=r"model\.json.*prepare_run"):
-        expfam.load_run(out)
+        load_run(out)
 
 
 def test_import_expfam_does_not_load_the_experiment_machinery():
@@ -107,6 +110,26 @@ def test_import_expfam_does_not_load_the_experiment_machinery():
     import sys
 
     code = "import sys, expfam; assert not any(m.startswith('expfam.experiment') for m in sys.modules); print('ok')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.stdout.strip() == "ok", result.stderr
+
+
+def test_load_run_is_served_by_the_experiment_package_not_by_expfam():
+    """`expfam` serves no floor-2 name; `expfam.experiment` serves `load_run` on first use, and only then imports it."""
+    import subprocess
+    import sys
+
+    import expfam.experiment
+    from expfam.experiment.runs import trained
+
+    assert expfam.experiment.load_run is trained.load_run and expfam.experiment.TrainedRun is trained.TrainedRun
+    for name in ("load_run", "TrainedRun"):
+        with pytest.raises(AttributeError, match=f"from expfam.experiment import {name}"):
+            getattr(expfam, name)
+    code = (
+        "import sys, expfam.experiment; assert 'expfam.experiment.runs' not in sys.modules; "
+        "expfam.experiment.load_run; assert 'expfam.experiment.runs.trained' in sys.modules; print('ok')"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.stdout.strip() == "ok", result.stderr
 

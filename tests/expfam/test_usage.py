@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from expfam.builder import build_model
-from expfam.experiment.plots import plot_cluster_usage, plot_training_curves
+from expfam.experiment.runs.plots import plot_cluster_usage, plot_training_curves
 from expfam.experiment.usage import parameter_norms, usage_metrics
 
 K, D, N_TRIALS = 4, 5, 3

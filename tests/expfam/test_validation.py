@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from expfam.experiment.config import config_from_mapping
-from expfam.experiment.pipeline import evaluate_run, prepare_run, train_run
-from expfam.experiment.report import best_section, format_table
-from expfam.experiment.sweep_spec import parse_sweep
-from expfam.experiment.trials import FINISHED, TrialResult
+from expfam.experiment.prepare import prepare_run
+from expfam.experiment.runs.solo import evaluate_run, train_run
+from expfam.experiment.sweeps.report import best_section, format_table
+from expfam.experiment.sweeps.results import FINISHED, TrialResult
+from expfam.experiment.sweeps.spec import parse_sweep
 
 
 def test_validation_split_is_stratified_and_disjoint_from_the_test_split():

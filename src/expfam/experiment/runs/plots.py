@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from expfam import interrupts
-from expfam.experiment.runs import atomic_open
+from expfam.experiment.runs.atomic import atomic_open
 from expfam.experiment.usage import USAGE_COLUMNS
 from expfam.family import Array
 from expfam.model import Harmonium, Params

@@ -23,14 +23,9 @@ import numpy as np
 import optax
 
 from expfam.experiment.config import TrainConfig
-from expfam.experiment.runs import (
-    CHECKPOINT_FILE,
-    RunDirectoryError,
-    atomic_open,
-    flatten_params,
-    read_archive,
-    unflatten_params,
-)
+from expfam.experiment.runs.atomic import RunDirectoryError, atomic_open
+from expfam.experiment.runs.files import flatten_params, read_archive, unflatten_params
+from expfam.experiment.runs.layout import CHECKPOINT_FILE
 from expfam.experiment.training import TrainState
 
 _DAMAGED = "it is damaged or was edited — restore it, or train the run again with --overwrite"
@@ -61,7 +56,7 @@ def checkpoint_step(run_dir: str | Path) -> int | None:
 
 
 def load_checkpoint(run_dir: str | Path, optimizer: optax.GradientTransformation) -> TrainState:
-    """The [`TrainState`][expfam.experiment.training.TrainState] saved by [`save_checkpoint`][expfam.experiment.checkpoints.save_checkpoint].
+    """The [`TrainState`][expfam.experiment.training.TrainState] saved by [`save_checkpoint`][expfam.experiment.runs.checkpoints.save_checkpoint].
 
     Args:
         run_dir: the run directory.

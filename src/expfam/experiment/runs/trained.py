@@ -1,9 +1,10 @@
-r"""A trained run in Python: its model, parameters and configuration, rebuilt without the training data.
+r"""A trained run in Python: its model, parameters and configuration, rebuilt without the training data;
+and the check that a saved run's files agree.
 
-[`load_run`][expfam.experiment.trained.load_run] reads `config.toml`, `params.npz` and `model.json` (the
+[`load_run`][expfam.experiment.runs.trained.load_run] reads `config.toml`, `params.npz` and `model.json` (the
 family and block names, their options, `data_dim`, `image_shape` and `n_trials`)
-of a run directory and rebuilds the [`Harmonium`][expfam.model.Harmonium]; the
-training data is not read. The returned [`TrainedRun`][expfam.experiment.trained.TrainedRun] unpacks as
+of a run directory and rebuilds the [`Harmonium`][expfam.model.Harmonium] from the one model spec
+([`spec_from_record`][expfam.experiment.prepare.spec_from_record]); the training data is not read. The returned [`TrainedRun`][expfam.experiment.runs.trained.TrainedRun] unpacks as
 `model, params, config` and has batched, shape-checked helpers.
 
 Examples:
@@ -14,7 +15,7 @@ Examples:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,25 +24,87 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from expfam.builder import build_model
+from expfam.builder import build_model, resolve_blocks
 from expfam.errors import ExpfamError
-from expfam.experiment.checks import check_run_matches
 from expfam.experiment.config import RunConfig
 from expfam.experiment.evaluation import compiled_method, in_batches
-from expfam.experiment.run_lock import require_unlocked
-from expfam.experiment.runs import (
-    MODEL_FILE,
-    RunDirectoryError,
-    atomic_write_text,
-    check_writable,
-    load_params,
-    read_config,
-    read_model_spec,
-    require_finished,
-)
+from expfam.experiment.prepare import parse_blocks, spec_from_record
+from expfam.experiment.runs.atomic import RunDirectoryError, atomic_write_text, check_writable
+from expfam.experiment.runs.files import load_params, read_config, read_model_spec
+from expfam.experiment.runs.layout import MODEL_FILE, require_finished
+from expfam.experiment.runs.lock import require_unlocked
 from expfam.model import Harmonium, Params
-from expfam.plugins import Registry
+from expfam.plugins import Registry, get_registry
 from expfam.shapes import as_observations
+
+
+def _shapes(tree: Mapping[str, Any], prefix: str = "") -> dict[str, tuple[int, ...]]:
+    """`{"a/b": shape}` of a nested mapping of arrays (or of shape structs)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for name, value in tree.items():
+        if isinstance(value, Mapping):
+            shapes.update(_shapes(value, f"{prefix}{name}/"))
+        else:
+            shapes[f"{prefix}{name}"] = tuple(int(size) for size in np.shape(value))
+    return shapes
+
+
+def check_run_matches(
+    run_dir: Path,
+    config: RunConfig,
+    params: Mapping[str, Any],
+    model: Harmonium,
+    registry: Registry | None = None,
+    *,
+    source: str = "params.npz",
+) -> None:
+    """Refuse a run whose `config.toml`, `model.json` and `params.npz` disagree (edited or damaged files).
+
+    `model.json` (written when the run was trained) must give the same observable,
+    options, sizes and blocks as `config.toml`; every array of `params` must
+    exist with the shape the model of `config.toml` initialises. `source`: the file
+    `params` was read from, named in the messages (`checkpoint.npz` when resuming).
+
+    Raises:
+        RunDirectoryError: naming the first disagreement and the fix.
+    """
+    fix = f"config.toml or {source} was edited or damaged; restore the run's files or train it again"
+    try:
+        spec: dict[str, Any] | None = read_model_spec(run_dir)
+    except RunDirectoryError:  # runs written before model.json existed have none
+        spec = None
+    if spec is not None:
+        recorded = {key: spec.get(key) for key in ("observable", "n_latent", "n_clusters", "n_trials")}
+        recorded["blocks"] = spec.get("blocks")
+        current = {
+            "observable": config.model.observable,
+            "n_latent": config.model.n_latent,
+            "n_clusters": config.model.n_clusters,
+            "n_trials": config.model.n_trials,
+            "blocks": list(resolve_blocks(parse_blocks(config.model.block), registry or get_registry())),
+        }
+        for key, value in recorded.items():
+            if value != current[key]:
+                raise RunDirectoryError(
+                    f"{run_dir}: config.toml gives {key} = {current[key]!r} but the run was trained with "
+                    f"{value!r} (model.json); config.toml was edited after training — restore it, or train a new "
+                    "run with the new setting",
+                    offending=key,
+                )
+    expected = _shapes(jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((2, model.observable.size))))
+    found = _shapes(params)
+    for name, shape in expected.items():
+        if name not in found:
+            raise RunDirectoryError(f"{run_dir}: {source} has no array {name!r}; {fix}", offending=name)
+        if found[name] != shape:
+            raise RunDirectoryError(
+                f"{run_dir}: {source} array {name!r} has shape {found[name]} but the model of "
+                f"config.toml needs {shape}; {fix}",
+                offending=name,
+            )
+    extra = sorted(set(found) - set(expected))
+    if extra:
+        raise RunDirectoryError(f"{run_dir}: {source} holds unexpected array {extra[0]!r}; {fix}", offending=extra[0])
 
 
 @dataclass(frozen=True)
@@ -146,14 +209,14 @@ def load_run(run_dir: str | Path, *, registry: Registry | None = None) -> Traine
     """Load a trained run: its model, parameters and configuration, without reading the training data.
 
     Args:
-        run_dir: a run directory written by `expfam train` / [`train_run`][expfam.experiment.pipeline.train_run].
+        run_dir: a run directory written by `expfam train` / [`train_run`][expfam.experiment.runs.solo.train_run].
         registry: where the family and block names are looked up (default: the installed plugins).
 
     Returns:
-        A [`TrainedRun`][expfam.experiment.trained.TrainedRun] (unpacks as `model, params, config`).
+        A [`TrainedRun`][expfam.experiment.runs.trained.TrainedRun] (unpacks as `model, params, config`).
 
     Raises:
-        RunDirectoryError: the run is not finished ([`require_finished`][expfam.experiment.runs.require_finished]),
+        RunDirectoryError: the run is not finished ([`require_finished`][expfam.experiment.runs.layout.require_finished]),
             or `config.toml`, `params.npz` or `model.json` is missing, unreadable or edited
             out of agreement with the others.
     """
@@ -163,27 +226,17 @@ def load_run(run_dir: str | Path, *, registry: Registry | None = None) -> Traine
     config = read_config(run_dir)
     raw_params = load_params(run_dir)
     try:
-        spec = read_model_spec(run_dir)
+        record = read_model_spec(run_dir)
     except RunDirectoryError as error:
         raise RunDirectoryError(
             f"{error} — runs trained by earlier versions of expfam have no {MODEL_FILE}; for such a run use "
-            "expfam.experiment.pipeline.prepare_run(read_config(run_dir)).model, which reloads the data",
+            "expfam.experiment.prepare.prepare_run(read_config(run_dir)).model, which reloads the data",
             offending=str(run_dir),
         ) from None
     try:
-        model = build_model(
-            observable=spec["observable"],
-            observable_options=spec.get("observable_options", {}),
-            data_dim=int(spec["data_dim"]),
-            n_latent=int(spec["n_latent"]),
-            n_clusters=int(spec["n_clusters"]),
-            blocks=list(spec["blocks"]),
-            block_options=spec.get("block_options", {}),
-            latent=spec.get("latent", "bernoulli"),
-            registry=registry,
-        )
-        height, width = (int(s) for s in spec["image_shape"])
-        n_trials = int(spec["n_trials"])
+        model = build_model(spec_from_record(record), registry=registry)
+        height, width = (int(s) for s in record["image_shape"])
+        n_trials = int(record["n_trials"])
     except (KeyError, TypeError, ValueError) as error:
         if isinstance(error, ExpfamError):
             raise
@@ -204,4 +257,4 @@ def load_run(run_dir: str | Path, *, registry: Registry | None = None) -> Traine
     )
 
 
-__all__ = ["TrainedRun", "load_run", "write_assignments"]
+__all__ = ["TrainedRun", "check_run_matches", "load_run", "write_assignments"]

@@ -1,12 +1,12 @@
 r"""Sweeps: run every trial of a sweep file into its own run directory, resumably.
 
-[`run_sweep`][expfam.experiment.sweep.run_sweep] trains each trial of a
-[`SweepSpec`][expfam.experiment.sweep_spec.SweepSpec] into `<out>/<run name>/` (sequentially, or `jobs` at a
+[`run_sweep`][expfam.experiment.sweeps.run.run_sweep] trains each trial of a
+[`SweepSpec`][expfam.experiment.sweeps.spec.SweepSpec] into `<out>/<run name>/` (sequentially, or `jobs` at a
 time in spawned processes) and rewrites the aggregate files (`results.csv`, `report.md`;
-[`expfam.experiment.report`][expfam.experiment.report]) atomically after each trial.
+[`expfam.experiment.sweeps.report`][expfam.experiment.sweeps.report]) atomically after each trial.
 
 Resumption: a trial whose run directory is finished
-([`expfam.experiment.runs.is_finished`][expfam.experiment.runs.is_finished]: `run.json`, written last, says
+([`expfam.experiment.runs.layout.is_finished`][expfam.experiment.runs.layout.is_finished]: `run.json`, written last, says
 `completed`) and whose `config.toml` equals the trial's configuration is read
 back, not retrained, so a sweep stopped by Ctrl-C or a kill loses no finished trial;
 rerunning the same command trains the rest, including trials killed half-way
@@ -25,54 +25,32 @@ Examples:
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
-import dataclasses
 import functools
 import math
-import multiprocessing
-import os
 import pickle
-import signal
-import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from expfam.errors import ConfigurationError
-from expfam.experiment import report
 from expfam.experiment.config import RunConfig, flatten_config, load_config
-from expfam.experiment.run_lock import run_lock
-from expfam.experiment.runs import (
-    COMPLETED,
-    CONFIG_FILE,
-    METRICS_FILE,
-    RunDirectoryError,
-    atomic_write_text,
-    check_writable,
-    is_finished,
-    read_info,
-    read_metrics,
-    write_config,
-    write_info,
-    write_metrics,
-)
-from expfam.experiment.stacking import attempt_group, plan_groups
-from expfam.experiment.sweep_spec import Phase, SweepSpec, Trial, load_sweep, parse_sweep
+from expfam.experiment.runs.atomic import RunDirectoryError, atomic_write_text, check_writable
+from expfam.experiment.runs.files import read_metrics
+from expfam.experiment.runs.layout import CONFIG_FILE, is_finished, read_info
+from expfam.experiment.runs.lock import run_lock
+from expfam.experiment.runs.recorder import begin_trial, record_failed_trial, record_finished_trial
+from expfam.experiment.sweeps.plan import plan_groups
+from expfam.experiment.sweeps.plots import PLOTS_DIR, write_plots
+from expfam.experiment.sweeps.report import REPORT_FILE, RESULTS_FILE, write_results
+from expfam.experiment.sweeps.results import FAILED, FINISHED, PENDING, TrialResult
+from expfam.experiment.sweeps.spec import SweepSpec, Trial
+from expfam.experiment.sweeps.workers import Outcome, TrialRunner, Unit, run_parallel
 from expfam.experiment.training import check_device_count
-from expfam.experiment.trials import FAILED, FINISHED, PENDING, TrialResult
 
-#: `runner(config, run_dir) -> metrics`: trains one trial into `run_dir` (see [`train_trial`][expfam.experiment.sweep.train_trial]).
-TrialRunner = Callable[[RunConfig, Path], Mapping[str, float]]
 #: `log(line)`: one line per trial event.
 Log = Callable[[str], None]
-#: What [`attempt_trial`][expfam.experiment.sweep.attempt_trial] returns: `(status, metrics, error, traceback, seconds)`.
-Outcome = tuple[str, "Mapping[str, float] | None", str, str, float]
-
-ERROR_FILE = "error.txt"
 #: What a sweep writes at its folder's top level besides the run directories: no run may take these names.
-SWEEP_FILES: tuple[str, ...] = (report.REPORT_FILE, report.RESULTS_FILE, report.PLOTS_DIR, "sweep.toml")
+SWEEP_FILES: tuple[str, ...] = (REPORT_FILE, RESULTS_FILE, PLOTS_DIR, "sweep.toml")
 
 
 def check_sweep_inputs(spec: SweepSpec, out: Path, devices: int | None = None) -> None:
@@ -107,12 +85,12 @@ def check_sweep_inputs(spec: SweepSpec, out: Path, devices: int | None = None) -
 def train_trial(
     config: RunConfig, run_dir: Path, *, plots: bool = True, devices: int | None = None
 ) -> dict[str, float]:
-    """The default runner: [`expfam.experiment.pipeline.train_run`][expfam.experiment.pipeline.train_run] into `run_dir`, replacing a partial attempt.
+    """The default runner: [`expfam.experiment.runs.solo.train_run`][expfam.experiment.runs.solo.train_run] into `run_dir`, replacing a partial attempt.
 
     `plots=False` skips the run's four PNGs (they can take longer than a short run's training);
     `devices > 1` splits each batch over that many devices.
     """
-    from expfam.experiment.pipeline import train_run
+    from expfam.experiment.runs.solo import train_run
 
     return train_run(config, run_dir, overwrite=True, plots=plots, devices=devices)
 
@@ -158,27 +136,6 @@ def finished_metrics(trial: Trial, run_dir: Path, *, overwrite: bool = False) ->
     )
 
 
-def attempt_trial(runner: TrialRunner, config: RunConfig, run_dir: Path) -> Outcome:
-    """Run one trial, catching its error: `(status, metrics, error, traceback, seconds)`.
-
-    Module-level and returning plain values, so it runs in a spawned process too.
-    """
-    started = time.perf_counter()
-    try:
-        metrics = {key: _number(value) for key, value in runner(config, run_dir).items()}
-    except Exception as error:  # a failed trial is recorded; the sweep goes on
-        message = " ".join(f"{type(error).__name__}: {error}".split())
-        return FAILED, None, message, traceback.format_exc(), time.perf_counter() - started
-    return FINISHED, metrics, "", "", time.perf_counter() - started
-
-
-def _number(value: Any) -> Any:
-    try:
-        return float(value) if not isinstance(value, int) else value
-    except (TypeError, ValueError):
-        return value
-
-
 def _describe(result: TrialResult) -> str:
     name = result.trial.name
     if result.status == FAILED:
@@ -217,7 +174,7 @@ def run_sweep(
     Args:
         spec: the parsed sweep.
         out: the sweep's folder.
-        runner: trains one trial (default [`train_trial`][expfam.experiment.sweep.train_trial]); with `jobs > 1` it
+        runner: trains one trial (default [`train_trial`][expfam.experiment.sweeps.run.train_trial]); with `jobs > 1` it
             must be picklable (a module-level function).
         jobs: trials trained at once, each in its own spawned process.
         overwrite: retrain trials whose run directory holds another configuration
@@ -228,7 +185,7 @@ def run_sweep(
         run_plots: with the default runner, write each run's own plots too.
         stack: with the default runner, trials that share every shape train together in one
             compiled program, at most `stack` per group (`None`: no cap; 1: one at a time;
-            [`expfam.experiment.stacking`][expfam.experiment.stacking]). A custom `runner` trains one trial at a time.
+            [`expfam.experiment.sweeps.plan`][expfam.experiment.sweeps.plan]). A custom `runner` trains one trial at a time.
         vectorize: how a stacked group runs (`expfam.experiment.stacked.VECTORIZE`).
         devices: with the default runner, spread a stacked group's trials over this many
             devices, or split a lone trial's batches over them.
@@ -303,32 +260,22 @@ def _run_locked(
         atomic_write_text(out / "sweep.toml", Path(spec.source).read_text(encoding="utf-8"))
 
     def write() -> None:
-        report.write_results(spec, list(results.values()), out, command=command)
+        write_results(spec, list(results.values()), out, command=command)
 
     def record(trial: Trial, outcome: Outcome) -> None:
         status, metrics, error, trace, seconds = outcome
         run_dir = out / trial.name
         if status == FINISHED:
             assert metrics is not None
-            if not (run_dir / CONFIG_FILE).is_file():
-                write_config(run_dir, trial.config)
-            if not (run_dir / METRICS_FILE).is_file():
-                write_metrics(run_dir, metrics)
-            if not is_finished(run_dir):  # a runner that writes no run.json: its returned metrics finish it
-                write_info(run_dir, {"status": COMPLETED, "total_seconds": seconds})
+            record_finished_trial(run_dir, trial.config, metrics, seconds)
         else:
-            atomic_write_text(run_dir / ERROR_FILE, f"{error}\n\n{trace}")
+            record_failed_trial(run_dir, error, trace)
         results[trial.name] = TrialResult(trial, status, metrics, error, seconds)
         say(_describe(results[trial.name]))
         write()
 
     def start(group: Sequence[Trial], what: str) -> list[Path]:
-        dirs = []
-        for trial in group:
-            run_dir = out / trial.name
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / ERROR_FILE).unlink(missing_ok=True)
-            dirs.append(run_dir)
+        dirs = [begin_trial(out / trial.name) for trial in group]
         first = positions[group[0].name]
         if len(group) == 1:
             say(f"[{first}/{len(todo)}] {group[0].name} ({group[0].phase}): {what}")
@@ -351,89 +298,20 @@ def _run_locked(
                 for trial, outcome in zip(group, units[-1].attempt(), strict=True):
                     record(trial, outcome)
         if jobs > 1 and units:
-            _run_parallel(units, jobs, record)
+            run_parallel(units, jobs, record)
     finally:
         if plots:
-            report.write_plots(spec, list(results.values()), out)
+            write_plots(spec, list(results.values()), out)
         write()
     return list(results.values())
 
 
-@dataclasses.dataclass(frozen=True)
-class Unit:
-    """What one worker trains: one trial with `runner`, or a stacked group of trials."""
-
-    runner: TrialRunner
-    trials: tuple[Trial, ...]
-    run_dirs: tuple[Path, ...]
-    run_plots: bool = True
-    vectorize: str = "auto"
-    devices: int | None = None
-
-    def attempt(self) -> list[Outcome]:
-        """Per trial `(status, metrics, error, traceback, seconds)`."""
-        if len(self.trials) == 1:
-            return [attempt_trial(self.runner, self.trials[0].config, self.run_dirs[0])]
-        configs = [trial.config for trial in self.trials]
-        return list(
-            attempt_group(configs, self.run_dirs, plots=self.run_plots, vectorize=self.vectorize, devices=self.devices)
-        )
-
-
-def _attempt_unit(unit: Unit) -> list[Outcome]:
-    return unit.attempt()
-
-
-def _run_parallel(units: Sequence[Unit], jobs: int, record: Callable[[Trial, Outcome], None]) -> None:
-    context = multiprocessing.get_context("spawn")
-    executor = concurrent.futures.ProcessPoolExecutor(
-        max_workers=jobs, mp_context=context, initializer=_ignore_interrupts
-    )
-    try:
-        futures = {executor.submit(_attempt_unit, unit): unit for unit in units}
-        for future in concurrent.futures.as_completed(futures):
-            unit = futures[future]
-            try:
-                outcomes = future.result()
-            except concurrent.futures.process.BrokenProcessPool as error:
-                outcomes = [(FAILED, None, f"worker process died: {error}", "", math.nan)] * len(unit.trials)
-            for trial, outcome in zip(unit.trials, outcomes, strict=True):
-                record(trial, outcome)
-    except BaseException:
-        # Ctrl-C reaches only this process (workers ignore SIGINT): stop the workers with SIGTERM, which
-        # a training run turns into a clean interrupt (checkpoint, status "interrupted"), then wait for them
-        processes = list((getattr(executor, "_processes", None) or {}).values())  # shutdown forgets them
-        executor.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            with contextlib.suppress(OSError, AttributeError, TypeError):
-                os.kill(process.pid, signal.SIGTERM)
-        for process in processes:
-            with contextlib.suppress(Exception):
-                process.join(timeout=30)
-        raise
-    executor.shutdown(wait=True)
-
-
-def _ignore_interrupts() -> None:
-    """In a worker: Ctrl-C goes to the whole process group; only the parent handles it (no worker traceback)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
 __all__ = [
-    "ERROR_FILE",
-    "FAILED",
-    "FINISHED",
-    "PENDING",
-    "Phase",
-    "SweepSpec",
-    "Trial",
-    "TrialResult",
-    "TrialRunner",
-    "attempt_trial",
+    "SWEEP_FILES",
+    "Log",
+    "check_sweep_inputs",
     "config_differences",
     "finished_metrics",
-    "load_sweep",
-    "parse_sweep",
     "run_sweep",
     "train_trial",
 ]

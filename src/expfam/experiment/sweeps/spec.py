@@ -1,4 +1,4 @@
-r"""Sweep files: a base configuration and named phases of trials, parsed into a [`SweepSpec`][expfam.experiment.sweep_spec.SweepSpec].
+r"""Sweep files: a base configuration and named phases of trials, parsed into a [`SweepSpec`][expfam.experiment.sweeps.spec.SweepSpec].
 
 A sweep file is TOML:
 
@@ -43,7 +43,7 @@ Override keys are the flat keys of [`expfam.experiment.config.flatten_config`][e
 share means the first section that has it, as in `flatten_config`
 (`batch_size` is `train.batch_size`).
 
-[`expfam.experiment.sweep.run_sweep`][expfam.experiment.sweep.run_sweep] runs a parsed sweep.
+[`expfam.experiment.sweeps.run.run_sweep`][expfam.experiment.sweeps.run.run_sweep] runs a parsed sweep.
 
 Examples:
     >>> spec = parse_sweep({"prefix": "H", "phases": [{"name": "P", "grid": {"n_latent": [4, 8]}}]})
@@ -236,7 +236,7 @@ def _check_name(name: str, where: str) -> str:
 
 
 def parse_sweep(mapping: Mapping[str, Any], *, source: str = "") -> SweepSpec:
-    """Build a [`SweepSpec`][expfam.experiment.sweep_spec.SweepSpec] from the parsed TOML mapping of a sweep file.
+    """Build a [`SweepSpec`][expfam.experiment.sweeps.spec.SweepSpec] from the parsed TOML mapping of a sweep file.
 
     Raises:
         ConfigurationError: naming the unknown key or field, the value of the wrong
@@ -335,7 +335,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
 
     Raises:
         ConfigurationError: the file is missing, not TOML, or not a valid sweep (see
-            [`parse_sweep`][expfam.experiment.sweep_spec.parse_sweep]).
+            [`parse_sweep`][expfam.experiment.sweeps.spec.parse_sweep]).
     """
     path = Path(path)
     mapping = read_toml(path, "sweep file")

@@ -8,8 +8,8 @@ one line naming the holder's PID; readers (`evaluate`, `assign`) refuse a folder
 being written. On a clean end the lock file is removed; a `.lock` left by a killed process is
 harmless (it is not a run file, and the next writer takes it over).
 
-[`check_out_dir`][expfam.experiment.run_lock.check_out_dir] is the whole check of an `--out` folder and writes nothing;
-[`clear_run_files`][expfam.experiment.run_lock.clear_run_files] removes the files a run writes, only after the check passed again
+[`check_out_dir`][expfam.experiment.runs.lock.check_out_dir] is the whole check of an `--out` folder and writes nothing;
+[`clear_run_files`][expfam.experiment.runs.lock.clear_run_files] removes the files a run writes, only after the check passed again
 under the lock.
 
 Example:
@@ -32,7 +32,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from expfam.experiment.runs import INFO_FILE, RUN_FILES, RunDirectoryError, check_writable
+from expfam.experiment.runs.atomic import RunDirectoryError, check_writable
+from expfam.experiment.runs.layout import INFO_FILE, RUN_FILES
 
 #: The lock file inside a run directory (not a run file: it never makes a folder "not empty").
 LOCK_FILE = ".lock"
@@ -97,7 +98,7 @@ def check_out_dir(path: str | Path, overwrite: bool) -> Path:
 def clear_run_files(path: Path) -> None:
     """Remove the run files of `path` (`run.json` first, so the folder never reads finished with a mix).
 
-    Call it only under [`run_lock`][expfam.experiment.run_lock.run_lock] and after [`check_out_dir`][expfam.experiment.run_lock.check_out_dir] with `overwrite`;
+    Call it only under [`run_lock`][expfam.experiment.runs.lock.run_lock] and after [`check_out_dir`][expfam.experiment.runs.lock.check_out_dir] with `overwrite`;
     anything that is not a run file is left alone.
     """
     for name in (INFO_FILE, *RUN_FILES):
@@ -155,7 +156,7 @@ def require_unlocked(path: str | Path) -> None:
 
 
 def _try_exclusive(descriptor: int, attempts: int = 20, pause: float = 0.025) -> bool:
-    """Take the exclusive lock, retrying for half a second: a reader ([`lock_holder`][expfam.experiment.run_lock.lock_holder]) holds a
+    """Take the exclusive lock, retrying for half a second: a reader ([`lock_holder`][expfam.experiment.runs.lock.lock_holder]) holds a
     shared lock for an instant, which must not read as another writer."""
     for attempt in range(attempts):
         try:
@@ -220,14 +221,14 @@ def run_lock(path: str | Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def writable_run_dir(path: str | Path, overwrite: bool) -> Iterator[Path]:
-    """The run directory `path`, checked ([`check_out_dir`][expfam.experiment.run_lock.check_out_dir]), locked ([`run_lock`][expfam.experiment.run_lock.run_lock]) and
+    """The run directory `path`, checked ([`check_out_dir`][expfam.experiment.runs.lock.check_out_dir]), locked ([`run_lock`][expfam.experiment.runs.lock.run_lock]) and
     emptied of its run files (with `overwrite`), for the block's duration.
 
     The check runs once before the lock, so a refused folder is left exactly as it was, and
     once under it, since another process may have written there meanwhile.
 
     Raises:
-        RunDirectoryError: from [`check_out_dir`][expfam.experiment.run_lock.check_out_dir] or [`run_lock`][expfam.experiment.run_lock.run_lock].
+        RunDirectoryError: from [`check_out_dir`][expfam.experiment.runs.lock.check_out_dir] or [`run_lock`][expfam.experiment.runs.lock.run_lock].
     """
     check_out_dir(path, overwrite)
     with run_lock(path) as folder:
