@@ -25,7 +25,7 @@ Parameters are the named pytree:
 
 Methods on observations take a batch `x` of shape `(B,) + data_shape` and refuse
 any other shape with a [`ShapeError`][expfam.errors.ShapeError] (one observation: `x[None]`;
-[`expfam.load_run`][expfam.experiment.trained.load_run]'s helpers accept one observation or images too).
+[`expfam.experiment.load_run`][expfam.experiment.runs.trained.load_run]'s helpers accept one observation or images too).
 Methods on sampled states take `y` `(S, n)` and `k` `(S,)`; blocks see
 the latent statistics `s_Y(y)`.
 """
