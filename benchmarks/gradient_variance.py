@@ -29,7 +29,7 @@ import numpy as np
 
 from expfam.experiment.config import RunConfig, config_from_mapping, default_config
 from expfam.experiment.pipeline import prepare_run, run_keys, train_run
-from expfam.experiment.training import train
+from expfam.experiment.train.loop import train
 from objectives.rao_blackwell import rao_blackwell_elbo_terms
 
 ESTIMATORS = ("elbo", "rao_blackwell_elbo")

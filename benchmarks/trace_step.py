@@ -31,7 +31,9 @@ import jax.numpy as jnp
 sys.path.insert(0, str(Path(__file__).parent))
 from expfam.builder import build_model
 from expfam.experiment.config import TrainConfig
-from expfam.experiment.training import initial_state, make_chunk, make_optimizer, step_numbers
+from expfam.experiment.train.chunks import make_chunk
+from expfam.experiment.train.optimizer import make_optimizer
+from expfam.experiment.train.step import initial_state, step_numbers
 from step_time import SEED_SHAPES, SEED_TRAIN, make_runner
 
 

@@ -13,8 +13,6 @@ import jax
 import pytest
 from hypothesis import settings
 
-from expfam.experiment.training import clear_chunk_cache
-
 jax.config.update("jax_enable_x64", True)
 
 # Property tests compile per shape and run statistical checks: no deadline, few examples.
@@ -26,12 +24,11 @@ settings.load_profile("expfam")
 
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs() -> Iterator[None]:
-    """After each test module, drop compiled programs (JAX's caches and the training chunk cache).
+    """After each test module, drop compiled programs (JAX's caches, which hold the training chunks too).
 
     One process compiles thousands of programs over the suite; keeping all of them alive
     exhausts the process's memory mappings (the CPU backend maps each program's code) and
     crashed XLA's compiler late in the run.
     """
     yield
-    clear_chunk_cache()
     jax.clear_caches()

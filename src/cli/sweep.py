@@ -17,8 +17,8 @@ import typer
 from expfam import interrupts
 from expfam.errors import ConfigurationError, RunFailedError
 from expfam.experiment.report import REPORT_FILE
-from expfam.experiment.stacked import resolve_vectorize
 from expfam.experiment.sweep import FAILED, load_sweep, run_sweep
+from expfam.experiment.train.chunks import resolve_vectorize
 
 
 def sweep(

@@ -15,7 +15,7 @@ from expfam.experiment.checkpoints import checkpoint_step
 from expfam.experiment.config import config_from_mapping
 from expfam.experiment.pipeline import resume_run, train_run
 from expfam.experiment.runs import RunDirectoryError, load_params, read_history, read_info, read_metrics
-from expfam.experiment.streams import STREAMS, stream_key
+from expfam.experiment.train.streams import STREAMS, stream_key
 
 TINY = {
     "model": {"n_latent": 4, "n_clusters": 5},

@@ -3,6 +3,6 @@
 Everything here builds on the mathematics and the plug-in system of floor 1 ([`expfam.family`][expfam.family],
 [`expfam.model`][expfam.model], [`expfam.builder`][expfam.builder], [`expfam.plugins`][expfam.plugins],
 [`expfam.data`][expfam.data], [`expfam.metrics`][expfam.metrics], ...) and floor 1 never imports from here.
-Import the modules themselves, e.g. `from expfam.experiment.training import train`; this package's `__init__`
+Import the modules themselves, e.g. `from expfam.experiment.train.loop import train`; this package's `__init__`
 loads nothing so that `import expfam` stays light.
 """

@@ -31,7 +31,7 @@ from expfam.experiment.runs import (
     read_archive,
     unflatten_params,
 )
-from expfam.experiment.training import TrainState
+from expfam.experiment.train.step import TrainState
 
 _DAMAGED = "it is damaged or was edited — restore it, or train the run again with --overwrite"
 
@@ -61,7 +61,7 @@ def checkpoint_step(run_dir: str | Path) -> int | None:
 
 
 def load_checkpoint(run_dir: str | Path, optimizer: optax.GradientTransformation) -> TrainState:
-    """The [`TrainState`][expfam.experiment.training.TrainState] saved by [`save_checkpoint`][expfam.experiment.checkpoints.save_checkpoint].
+    """The [`TrainState`][expfam.experiment.train.step.TrainState] saved by [`save_checkpoint`][expfam.experiment.checkpoints.save_checkpoint].
 
     Args:
         run_dir: the run directory.

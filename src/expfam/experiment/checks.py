@@ -22,10 +22,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from expfam.builder import resolve_blocks
-from expfam.cluster_init import require_cluster_biases
 from expfam.errors import ConfigurationError
-from expfam.experiment.config import MAX_INT32, RunConfig
+from expfam.experiment.config import RunConfig
+from expfam.experiment.config_checks import MAX_INT32
 from expfam.experiment.runs import RunDirectoryError, read_model_spec
+from expfam.experiment.train.cluster_start import require_cluster_biases
 from expfam.model import Harmonium
 from expfam.plugins import Registry, get_registry
 
@@ -70,7 +71,7 @@ def check_observable_shape(config: RunConfig, model: Harmonium, n_features: int,
 
 def check_cluster_init(config: RunConfig, model: Harmonium, n_rows: int | None = None) -> None:
     """Refuse a cluster start the run cannot make, before any work: `"kmeans"` for a model
-    without per-cluster observable biases ([`require_cluster_biases`][expfam.cluster_init.require_cluster_biases]),
+    without per-cluster observable biases ([`require_cluster_biases`][expfam.experiment.train.cluster_start.require_cluster_biases]),
     and a KMeans or latent-KMeans start that will run on fewer than `n_clusters` training rows.
 
     Raises:

@@ -37,7 +37,6 @@ import numpy as np
 from expfam import __version__ as expfam_version
 from expfam import interrupts
 from expfam.builder import build_model, resolve_blocks
-from expfam.cluster_init import KMEANS_N_INIT
 from expfam.data import DataSplit, check_data_for_family, load_dataset
 from expfam.errors import ConfigurationError, ExpfamError, RunFailedError, RunWriteError, TrainingDivergedError
 from expfam.experiment.checks import (
@@ -48,7 +47,8 @@ from expfam.experiment.checks import (
     parameter_shapes,
     parse_blocks,
 )
-from expfam.experiment.config import RunConfig, validate_config, warn_about_config
+from expfam.experiment.config import RunConfig
+from expfam.experiment.config_checks import validate_config, warn_about_config
 from expfam.experiment.evaluation import evaluate, quick_metrics
 from expfam.experiment.run_lock import require_unlocked, run_lock, writable_run_dir
 from expfam.experiment.runs import (
@@ -72,7 +72,6 @@ from expfam.experiment.runs import (
     write_metrics,
     write_model_spec,
 )
-from expfam.experiment.streams import run_keys
 from expfam.experiment.summary import (
     SUMMARY_COLUMNS,
     collapse_warning,
@@ -81,16 +80,12 @@ from expfam.experiment.summary import (
     format_summary,
     summary_row,
 )
-from expfam.experiment.training import (
-    TrainResult,
-    TrainState,
-    check_batch_split,
-    check_block_schedule,
-    check_device_count,
-    loss_weights,
-    make_optimizer,
-    train,
-)
+from expfam.experiment.train.cluster_start import KMEANS_N_INIT
+from expfam.experiment.train.devices import check_batch_split, check_device_count
+from expfam.experiment.train.loop import TrainResult, train
+from expfam.experiment.train.optimizer import check_block_schedule, make_optimizer
+from expfam.experiment.train.step import TrainState, loss_weights
+from expfam.experiment.train.streams import run_keys
 from expfam.experiment.usage import usage_metrics
 from expfam.model import Harmonium, Params
 from expfam.objective import build_objectives
@@ -344,7 +339,7 @@ def resume_run(
     """Continue an interrupted run from its last checkpoint; ends with the numbers of an uninterrupted run.
 
     The run's `config.toml` is used as it is; the data order and every random key
-    are functions of (seed, step) ([`expfam.experiment.streams`][expfam.experiment.streams]), and the
+    are functions of (seed, step) ([`expfam.experiment.train.streams`][expfam.experiment.train.streams]), and the
     checkpoint holds the parameters, optimiser state, step and keys.
 
     Every check (configuration, data, devices, the checkpoint's step, keys and finite

@@ -1,8 +1,8 @@
 r"""Sweeps in stacked groups: which trials train together, and training a group into its run directories.
 
-Trials stack ([`expfam.experiment.stacked`][expfam.experiment.stacked]) when they share every shape: the
+Trials stack ([`expfam.experiment.train.loop`][expfam.experiment.train.loop]) when they share every shape: the
 `[model]` section, the `[data]` section but the seed, and the training config but the per-trial numbers
-(`expfam.experiment.training.TRIAL_NUMBERS`: learning rate and its warmup, weight decay, loss weights, KL and
+(`expfam.experiment.train.step.TRIAL_NUMBERS`: learning rate and its warmup, weight decay, loss weights, KL and
 conjugation warmups, seed, checkpoint interval). [`plan_groups`][expfam.experiment.stacking.plan_groups]
 groups a sweep's trials by that key, in sweep order, at most `cap` per group;
 [`train_group`][expfam.experiment.stacking.train_group] trains one group and writes each trial's own run
@@ -26,7 +26,8 @@ from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 
 from expfam.errors import TrainingDivergedError
-from expfam.experiment.config import DataConfig, RunConfig, warn_about_config
+from expfam.experiment.config import DataConfig, RunConfig
+from expfam.experiment.config_checks import warn_about_config
 from expfam.experiment.pipeline import (
     PreparedRun,
     RunRecorder,
@@ -36,9 +37,9 @@ from expfam.experiment.pipeline import (
 )
 from expfam.experiment.run_lock import writable_run_dir
 from expfam.experiment.runs import write_config, write_model_spec
-from expfam.experiment.stacked import train_stacked
 from expfam.experiment.sweep_spec import Trial
-from expfam.experiment.training import step_shape
+from expfam.experiment.train.loop import train_stacked
+from expfam.experiment.train.step import step_shape
 from expfam.plugins import Registry, get_registry
 
 #: What [`train_group`][expfam.experiment.stacking.train_group] gives per trial: its test metrics, or the error that stopped it.

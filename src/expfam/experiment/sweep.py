@@ -60,7 +60,7 @@ from expfam.experiment.runs import (
 )
 from expfam.experiment.stacking import attempt_group, plan_groups
 from expfam.experiment.sweep_spec import Phase, SweepSpec, Trial, load_sweep, parse_sweep
-from expfam.experiment.training import check_device_count
+from expfam.experiment.train.devices import check_device_count
 from expfam.experiment.trials import FAILED, FINISHED, PENDING, TrialResult
 
 #: `runner(config, run_dir) -> metrics`: trains one trial into `run_dir` (see [`train_trial`][expfam.experiment.sweep.train_trial]).
@@ -229,7 +229,7 @@ def run_sweep(
         stack: with the default runner, trials that share every shape train together in one
             compiled program, at most `stack` per group (`None`: no cap; 1: one at a time;
             [`expfam.experiment.stacking`][expfam.experiment.stacking]). A custom `runner` trains one trial at a time.
-        vectorize: how a stacked group runs (`expfam.experiment.stacked.VECTORIZE`).
+        vectorize: how a stacked group runs (`expfam.experiment.train.chunks.VECTORIZE`).
         devices: with the default runner, spread a stacked group's trials over this many
             devices, or split a lone trial's batches over them.
 
