@@ -70,7 +70,7 @@ def block_values(values: Mapping[str, Any], default: Any) -> Callable[[Any], Any
 
     def label(tree: Any) -> Any:
         def value(path: tuple[Any, ...], _: Any) -> Any:
-            keys = [getattr(entry, "key", None) for entry in path[:3]]
+            keys = [str(getattr(entry, "key", "")) for entry in path[:3]]
             named = keys[:2] == ["likelihood", "blocks"] and len(keys) == 3 and keys[2] in values
             return values[keys[2]] if named else default
 
