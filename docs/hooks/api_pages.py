@@ -147,8 +147,7 @@ TOPICS: tuple[Topic, ...] = (
         (
             "expfam.experiment",
             "expfam.experiment.config",
-            "expfam.experiment.config_parse",
-            "expfam.experiment.config_checks",
+            "expfam.experiment.config_text",
             "expfam.experiment.checks",
             "expfam.experiment.pipeline",
         ),

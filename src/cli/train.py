@@ -31,13 +31,13 @@ from expfam.errors import ConfigurationError
 from expfam.experiment.checks import pixel_families
 from expfam.experiment.config import (
     SECTIONS,
-    Options,
     RunConfig,
     config_from_mapping,
     default_config,
     load_config,
     section_keys,
 )
+from expfam.experiment.config_text import Options
 from expfam.experiment.pipeline import (
     collapse_warning,
     default_run_name,

@@ -42,8 +42,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from expfam.builder import build_model
-from expfam.experiment.config import config_from_mapping
-from expfam.experiment.config_checks import warn_about_config
+from expfam.experiment.config import config_from_mapping, warn_about_config
 from expfam.experiment.evaluation import assignments, compiled_method, in_batches
 from expfam.experiment.pipeline import observable_options, parse_blocks
 from expfam.experiment.train.loop import train

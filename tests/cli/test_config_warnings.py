@@ -8,8 +8,7 @@ import warnings
 import pytest
 
 from expfam.errors import ConfigurationWarning
-from expfam.experiment.config import load_config
-from expfam.experiment.config_checks import config_warnings
+from expfam.experiment.config import config_warnings, load_config
 from expfam.experiment.pipeline import train_run
 
 

@@ -20,8 +20,7 @@ import expfam.experiment.pipeline
 from expfam.data.idx import write_idx
 from expfam.errors import RunWriteError
 from expfam.experiment.checks import check_memory
-from expfam.experiment.config import RunConfig, config_from_mapping
-from expfam.experiment.config_checks import MAX_INT32, MAX_N_TRIALS, MAX_SEED
+from expfam.experiment.config import MAX_INT32, MAX_N_TRIALS, MAX_SEED, RunConfig, config_from_mapping
 from expfam.experiment.runs import (
     RunDirectoryError,
     is_finished,

@@ -12,7 +12,7 @@ import pytest
 from expfam.builder import build_model
 from expfam.errors import ConfigurationError
 from expfam.experiment.config import TrainConfig, config_from_mapping
-from expfam.experiment.config_parse import parse_block_learning_rates, parse_block_schedule
+from expfam.experiment.config_text import parse_block_learning_rates, parse_block_schedule
 from expfam.experiment.pipeline import prepare_run
 from expfam.experiment.train.loop import train
 from expfam.experiment.train.optimizer import make_optimizer

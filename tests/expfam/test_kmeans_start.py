@@ -11,8 +11,7 @@ from sklearn.datasets import load_digits
 from expfam import load_run
 from expfam.builder import build_model
 from expfam.errors import ConfigurationError
-from expfam.experiment.config import config_from_mapping
-from expfam.experiment.config_checks import validate_config
+from expfam.experiment.config import config_from_mapping, validate_config
 from expfam.experiment.pipeline import train_run
 from expfam.experiment.train.cluster_start import kmeans_cluster_init, kmeans_labels
 

@@ -11,8 +11,7 @@ import pytest
 
 from expfam.builder import build_model
 from expfam.errors import ConfigurationError
-from expfam.experiment.config import RunConfig, TrainConfig, config_from_mapping
-from expfam.experiment.config_checks import validate_config
+from expfam.experiment.config import RunConfig, TrainConfig, config_from_mapping, validate_config
 from expfam.experiment.train.cluster_start import (
     CLIP,
     cluster_init_due,

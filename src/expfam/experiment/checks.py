@@ -23,8 +23,7 @@ import numpy as np
 
 from expfam.builder import resolve_blocks
 from expfam.errors import ConfigurationError
-from expfam.experiment.config import RunConfig
-from expfam.experiment.config_checks import MAX_INT32
+from expfam.experiment.config import MAX_INT32, RunConfig
 from expfam.experiment.runs import RunDirectoryError, read_model_spec
 from expfam.experiment.train.cluster_start import require_cluster_biases
 from expfam.model import Harmonium

@@ -14,12 +14,9 @@ Sections mirror the TOML file:
 [evaluate]  sample counts of the final evaluation
 ```
 
-The option tables are [`Options`][expfam.experiment.config.Options], an immutable, hashable mapping; their
-names are checked against the plugin when the run is prepared.
-
-Every key is optional in a file; unknown keys and wrong types are errors
-that name the key. Defaults are sized for the bundled digits data on a
-2-core CPU.
+The option tables are [`Options`][expfam.experiment.config_text.Options] (immutable, hashable); their names are
+checked against the plugin when the run is prepared. Every key is optional in a file; unknown keys and wrong types
+are errors that name the key. Defaults are sized for the bundled digits data on a 2-core CPU.
 """
 
 from __future__ import annotations
@@ -27,59 +24,22 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import tomllib
 import typing
-from collections.abc import Iterator, Mapping
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from expfam.errors import ConfigurationError
-from expfam.experiment.config_checks import validate_config
-from expfam.experiment.config_parse import parse_block_learning_rates, parse_block_schedule
-
-
-class Options(Mapping[str, Any]):
-    """An immutable, hashable `{name: value}` table (values: TOML scalars, lists, or nested tables)."""
-
-    __slots__ = ("_items",)
-    _items: dict[str, Any]
-
-    def __init__(self, items: Mapping[str, Any] | None = None) -> None:
-        frozen = {str(k): Options(v) if isinstance(v, Mapping) else _freeze(v) for k, v in dict(items or {}).items()}
-        object.__setattr__(self, "_items", frozen)
-
-    def __getitem__(self, key: str) -> Any:
-        return self._items[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __hash__(self) -> int:
-        return hash(tuple(sorted(self._items.items())))
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
-
-    def __repr__(self) -> str:
-        return f"Options({self._items!r})"
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Options:
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain nested `dict` (lists for sequences)."""
-        return {
-            k: v.to_dict() if isinstance(v, Options) else (list(v) if isinstance(v, tuple) else v)
-            for k, v in self.items()
-        }
-
-
-def _freeze(value: Any) -> Any:
-    return tuple(_freeze(v) for v in value) if isinstance(value, (list, tuple)) else value
+from expfam.errors import ConfigurationError, ConfigurationWarning
+from expfam.experiment.config_text import (
+    Options,
+    coerce_value,
+    parse_block_learning_rates,
+    parse_block_schedule,
+    read_toml,
+    toml_value,
+)
 
 
 @dataclass(frozen=True)
@@ -120,16 +80,15 @@ class TrainConfig:
     1000 with `n_latent = 128` (docs/results/digits_defaults/README.md, "Candidates after the
     defaults"); other block sets may override them (`BLOCK_DEFAULTS`).
 
-    `cluster_init` ([`CLUSTER_INITS`][expfam.experiment.config_checks.CLUSTER_INITS]): `"random"` (the parameters' own random start, docs/model.md), `"kmeans"`
+    `cluster_init` ([`CLUSTER_INITS`][expfam.experiment.config.CLUSTER_INITS]): `"random"` (the parameters' own random start, docs/model.md), `"kmeans"`
     (before the first step, each cluster's observable bias is the observable fitted to its KMeans points:
     [`kmeans_cluster_init`][expfam.experiment.train.cluster_start.kmeans_cluster_init], needs the `xk`
     block) or `"latent_kmeans"` (KMeans on the posterior mean latent units sets the prior's clusters, once, at
     the first chunk boundary at or after `cluster_init_step`:
     [`expfam.experiment.train.cluster_start`][expfam.experiment.train.cluster_start]).
 
-    `block_schedule` and `block_learning_rates` are the texts of the file (`"xyk:1000,xk:1000"`); each is
-    parsed once into typed values, [`block_starts`][expfam.experiment.config.TrainConfig.block_starts] and
-    [`block_factors`][expfam.experiment.config.TrainConfig.block_factors], which the training room reads.
+    `block_schedule` and `block_learning_rates` are the file's texts (`"xyk:1000,xk:1000"`), each parsed once into
+    [`block_starts`][expfam.experiment.config.TrainConfig.block_starts] and [`block_factors`][expfam.experiment.config.TrainConfig.block_factors].
     """
 
     learning_rate: float = 3e-3
@@ -159,22 +118,14 @@ class TrainConfig:
 
     @functools.cached_property
     def block_starts(self) -> Mapping[str, int]:
-        """`block_schedule` parsed once: `{block: start step}` (empty: every block from step 0).
-
-        Raises:
-            ConfigurationError: the text is malformed
-                ([`parse_block_schedule`][expfam.experiment.config_parse.parse_block_schedule]).
-        """
+        """`block_schedule` parsed once ([`parse_block_schedule`][expfam.experiment.config_text.parse_block_schedule]):
+        `{block: start step}`, empty for every block from step 0; a malformed text raises `ConfigurationError`."""
         return Options(parse_block_schedule(self.block_schedule))
 
     @functools.cached_property
     def block_factors(self) -> Mapping[str, float]:
-        """`block_learning_rates` parsed once: `{block: learning-rate factor}` (blocks not named: 1).
-
-        Raises:
-            ConfigurationError: the text is malformed
-                ([`parse_block_learning_rates`][expfam.experiment.config_parse.parse_block_learning_rates]).
-        """
+        """`block_learning_rates` parsed once ([`parse_block_learning_rates`][expfam.experiment.config_text.parse_block_learning_rates]):
+        `{block: learning-rate factor}`, blocks not named: 1; a malformed text raises `ConfigurationError`."""
         return Options(parse_block_learning_rates(self.block_learning_rates))
 
 
@@ -217,6 +168,13 @@ BLOCK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
+#: Starting points of the clusters (`[train] cluster_init`): `"random"` (each parameter's own
+#: rule, [`expfam.model.Harmonium.init`][expfam.model.Harmonium.init]), `"kmeans"` (the observable's per-cluster biases
+#: from KMeans on the data, [`kmeans_cluster_init`][expfam.experiment.train.cluster_start.kmeans_cluster_init]) or
+#: `"latent_kmeans"` (the prior's clusters from KMeans on the posterior latent means at `cluster_init_step`,
+#: [`latent_kmeans_init`][expfam.experiment.train.cluster_start.latent_kmeans_init]).
+CLUSTER_INITS: tuple[str, ...] = ("random", "kmeans", "latent_kmeans")
+
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
     "data": DataConfig,
@@ -228,35 +186,6 @@ SECTIONS: dict[str, type] = {
 def _field_types(cls: type) -> dict[str, type]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-
-
-def _coerce(section: str, key: str, value: Any, expected: type) -> Any:
-    where = f"[{section}] {key}"
-    if expected is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if expected is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if expected is int and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if expected is str and isinstance(value, str):
-        return value
-    if expected is bool and isinstance(value, bool):
-        return value
-    if expected is Options and isinstance(value, Mapping):
-        if key in ("block_options", "loss_options") and not all(isinstance(v, Mapping) for v in value.values()):
-            what, example = ("block", "xy") if key == "block_options" else ("loss term", "l2")
-            raise ConfigurationError(
-                f"{where} must hold one table per {what}, e.g. [{section}.{key}.{example}], got {value!r}",
-                offending=key,
-            )
-        if key == "loss_weights":
-            return Options({name: _coerce(section, f"{key}.{name}", w, float) for name, w in value.items()})
-        return Options(value)
-    kind = "a table" if expected is Options else expected.__name__
-    raise ConfigurationError(
-        f"{where} must be {kind}, got {type(value).__name__} {value!r}; fix the value",
-        offending=key,
-    )
 
 
 def section_keys(section: str) -> list[str]:
@@ -282,7 +211,7 @@ def config_from_mapping(mapping: Mapping[str, Any], base: RunConfig | None = Non
                 raise ConfigurationError(
                     f"unknown key {key!r} in [{section}]; allowed: {', '.join(types_)}", offending=key
                 )
-            changes[key] = _coerce(section, key, value, types_[key])
+            changes[key] = coerce_value(section, key, value, types_[key])
         updates[section] = dataclasses.replace(getattr(base, section), **changes)
     config = dataclasses.replace(base, **updates)
     validate_config(config)
@@ -305,61 +234,9 @@ def load_config(path: str | Path, base: RunConfig | None = None) -> RunConfig:
     return config_from_mapping(read_toml(path, "config file"), base)
 
 
-def read_toml(path: str | Path, what: str) -> dict[str, Any]:
-    """The TOML mapping of the file `path` (`what`: "config file", "sweep file", for the messages).
-
-    Raises:
-        ConfigurationError: `path` is missing, a folder, unreadable, not UTF-8 or not TOML.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise ConfigurationError(
-            f"{what} {str(path)!r} is a folder, not a file; pass a .toml file", offending=str(path)
-        )
-    if not path.exists():  # a readable non-regular file (/dev/null, a pipe as /dev/fd/N) is read like a file
-        raise ConfigurationError(f"{what} {str(path)!r} does not exist; check the path", offending=str(path))
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as error:
-        raise ConfigurationError(
-            f"{what} {str(path)!r} cannot be read ({error.strerror or error}); check its permissions",
-            offending=str(path),
-        ) from None
-    except UnicodeDecodeError as error:
-        raise ConfigurationError(
-            f"{what} {str(path)!r} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
-            f"{error.start}); save it as UTF-8 TOML",
-            offending=str(path),
-        ) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigurationError(f"{path}: not valid TOML ({error})", offending=str(path)) from None
-
-
 def config_to_mapping(config: RunConfig) -> dict[str, dict[str, Any]]:
-    """`{section: {key: value}}` of a configuration (option tables as [`Options`][expfam.experiment.config.Options])."""
+    """`{section: {key: value}}` of a configuration (option tables as [`Options`][expfam.experiment.config_text.Options])."""
     return {section: dataclasses.asdict(getattr(config, section)) for section in SECTIONS}
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
-
-
-def _toml_key(key: str) -> str:
-    bare = key.replace("_", "").replace("-", "").isalnum() and key.isascii()
-    return key if bare else _toml_value(key)
 
 
 def config_to_toml(config: RunConfig) -> str:
@@ -367,9 +244,178 @@ def config_to_toml(config: RunConfig) -> str:
     lines: list[str] = []
     for section, values in config_to_mapping(config).items():
         lines.append(f"[{section}]")
-        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        lines.extend(f"{key} = {toml_value(value)}" for key, value in values.items())
         lines.append("")
     return "\n".join(lines)
+
+
+def _check(condition: bool, message: str, key: str) -> None:
+    if not condition:
+        raise ConfigurationError(message, offending=key)
+
+
+#: Largest count, size or step number: the array library indexes and counts steps in int32.
+MAX_INT32 = 2**31 - 1
+#: Largest trial count N: counts 0..N must be exact in float32 (integers up to 2^24 are).
+MAX_N_TRIALS = 2**24
+#: Largest seed: the data split and the random streams take an unsigned 32-bit seed.
+MAX_SEED = 2**32 - 1
+#: `[train]` and `[evaluate]` keys that are counts or step numbers (int32 on the accelerator).
+_COUNT_KEYS: dict[str, tuple[str, ...]] = {
+    "model": ("n_latent", "n_clusters"),
+    "train": (
+        "n_steps",
+        "batch_size",
+        "n_mc_samples",
+        "n_conj_samples",
+        "log_every",
+        "checkpoint_every",
+        "lr_warmup_steps",
+        "kl_warmup_steps",
+        "conj_warmup_steps",
+        "cluster_init_step",
+    ),
+    "evaluate": ("n_r2_samples", "n_elbo_samples", "n_iwae_samples", "batch_size"),
+}
+
+
+def _check_upper_bounds(config: RunConfig) -> None:
+    """Integers the numeric types cannot hold: counts above int32, `n_trials` above 2^24, seeds above 2^32 − 1."""
+    for section, keys in _COUNT_KEYS.items():
+        for key in keys:
+            value = getattr(getattr(config, section), key)
+            _check(
+                value <= MAX_INT32,
+                f"[{section}] {key} = {value} is larger than {MAX_INT32} (2^31 − 1, the largest int32 the array "
+                "library counts with); use a smaller value",
+                key,
+            )
+    _check(
+        config.model.n_trials <= MAX_N_TRIALS,
+        f"[model] n_trials = {config.model.n_trials} is larger than {MAX_N_TRIALS} (2^24, the largest count float32 "
+        "holds exactly); use a smaller trial count, e.g. 16 or 255",
+        "n_trials",
+    )
+    _check(
+        0 <= config.train.seed <= MAX_SEED,
+        f"[train] seed = {config.train.seed} is outside 0..{MAX_SEED} (an unsigned 32-bit seed); "
+        "use a seed in that range, e.g. 0",
+        "seed",
+    )
+
+
+def validate_config(config: RunConfig) -> None:
+    """Range checks that need no registry (names are checked when the model is built).
+
+    Lower bounds (≥ 1 counts, fractions in (0, 1), finite non-negative weights) and upper
+    bounds from the numeric types: counts ≤ 2^31 − 1 (`MAX_INT32`), `n_trials` ≤
+    2^24 (`MAX_N_TRIALS`), `seed` in 0..2^32 − 1 (`MAX_SEED`). What the
+    machine's memory can hold depends on the data and is checked when the run is prepared.
+    """
+    model, train, data, evaluation = config.model, config.train, config.data, config.evaluate
+    _check(
+        model.n_clusters >= 2, f"n_clusters must be ≥ 2, got {model.n_clusters}; use at least 2 clusters", "n_clusters"
+    )
+    _check(model.n_latent >= 1, f"n_latent must be ≥ 1, got {model.n_latent}", "n_latent")
+    _check(model.n_trials >= 1, f"n_trials must be ≥ 1, got {model.n_trials}", "n_trials")
+    _check_upper_bounds(config)
+    _check(
+        math.isfinite(train.learning_rate) and train.learning_rate > 0,
+        f"learning_rate must be a positive number, got {train.learning_rate}; try 1e-3",
+        "learning_rate",
+    )
+    for key in ("n_steps", "batch_size", "n_mc_samples", "n_conj_samples", "log_every"):
+        value = getattr(train, key)
+        _check(value >= 1, f"{key} must be ≥ 1, got {value}", key)
+    _check(
+        train.checkpoint_every >= 0,
+        f"checkpoint_every must be ≥ 0 (chunks between checkpoints; 0: none), got {train.checkpoint_every}",
+        "checkpoint_every",
+    )
+    for name, weight in train.loss_weights.items():
+        _check(
+            math.isfinite(weight) and weight >= 0,
+            f"[train.loss_weights] {name} must be a finite number ≥ 0, got {weight}; 0 turns the term off",
+            name,
+        )
+    for key in ("lr_warmup_steps", "kl_warmup_steps", "conj_warmup_steps"):
+        value = getattr(train, key)
+        _check(value >= 0, f"{key} must be ≥ 0, got {value}", key)
+    for key in ("weight_decay", "conj_weight", "entropy_weight", "posterior_entropy_weight", "recognition_conj_weight"):
+        value = getattr(train, key)
+        _check(math.isfinite(value) and value >= 0, f"{key} must be a finite number ≥ 0, got {value}", key)
+    _check(
+        bool(train.elbo_estimator),
+        "elbo_estimator must name a loss term, e.g. 'elbo' or 'rao_blackwell_elbo'",
+        "elbo_estimator",
+    )
+    _check(
+        train.rho_mode in ("learned", "analytic"),
+        f"rho_mode must be 'learned' or 'analytic', got {train.rho_mode!r}",
+        "rho_mode",
+    )
+    _check(
+        train.cluster_init_step >= 0,
+        f"cluster_init_step must be ≥ 0 (the step of the cluster initialisation), got {train.cluster_init_step}",
+        "cluster_init_step",
+    )
+    schedule, _ = train.block_starts, train.block_factors  # the texts parsed (and checked) once, here
+    _check(
+        train.cluster_init in CLUSTER_INITS,
+        f"cluster_init must be one of {', '.join(repr(name) for name in CLUSTER_INITS)}, got {train.cluster_init!r}",
+        "cluster_init",
+    )
+    _check(
+        train.cluster_init != "kmeans" or "xk" not in schedule,
+        "cluster_init 'kmeans' starts the 'xk' block from KMeans, but block_schedule holds it at zero until "
+        f"step {schedule.get('xk')}; drop xk from block_schedule or use cluster_init 'random'",
+        "cluster_init",
+    )
+    _check(
+        0.0 < data.test_fraction < 1.0, f"test_fraction must be in (0, 1), got {data.test_fraction}", "test_fraction"
+    )
+    _check(
+        0.0 <= data.validation_fraction < 1.0,
+        f"validation_fraction must be in [0, 1), got {data.validation_fraction}; 0 evaluates on the test split",
+        "validation_fraction",
+    )
+    for key in ("n_r2_samples", "n_elbo_samples", "n_iwae_samples", "batch_size"):
+        value = getattr(evaluation, key)
+        _check(value >= 1, f"[evaluate] {key} must be ≥ 1, got {value}", key)
+
+
+def config_warnings(config: RunConfig) -> list[str]:
+    r"""Settings that pass [`validate_config`][expfam.experiment.config.validate_config] but are probably a mistake.
+
+    Today one: `kl_warmup_steps ≥ n_steps`. The KL weight rises from 0 to 1 over the
+    warmup ($\beta_t = \min(1, t / T_{\text{warmup}})$), so such a run ends before it
+    optimises the full ELBO.
+
+    Returns:
+        One message per problem (empty when there is none).
+    """
+    train = config.train
+    messages = []
+    if train.kl_warmup_steps > 0 and train.kl_warmup_steps >= train.n_steps:
+        messages.append(
+            f"[train] kl_warmup_steps = {train.kl_warmup_steps} is not below n_steps = {train.n_steps}: the KL "
+            "warmup never finishes, so the run never trains on the full ELBO; lower kl_warmup_steps (e.g. to "
+            f"{train.n_steps // 4}) or raise n_steps"
+        )
+    return messages
+
+
+def warn_about_config(config: RunConfig) -> None:
+    """Issue each of [`config_warnings`][expfam.experiment.config.config_warnings] with `warnings.warn`.
+
+    The category is [`ConfigurationWarning`][expfam.errors.ConfigurationWarning]; training
+    ([`train_run`][expfam.experiment.pipeline.train_run], sweeps and
+    [`HarmoniumClustering.fit`][expfam.sklearn.HarmoniumClustering.fit]) calls it once every
+    check has passed, just before the first step; the command line prints each as one
+    `warning: ...` line on stderr.
+    """
+    for message in config_warnings(config):
+        warnings.warn(message, ConfigurationWarning, stacklevel=2)
 
 
 def flatten_config(config: RunConfig) -> dict[str, Any]:
@@ -383,16 +429,21 @@ def flatten_config(config: RunConfig) -> dict[str, Any]:
 
 __all__ = [
     "BLOCK_DEFAULTS",
+    "CLUSTER_INITS",
+    "MAX_INT32",
+    "MAX_N_TRIALS",
+    "MAX_SEED",
     "DataConfig",
     "EvaluateConfig",
     "ModelConfig",
-    "Options",
     "RunConfig",
     "TrainConfig",
     "config_from_mapping",
     "config_to_toml",
+    "config_warnings",
     "default_config",
     "load_config",
-    "read_toml",
     "section_keys",
+    "validate_config",
+    "warn_about_config",
 ]

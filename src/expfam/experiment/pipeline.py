@@ -47,8 +47,7 @@ from expfam.experiment.checks import (
     parameter_shapes,
     parse_blocks,
 )
-from expfam.experiment.config import RunConfig
-from expfam.experiment.config_checks import validate_config, warn_about_config
+from expfam.experiment.config import RunConfig, validate_config, warn_about_config
 from expfam.experiment.evaluation import evaluate, quick_metrics
 from expfam.experiment.run_lock import require_unlocked, run_lock, writable_run_dir
 from expfam.experiment.runs import (

@@ -26,8 +26,7 @@ from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 
 from expfam.errors import TrainingDivergedError
-from expfam.experiment.config import DataConfig, RunConfig
-from expfam.experiment.config_checks import warn_about_config
+from expfam.experiment.config import DataConfig, RunConfig, warn_about_config
 from expfam.experiment.pipeline import (
     PreparedRun,
     RunRecorder,
