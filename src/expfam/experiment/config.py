@@ -80,7 +80,7 @@ class TrainConfig:
     1000 with `n_latent = 128` (docs/results/digits_defaults/README.md, "Candidates after the
     defaults"); other block sets may override them (`BLOCK_DEFAULTS`).
 
-    `cluster_init` ([`CLUSTER_INITS`][expfam.experiment.config.CLUSTER_INITS]): `"random"` (the parameters' own random start, docs/model.md), `"kmeans"`
+    `cluster_init` (`CLUSTER_INITS`): `"random"` (the parameters' own random start, docs/model.md), `"kmeans"`
     (before the first step, each cluster's observable bias is the observable fitted to its KMeans points:
     [`kmeans_cluster_init`][expfam.experiment.train.cluster_start.kmeans_cluster_init], needs the `xk`
     block) or `"latent_kmeans"` (KMeans on the posterior mean latent units sets the prior's clusters, once, at

@@ -270,7 +270,7 @@ def train_stacked(
         params: each trial's initial parameters (ignored for a trial whose `starts` entry is given).
         data: one array every trial trains on, or one array per trial (stacked when they differ).
         configs: each trial's training config; they may differ only in
-            [`TRIAL_NUMBERS`][expfam.experiment.train.step.TRIAL_NUMBERS].
+            `TRIAL_NUMBERS` ([`expfam.experiment.train.step`][expfam.experiment.train.step]).
         callbacks: per trial, called after every chunk with `(step, params, chunk_history)`.
         weights: per trial `{loss term: weight}` (same names in the same order for all).
         registry: where loss-term names are looked up.
@@ -279,7 +279,7 @@ def train_stacked(
             [`train`][expfam.experiment.train.loop.train]'s `checkpoint`.
         checkpoint_every: chunks between checkpoints (0: only at the end and on interrupt); one
             number for all trials or one per trial.
-        vectorize: `"vmap"`, `"map"` or `"auto"` ([`VECTORIZE`][expfam.experiment.train.chunks.VECTORIZE]).
+        vectorize: `"vmap"`, `"map"` or `"auto"` (`VECTORIZE`, [`expfam.experiment.train.chunks`][expfam.experiment.train.chunks]).
         devices: spread the trials over this many devices (the group is padded with copies
             of its first trial to a multiple of `devices`; their results are dropped).
 
