@@ -43,7 +43,9 @@ import numpy as np
 
 from expfam.builder import build_model
 from expfam.experiment.config import TrainConfig
-from expfam.experiment.training import initial_state, make_chunk, make_optimizer, step_numbers
+from expfam.experiment.train.chunks import make_chunk
+from expfam.experiment.train.optimizer import make_optimizer
+from expfam.experiment.train.step import initial_state, step_numbers
 
 SEED_SHAPES = {"data_dim": 784, "n_trials": 16, "n_latent": 128, "n_clusters": 30}
 SEED_TRAIN = {"batch_size": 512, "n_mc_samples": 10, "n_conj_samples": 1024, "kl_warmup_steps": 120_000}

@@ -1,7 +1,7 @@
 """Stacked trials against one at a time: training throughput and the wall time of a small sweep.
 
 (a) Trial-steps per second of 1, 2, 4, 8 and 16 trials stacked into one compiled program
-    (:mod:`expfam.experiment.stacked`, each vectorize mode) against one trial at a time (the solo
+    (:mod:`expfam.experiment.train.loop`, each vectorize mode) against one trial at a time (the solo
     chunk), at the default digits shapes (64 Binomial(16) pixels, n_latent 64, n_clusters 20,
     batch 128) and at the seed's MNIST shapes (784 pixels, n_latent 128, n_clusters 30, batch
     512, 10 Monte-Carlo and 1024 conjugation samples; synthetic counts). Every program is
@@ -46,8 +46,9 @@ import jax.numpy as jnp
 
 from expfam.builder import build_model
 from expfam.experiment.config import TrainConfig
-from expfam.experiment.stacked import make_stacked_chunk, resolve_vectorize, stack
-from expfam.experiment.training import initial_state, make_chunk, make_optimizer, step_numbers
+from expfam.experiment.train.chunks import make_chunk, make_stacked_chunk, resolve_vectorize, stack
+from expfam.experiment.train.optimizer import make_optimizer
+from expfam.experiment.train.step import initial_state, step_numbers
 
 DIGITS = {"data_dim": 64, "n_trials": 16, "n_latent": 64, "n_clusters": 20, "n_data": 1437}
 DIGITS_TRAIN: dict[str, Any] = {}  # TrainConfig's defaults are the digits main job's
@@ -180,10 +181,8 @@ runs = [
 def train_in_own_program(config: Any, run_dir: Path) -> dict[str, float]:
     """One trial as before stacking: its compiled programs are dropped first, so it compiles its own."""
     from expfam.experiment.sweeps.run import train_trial
-    from expfam.experiment.training import clear_chunk_cache
 
-    clear_chunk_cache()
-    jax.clear_caches()
+    jax.clear_caches()  # the chunk programs are jax.jit's: this drops them too
     return train_trial(config, run_dir, plots=False)
 
 
@@ -200,7 +199,6 @@ def sweep_wall_times(steps: int, trials: int, ways: list[str], vectorize: str, d
 
     from expfam.experiment.sweeps.run import run_sweep
     from expfam.experiment.sweeps.spec import parse_sweep
-    from expfam.experiment.training import clear_chunk_cache
 
     text = SWEEP_TEXT.format(
         steps=steps,
@@ -216,7 +214,6 @@ def sweep_wall_times(steps: int, trials: int, ways: list[str], vectorize: str, d
     walls: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as folder:
         for name in ways:
-            clear_chunk_cache()
             jax.clear_caches()
             started = time.perf_counter()
             run_sweep(

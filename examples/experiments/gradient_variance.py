@@ -30,8 +30,8 @@ import numpy as np
 from expfam.experiment.config import RunConfig, config_from_mapping, default_config
 from expfam.experiment.prepare import prepare_run
 from expfam.experiment.runs.solo import train_run
-from expfam.experiment.streams import run_keys
-from expfam.experiment.training import train
+from expfam.experiment.train.loop import train
+from expfam.experiment.train.streams import run_keys
 from objectives.rao_blackwell import rao_blackwell_elbo_terms
 
 ESTIMATORS = ("elbo", "rao_blackwell_elbo")

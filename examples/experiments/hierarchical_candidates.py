@@ -8,7 +8,7 @@ validation NMI is recorded every ``--every`` steps, so one run gives the whole
 curve. ``KMeans(K, n_init=10)`` with the model's ``K`` is fitted on the same rows.
 
 The run's ``[train] cluster_init`` (e.g. ``--set cluster_init=random``) is applied as
-in :func:`~expfam.experiment.training.train`; ``--reset-optimizer`` is a probe that
+in :func:`~expfam.experiment.train.loop.train`; ``--reset-optimizer`` is a probe that
 also gives Adam a fresh state at that point.
 
 ``--coordinates symmetric`` is a probe, not a library option: Adam then works in
@@ -45,10 +45,13 @@ from sklearn.cluster import KMeans
 
 from expfam.experiment.config import TrainConfig
 from expfam.experiment.evaluation import assignments
-from expfam.experiment.latent_kmeans import apply_cluster_init
 from expfam.experiment.prepare import prepare_run
-from expfam.experiment.streams import run_keys
-from expfam.experiment.training import accept_chunk, initial_state, make_chunk, make_optimizer, step_numbers
+from expfam.experiment.train.chunks import make_chunk
+from expfam.experiment.train.cluster_start import apply_cluster_init
+from expfam.experiment.train.divergence import accept_chunk
+from expfam.experiment.train.optimizer import make_optimizer
+from expfam.experiment.train.step import initial_state, step_numbers
+from expfam.experiment.train.streams import run_keys
 from expfam.metrics import clustering_metrics
 from expfam.model import Harmonium, Params
 
@@ -95,7 +98,7 @@ def _train(
     callback: Callable[[int, Params, Mapping[str, np.ndarray]], None],
     reset_optimizer: bool,
 ) -> Params:
-    """:func:`expfam.experiment.training.train`'s loop; ``reset_optimizer``: a fresh Adam state after the cluster init."""
+    """:func:`expfam.experiment.train.loop.train`'s loop; ``reset_optimizer``: a fresh Adam state after the cluster init."""
     chunk = make_chunk(model, config, optimizer=optimizer)
     numbers = step_numbers(config)
     data = jnp.asarray(x_train)

@@ -29,8 +29,8 @@ import numpy as np
 
 from expfam.experiment.evaluation import assignments, compiled_method, in_batches
 from expfam.experiment.prepare import prepare_run
-from expfam.experiment.streams import run_keys
-from expfam.experiment.training import train
+from expfam.experiment.train.loop import train
+from expfam.experiment.train.streams import run_keys
 from expfam.metrics import clustering_metrics
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))

@@ -16,11 +16,11 @@ import typer
 
 from expfam import interrupts
 from expfam.errors import ConfigurationError, RunFailedError
-from expfam.experiment.stacked import resolve_vectorize
 from expfam.experiment.sweeps.report import REPORT_FILE
 from expfam.experiment.sweeps.results import FAILED
 from expfam.experiment.sweeps.run import run_sweep
 from expfam.experiment.sweeps.spec import load_sweep
+from expfam.experiment.train.chunks import resolve_vectorize
 
 
 def sweep(

@@ -28,15 +28,8 @@ from cli.output import JsonFlag, emit_json
 from cli.progress import ProgressBar
 from expfam import interrupts
 from expfam.errors import ConfigurationError
-from expfam.experiment.config import (
-    SECTIONS,
-    Options,
-    RunConfig,
-    config_from_mapping,
-    default_config,
-    load_config,
-    section_keys,
-)
+from expfam.experiment.config import SECTIONS, RunConfig, config_from_mapping, default_config, load_config, section_keys
+from expfam.experiment.config_text import Options
 from expfam.experiment.prepare import pixel_families
 from expfam.experiment.runs.files import read_config
 from expfam.experiment.runs.health import collapse_warning

@@ -59,7 +59,7 @@ def warmup(step: Array, warmup_steps: int | Array) -> Array:
     """Linear warmup factor `min(1, step / warmup_steps)` (1 when `warmup_steps` is 0).
 
     `warmup_steps` may be a traced array (one per trial of a stacked group,
-    [`expfam.experiment.stacked`][expfam.experiment.stacked]); then the choice is made with `jnp.where`.
+    [`expfam.experiment.train.loop`][expfam.experiment.train.loop]); then the choice is made with `jnp.where`.
     """
     if isinstance(warmup_steps, (int, float)):
         if warmup_steps <= 0:
@@ -260,7 +260,7 @@ def make_weighted_loss(
     `loss_fn(params, x, key, step, weights, settings)` returns
     `(Σ_t w_t · contribution_t, {term: value})`; `weights` (`{term: w_t}`, every name) and the
     warmups of `settings` may be traced arrays, so one compiled step serves many trials
-    ([`expfam.experiment.stacked`][expfam.experiment.stacked]). Keys: `split(key, len(names) + 1)`, term `t` gets the
+    ([`expfam.experiment.train.loop`][expfam.experiment.train.loop]). Keys: `split(key, len(names) + 1)`, term `t` gets the
     `t`-th and the analytic ρ fit the last. `options` is `{term: {option: value}}`
     ([`build_objective`][expfam.objective.build_objective]); a term it names must be one of `names`.
     """

@@ -17,7 +17,7 @@ Inputs are validated the scikit-learn way (2-D, finite, `n_features_in_` at
 predict time) and then against the support of the observable family (counts in
 `0..n_trials` for `binomial`; any real number for `normal`).
 
-This module is part of floor 2 (it trains through [`expfam.experiment.training`][expfam.experiment.training]);
+This module is part of floor 2 (it trains through [`expfam.experiment.train`][expfam.experiment.train]);
 `import expfam` does not import it.
 
 Examples:
@@ -42,17 +42,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from expfam.builder import build_model
-from expfam.experiment.config import (
-    EvaluateConfig,
-    ModelConfig,
-    TrainConfig,
-    config_from_mapping,
-    warn_about_config,
-)
+from expfam.experiment.config import EvaluateConfig, ModelConfig, TrainConfig, config_from_mapping, warn_about_config
 from expfam.experiment.evaluation import assignments, compiled_method, in_batches
 from expfam.experiment.prepare import model_spec
-from expfam.experiment.streams import run_keys, stream_key
-from expfam.experiment.training import train
+from expfam.experiment.train.loop import train
+from expfam.experiment.train.streams import run_keys, stream_key
 from expfam.model import Harmonium
 from expfam.plugins import get_registry
 

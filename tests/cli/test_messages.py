@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from cli.app import _os_error_text
-from expfam.experiment.config import config_from_mapping, load_config, read_toml
+from expfam.experiment.config import config_from_mapping, load_config
+from expfam.experiment.config_text import read_toml
 from expfam.experiment.runs.atomic import RunDirectoryError, _write_error
 from expfam.experiment.runs.health import elbo_floor, elbo_warning
 from expfam.experiment.runs.layout import INFO_FILE, MODEL_FILE

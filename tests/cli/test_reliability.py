@@ -25,7 +25,7 @@ from expfam.experiment.prepare import check_memory
 from expfam.experiment.runs.atomic import RunDirectoryError
 from expfam.experiment.runs.files import write_config, write_metrics
 from expfam.experiment.runs.layout import is_finished, read_info, require_finished, write_info
-from expfam.experiment.training import _diverged
+from expfam.experiment.train.divergence import diverged_error
 
 HUGE = "99999999999999999999"
 
@@ -373,11 +373,11 @@ def test_an_interrupt_before_training_says_nothing_was_written(runner, app, tiny
 
 def test_a_non_finite_gradient_does_not_blame_a_loss_weight():
     history = {"loss": np.ones(3), "elbo": np.ones(3)}
-    error = _diverged(history, offset=10, bad_step=11, params={})
+    error = diverged_error(history, offset=10, bad_step=11, params={})
     assert "the gradient is not finite" in str(error) and "weight of" not in str(error)
     assert "--learning-rate" in str(error) and error.term == "gradient"
     history["elbo"][1] = np.nan
-    assert "weight of 'elbo'" in str(_diverged(history, offset=10, bad_step=11, params={}))
+    assert "weight of 'elbo'" in str(diverged_error(history, offset=10, bad_step=11, params={}))
 
 
 def test_a_diverged_run_records_the_step_of_the_error(tiny_run_toml, tmp_path, monkeypatch):

@@ -11,14 +11,12 @@ import pytest
 
 from expfam.builder import build_model
 from expfam.errors import ConfigurationError
-from expfam.experiment.config import (
-    TrainConfig,
-    config_from_mapping,
-    parse_block_learning_rates,
-    parse_block_schedule,
-)
+from expfam.experiment.config import TrainConfig, config_from_mapping
+from expfam.experiment.config_text import parse_block_learning_rates, parse_block_schedule
 from expfam.experiment.prepare import prepare_run
-from expfam.experiment.training import initial_state, make_optimizer, train
+from expfam.experiment.train.loop import train
+from expfam.experiment.train.optimizer import make_optimizer
+from expfam.experiment.train.step import initial_state
 
 TINY = TrainConfig(
     n_steps=6,

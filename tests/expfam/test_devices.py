@@ -22,8 +22,7 @@ SCRIPT = textwrap.dedent(
     jax.config.update("jax_enable_x64", True)
     from expfam.builder import build_model
     from expfam.experiment.config import TrainConfig
-    from expfam.experiment.stacked import train_stacked
-    from expfam.experiment.training import train
+    from expfam.experiment.train.loop import train, train_stacked
 
     assert len(jax.devices()) == 4, jax.devices()
     model = build_model(observable="binomial", observable_options={"n_trials": 4}, data_dim=6, n_latent=3,

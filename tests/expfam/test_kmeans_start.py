@@ -9,11 +9,11 @@ import pytest
 from sklearn.datasets import load_digits
 
 from expfam.builder import build_model
-from expfam.cluster_init import kmeans_cluster_init, kmeans_labels
 from expfam.errors import ConfigurationError
 from expfam.experiment import load_run
 from expfam.experiment.config import config_from_mapping, validate_config
 from expfam.experiment.runs.solo import train_run
+from expfam.experiment.train.cluster_start import kmeans_cluster_init, kmeans_labels
 
 K = 8
 

@@ -12,15 +12,15 @@ import pytest
 from expfam.builder import build_model
 from expfam.errors import ConfigurationError
 from expfam.experiment.config import RunConfig, TrainConfig, config_from_mapping, validate_config
-from expfam.experiment.latent_kmeans import (
+from expfam.experiment.train.cluster_start import (
     CLIP,
     cluster_init_due,
     latent_kmeans_init,
     posterior_mean_statistics,
     prior_from_clusters,
 )
-from expfam.experiment.stacked import train_stacked
-from expfam.experiment.training import TrainState, train
+from expfam.experiment.train.loop import train, train_stacked
+from expfam.experiment.train.step import TrainState
 
 BASE = TrainConfig(
     n_steps=20,

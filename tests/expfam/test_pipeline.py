@@ -24,7 +24,7 @@ from expfam.experiment.runs.health import collapse_warning
 from expfam.experiment.runs.layout import PLOT_FILES, read_info
 from expfam.experiment.runs.solo import evaluate_run, train_run
 from expfam.experiment.runs.table import SUMMARY_COLUMNS, format_summary, summary_row
-from expfam.experiment.streams import run_keys
+from expfam.experiment.train.streams import run_keys
 from expfam.metrics import clustering_metrics
 
 #: A short run that learns something on digits in a few hundred steps.

@@ -14,7 +14,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from expfam.errors import ConfigurationWarning
-from expfam.experiment.streams import run_keys
+from expfam.experiment.train.streams import run_keys
 from expfam.sklearn import HarmoniumClustering
 
 SMALL = dict(

@@ -1,4 +1,4 @@
-"""Stacked trials (expfam.experiment.stacked, expfam.experiment.sweeps.plan, expfam.experiment.runs.group): grouping, equality with solo runs,
+"""Stacked trials (expfam.experiment.train.loop, expfam.experiment.sweeps.plan, expfam.experiment.runs.group): grouping, equality with solo runs,
 a diverging trial in a group, a stacked sweep's run directories and its resumption."""
 
 from __future__ import annotations
@@ -13,19 +13,19 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import expfam.experiment.stacked
 import expfam.experiment.sweeps.plan
 import expfam.experiment.sweeps.workers
+import expfam.experiment.train.loop
 from expfam import build_registry
 from expfam.builder import build_model
 from expfam.errors import ConfigurationError, TrainingDivergedError
 from expfam.experiment.config import TrainConfig
 from expfam.experiment.runs.files import flatten_params, load_params
-from expfam.experiment.stacked import train_stacked
 from expfam.experiment.sweeps.plan import plan_groups
 from expfam.experiment.sweeps.run import run_sweep
 from expfam.experiment.sweeps.spec import parse_sweep
-from expfam.experiment.training import loss_weights, train
+from expfam.experiment.train.loop import train, train_stacked
+from expfam.experiment.train.step import loss_weights
 from expfam.hookspecs import hookimpl
 from expfam.objective import Objective
 
@@ -230,7 +230,9 @@ def test_resuming_an_interrupted_stacked_sweep_retrains_no_finished_trial(tmp_pa
     assert {name: (tmp_path / name / "metrics.json").stat().st_mtime_ns for name in ("T1", "T2")} == finished
 
 
-@pytest.mark.parametrize("module", [expfam.experiment.stacked, expfam.experiment.sweeps.plan], ids=lambda m: m.__name__)
+@pytest.mark.parametrize(
+    "module", [expfam.experiment.train.loop, expfam.experiment.sweeps.plan], ids=lambda m: m.__name__
+)
 def test_docstring_examples(module):
     failures, tried = doctest.testmod(module)
     assert tried > 0 and failures == 0

@@ -18,7 +18,7 @@ from expfam.experiment.runs.checkpoints import checkpoint_step
 from expfam.experiment.runs.files import load_params, read_history, read_metrics
 from expfam.experiment.runs.layout import read_info
 from expfam.experiment.runs.solo import resume_run, train_run
-from expfam.experiment.streams import STREAMS, stream_key
+from expfam.experiment.train.streams import STREAMS, stream_key
 
 TINY = {
     "model": {"n_latent": 4, "n_clusters": 5},

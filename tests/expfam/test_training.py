@@ -13,8 +13,10 @@ import pytest
 from expfam import TrainingDivergedError, build_registry
 from expfam.builder import build_model
 from expfam.experiment.config import TrainConfig
-from expfam.experiment.streams import stream_key
-from expfam.experiment.training import loss_weights, make_optimizer, train
+from expfam.experiment.train.loop import train
+from expfam.experiment.train.optimizer import make_optimizer
+from expfam.experiment.train.step import loss_weights
+from expfam.experiment.train.streams import stream_key
 from expfam.hookspecs import hookimpl
 from expfam.objective import Objective
 
@@ -166,21 +168,31 @@ def test_analytic_rho_mode_stores_the_fit(model_and_data):
     assert variance <= model.prior_residual_variance(key, shifted, config.n_conj_samples)
 
 
-def test_the_chunk_cache_keeps_only_the_most_recent_programs(monkeypatch):
-    """Compiled chunks are cached least-recently-used first and bounded, not kept forever."""
-    import dataclasses
+def test_one_compiled_program_serves_every_run_of_a_shape(model_and_data, monkeypatch):
+    """The chunk program is cached by `jax.jit` on the static step spec: runs that differ only in
+    per-trial numbers trace the step once; a run of another shape traces it again."""
+    from expfam.experiment.train import step as step_module
+    from expfam.experiment.train.step import step_spec
 
-    from expfam.builder import build_model
-    from expfam.experiment import training
-    from expfam.experiment.config import TrainConfig
+    model, data = model_and_data
+    traced = []
+    real = step_module.make_weighted_loss
 
-    monkeypatch.setattr(training, "CHUNK_CACHE_SIZE", 3)
-    training.clear_chunk_cache()
-    model = build_model(observable="bernoulli", data_dim=4, n_latent=2, n_clusters=2, blocks="hierarchical")
-    configs = [dataclasses.replace(TrainConfig(), n_steps=10 + i) for i in range(4)]
-    chunks = [training.make_chunk(model, config) for config in configs]
-    assert len(training._CHUNK_CACHE) == 3
-    assert training.make_chunk(model, configs[3]) is chunks[3]  # still cached
-    assert training.make_chunk(model, configs[0]) is not chunks[0]  # the oldest was dropped
-    training.clear_chunk_cache()
-    assert not training._CHUNK_CACHE
+    def counting(*args, **kwargs):
+        traced.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(step_module, "make_weighted_loss", counting)
+    jax.clear_caches()
+    params = model.init(jax.random.PRNGKey(1), data)
+    config = dataclasses.replace(TINY, log_every=10)
+    numbers = dataclasses.replace(config, learning_rate=3e-3, seed=4, conj_weight=0.5, kl_warmup_steps=2)
+    assert step_spec(model, config) == step_spec(model, numbers)
+    assert hash(step_spec(model, config)) == hash(step_spec(model, numbers))
+    train(model, params, data, config)
+    train(model, params, data, numbers)
+    assert len(traced) == 1
+    other = dataclasses.replace(config, batch_size=8)
+    assert step_spec(model, other) != step_spec(model, config)
+    train(model, params, data, other)
+    assert len(traced) == 2

@@ -5,9 +5,11 @@ Everything here builds on the mathematics and the plug-in system of floor 1 ([`e
 [`expfam.data`][expfam.data], [`expfam.metrics`][expfam.metrics], ...) and floor 1 never imports from here.
 The rooms, each importing only the ones before it (tests/expfam/test_layers.py):
 
-1. configuration: [`expfam.experiment.config`][expfam.experiment.config];
-2. training and evaluation: [`expfam.experiment.training`][expfam.experiment.training],
-   [`expfam.experiment.stacked`][expfam.experiment.stacked], [`expfam.experiment.evaluation`][expfam.experiment.evaluation], ...;
+1. configuration: [`expfam.experiment.config`][expfam.experiment.config] and
+   [`expfam.experiment.config_text`][expfam.experiment.config_text];
+2. training and evaluation: [`expfam.experiment.train`][expfam.experiment.train] (one loop for one trial or a
+   stacked group, [`expfam.experiment.train.loop`][expfam.experiment.train.loop]),
+   [`expfam.experiment.evaluation`][expfam.experiment.evaluation], [`expfam.experiment.usage`][expfam.experiment.usage];
 3. preparation and checks, with the one model spec: [`expfam.experiment.prepare`][expfam.experiment.prepare];
 4. run directories: [`expfam.experiment.runs`][expfam.experiment.runs];
 5. sweeps: [`expfam.experiment.sweeps`][expfam.experiment.sweeps].

@@ -14,71 +14,32 @@ Sections mirror the TOML file:
 [evaluate]  sample counts of the final evaluation
 ```
 
-The option tables are [`Options`][expfam.experiment.config.Options], an immutable, hashable mapping; their
-names are checked against the plugin when the run is prepared.
-
-Every key is optional in a file; unknown keys and wrong types are errors
-that name the key. Defaults are sized for the bundled digits data on a
-2-core CPU.
+The option tables are [`Options`][expfam.experiment.config_text.Options] (immutable, hashable); their names are
+checked against the plugin when the run is prepared. Every key is optional in a file; unknown keys and wrong types
+are errors that name the key. Defaults are sized for the bundled digits data on a 2-core CPU.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
-import re
-import tomllib
 import typing
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from expfam.errors import ConfigurationError, ConfigurationWarning
-
-
-class Options(Mapping[str, Any]):
-    """An immutable, hashable `{name: value}` table (values: TOML scalars, lists, or nested tables)."""
-
-    __slots__ = ("_items",)
-    _items: dict[str, Any]
-
-    def __init__(self, items: Mapping[str, Any] | None = None) -> None:
-        frozen = {str(k): Options(v) if isinstance(v, Mapping) else _freeze(v) for k, v in dict(items or {}).items()}
-        object.__setattr__(self, "_items", frozen)
-
-    def __getitem__(self, key: str) -> Any:
-        return self._items[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __hash__(self) -> int:
-        return hash(tuple(sorted(self._items.items())))
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
-
-    def __repr__(self) -> str:
-        return f"Options({self._items!r})"
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> Options:
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain nested `dict` (lists for sequences)."""
-        return {
-            k: v.to_dict() if isinstance(v, Options) else (list(v) if isinstance(v, tuple) else v)
-            for k, v in self.items()
-        }
-
-
-def _freeze(value: Any) -> Any:
-    return tuple(_freeze(v) for v in value) if isinstance(value, (list, tuple)) else value
+from expfam.experiment.config_text import (
+    Options,
+    coerce_value,
+    parse_block_learning_rates,
+    parse_block_schedule,
+    read_toml,
+    toml_value,
+)
 
 
 @dataclass(frozen=True)
@@ -121,10 +82,13 @@ class TrainConfig:
 
     `cluster_init` (`CLUSTER_INITS`): `"random"` (the parameters' own random start, docs/model.md), `"kmeans"`
     (before the first step, each cluster's observable bias is the observable fitted to its KMeans points:
-    [`expfam.cluster_init.kmeans_cluster_init`][expfam.cluster_init.kmeans_cluster_init], needs the `xk`
+    [`kmeans_cluster_init`][expfam.experiment.train.cluster_start.kmeans_cluster_init], needs the `xk`
     block) or `"latent_kmeans"` (KMeans on the posterior mean latent units sets the prior's clusters, once, at
     the first chunk boundary at or after `cluster_init_step`:
-    [`expfam.experiment.latent_kmeans`][expfam.experiment.latent_kmeans]).
+    [`expfam.experiment.train.cluster_start`][expfam.experiment.train.cluster_start]).
+
+    `block_schedule` and `block_learning_rates` are the file's texts (`"xyk:1000,xk:1000"`), each parsed once into
+    [`block_starts`][expfam.experiment.config.TrainConfig.block_starts] and [`block_factors`][expfam.experiment.config.TrainConfig.block_factors].
     """
 
     learning_rate: float = 3e-3
@@ -151,6 +115,18 @@ class TrainConfig:
     block_learning_rates: str = ""
     loss_weights: Options = field(default_factory=Options)
     loss_options: Options = field(default_factory=Options)
+
+    @functools.cached_property
+    def block_starts(self) -> Mapping[str, int]:
+        """`block_schedule` parsed once ([`parse_block_schedule`][expfam.experiment.config_text.parse_block_schedule]):
+        `{block: start step}`, empty for every block from step 0; a malformed text raises `ConfigurationError`."""
+        return Options(parse_block_schedule(self.block_schedule))
+
+    @functools.cached_property
+    def block_factors(self) -> Mapping[str, float]:
+        """`block_learning_rates` parsed once ([`parse_block_learning_rates`][expfam.experiment.config_text.parse_block_learning_rates]):
+        `{block: learning-rate factor}`, blocks not named: 1; a malformed text raises `ConfigurationError`."""
+        return Options(parse_block_learning_rates(self.block_learning_rates))
 
 
 @dataclass(frozen=True)
@@ -194,9 +170,9 @@ BLOCK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
 
 #: Starting points of the clusters (`[train] cluster_init`): `"random"` (each parameter's own
 #: rule, [`expfam.model.Harmonium.init`][expfam.model.Harmonium.init]), `"kmeans"` (the observable's per-cluster biases
-#: from KMeans on the data, [`expfam.cluster_init.kmeans_cluster_init`][expfam.cluster_init.kmeans_cluster_init]) or `"latent_kmeans"`
-#: (the prior's clusters from KMeans on the posterior latent means at `cluster_init_step`,
-#: [`expfam.experiment.latent_kmeans.latent_kmeans_init`][expfam.experiment.latent_kmeans.latent_kmeans_init]).
+#: from KMeans on the data, [`kmeans_cluster_init`][expfam.experiment.train.cluster_start.kmeans_cluster_init]) or
+#: `"latent_kmeans"` (the prior's clusters from KMeans on the posterior latent means at `cluster_init_step`,
+#: [`latent_kmeans_init`][expfam.experiment.train.cluster_start.latent_kmeans_init]).
 CLUSTER_INITS: tuple[str, ...] = ("random", "kmeans", "latent_kmeans")
 
 SECTIONS: dict[str, type] = {
@@ -210,35 +186,6 @@ SECTIONS: dict[str, type] = {
 def _field_types(cls: type) -> dict[str, type]:
     hints = typing.get_type_hints(cls)
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-
-
-def _coerce(section: str, key: str, value: Any, expected: type) -> Any:
-    where = f"[{section}] {key}"
-    if expected is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if expected is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if expected is int and isinstance(value, float) and value.is_integer():
-        return int(value)
-    if expected is str and isinstance(value, str):
-        return value
-    if expected is bool and isinstance(value, bool):
-        return value
-    if expected is Options and isinstance(value, Mapping):
-        if key in ("block_options", "loss_options") and not all(isinstance(v, Mapping) for v in value.values()):
-            what, example = ("block", "xy") if key == "block_options" else ("loss term", "l2")
-            raise ConfigurationError(
-                f"{where} must hold one table per {what}, e.g. [{section}.{key}.{example}], got {value!r}",
-                offending=key,
-            )
-        if key == "loss_weights":
-            return Options({name: _coerce(section, f"{key}.{name}", w, float) for name, w in value.items()})
-        return Options(value)
-    kind = "a table" if expected is Options else expected.__name__
-    raise ConfigurationError(
-        f"{where} must be {kind}, got {type(value).__name__} {value!r}; fix the value",
-        offending=key,
-    )
 
 
 def section_keys(section: str) -> list[str]:
@@ -264,7 +211,7 @@ def config_from_mapping(mapping: Mapping[str, Any], base: RunConfig | None = Non
                 raise ConfigurationError(
                     f"unknown key {key!r} in [{section}]; allowed: {', '.join(types_)}", offending=key
                 )
-            changes[key] = _coerce(section, key, value, types_[key])
+            changes[key] = coerce_value(section, key, value, types_[key])
         updates[section] = dataclasses.replace(getattr(base, section), **changes)
     config = dataclasses.replace(base, **updates)
     validate_config(config)
@@ -287,61 +234,9 @@ def load_config(path: str | Path, base: RunConfig | None = None) -> RunConfig:
     return config_from_mapping(read_toml(path, "config file"), base)
 
 
-def read_toml(path: str | Path, what: str) -> dict[str, Any]:
-    """The TOML mapping of the file `path` (`what`: "config file", "sweep file", for the messages).
-
-    Raises:
-        ConfigurationError: `path` is missing, a folder, unreadable, not UTF-8 or not TOML.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise ConfigurationError(
-            f"{what} {str(path)!r} is a folder, not a file; pass a .toml file", offending=str(path)
-        )
-    if not path.exists():  # a readable non-regular file (/dev/null, a pipe as /dev/fd/N) is read like a file
-        raise ConfigurationError(f"{what} {str(path)!r} does not exist; check the path", offending=str(path))
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as error:
-        raise ConfigurationError(
-            f"{what} {str(path)!r} cannot be read ({error.strerror or error}); check its permissions",
-            offending=str(path),
-        ) from None
-    except UnicodeDecodeError as error:
-        raise ConfigurationError(
-            f"{what} {str(path)!r} is not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
-            f"{error.start}); save it as UTF-8 TOML",
-            offending=str(path),
-        ) from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigurationError(f"{path}: not valid TOML ({error})", offending=str(path)) from None
-
-
 def config_to_mapping(config: RunConfig) -> dict[str, dict[str, Any]]:
-    """`{section: {key: value}}` of a configuration (option tables as [`Options`][expfam.experiment.config.Options])."""
+    """`{section: {key: value}}` of a configuration (option tables as [`Options`][expfam.experiment.config_text.Options])."""
     return {section: dataclasses.asdict(getattr(config, section)) for section in SECTIONS}
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, Mapping):
-        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{text}"'
-
-
-def _toml_key(key: str) -> str:
-    bare = key.replace("_", "").replace("-", "").isalnum() and key.isascii()
-    return key if bare else _toml_value(key)
 
 
 def config_to_toml(config: RunConfig) -> str:
@@ -349,79 +244,9 @@ def config_to_toml(config: RunConfig) -> str:
     lines: list[str] = []
     for section, values in config_to_mapping(config).items():
         lines.append(f"[{section}]")
-        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        lines.extend(f"{key} = {toml_value(value)}" for key, value in values.items())
         lines.append("")
     return "\n".join(lines)
-
-
-def _block_items(text: str, key: str, unit: str) -> Iterator[tuple[str, str, str]]:
-    """`(item, name, value)` of each non-empty `NAME:VALUE` item of `text`, each block once.
-
-    Raises:
-        ConfigurationError: a block named twice (the value's own checks are the caller's).
-    """
-    seen: set[str] = set()
-    for item in (piece.strip() for piece in text.split(",")):
-        if not item:
-            continue
-        name, sep, value = (part.strip() for part in item.partition(":"))
-        yield item, (name if sep else ""), value
-        if name in seen:
-            raise ConfigurationError(
-                f"[train] {key} names block {name!r} twice; give each block one {unit}", offending=key
-            )
-        seen.add(name)
-
-
-def parse_block_schedule(text: str) -> dict[str, int]:
-    """`"xyk:1000,xk:1000"` as `{"xyk": 1000, "xk": 1000}`: the step at which each named block starts.
-
-    A block named with step `s > 0` starts at zero and its updates are held at zero
-    before step `s` (docs/collapse.md); blocks not named start at step 0. The empty
-    text is no schedule.
-
-    Raises:
-        ConfigurationError: an item that is not `NAME:STEP` with a whole `STEP ≥ 0`, or a
-            block named twice.
-    """
-    schedule: dict[str, int] = {}
-    for item, name, step_text in _block_items(text, "block_schedule", "start step"):
-        if not name or re.fullmatch(r"[+-]?\d+", step_text) is None:
-            raise ConfigurationError(
-                f"[train] block_schedule item {item!r} is not NAME:STEP; write e.g. 'xyk:1000,xk:1000'",
-                offending="block_schedule",
-            )
-        if int(step_text) < 0:
-            raise ConfigurationError(
-                f"[train] block_schedule: block {name!r} starts at step {step_text}; steps must be ≥ 0 (0: from the start)",
-                offending="block_schedule",
-            )
-        schedule[name] = int(step_text)
-    return schedule
-
-
-def parse_block_learning_rates(text: str) -> dict[str, float]:
-    """`"xyk:0.1,xk:0.1"` as `{"xyk": 0.1, "xk": 0.1}`: each named block's learning rate as a
-    multiple of `learning_rate` (blocks not named: 1). The empty text is no scaling.
-
-    Raises:
-        ConfigurationError: an item that is not `NAME:FACTOR` with a finite `FACTOR > 0`, or a
-            block named twice.
-    """
-    factors: dict[str, float] = {}
-    for item, name, value in _block_items(text, "block_learning_rates", "factor"):
-        try:
-            factor = float(value)
-        except ValueError:
-            factor = math.nan
-        if not name or not math.isfinite(factor) or factor <= 0:
-            raise ConfigurationError(
-                f"[train] block_learning_rates item {item!r} is not NAME:FACTOR with a factor > 0; "
-                "write e.g. 'xyk:0.1,xk:0.1'",
-                offending="block_learning_rates",
-            )
-        factors[name] = factor
-    return factors
 
 
 def _check(condition: bool, message: str, key: str) -> None:
@@ -534,8 +359,7 @@ def validate_config(config: RunConfig) -> None:
         f"cluster_init_step must be ≥ 0 (the step of the cluster initialisation), got {train.cluster_init_step}",
         "cluster_init_step",
     )
-    schedule = parse_block_schedule(train.block_schedule)
-    parse_block_learning_rates(train.block_learning_rates)
+    schedule, _ = train.block_starts, train.block_factors  # the texts parsed (and checked) once, here
     _check(
         train.cluster_init in CLUSTER_INITS,
         f"cluster_init must be one of {', '.join(repr(name) for name in CLUSTER_INITS)}, got {train.cluster_init!r}",
@@ -585,7 +409,7 @@ def warn_about_config(config: RunConfig) -> None:
     """Issue each of [`config_warnings`][expfam.experiment.config.config_warnings] with `warnings.warn`.
 
     The category is [`ConfigurationWarning`][expfam.errors.ConfigurationWarning]; training
-    ([`train_run`][expfam.experiment.pipeline.train_run], sweeps and
+    ([`train_run`][expfam.experiment.runs.solo.train_run], sweeps and
     [`HarmoniumClustering.fit`][expfam.sklearn.HarmoniumClustering.fit]) calls it once every
     check has passed, just before the first step; the command line prints each as one
     `warning: ...` line on stderr.
@@ -612,7 +436,6 @@ __all__ = [
     "DataConfig",
     "EvaluateConfig",
     "ModelConfig",
-    "Options",
     "RunConfig",
     "TrainConfig",
     "config_from_mapping",
@@ -620,9 +443,7 @@ __all__ = [
     "config_warnings",
     "default_config",
     "load_config",
-    "parse_block_learning_rates",
-    "parse_block_schedule",
-    "read_toml",
+    "section_keys",
     "validate_config",
     "warn_about_config",
 ]

@@ -36,11 +36,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from expfam.builder import ModelSpec, build_model, resolve_blocks
-from expfam.cluster_init import require_cluster_biases
 from expfam.data import DataSplit, check_data_for_family, load_dataset
 from expfam.errors import ConfigurationError
 from expfam.experiment.config import MAX_INT32, RunConfig, validate_config
-from expfam.experiment.training import check_batch_split, check_block_schedule, check_device_count, loss_weights
+from expfam.experiment.train.cluster_start import require_cluster_biases
+from expfam.experiment.train.devices import check_batch_split, check_device_count
+from expfam.experiment.train.optimizer import check_block_schedule
+from expfam.experiment.train.step import loss_weights
 from expfam.model import Harmonium
 from expfam.objective import build_objectives
 from expfam.plugins import Registry, get_registry
@@ -304,7 +306,7 @@ def check_observable_shape(config: RunConfig, model: Harmonium, n_features: int,
 
 def check_cluster_init(config: RunConfig, model: Harmonium, n_rows: int | None = None) -> None:
     """Refuse a cluster start the run cannot make, before any work: `"kmeans"` for a model
-    without per-cluster observable biases ([`require_cluster_biases`][expfam.cluster_init.require_cluster_biases]),
+    without per-cluster observable biases ([`require_cluster_biases`][expfam.experiment.train.cluster_start.require_cluster_biases]),
     and a KMeans or latent-KMeans start that will run on fewer than `n_clusters` training rows.
 
     Raises:

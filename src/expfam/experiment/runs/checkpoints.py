@@ -26,7 +26,7 @@ from expfam.experiment.config import TrainConfig
 from expfam.experiment.runs.atomic import RunDirectoryError, atomic_open
 from expfam.experiment.runs.files import flatten_params, read_archive, unflatten_params
 from expfam.experiment.runs.layout import CHECKPOINT_FILE
-from expfam.experiment.training import TrainState
+from expfam.experiment.train.step import TrainState
 
 _DAMAGED = "it is damaged or was edited — restore it, or train the run again with --overwrite"
 
@@ -56,7 +56,7 @@ def checkpoint_step(run_dir: str | Path) -> int | None:
 
 
 def load_checkpoint(run_dir: str | Path, optimizer: optax.GradientTransformation) -> TrainState:
-    """The [`TrainState`][expfam.experiment.training.TrainState] saved by [`save_checkpoint`][expfam.experiment.runs.checkpoints.save_checkpoint].
+    """The [`TrainState`][expfam.experiment.train.step.TrainState] saved by [`save_checkpoint`][expfam.experiment.runs.checkpoints.save_checkpoint].
 
     Args:
         run_dir: the run directory.

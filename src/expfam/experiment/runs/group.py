@@ -2,7 +2,7 @@ r"""A stacked group: runs that share every shape, trained in one program, each i
 
 [`train_group`][expfam.experiment.runs.group.train_group] prepares the group once
 ([`Preparer`][expfam.experiment.prepare.Preparer]: each distinct data split loaded and the shared model
-built once), trains the runs together ([`expfam.experiment.stacked`][expfam.experiment.stacked]) and writes
+built once), trains the runs together ([`expfam.experiment.train.loop`][expfam.experiment.train.loop]) and writes
 each run's directory with the same [`RunRecorder`][expfam.experiment.runs.recorder.RunRecorder] a solo run
 uses, so the files, history and metrics are a solo run's. Which runs stack is the sweep's plan
 ([`expfam.experiment.sweeps.plan`][expfam.experiment.sweeps.plan]).
@@ -20,7 +20,7 @@ from expfam.experiment.config import RunConfig, warn_about_config
 from expfam.experiment.prepare import PreparedRun, Preparer
 from expfam.experiment.runs.lock import writable_run_dir
 from expfam.experiment.runs.recorder import RunRecorder, sigterm_as_interrupt, write_start
-from expfam.experiment.stacked import train_stacked
+from expfam.experiment.train.loop import train_stacked
 from expfam.plugins import Registry, get_registry
 
 #: What [`train_group`][expfam.experiment.runs.group.train_group] gives per trial: its test metrics, or the error that stopped it.

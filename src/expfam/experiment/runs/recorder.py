@@ -27,7 +27,6 @@ import numpy as np
 
 from expfam import __version__ as expfam_version
 from expfam import interrupts
-from expfam.cluster_init import KMEANS_N_INIT
 from expfam.errors import RunWriteError, TrainingDivergedError
 from expfam.experiment.config import RunConfig
 from expfam.experiment.evaluation import evaluate, quick_metrics
@@ -54,8 +53,10 @@ from expfam.experiment.runs.layout import (
     is_finished,
     write_info,
 )
-from expfam.experiment.streams import run_keys
-from expfam.experiment.training import TrainResult, TrainState
+from expfam.experiment.train.cluster_start import KMEANS_N_INIT
+from expfam.experiment.train.loop import TrainResult
+from expfam.experiment.train.step import TrainState
+from expfam.experiment.train.streams import run_keys
 from expfam.experiment.usage import usage_metrics
 from expfam.model import Params
 

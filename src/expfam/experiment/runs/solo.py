@@ -45,7 +45,9 @@ from expfam.experiment.runs.recorder import (
     write_start,
 )
 from expfam.experiment.runs.trained import check_run_matches
-from expfam.experiment.training import TrainState, make_optimizer, train
+from expfam.experiment.train.loop import train
+from expfam.experiment.train.optimizer import make_optimizer
+from expfam.experiment.train.step import TrainState
 from expfam.plugins import Registry, get_registry
 
 
@@ -112,7 +114,7 @@ def resume_run(
     """Continue an interrupted run from its last checkpoint; ends with the numbers of an uninterrupted run.
 
     The run's `config.toml` is used as it is; the data order and every random key
-    are functions of (seed, step) ([`expfam.experiment.streams`][expfam.experiment.streams]), and the
+    are functions of (seed, step) ([`expfam.experiment.train.streams`][expfam.experiment.train.streams]), and the
     checkpoint holds the parameters, optimiser state, step and keys.
 
     Every check (configuration, data, devices, the checkpoint's step, keys and finite

@@ -1,8 +1,8 @@
 r"""Sweeps in stacked groups: which trials train together, in the order they train.
 
-Trials stack ([`expfam.experiment.stacked`][expfam.experiment.stacked]) when they share every shape: the
+Trials stack ([`expfam.experiment.train.loop`][expfam.experiment.train.loop]) when they share every shape: the
 `[model]` section, the `[data]` section but the seed, and the training config but the per-trial numbers
-(`expfam.experiment.training.TRIAL_NUMBERS`: learning rate and its warmup, weight decay, loss weights, KL and
+(`expfam.experiment.train.step.TRIAL_NUMBERS`: learning rate and its warmup, weight decay, loss weights, KL and
 conjugation warmups, seed, checkpoint interval). [`plan_groups`][expfam.experiment.sweeps.plan.plan_groups]
 groups a sweep's trials by that key, in sweep order, at most `cap` per group;
 [`expfam.experiment.runs.group.train_group`][expfam.experiment.runs.group.train_group] trains one group into
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from expfam.experiment.config import DataConfig, RunConfig
 from expfam.experiment.sweeps.spec import Trial
-from expfam.experiment.training import step_shape
+from expfam.experiment.train.step import step_shape
 
 
 def stack_key(config: RunConfig) -> Hashable:

@@ -45,7 +45,7 @@ from expfam.experiment.sweeps.report import REPORT_FILE, RESULTS_FILE, write_res
 from expfam.experiment.sweeps.results import FAILED, FINISHED, PENDING, TrialResult
 from expfam.experiment.sweeps.spec import SweepSpec, Trial
 from expfam.experiment.sweeps.workers import Outcome, TrialRunner, Unit, run_parallel
-from expfam.experiment.training import check_device_count
+from expfam.experiment.train.devices import check_device_count
 
 #: `log(line)`: one line per trial event.
 Log = Callable[[str], None]
@@ -186,7 +186,7 @@ def run_sweep(
         stack: with the default runner, trials that share every shape train together in one
             compiled program, at most `stack` per group (`None`: no cap; 1: one at a time;
             [`expfam.experiment.sweeps.plan`][expfam.experiment.sweeps.plan]). A custom `runner` trains one trial at a time.
-        vectorize: how a stacked group runs (`expfam.experiment.stacked.VECTORIZE`).
+        vectorize: how a stacked group runs (`expfam.experiment.train.chunks.VECTORIZE`).
         devices: with the default runner, spread a stacked group's trials over this many
             devices, or split a lone trial's batches over them.
 

@@ -63,7 +63,8 @@ from pathlib import Path
 from typing import Any
 
 from expfam.errors import ConfigurationError
-from expfam.experiment.config import SECTIONS, RunConfig, config_from_mapping, read_toml, section_keys
+from expfam.experiment.config import SECTIONS, RunConfig, config_from_mapping, section_keys
+from expfam.experiment.config_text import read_toml
 
 #: The reference table's column names accepted as override keys.
 ALIASES: dict[str, str] = {
