@@ -5,7 +5,7 @@ for any `s` and latent statistics `t`, linearity of `L_b`, `offset(y, k) = offse
 and, where the block states one, its `cluster_affine` form. Each check computes both sides in float64,
 raises `AssertionError` naming the identity and the tolerance when they disagree, and returns `True`
 when it ran. Adjointness takes the roundoff magnitude from `Σ_d |s_d|·|L_b(t)_d|` times `1 + D`
-([`roundoff`][expfam.testing.model_inputs.roundoff]).
+([`roundoff`][expfam.testing.family_checks.roundoff]).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from expfam.block import InteractionBlock, LatentStatistics
 from expfam.family import Array, ExponentialFamily
 from expfam.mixture import LatentMixture
 from expfam.testing._assertions import EXACT_RTOL, assert_close, require_x64
+from expfam.testing.family_checks import roundoff
 from expfam.testing.model_inputs import (
     DEFAULT_MAX_STATES,
     SLOTS,
@@ -30,7 +31,6 @@ from expfam.testing.model_inputs import (
     generator,
     latent_statistics,
     random_latent_statistics,
-    roundoff,
 )
 
 

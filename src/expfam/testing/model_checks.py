@@ -28,7 +28,8 @@ from expfam.family import Array
 from expfam.model import Harmonium, Params
 from expfam.testing._assertions import assert_at_least, assert_close, require_x64
 from expfam.testing.block_checks import check_block
-from expfam.testing.model_inputs import enumerate_states, latent_statistics, roundoff
+from expfam.testing.family_checks import roundoff
+from expfam.testing.model_inputs import enumerate_states, latent_statistics
 
 
 # ----------------------------------------------------------------------- models

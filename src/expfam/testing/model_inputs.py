@@ -4,8 +4,8 @@ r"""Inputs of the block and model identity checks: enumerated latent states, ran
 of a small model; [`random_model_params`][expfam.testing.model_inputs.random_model_params] and
 [`random_observations`][expfam.testing.model_inputs.random_observations] draw the parameters and data the
 checks of [`expfam.testing.block_checks`][expfam.testing.block_checks] and
-[`expfam.testing.model_checks`][expfam.testing.model_checks] compare at. The tolerance helper
-[`roundoff`][expfam.testing.model_inputs.roundoff] is shared by both.
+[`expfam.testing.model_checks`][expfam.testing.model_checks] compare at. Both take their roundoff tolerance
+from the family checks' [`roundoff`][expfam.testing.family_checks.roundoff].
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from functools import cache
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.typing import ArrayLike
 
 from expfam.block import InteractionBlock, LatentStatistics
 from expfam.families.bernoulli import Bernoulli
@@ -27,17 +26,8 @@ from expfam.testing.enumeration import data_dtype, enumerate_support, integer_su
 DEFAULT_MAX_STATES: int = 4096
 """Largest number of latent states `(y, k)` the kit enumerates."""
 
-ROUNDOFF_FACTOR: float = 1e3
-"""Multiple of float64's epsilon, times `1 + magnitude`, accepted as roundoff."""
-
 SLOTS: tuple[str, ...] = ("b_y", "W_yk", "b_k")
 _data_dtype = cache(data_dtype)
-
-
-def roundoff(*values: ArrayLike) -> float:
-    """Absolute tolerance for float64 roundoff among terms of these magnitudes."""
-    scale = max(float(np.max(np.abs(np.asarray(v)))) for v in values)
-    return ROUNDOFF_FACTOR * float(np.finfo(np.float64).eps) * (1.0 + scale)
 
 
 def block_name(block: InteractionBlock) -> str:
