@@ -19,6 +19,7 @@ TITLES = {
     "block_sets": "block sets",
     "objectives": "objectives",
     "datasets": "datasets",
+    "executors": "sweep executors",
 }
 
 
