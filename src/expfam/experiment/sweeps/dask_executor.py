@@ -256,23 +256,37 @@ class DaskExecutor:
     def _collect(
         distributed: Any, futures: Mapping[Any, int], units: Sequence[Unit], finished: Finished, where: str
     ) -> None:
-        killed = distributed.KilledWorker
-        for future in distributed.as_completed(list(futures)):
-            index = futures[future]
-            if future.cancelled():
-                done = sum(1 for f in futures if f.done() and not f.cancelled())
-                raise ExecutorLostError(
-                    f"lost the Dask scheduler at {where}; the {done} groups that finished are kept in the sweep "
-                    "folder: start a scheduler and workers, then rerun the same command to train the rest",
-                    offending=where,
-                )
-            try:
-                result = future.result()
-            except killed as error:  # its workers died `retries + 1` times: recorded, retried by a rerun
-                result = _failed(units[index], f"its worker died every time it was started: {error}")
-            except Exception as error:  # could not run at all (say expfam is missing on the worker)
-                result = _failed(units[index], f"the task failed on the cluster: {type(error).__name__}: {error}")
-            finished(index, result)
+        reported = 0
+        with _quiet_client_log():
+            for future in distributed.as_completed(list(futures)):
+                index = futures[future]
+                if future.cancelled():  # not by us: the connection to the scheduler is gone
+                    kept = f"the {reported} trials that finished are kept" if reported else "no trial had finished"
+                    raise ExecutorLostError(
+                        f"lost the Dask scheduler at {where}; {kept}: start a scheduler and workers, then rerun "
+                        "the same command to train the rest",
+                        offending=where,
+                    )
+                try:
+                    result = future.result()
+                except distributed.KilledWorker as error:  # its workers died every time: a rerun retries it
+                    result = _failed(units[index], f"its worker died each time it was started ({error})")
+                except Exception as error:  # it could not run at all (say expfam is missing on the worker)
+                    result = _failed(units[index], f"the task failed on the cluster: {type(error).__name__}: {error}")
+                finished(index, result)
+                reported += len(units[index].trials)
+
+
+@contextlib.contextmanager
+def _quiet_client_log() -> Iterator[None]:
+    """Keep the client's reconnection traceback off the terminal: a lost scheduler is reported in one line."""
+    logger = logging.getLogger("distributed.client")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _failed(unit: Unit, message: str) -> UnitResult:

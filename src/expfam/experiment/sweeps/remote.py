@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import shutil
 import tempfile
 import time
@@ -76,6 +77,9 @@ def write_returned_files(run_dir: Path, files: Mapping[str, bytes]) -> None:
         shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{run_dir.name}{STAGING}"))
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)  # mkdtemp makes 0700; a run directory has the usual permissions
         for name in sorted(files, key=lambda file: file == INFO_FILE):  # run.json, the "completed", last
             with atomic_open(staging / name, "wb") as handle:
                 handle.write(files[name])
