@@ -26,7 +26,10 @@ def _fake_trial(config, run_dir):
 
 def test_flags_win_over_the_sweep_files_executor_table(tmp_path):
     spec = parse_sweep(
-        {"executor": {"name": "dask", "scheduler": "tcp://a:1", "tls_cert": "c.pem"}, "phases": [{"name": "P", "runs": [{}]}]},
+        {
+            "executor": {"name": "dask", "scheduler": "tcp://a:1", "tls_cert": "c.pem"},
+            "phases": [{"name": "P", "runs": [{}]}],
+        },
         source=str(tmp_path / "s.toml"),
     )
     assert executor_choice(spec, None, {}) == (

@@ -240,10 +240,14 @@ class DaskExecutor:
             workers = client.scheduler_info(n_workers=-1).get("workers", {})
             check_worker_memory(units, workers)
             gpus = any((info.get("resources") or {}).get("GPU") for info in workers.values())
+            from expfam.experiment.sweeps.remote import with_absolute_data
+
             futures: dict[Any, int] = {}
             for index, unit in enumerate(units):
                 announce(index, "queued")
-                future = client.submit(_train_on_worker, unit, pure=False, resources={"GPU": 1} if gpus else None)
+                future = client.submit(
+                    _train_on_worker, with_absolute_data(unit), pure=False, resources={"GPU": 1} if gpus else None
+                )
                 futures[future] = index
             try:
                 self._collect(distributed, futures, units, finished, where)

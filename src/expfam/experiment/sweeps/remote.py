@@ -35,6 +35,22 @@ def read_run_files(run_dir: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(run_dir.iterdir()) if p.is_file() and not p.name.startswith(".")}
 
 
+def with_absolute_data(unit: Unit) -> Unit:
+    """`unit` with each trial's `[data] data` path made absolute here, on the client, before it travels.
+
+    A worker resolves a relative path against its own working directory; the client's is the one the user
+    meant (and the one a local run records in `config.toml`).
+    """
+    trials = []
+    for trial in unit.trials:
+        data = trial.config.data
+        if data.data and not Path(data.data).expanduser().is_absolute():
+            absolute = dataclasses.replace(data, data=str(Path(data.data).expanduser().resolve()))
+            trial = dataclasses.replace(trial, config=dataclasses.replace(trial.config, data=absolute))
+        trials.append(trial)
+    return dataclasses.replace(unit, trials=tuple(trials))
+
+
 def attempt_elsewhere(unit: Unit, worker: str = "") -> UnitResult:
     """Train `unit` into a temporary folder of this machine and return its outcomes with every trial's files.
 
@@ -95,4 +111,4 @@ def write_returned_files(run_dir: Path, files: Mapping[str, bytes]) -> None:
         raise
 
 
-__all__ = ["STAGING", "attempt_elsewhere", "read_run_files", "write_returned_files"]
+__all__ = ["STAGING", "attempt_elsewhere", "read_run_files", "with_absolute_data", "write_returned_files"]
