@@ -49,7 +49,7 @@ class UnitResult:
 
     Attributes:
         outcomes: per trial `(status, metrics, error, traceback, seconds)`
-            ([`Outcome`][expfam.experiment.sweeps.workers.Outcome]).
+            (`Outcome` of [`expfam.experiment.sweeps.workers`][expfam.experiment.sweeps.workers]).
         files: per trial its run directory's files, `{file name: bytes}`, from an executor whose units
             train elsewhere; `None` when the unit wrote its run directories in place.
         worker: the name of the worker that trained the unit (`""`: this machine; no progress line).
