@@ -48,7 +48,9 @@ def sweep(
             "--stack",
             min=1,
             metavar="N",
-            help="At most N trials per stacked group (trials of one shape train in one program). (default: no cap)",
+            help="At most N trials per stacked group (trials of one shape train in one program). "
+            "(default: no cap on a GPU, over --devices N or on a cluster; one at a time on a CPU, where stacking "
+            "does not pay)",
         ),
     ] = None,
     no_stack: Annotated[bool, typer.Option("--no-stack", help="Train one trial at a time (no stacking).")] = False,
@@ -138,7 +140,7 @@ def sweep(
             command=shlex.join(argv),
             log=typer.echo,
             run_plots=run_plots,
-            stack=1 if no_stack else stack,
+            stack=1 if no_stack else (stack if stack is not None else "auto"),
             vectorize=vectorize,
             devices=devices,
             executor=name,

@@ -193,3 +193,15 @@ def test_the_python_api_takes_an_executor_object(tmp_path, monkeypatch):
     )
     assert [r.status for r in results] == ["finished", "finished"]
     assert all(is_finished(out / name) for name in ("H1", "H2"))
+
+
+def test_the_default_stacks_only_where_it_pays():
+    """On a CPU a sweep that names no stack trains one trial at a time; over devices or on a cluster it stacks."""
+    import jax
+
+    from expfam.experiment.sweeps.run import default_stack
+    from expfam.plugins import get_registry
+
+    local, dask = get_registry().executor("local"), get_registry().executor("dask")
+    assert default_stack(local) == (1 if jax.default_backend() == "cpu" else None)
+    assert default_stack(local, devices=2) is None and default_stack(dask) is None

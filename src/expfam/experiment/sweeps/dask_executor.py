@@ -12,7 +12,7 @@ Options (`[executor]` in the sweep file, the `expfam sweep` flags, or `executor_
   `distributed.Client`. Without it a `LocalCluster` of `jobs` worker processes (one thread each) is started
   on this machine and stopped at the end.
 - `tls_ca_file`, `tls_cert`, `tls_key`: the certificate files of a `tls://` scheduler (or, from Python,
-  `security`: a `distributed.Security`).
+  `security`: a `distributed.Security`). The `LocalCluster` listens on 127.0.0.1 without TLS.
 - `retries`: how many times a group whose worker died (killed, out of memory, cut off) is started again on
   another worker (the scheduler's `allowed-failures`; default 3). A group that fails by itself (divergence,
   bad input) is recorded as failed and not retried.
@@ -137,12 +137,11 @@ def _client(distributed: Any, options: Mapping[str, Any], jobs: int) -> Iterator
                 n_workers=jobs,
                 threads_per_worker=1,
                 processes=True,
+                host="127.0.0.1",  # this machine only
                 dashboard_address=None,
                 silence_logs=logging.ERROR,
-                security=security,
-                protocol="tls://" if security is not None else None,
             )
-        with cluster, distributed.Client(cluster, security=security) as client:
+        with cluster, distributed.Client(cluster) as client:
             yield client, f"a local cluster of {jobs} worker processes"
         return
     try:

@@ -166,7 +166,7 @@ def run_sweep(
     log: Log | None = None,
     plots: bool = True,
     run_plots: bool = True,
-    stack: int | None = None,
+    stack: int | str | None = "auto",
     vectorize: str = "auto",
     devices: int | None = None,
     executor: str | Executor = "local",
@@ -191,7 +191,8 @@ def run_sweep(
         plots: draw `out/plots/<key>.png` at the end.
         run_plots: with the default runner, write each run's own plots too.
         stack: with the default runner, trials that share every shape train together in one
-            compiled program, at most `stack` per group (`None`: no cap; 1: one at a time;
+            compiled program, at most `stack` per group (`None`: no cap; 1: one at a time; `"auto"`:
+            [`default_stack`][expfam.experiment.sweeps.run.default_stack], one at a time on a CPU;
             [`expfam.experiment.sweeps.plan`][expfam.experiment.sweeps.plan]). A custom `runner` trains one trial at a time.
         vectorize: how a stacked group runs (`expfam.experiment.train.chunks.VECTORIZE`).
         devices: with the default runner, spread a stacked group's trials over this many
@@ -210,6 +211,11 @@ def run_sweep(
         ExecutorLostError: the executor's engine went away (finished trials are kept; rerun to resume).
         KeyboardInterrupt: after writing the aggregate files; finished trials are kept.
     """
+    chosen: Executor = get_registry().executor(executor) if isinstance(executor, str) else executor
+    if stack == "auto":
+        stack = default_stack(chosen, devices)
+    if isinstance(stack, str):
+        raise ConfigurationError(f"stack must be an integer ≥ 1, None or 'auto', got {stack!r}", offending="stack")
     stacking = runner is None and stack != 1
     if runner is None:
         options: dict[str, Any] = ({} if run_plots else {"plots": False}) | (
@@ -233,12 +239,26 @@ def run_sweep(
             ) from None
     out = Path(out)
     check_sweep_inputs(spec, out, devices)
-    chosen: Executor = get_registry().executor(executor) if isinstance(executor, str) else executor
     chosen.check(dict(executor_options or {}))
     work = _Work(chosen, dict(executor_options or {}), runner, jobs, vectorize, devices)
     out.mkdir(parents=True, exist_ok=True)
     with run_lock(out):  # one sweep writes a folder at a time
         return _run_locked(spec, out, work, overwrite, command, say, plots, run_plots, stacking, stack)
+
+
+def default_stack(executor: Executor, devices: int | None = None) -> int | None:
+    """The `stack` of a sweep that names none: 1 (one trial at a time) where stacking does not pay, else no cap.
+
+    On a CPU a stacked group trains no faster than its trials one after another (`benchmarks/sweep_throughput.py`:
+    8 digits trials 1.00× the throughput of one at a time, a 10-trial sweep 1.13× the wall time stacked), so a
+    sweep on this machine's CPU trains one trial at a time; on a GPU or TPU, over `devices > 1`, and on a
+    remote executor (whose workers' devices this process does not know) trials stack.
+    """
+    if executor.remote or (devices or 1) > 1:
+        return None
+    import jax
+
+    return 1 if jax.default_backend() == "cpu" else None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -313,7 +333,7 @@ def _run_locked(
         for number, (trial, outcome) in enumerate(zip(group, result.outcomes, strict=True)):
             if result.files is not None:  # trained elsewhere: this process alone writes the sweep folder
                 write_returned_files(out / trial.name, result.files[number])
-            else:
+            elif work.executor.remote:  # nothing came back (the task was lost): its error still needs a folder
                 begin_trial(out / trial.name)
             record(trial, outcome)
         if result.worker:
@@ -350,6 +370,7 @@ __all__ = [
     "Log",
     "check_sweep_inputs",
     "config_differences",
+    "default_stack",
     "finished_metrics",
     "run_sweep",
     "train_trial",
