@@ -236,7 +236,10 @@ class DaskExecutor:
                     f"no Dask worker joined the scheduler at {where} in time; start workers with `dask worker {where}`",
                     offending=where,
                 ) from None
-            workers = client.scheduler_info(n_workers=-1).get("workers", {})
+            try:
+                workers = client.scheduler_info(n_workers=-1).get("workers", {})  # every worker, not the first 5
+            except TypeError:  # distributed before 2025 lists every worker and takes no n_workers
+                workers = client.scheduler_info().get("workers", {})
             check_worker_memory(units, workers)
             gpus = any((info.get("resources") or {}).get("GPU") for info in workers.values())
             from expfam.experiment.sweeps.remote import with_absolute_data
