@@ -205,3 +205,24 @@ def test_the_default_stacks_only_where_it_pays():
     local, dask = get_registry().executor("local"), get_registry().executor("dask")
     assert default_stack(local) == (1 if jax.default_backend() == "cpu" else None)
     assert default_stack(local, devices=2) is None and default_stack(dask) is None
+
+
+def test_a_group_larger_than_every_workers_memory_is_refused_before_submission(tmp_path, runner, app):
+    distributed = pytest.importorskip("distributed", reason="the dask executor needs expfam[dask]")
+    sweep_file = tmp_path / "s.toml"
+    sweep_file.write_text('prefix = "H"\n[base.model]\nn_latent = 64\nn_clusters = 20\n' + PHASES)
+    # one in-process worker whose memory limit (1 MiB) is far below the group's estimate (the test's own scheduler)
+    with (
+        distributed.LocalCluster(n_workers=1, processes=False, memory_limit="1MiB", dashboard_address=None) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        address = cluster.scheduler_address
+        out = tmp_path / "out"
+        args = ["sweep", str(sweep_file), "--out", str(out), "--executor", "dask", "--scheduler", address]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        line = result.stderr.strip().splitlines()[-1]
+        assert line.startswith("error: the stacked group H1–H2 needs at least"), line
+        assert "largest worker memory limit of the cluster (0.000977 GiB)" in line, line
+        assert client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks)) == 0  # nothing submitted
+    assert not any(out.glob("H*/run.json"))
