@@ -29,7 +29,7 @@ n_iwae_samples = 5
 name = "p"
 grid = { learning_rate = [2e-3, 4e-3] }
 T
-"$BIN/expfam" sweep small.toml --out sweep --no-run-plots >/dev/null 2>&1
+"$BIN/expfam" sweep small.toml --out sweep --no-run-plots --stack 2 >/dev/null 2>&1  # --stack: a CPU sweep no longer stacks by default
 "$BIN/python" - <<'P'
 import hashlib, json, pathlib, numpy as np, csv
 root = pathlib.Path(".")

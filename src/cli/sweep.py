@@ -5,12 +5,15 @@ Each trial trains into `<out>/<run name>/`; `<out>/report.md` and
 command reads finished trials back and trains the rest (see docs/sweeps.md).
 Trials that share every shape train together in one compiled program (`--stack N` caps a
 group, `--no-stack` trains one at a time; docs/stacking.md).
-Exit codes: 0 all trials finished, 1 some trial failed, 2 bad input, 130 interrupted (as every command).
+`--executor dask --scheduler ADDRESS` runs the groups on a Dask cluster (`[executor]` in the sweep file
+does the same; flags win; docs/cluster.md).
+Exit codes: 0 all trials finished, 1 some trial failed (or the cluster's scheduler went away), 2 bad input,
+130 interrupted (as every command).
 """
 
 import shlex
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -19,7 +22,7 @@ from expfam.errors import ConfigurationError, RunFailedError
 from expfam.experiment.sweeps.report import REPORT_FILE
 from expfam.experiment.sweeps.results import FAILED
 from expfam.experiment.sweeps.run import run_sweep
-from expfam.experiment.sweeps.spec import load_sweep
+from expfam.experiment.sweeps.spec import SweepSpec, load_sweep
 from expfam.experiment.train.chunks import resolve_vectorize
 
 
@@ -45,7 +48,9 @@ def sweep(
             "--stack",
             min=1,
             metavar="N",
-            help="At most N trials per stacked group (trials of one shape train in one program). (default: no cap)",
+            help="At most N trials per stacked group (trials of one shape train in one program). "
+            "(default: no cap on a GPU, over --devices N or on a cluster; one at a time on a CPU, where stacking "
+            "does not pay)",
         ),
     ] = None,
     no_stack: Annotated[bool, typer.Option("--no-stack", help="Train one trial at a time (no stacking).")] = False,
@@ -67,6 +72,42 @@ def sweep(
             help="Spread a stacked group's trials over N devices (a lone trial: split its batches).",
         ),
     ] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(
+            "--executor",
+            metavar="NAME",
+            help="Where the groups run: local (this machine, --jobs processes) or dask (a Dask cluster), "
+            "or an executor plugin. (default: [executor] of the sweep file, else local)",
+        ),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            metavar="ADDRESS",
+            help="With --executor dask: the scheduler, tcp://host:8786 or tls://host:8786. "
+            "(default: a local cluster of --jobs workers)",
+        ),
+    ] = None,
+    tls_ca_file: Annotated[
+        Path | None, typer.Option("--tls-ca-file", metavar="PEM", help="tls:// scheduler: the CA certificate.")
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option("--tls-cert", metavar="PEM", help="tls:// scheduler: this client's certificate.")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", metavar="PEM", help="tls:// scheduler: this client's private key.")
+    ] = None,
+    retries: Annotated[
+        int | None,
+        typer.Option(
+            "--retries",
+            min=0,
+            metavar="N",
+            help="With --executor dask: restarts of a group whose worker died. (default: 3)",
+        ),
+    ] = None,
 ) -> None:
     """Train every trial of a sweep file and write report.md and results.csv in the reference table's layout."""
     if no_stack and stack is not None:
@@ -81,6 +122,13 @@ def sweep(
     argv += (["--vectorize", vectorize] if vectorize != "auto" else []) + (
         ["--devices", str(devices)] if devices else []
     )
+    flags = {"scheduler": scheduler, "retries": retries} | {
+        key: str(path)
+        for key, path in (("tls_ca_file", tls_ca_file), ("tls_cert", tls_cert), ("tls_key", tls_key))
+        if path is not None
+    }
+    name, options = executor_choice(spec, executor, {key: value for key, value in flags.items() if value is not None})
+    argv += (["--executor", executor] if executor else []) + (["--scheduler", scheduler] if scheduler else [])
     typer.echo(f"{len(spec.trials)} trials in {len(spec.phases)} phases → {out}")
     interrupts.raise_on_signal()  # the sweep stops its workers and keeps finished trials on KeyboardInterrupt
     try:
@@ -92,9 +140,11 @@ def sweep(
             command=shlex.join(argv),
             log=typer.echo,
             run_plots=run_plots,
-            stack=1 if no_stack else stack,
+            stack=1 if no_stack else (stack if stack is not None else "auto"),
             vectorize=vectorize,
             devices=devices,
+            executor=name,
+            executor_options=options,
         )
     except KeyboardInterrupt:
         typer.echo(f"interrupted: finished trials are kept in {out}; rerun the same command to resume", err=True)
@@ -107,3 +157,14 @@ def sweep(
             "rerun the same command to retry them",
             offending=failed,
         )
+
+
+def executor_choice(spec: SweepSpec, flag: str | None, flags: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The executor's name and options: the sweep file's `[executor]`, overridden by the flags.
+
+    The file's options are kept only for the executor the file names.
+    """
+    table = dict(spec.executor)
+    named = str(table.pop("name", "local"))
+    name = flag or named
+    return name, (table if name == named else {}) | flags

@@ -62,3 +62,13 @@ def expfam_objectives() -> Sequence[Any]:
 @hookspec
 def expfam_datasets() -> Sequence[Any]:
     """Return dataset loaders (instances of `Dataset`), each with a `name`."""
+
+
+@hookspec
+def expfam_executors() -> Sequence[Any]:
+    r"""Return sweep executors (objects with `name`, `description`, `remote` and `run`), each with a `name`.
+
+    An executor runs a sweep's units of work (stacked groups) somewhere: this machine's processes
+    (`local`), a Dask cluster (`dask`), ... (the protocol:
+    [`Executor`][expfam.experiment.sweeps.executor.Executor]; docs/writing-plugins.md).
+    """

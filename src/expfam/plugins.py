@@ -40,13 +40,14 @@ import pluggy
 from expfam import hookspecs
 from expfam.errors import DuplicateNameError, PluginLoadError, PluginWarning, UnknownNameError
 
-KINDS: tuple[str, ...] = ("families", "blocks", "block_sets", "objectives", "datasets")
+KINDS: tuple[str, ...] = ("families", "blocks", "block_sets", "objectives", "datasets", "executors")
 _KIND_LABEL = {
     "families": "family",
     "blocks": "interaction block",
     "block_sets": "block set",
     "objectives": "objective",
     "datasets": "dataset",
+    "executors": "executor",
 }
 
 
@@ -131,6 +132,10 @@ class Registry:
     def dataset(self, name: str) -> Any:
         """The dataset loader registered as `name`."""
         return self.get("datasets", name)
+
+    def executor(self, name: str) -> Any:
+        """The sweep executor registered as `name` (`--executor NAME`)."""
+        return self.get("executors", name)
 
 
 def _is_builtin(module: str) -> bool:

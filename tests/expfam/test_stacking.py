@@ -96,7 +96,9 @@ def test_stacked_sweep_writes_the_solo_runs_files_and_numbers(tmp_path):
     """A stacked group's run directories equal a one-at-a-time sweep's: files, metrics, history, parameters."""
     spec = parse_sweep(SWEEP)
     log: list[str] = []
-    stacked = run_sweep(spec, tmp_path / "stacked", plots=False, run_plots=False, vectorize="map", log=log.append)
+    stacked = run_sweep(
+        spec, tmp_path / "stacked", plots=False, run_plots=False, vectorize="map", log=log.append, stack=None
+    )
     solo = run_sweep(spec, tmp_path / "solo", plots=False, run_plots=False, stack=1)
     assert [r.status for r in stacked] == [r.status for r in solo] == ["finished"] * 3
     assert any("[1–3/3] stacked group of 3 (S1, S2, S3): training" in line for line in log)

@@ -216,11 +216,14 @@ class Preparer:
     Args:
         registry: where names are looked up (default: the installed plugins).
         devices: the device count each run's batch is split over (checked per run).
+        memory: check each run's memory against this machine's
+            ([`check_memory`][expfam.experiment.prepare.check_memory]); off where runs train elsewhere.
     """
 
-    def __init__(self, registry: Registry | None = None, devices: int | None = None) -> None:
+    def __init__(self, registry: Registry | None = None, devices: int | None = None, *, memory: bool = True) -> None:
         self.registry = registry or get_registry()
         self.devices = devices
+        self.memory = memory
         self._splits: dict[Hashable, tuple[DataSplit, DataSplit | None]] = {}
         self._models: dict[Hashable, tuple[ModelSpec, Harmonium]] = {}
         self._checked: set[tuple[Hashable, Hashable]] = set()
@@ -254,7 +257,8 @@ class Preparer:
         if (data_key, model_key) not in self._checked:
             check_data_for_family(split, model.observable)
             self._checked.add((data_key, model_key))
-        check_memory(config, split.n_features, parameter_shapes=parameter_shapes(model))
+        if self.memory:
+            check_memory(config, split.n_features, parameter_shapes=parameter_shapes(model))
         check_cluster_init(config, model, int(split.x_train.shape[0]))
         return PreparedRun(config=config, split=split, model=model, spec=spec, held_out=held_out)
 

@@ -25,10 +25,12 @@ Examples:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import pickle
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +41,16 @@ from expfam.experiment.runs.files import read_metrics
 from expfam.experiment.runs.layout import CONFIG_FILE, is_finished, read_info
 from expfam.experiment.runs.lock import run_lock
 from expfam.experiment.runs.recorder import begin_trial, record_failed_trial, record_finished_trial
+from expfam.experiment.sweeps.executor import Executor, UnitResult
 from expfam.experiment.sweeps.plan import plan_groups
 from expfam.experiment.sweeps.plots import PLOTS_DIR, write_plots
+from expfam.experiment.sweeps.remote import write_returned_files
 from expfam.experiment.sweeps.report import REPORT_FILE, RESULTS_FILE, write_results
 from expfam.experiment.sweeps.results import FAILED, FINISHED, PENDING, TrialResult
 from expfam.experiment.sweeps.spec import SweepSpec, Trial
-from expfam.experiment.sweeps.workers import Outcome, TrialRunner, Unit, run_parallel
+from expfam.experiment.sweeps.workers import Outcome, TrialRunner, Unit
 from expfam.experiment.train.devices import check_device_count
+from expfam.plugins import get_registry
 
 #: `log(line)`: one line per trial event.
 Log = Callable[[str], None]
@@ -161,9 +166,11 @@ def run_sweep(
     log: Log | None = None,
     plots: bool = True,
     run_plots: bool = True,
-    stack: int | None = None,
+    stack: int | str | None = "auto",
     vectorize: str = "auto",
     devices: int | None = None,
+    executor: str | Executor = "local",
+    executor_options: Mapping[str, Any] | None = None,
 ) -> list[TrialResult]:
     """Run every trial of `spec` into `out/<run name>/` and write the sweep's report.
 
@@ -184,20 +191,31 @@ def run_sweep(
         plots: draw `out/plots/<key>.png` at the end.
         run_plots: with the default runner, write each run's own plots too.
         stack: with the default runner, trials that share every shape train together in one
-            compiled program, at most `stack` per group (`None`: no cap; 1: one at a time;
+            compiled program, at most `stack` per group (`None`: no cap; 1: one at a time; `"auto"`:
+            [`default_stack`][expfam.experiment.sweeps.run.default_stack], one at a time on a CPU;
             [`expfam.experiment.sweeps.plan`][expfam.experiment.sweeps.plan]). A custom `runner` trains one trial at a time.
         vectorize: how a stacked group runs (`expfam.experiment.train.chunks.VECTORIZE`).
         devices: with the default runner, spread a stacked group's trials over this many
             devices, or split a lone trial's batches over them.
+        executor: where the groups run: a registered executor's name (`"local"`, this machine; `"dask"`, a
+            Dask cluster; docs/cluster.md) or an [`Executor`][expfam.experiment.sweeps.executor.Executor].
+        executor_options: the executor's options, e.g. for `"dask"` `{"scheduler": address or Client}`.
 
     Returns:
         One result per trial, in sweep order.
 
     Raises:
-        ConfigurationError: `jobs < 1`, an unpicklable runner with `jobs > 1`, or a
-            run directory holding another configuration without `overwrite`.
+        ConfigurationError: `jobs < 1`, an unpicklable runner with `jobs > 1`, a
+            run directory holding another configuration without `overwrite`, an unknown executor or options
+            it refuses.
+        ExecutorLostError: the executor's engine went away (finished trials are kept; rerun to resume).
         KeyboardInterrupt: after writing the aggregate files; finished trials are kept.
     """
+    chosen: Executor = get_registry().executor(executor) if isinstance(executor, str) else executor
+    if stack == "auto":
+        stack = default_stack(chosen, devices)
+    if isinstance(stack, str):
+        raise ConfigurationError(f"stack must be an integer ≥ 1, None or 'auto', got {stack!r}", offending="stack")
     stacking = runner is None and stack != 1
     if runner is None:
         options: dict[str, Any] = ({} if run_plots else {"plots": False}) | (
@@ -221,18 +239,44 @@ def run_sweep(
             ) from None
     out = Path(out)
     check_sweep_inputs(spec, out, devices)
+    chosen.check(dict(executor_options or {}))
+    work = _Work(chosen, dict(executor_options or {}), runner, jobs, vectorize, devices)
     out.mkdir(parents=True, exist_ok=True)
     with run_lock(out):  # one sweep writes a folder at a time
-        return _run_locked(
-            spec, out, runner, jobs, overwrite, command, say, plots, run_plots, stacking, stack, vectorize, devices
-        )
+        return _run_locked(spec, out, work, overwrite, command, say, plots, run_plots, stacking, stack)
+
+
+def default_stack(executor: Executor, devices: int | None = None) -> int | None:
+    """The `stack` of a sweep that names none: 1 (one trial at a time) where stacking does not pay, else no cap.
+
+    On a CPU a stacked group trains no faster than its trials one after another (`benchmarks/sweep_throughput.py`:
+    8 digits trials 1.00× the throughput of one at a time, a 10-trial sweep 1.13× the wall time stacked), so a
+    sweep on this machine's CPU trains one trial at a time; on a GPU or TPU, over `devices > 1`, and on a
+    remote executor (whose workers' devices this process does not know) trials stack.
+    """
+    if executor.remote or (devices or 1) > 1:
+        return None
+    import jax
+
+    return 1 if jax.default_backend() == "cpu" else None
+
+
+@dataclasses.dataclass(frozen=True)
+class _Work:
+    """How a sweep's units are made and where they run."""
+
+    executor: Executor
+    options: dict[str, Any]
+    runner: TrialRunner
+    jobs: int
+    vectorize: str
+    devices: int | None
 
 
 def _run_locked(
     spec: SweepSpec,
     out: Path,
-    runner: TrialRunner,
-    jobs: int,
+    work: _Work,
     overwrite: bool,
     command: str,
     say: Log,
@@ -240,8 +284,6 @@ def _run_locked(
     run_plots: bool,
     stacking: bool,
     stack: int | None,
-    vectorize: str,
-    devices: int | None,
 ) -> list[TrialResult]:
     results = {trial.name: TrialResult(trial, PENDING) for trial in spec.trials}
     todo: list[Trial] = []
@@ -274,32 +316,49 @@ def _run_locked(
         say(_describe(results[trial.name]))
         write()
 
-    def start(group: Sequence[Trial], what: str) -> list[Path]:
-        dirs = [begin_trial(out / trial.name) for trial in group]
+    def announce(index: int, what: str) -> None:
+        group = units[index].trials
+        if not work.executor.remote:  # the unit writes its run directories in place
+            for trial in group:
+                begin_trial(out / trial.name)
         first = positions[group[0].name]
         if len(group) == 1:
             say(f"[{first}/{len(todo)}] {group[0].name} ({group[0].phase}): {what}")
         else:
             names = ", ".join(trial.name for trial in group)
             say(f"[{first}–{first + len(group) - 1}/{len(todo)}] stacked group of {len(group)} ({names}): {what}")
-        return dirs
+
+    def finished(index: int, result: UnitResult) -> None:
+        group = units[index].trials
+        for number, (trial, outcome) in enumerate(zip(group, result.outcomes, strict=True)):
+            if result.files is not None:  # trained elsewhere: this process alone writes the sweep folder
+                write_returned_files(out / trial.name, result.files[number])
+            elif work.executor.remote:  # nothing came back (the task was lost): its error still needs a folder
+                begin_trial(out / trial.name)
+            record(trial, outcome)
+        if result.worker:
+            names = group[0].name if len(group) == 1 else f"{group[0].name}–{group[-1].name}"
+            say(f"{names} done on worker {result.worker} in {result.seconds:.1f} s")
+            per_worker[result.worker] = per_worker.get(result.worker, 0) + len(group)
 
     groups = plan_groups(todo, stack) if stacking else [[trial] for trial in todo]
     # positions follow the order in which the trials train (a group's trials one after another)
     positions = {trial.name: position for position, trial in enumerate((t for g in groups for t in g), 1)}
-    units: list[Unit] = []
+    units = [
+        Unit(work.runner, tuple(g), tuple(out / t.name for t in g), run_plots, work.vectorize, work.devices)
+        for g in groups
+    ]
+    per_worker: dict[str, int] = {}
+    started = time.perf_counter()
     write()
     try:
-        what = "queued" if jobs > 1 else "training"
-        for group in groups:
-            dirs = start(group, what)
-            units.append(Unit(runner, tuple(group), tuple(dirs), run_plots, vectorize, devices))
-            if jobs == 1:
-                for trial, outcome in zip(group, units[-1].attempt(), strict=True):
-                    record(trial, outcome)
-        if jobs > 1 and units:
-            run_parallel(units, jobs, record)
+        if units:
+            run = work.executor.run
+            run(units, jobs=work.jobs, options=work.options, announce=announce, finished=finished)
     finally:
+        if per_worker:
+            counts = ", ".join(f"{worker} {count}" for worker, count in sorted(per_worker.items()))
+            say(f"trials per worker: {counts}; sweep wall time {time.perf_counter() - started:.1f} s")
         if plots:
             write_plots(spec, list(results.values()), out)
         write()
@@ -311,6 +370,7 @@ __all__ = [
     "Log",
     "check_sweep_inputs",
     "config_differences",
+    "default_stack",
     "finished_metrics",
     "run_sweep",
     "train_trial",

@@ -25,7 +25,14 @@ runs = [{learning_rate = 1e-3, note = "slower"}, {name = "H10", kl_warmup_steps 
 set = {n_steps = 1000}                           # optional: overrides for every run of the phase
 note = "..."                                     # optional: Notes of runs that have none
 repeats = 3                                      # optional: seeds per run of this phase
+
+[executor]                                       # optional: where the groups run (flags win)
+name = "dask"                                    # a registered executor (default "local")
+scheduler = "tls://head:8786"                    # the executor's options (docs/cluster.md)
 ```
+
+`[executor]` holds `name` and the executor's options; file paths among them (`tls_*`) are read relative
+to the sweep file.
 
 Repeats: a run (`runs = [{..., repeats = 3}]`), a phase or the whole file may ask for
 `repeats = R`; the run then trains R times with seeds `seed, seed + 1, ..., seed + R − 1`,
@@ -73,7 +80,17 @@ ALIASES: dict[str, str] = {
     "entropy_w": "train.entropy_weight",
     "post_entropy_w": "train.posterior_entropy_weight",
 }
-TOP_LEVEL_KEYS: tuple[str, ...] = ("title", "description", "prefix", "start", "min_r2", "repeats", "base", "phases")
+TOP_LEVEL_KEYS: tuple[str, ...] = (
+    "title",
+    "description",
+    "prefix",
+    "start",
+    "min_r2",
+    "repeats",
+    "base",
+    "phases",
+    "executor",
+)
 PHASE_KEYS: tuple[str, ...] = ("name", "grid", "runs", "set", "note", "repeats")
 DEFAULT_MIN_R2 = 0.95
 
@@ -123,6 +140,8 @@ class SweepSpec:
     description: str = ""
     min_r2: float = DEFAULT_MIN_R2
     source: str = ""
+    #: The `[executor]` table: `name` and the executor's options (empty: the `local` executor).
+    executor: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def trials(self) -> tuple[Trial, ...]:
@@ -328,7 +347,20 @@ def parse_sweep(mapping: Mapping[str, Any], *, source: str = "") -> SweepSpec:
         description=_require_str(mapping.get("description", ""), "description"),
         min_r2=float(min_r2),
         source=source,
+        executor=_executor_table(mapping.get("executor", {}), source),
     )
+
+
+def _executor_table(value: Any, source: str) -> dict[str, Any]:
+    """The `[executor]` table, its `name` checked and its `tls_*` paths made relative to the sweep file."""
+    table = dict(_require_table(value, "[executor]"))
+    if "name" in table:
+        _require_str(table["name"], "[executor] name")
+    folder = Path(source).parent if source else Path()
+    for key in [k for k in table if k.startswith("tls_")]:
+        path = Path(_require_str(table[key], f"[executor] {key}")).expanduser()
+        table[key] = str(path if path.is_absolute() else folder / path)
+    return table
 
 
 def load_sweep(path: str | Path) -> SweepSpec:

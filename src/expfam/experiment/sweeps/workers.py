@@ -133,9 +133,9 @@ def _work(connection: Connection) -> None:
             connection.send((index, None))
 
 
-def run_parallel(units: Sequence[Unit], jobs: int, record: Callable[[Trial, Outcome], None]) -> None:
-    """Attempt `units` in at most `jobs` spawned worker processes, calling `record(trial, outcome)` in this
-    process as each unit ends.
+def run_parallel(units: Sequence[Unit], jobs: int, record: Callable[[int, Sequence[Outcome]], None]) -> None:
+    """Attempt `units` in at most `jobs` spawned worker processes, calling `record(index, outcomes)` in this
+    process as unit `index` ends (one outcome per trial).
 
     Each worker has its own pipe and is handed its next unit when it returns one, so this process
     always knows which unit each worker holds. A worker that dies (killed, out of memory) fails the
@@ -151,12 +151,8 @@ def run_parallel(units: Sequence[Unit], jobs: int, record: Callable[[Trial, Outc
     workers: list[tuple[BaseProcess, Connection]] = []
     holding: dict[int, int] = {}  # worker number -> index of the unit it trains
 
-    def record_all(index: int, outcomes: Sequence[Outcome]) -> None:
-        for trial, outcome in zip(units[index].trials, outcomes, strict=True):
-            record(trial, outcome)
-
     def died(index: int, why: str) -> None:
-        record_all(index, [(FAILED, None, f"worker process died: {why}", "", math.nan)] * len(units[index].trials))
+        record(index, [(FAILED, None, f"worker process died: {why}", "", math.nan)] * len(units[index].trials))
 
     def hand_out(number: int) -> None:
         connection = workers[number][1]
@@ -189,7 +185,7 @@ def run_parallel(units: Sequence[Unit], jobs: int, record: Callable[[Trial, Outc
                 del holding[number]
                 if outcomes is None:  # the worker was interrupted (SIGTERM from outside): stop the sweep
                     raise KeyboardInterrupt(f"worker process {process.pid} was interrupted")
-                record_all(index, outcomes)
+                record(index, outcomes)
                 hand_out(number)
         for index, _ in pending[::-1]:  # every worker died: nobody is left to run these
             died(index, "no worker process is left")
