@@ -16,26 +16,15 @@ from sklearn.datasets import load_digits
 from expfam.errors import ConfigurationWarning
 from expfam.experiment.train.streams import run_keys
 from expfam.sklearn import HarmoniumClustering
+from tiny_shapes import ESTIMATOR, ESTIMATOR_ROWS
 
-SMALL = dict(
-    n_clusters=4,
-    n_latent=2,
-    n_steps=25,
-    log_every=10,
-    batch_size=32,
-    n_mc_samples=2,
-    n_conj_samples=32,
-    lr_warmup_steps=5,
-    kl_warmup_steps=10,
-    conj_warmup_steps=5,
-    n_elbo_samples=3,
-    random_state=0,
-)
+#: The suite's canonical estimator settings (shared with test_sklearn.py: the same compiled programs).
+SMALL = ESTIMATOR
 
 
 @pytest.fixture(scope="module")
 def digits() -> np.ndarray:
-    return load_digits().data[:300]
+    return load_digits().data[:ESTIMATOR_ROWS]
 
 
 @pytest.fixture(scope="module")
