@@ -1,6 +1,6 @@
 """The fused grouped product ``(W + V_k) y + u_k`` against its one-hot form, and the model's use of it."""
 
-from functools import partial
+from functools import cache, partial
 
 import jax
 import jax.numpy as jnp
@@ -40,7 +40,9 @@ def _value_and_grads(fn, shared, per_cluster, bias, y, k, cotangent):
     return (out, *pullback(cotangent))
 
 
+@cache
 def _windows(tile):
+    """One partial per window height, so that `_value_and_grads` (static in `fn`) compiles once per shape."""
     return partial(cluster_affine_sorted, tile_rows=tile)
 
 
@@ -67,13 +69,28 @@ def test_windows_equal_the_one_hot_form_with_gradients(s, n_clusters, d, n, tile
             np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-10, atol=1e-10, err_msg=name)
 
 
-@settings(max_examples=25, deadline=None)
-@given(
-    counts=st.lists(st.integers(0, 20), min_size=2, max_size=7).filter(lambda c: sum(c) > 0),
-    tile=st.integers(1, 9),
-)
-def test_any_cluster_sizes(counts, tile):
+#: (K, S, window height T) of the drawn layouts. The clusters `k` are a traced argument, so every
+#: layout of one (K, S, T) runs the same compiled program (each costs seconds to compile): the
+#: layouts are drawn, the shapes are these four. Cluster sizes run over 0..S (empty clusters
+#: anywhere, one cluster holding every row); K = 2 (one matrix) and K = 7; a cluster taller than
+#: a piece (8T rows) is cut into several for T = 1, 2 and 4; T = 9 has pieces taller than S = 11;
+#: S is a multiple of no T here (the last window starts earlier).
+LAYOUT_SHAPES = ((2, 11, 1), (2, 11, 9), (7, 45, 2), (7, 45, 4))
+
+
+@st.composite
+def sorted_cluster_layouts(draw):
+    """Sizes of K clusters holding S rows in all (K − 1 cut points anywhere in 0..S), and T."""
+    n_clusters, n_rows, tile = draw(st.sampled_from(LAYOUT_SHAPES))
+    cuts = draw(st.lists(st.integers(0, n_rows), min_size=n_clusters - 1, max_size=n_clusters - 1))
+    return np.diff([0, *sorted(cuts), n_rows]), tile
+
+
+@settings(max_examples=40, deadline=None)
+@given(layout=sorted_cluster_layouts())
+def test_any_cluster_sizes(layout):
     """Every layout of sorted clusters (empty ones anywhere, any window height) is exact."""
+    counts, tile = layout
     with jax.enable_x64(True):
         rng = np.random.default_rng(len(counts) * 31 + tile)
         k = np.repeat(np.arange(len(counts)), counts)

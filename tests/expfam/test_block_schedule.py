@@ -9,7 +9,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from expfam.builder import build_model
 from expfam.errors import ConfigurationError
 from expfam.experiment.config import TrainConfig, config_from_mapping
 from expfam.experiment.config_text import parse_block_learning_rates, parse_block_schedule
@@ -17,6 +16,7 @@ from expfam.experiment.prepare import prepare_run
 from expfam.experiment.train.loop import train
 from expfam.experiment.train.optimizer import make_optimizer
 from expfam.experiment.train.step import initial_state
+from tiny_shapes import trained_data, trained_model
 
 TINY = TrainConfig(
     n_steps=6,
@@ -32,14 +32,12 @@ TINY = TrainConfig(
 
 
 def _model(blocks: str):
-    return build_model(
-        observable="binomial", observable_options={"n_trials": 4}, data_dim=6, n_latent=3, n_clusters=3, blocks=blocks
-    )
+    return trained_model(blocks)
 
 
 @pytest.fixture(scope="module")
 def data():
-    return jax.random.binomial(jax.random.PRNGKey(0), 4, 0.3, (40, 6)).astype(jnp.float32)
+    return trained_data()
 
 
 def test_schedule_text_parses_to_start_steps():

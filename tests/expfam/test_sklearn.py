@@ -12,28 +12,17 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from expfam.sklearn import HarmoniumClustering
+from tiny_shapes import ESTIMATOR, ESTIMATOR_ROWS
 
-#: Tiny and fast: a few dozen steps on a small slice of the digits.
-FAST = dict(
-    n_clusters=5,
-    n_latent=2,
-    n_steps=30,
-    log_every=30,
-    batch_size=32,
-    n_mc_samples=2,
-    n_conj_samples=32,
-    lr_warmup_steps=5,
-    kl_warmup_steps=10,
-    conj_warmup_steps=5,
-    n_elbo_samples=2,
-    random_state=0,
-)
+#: Tiny and fast: a few dozen steps on a small slice of the digits (the suite's canonical estimator
+#: settings, shared with test_sklearn_scoring.py so that both fit with the same compiled programs).
+FAST = ESTIMATOR
 
 
 @pytest.fixture(scope="module")
 def digits():
     X, y = load_digits(return_X_y=True)
-    return X[:400], y[:400]
+    return X[:ESTIMATOR_ROWS], y[:ESTIMATOR_ROWS]
 
 
 @pytest.fixture(scope="module")

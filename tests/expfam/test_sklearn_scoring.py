@@ -16,26 +16,15 @@ from sklearn.datasets import load_digits
 from expfam.errors import ConfigurationWarning
 from expfam.experiment.train.streams import run_keys
 from expfam.sklearn import HarmoniumClustering
+from tiny_shapes import ESTIMATOR, ESTIMATOR_ROWS
 
-SMALL = dict(
-    n_clusters=4,
-    n_latent=2,
-    n_steps=25,
-    log_every=10,
-    batch_size=32,
-    n_mc_samples=2,
-    n_conj_samples=32,
-    lr_warmup_steps=5,
-    kl_warmup_steps=10,
-    conj_warmup_steps=5,
-    n_elbo_samples=3,
-    random_state=0,
-)
+#: The suite's canonical estimator settings (shared with test_sklearn.py: the same compiled programs).
+SMALL = ESTIMATOR
 
 
 @pytest.fixture(scope="module")
 def digits() -> np.ndarray:
-    return load_digits().data[:300]
+    return load_digits().data[:ESTIMATOR_ROWS]
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +38,12 @@ def test_score_samples_is_the_models_elbo_of_each_row(fitted: HarmoniumClusterin
     rows = digits[:12]
     scores = fitted.score_samples(rows)
     key = run_keys(fitted.seed_)["evaluate"]
-    with jax.disable_jit():
-        reference = [
-            float(fitted.model_.elbo_terms(key, fitted.params_, rows[i : i + 1], SMALL["n_elbo_samples"])[1][0])
-            for i in range(len(rows))
-        ]
+    # one row at a time, each its own call of the model's method (one compiled program for all twelve
+    # rows: without jit each of its hundreds of operations is compiled on its own)
+    elbo_terms = jax.jit(fitted.model_.elbo_terms, static_argnums=3)
+    reference = [
+        float(elbo_terms(key, fitted.params_, rows[i : i + 1], SMALL["n_elbo_samples"])[1][0]) for i in range(len(rows))
+    ]
     assert scores.shape == (12,) and scores.dtype == np.float64
     np.testing.assert_allclose(scores, reference, rtol=1e-6)
     assert np.all(scores < 0)  # bounds on log-probabilities of discrete counts

@@ -11,7 +11,6 @@ import optax
 import pytest
 
 from expfam import TrainingDivergedError, build_registry
-from expfam.builder import build_model
 from expfam.experiment.config import TrainConfig
 from expfam.experiment.train.loop import train
 from expfam.experiment.train.optimizer import make_optimizer
@@ -19,6 +18,7 @@ from expfam.experiment.train.step import loss_weights
 from expfam.experiment.train.streams import stream_key
 from expfam.hookspecs import hookimpl
 from expfam.objective import Objective
+from tiny_shapes import trained_data, trained_model
 
 TINY = TrainConfig(
     n_steps=10,
@@ -35,11 +35,7 @@ TINY = TrainConfig(
 
 @pytest.fixture(scope="module")
 def model_and_data():
-    model = build_model(
-        observable="binomial", observable_options={"n_trials": 4}, data_dim=6, n_latent=3, n_clusters=3, blocks="full"
-    )
-    data = jax.random.binomial(jax.random.PRNGKey(0), 4, 0.3, (40, 6)).astype(jnp.float32)
-    return model, data
+    return trained_model("full"), trained_data()
 
 
 def test_chunk_length_does_not_change_the_result(model_and_data):

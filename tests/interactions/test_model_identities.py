@@ -1,7 +1,8 @@
 """The harmonium's identities (MODEL.md §3–§5, §7) for every registered block and block set.
 
 Exact identities are checked by enumerating every latent state ``z = (y, k)`` of
-tiny models (D = 3, n = 2, K = 3, Binomial with 3 trials unless stated) with
+tiny models (D = 3, n = 2, K = 3, Binomial with 3 trials unless stated: the suite's
+canonical ``tiny_shapes.ENUMERATED``) with
 randomised parameters (every entry ``N(0, scale²)``, so blocks and ``ρ_y`` are far
 from 0); tolerances are those of :mod:`expfam.testing.model_checks` (float64
 roundoff). Monte Carlo checks accept ``|z| < 5`` (``Z_LIMIT``) with standard
@@ -40,6 +41,7 @@ from expfam.testing import (
     random_observations,
 )
 from expfam.testing._assertions import Z_LIMIT, assert_close, assert_z_scores
+from tiny_shapes import ENUMERATED
 
 REGISTRY = get_registry()
 BLOCK_LISTS: list[str | tuple[str, ...]] = [
@@ -57,13 +59,14 @@ def tiny_model(
     blocks: str | Sequence[str],
     observable: str = "binomial",
     *,
-    data_dim: int = 3,
-    n_latent: int = 2,
-    n_clusters: int = 3,
+    data_dim: int = ENUMERATED["data_dim"],
+    n_latent: int = ENUMERATED["n_latent"],
+    n_clusters: int = ENUMERATED["n_clusters"],
     **options: int,
 ) -> Harmonium:
+    """The suite's canonical enumerated shape (`tiny_shapes.ENUMERATED`) unless a size is given."""
     if observable == "binomial":
-        options = {"n_trials": 3, **options}
+        options = {**ENUMERATED["observable_options"], **options}
     return build_model(
         observable=observable,
         observable_options=options,

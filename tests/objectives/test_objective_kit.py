@@ -9,16 +9,14 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from expfam.builder import build_model
 from expfam.family import Array
 from expfam.objective import Objective, ObjectiveSettings, States, StepContext
 from expfam.testing import BUILTIN_TARGETS, check_objective, random_model_params, random_observations
 from expfam.testing.objective_checks import exact_prior_entropy_target
 from objectives import plugin as builtin_objectives
+from tiny_shapes import enumerated_model
 
-MODEL = build_model(
-    observable="binomial", observable_options={"n_trials": 3}, data_dim=3, n_latent=2, n_clusters=3, blocks="full"
-)
+MODEL = enumerated_model("full")
 PARAMS = random_model_params(MODEL, jax.random.key(0), scale=0.5)
 X = random_observations(MODEL.observable, 0, 3)
 BUILTIN = [term.name for term in builtin_objectives.expfam_objectives()]

@@ -14,22 +14,20 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from expfam.builder import build_model
 from expfam.errors import ConfigurationError, UnknownNameError
 from expfam.model import Harmonium, Params
 from expfam.objective import ObjectiveSettings, make_loss, warmup
 from expfam.plugins import get_registry
 from expfam.testing import enumerate_states, model_table, random_model_params, random_observations
 from expfam.testing._assertions import assert_close, assert_z_scores
+from tiny_shapes import enumerated_model
 
 REGISTRY = get_registry()
 OBJECTIVES = REGISTRY.names("objectives")
 SETTINGS = ObjectiveSettings(kl_warmup_steps=100, conj_warmup_steps=100, n_mc_samples=4, n_prior_samples=256)
 # The terms do not depend on the blocks; xy + xk compiles faster than the full set
 # (whose gradients are checked in tests/interactions/test_model_identities.py).
-MODEL = build_model(
-    observable="binomial", observable_options={"n_trials": 3}, data_dim=3, n_latent=2, n_clusters=3, blocks=["xy", "xk"]
-)
+MODEL = enumerated_model(["xy", "xk"])
 
 
 def draw(seed: int = 0, scale: float = 0.7) -> tuple[Params, jax.Array]:

@@ -15,7 +15,6 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from expfam.builder import build_model
 from expfam.model import Harmonium, Params
 from expfam.objective import ObjectiveSettings, make_loss
 from expfam.testing import enumerate_states, exact_elbo, model_table, random_model_params, random_observations
@@ -26,14 +25,13 @@ from objectives.rao_blackwell import (
     rao_blackwell_elbo_terms,
     residual_depends_on_cluster,
 )
+from tiny_shapes import enumerated_model
 
 BLOCK_LISTS = {"hierarchical": "hierarchical", "full": "full", "xy+xk": ["xy", "xk"]}
 
 
 def tiny_model(blocks: str | list[str]) -> Harmonium:
-    return build_model(
-        observable="binomial", observable_options={"n_trials": 3}, data_dim=3, n_latent=2, n_clusters=3, blocks=blocks
-    )
+    return enumerated_model(blocks)
 
 
 def draw(model: Harmonium, seed: int, *, batch: int = 2, scale: float = 0.6) -> tuple[Params, jax.Array]:
