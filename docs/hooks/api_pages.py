@@ -208,6 +208,22 @@ TOPICS: tuple[Topic, ...] = (
         section="Experiment machinery",
     ),
     Topic(
+        "api/tracking.md",
+        "Tracking",
+        "Trackers as a plugin kind, the `[track]` settings, the safe fan-out and the built-in MLflow tracker "
+        "([tracking.md](../tracking.md)).",
+        (
+            "expfam.tracker",
+            "expfam.experiment.tracking",
+            "expfam.trackers",
+            "expfam.trackers.mlflow_tracker",
+            "expfam.trackers.plugin",
+            "expfam.experiment.sweeps.tracked",
+        ),
+        packages=("expfam.trackers",),
+        section="Experiment machinery",
+    ),
+    Topic(
         "api/experiment-stacking.md",
         "Stacking and devices",
         "Many trials in one program, over one or several devices ([stacking.md](../stacking.md)).",

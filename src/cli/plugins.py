@@ -1,4 +1,4 @@
-"""`expfam plugins`: every registered family, block, block set, objective and dataset, with its provider.
+"""`expfam plugins`: every registered family, block, block set, objective, dataset and tracker, with its provider.
 
 Plugins that failed to load are listed after them, one line each (entry-point name,
 distribution, error), and so is any other distribution that installs one of
@@ -19,6 +19,7 @@ TITLES = {
     "block_sets": "block sets",
     "objectives": "objectives",
     "datasets": "datasets",
+    "trackers": "trackers",
 }
 
 
@@ -34,7 +35,7 @@ def make_command(registry: Registry | None = None) -> Callable[[], None]:
     """The `plugins` command over `registry` (default: the installed plugins)."""
 
     def plugins() -> None:
-        """List every registered family, block, block set, objective and dataset with its providing package."""
+        """List every registered family, block, block set, objective, dataset and tracker with its providing package."""
         current = registry or get_registry()
         listing = describe(current)
         for kind in KINDS:

@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 
+from cli.tracking import TrackFlag, TrackingUriFlag, trackers_from_flags
 from expfam import interrupts
 from expfam.errors import ConfigurationError, RunFailedError
 from expfam.experiment.sweeps.report import REPORT_FILE
@@ -67,6 +68,8 @@ def sweep(
             help="Spread a stacked group's trials over N devices (a lone trial: split its batches).",
         ),
     ] = None,
+    track: TrackFlag = None,
+    tracking_uri: TrackingUriFlag = None,
 ) -> None:
     """Train every trial of a sweep file and write report.md and results.csv in the reference table's layout."""
     if no_stack and stack is not None:
@@ -74,6 +77,7 @@ def sweep(
     resolve_vectorize(vectorize)
     spec = load_sweep(sweep_file)
     out = out if out is not None else Path("sweeps") / sweep_file.stem
+    trackers = trackers_from_flags(track, tracking_uri, sweep_file, base=out.expanduser().resolve().parent)
     argv = ["expfam", "sweep", str(sweep_file), "--out", str(out)]
     argv += (["--jobs", str(jobs)] if jobs != 1 else []) + (["--overwrite"] if overwrite else [])
     argv += [] if run_plots else ["--no-run-plots"]
@@ -95,6 +99,7 @@ def sweep(
             stack=1 if no_stack else stack,
             vectorize=vectorize,
             devices=devices,
+            trackers=trackers,
         )
     except KeyboardInterrupt:
         typer.echo(f"interrupted: finished trials are kept in {out}; rerun the same command to resume", err=True)

@@ -62,3 +62,12 @@ def expfam_objectives() -> Sequence[Any]:
 @hookspec
 def expfam_datasets() -> Sequence[Any]:
     """Return dataset loaders (instances of `Dataset`), each with a `name`."""
+
+
+@hookspec
+def expfam_trackers() -> Sequence[type]:
+    r"""Return tracker classes (implementing [`Tracker`][expfam.tracker.Tracker]), each with a `name`.
+
+    A class is made with keyword arguments only, `uri`, `base` and `experiment` (see
+    [`expfam.tracker`][expfam.tracker]); `expfam train --track NAME` and `[track] trackers` name it.
+    """

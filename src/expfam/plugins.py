@@ -40,13 +40,14 @@ import pluggy
 from expfam import hookspecs
 from expfam.errors import DuplicateNameError, PluginLoadError, PluginWarning, UnknownNameError
 
-KINDS: tuple[str, ...] = ("families", "blocks", "block_sets", "objectives", "datasets")
+KINDS: tuple[str, ...] = ("families", "blocks", "block_sets", "objectives", "datasets", "trackers")
 _KIND_LABEL = {
     "families": "family",
     "blocks": "interaction block",
     "block_sets": "block set",
     "objectives": "objective",
     "datasets": "dataset",
+    "trackers": "tracker",
 }
 
 
@@ -131,6 +132,10 @@ class Registry:
     def dataset(self, name: str) -> Any:
         """The dataset loader registered as `name`."""
         return self.get("datasets", name)
+
+    def tracker(self, name: str) -> Any:
+        """The tracker class registered as `name` ([`expfam.tracker`][expfam.tracker])."""
+        return self.get("trackers", name)
 
 
 def _is_builtin(module: str) -> bool:

@@ -44,8 +44,10 @@ from expfam.experiment.sweeps.plots import PLOTS_DIR, write_plots
 from expfam.experiment.sweeps.report import REPORT_FILE, RESULTS_FILE, write_results
 from expfam.experiment.sweeps.results import FAILED, FINISHED, PENDING, TrialResult
 from expfam.experiment.sweeps.spec import SweepSpec, Trial
+from expfam.experiment.sweeps.tracked import TrialReport, tracked_sweep
 from expfam.experiment.sweeps.workers import Outcome, TrialRunner, Unit, run_parallel
 from expfam.experiment.train.devices import check_device_count
+from expfam.tracker import Tracker
 
 #: `log(line)`: one line per trial event.
 Log = Callable[[str], None]
@@ -164,6 +166,7 @@ def run_sweep(
     stack: int | None = None,
     vectorize: str = "auto",
     devices: int | None = None,
+    trackers: Sequence[Tracker] = (),
 ) -> list[TrialResult]:
     """Run every trial of `spec` into `out/<run name>/` and write the sweep's report.
 
@@ -189,6 +192,8 @@ def run_sweep(
         vectorize: how a stacked group runs (`expfam.experiment.train.chunks.VECTORIZE`).
         devices: with the default runner, spread a stacked group's trials over this many
             devices, or split a lone trial's batches over them.
+        trackers: report the sweep as a parent run and each trial as its child, from the trial's folder
+            once its outcome is recorded ([`expfam.experiment.sweeps.tracked`][expfam.experiment.sweeps.tracked]).
 
     Returns:
         One result per trial, in sweep order.
@@ -222,10 +227,10 @@ def run_sweep(
     out = Path(out)
     check_sweep_inputs(spec, out, devices)
     out.mkdir(parents=True, exist_ok=True)
-    with run_lock(out):  # one sweep writes a folder at a time
-        return _run_locked(
-            spec, out, runner, jobs, overwrite, command, say, plots, run_plots, stacking, stack, vectorize, devices
-        )
+    # one sweep writes a folder at a time; its trackers hear of it from this process alone
+    with run_lock(out), tracked_sweep(trackers, spec, out, SWEEP_FILES) as report:
+        how = (run_plots, stacking, stack, vectorize, devices)
+        return _run_locked(spec, out, runner, jobs, overwrite, command, say, plots, *how, report)
 
 
 def _run_locked(
@@ -242,6 +247,7 @@ def _run_locked(
     stack: int | None,
     vectorize: str,
     devices: int | None,
+    report: TrialReport,
 ) -> list[TrialResult]:
     results = {trial.name: TrialResult(trial, PENDING) for trial in spec.trials}
     todo: list[Trial] = []
@@ -256,6 +262,7 @@ def _run_locked(
                 seconds = seconds / max(1, int(info["stack"].get("size", 1)))
             results[trial.name] = TrialResult(trial, FINISHED, metrics, seconds=seconds, reused=True)
             say(_describe(results[trial.name]))
+            report(trial, "")
     if spec.source and Path(spec.source).is_file():
         atomic_write_text(out / "sweep.toml", Path(spec.source).read_text(encoding="utf-8"))
 
@@ -273,6 +280,7 @@ def _run_locked(
         results[trial.name] = TrialResult(trial, status, metrics, error, seconds)
         say(_describe(results[trial.name]))
         write()
+        report(trial, group_of.get(trial.name, ""))  # to the trackers, from the recorded folder
 
     def start(group: Sequence[Trial], what: str) -> list[Path]:
         dirs = [begin_trial(out / trial.name) for trial in group]
@@ -287,6 +295,7 @@ def _run_locked(
     groups = plan_groups(todo, stack) if stacking else [[trial] for trial in todo]
     # positions follow the order in which the trials train (a group's trials one after another)
     positions = {trial.name: position for position, trial in enumerate((t for g in groups for t in g), 1)}
+    group_of = {t.name: "+".join(m.name for m in g) for g in groups if len(g) > 1 for t in g}
     units: list[Unit] = []
     write()
     try:

@@ -73,7 +73,17 @@ ALIASES: dict[str, str] = {
     "entropy_w": "train.entropy_weight",
     "post_entropy_w": "train.posterior_entropy_weight",
 }
-TOP_LEVEL_KEYS: tuple[str, ...] = ("title", "description", "prefix", "start", "min_r2", "repeats", "base", "phases")
+TOP_LEVEL_KEYS: tuple[str, ...] = (
+    "title",
+    "description",
+    "prefix",
+    "start",
+    "min_r2",
+    "repeats",
+    "base",
+    "phases",
+    "track",  # where the sweep is reported (expfam.experiment.tracking), not part of any trial
+)
 PHASE_KEYS: tuple[str, ...] = ("name", "grid", "runs", "set", "note", "repeats")
 DEFAULT_MIN_R2 = 0.95
 
