@@ -136,6 +136,7 @@ TOPICS: tuple[Topic, ...] = (
             "expfam.testing.model_inputs",
             "expfam.testing.objective_checks",
             "expfam.testing.dataset_checks",
+            "expfam.testing.tracker_checks",
             "expfam.testing.enumeration",
             "expfam.testing.scipy_reference",
             "expfam.testing.strategies",

@@ -2,7 +2,8 @@ r"""A reusable kit of identity checks for exponential-family plugins (docs/testi
 
 Families, mixtures, blocks and models: the identity checks below. Loss terms:
 [`check_objective`][expfam.testing.check_objective]. Datasets:
-[`check_dataset`][expfam.testing.check_dataset].
+[`check_dataset`][expfam.testing.check_dataset]. Trackers:
+[`check_tracker`][expfam.testing.check_tracker].
 
 A plugin author calls these on their own family; each check states an
 identity of docs/families.md and docs/mixture.md, computes both sides in float64 and raises
@@ -35,6 +36,7 @@ from expfam.testing.block_checks import (
     check_offset_matches_statistics,
 )
 from expfam.testing.dataset_checks import check_dataset
+from expfam.testing.tracker_checks import check_tracker
 from expfam.testing.enumeration import (
     EnumeratedDistribution,
     enumerate_distribution,
@@ -107,6 +109,7 @@ __all__ = [
     "check_conjugate_duality",
     "check_convexity",
     "check_dataset",
+    "check_tracker",
     "check_elbo_bound",
     "check_entropy",
     "check_family",
