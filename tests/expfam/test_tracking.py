@@ -110,7 +110,7 @@ def test_track_settings_are_read_from_a_file_and_flags_override_them(tmp_path):
         track_settings({"url": "x"})
     with pytest.raises(ConfigurationError, match="trackers must be a name or a list of names"):
         track_settings({"trackers": [1]})
-    with pytest.raises(UnknownNameError, match="unknown tracker 'nope'; registered: .*mlflow"):
+    with pytest.raises(UnknownNameError, match=r"unknown tracker 'nope'; registered: .*mlflow"):
         make_trackers(TrackSettings(("nope",)))
 
 

@@ -36,7 +36,6 @@ from expfam.testing.block_checks import (
     check_offset_matches_statistics,
 )
 from expfam.testing.dataset_checks import check_dataset
-from expfam.testing.tracker_checks import check_tracker
 from expfam.testing.enumeration import (
     EnumeratedDistribution,
     enumerate_distribution,
@@ -91,6 +90,7 @@ from expfam.testing.scipy_reference import (
     check_against_scipy,
 )
 from expfam.testing.suite import check_family, check_mixture
+from expfam.testing.tracker_checks import check_tracker
 
 __all__ = [
     "BUILTIN_TARGETS",
@@ -109,7 +109,6 @@ __all__ = [
     "check_conjugate_duality",
     "check_convexity",
     "check_dataset",
-    "check_tracker",
     "check_elbo_bound",
     "check_entropy",
     "check_family",
@@ -134,6 +133,7 @@ __all__ = [
     "check_posterior_normalised",
     "check_round_trips",
     "check_sampling",
+    "check_tracker",
     "enumerate_distribution",
     "enumerate_mixture",
     "enumerate_states",
