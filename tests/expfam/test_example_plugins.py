@@ -127,7 +127,11 @@ def test_expfam_train_uses_every_example_plugin_from_flags_and_toml(registry, ru
     # the tracker plugin (named in [track], its file from --tracking-uri) heard the run's events in order
     heard = [json.loads(line) for line in events.read_text().splitlines()]
     history = read_history(out)
-    assert [e["event"] for e in heard] == ["start"] + ["log_row"] * len(history) + ["log_metrics", "log_artifacts", "end"]
+    assert [e["event"] for e in heard] == ["start"] + ["log_row"] * len(history) + [
+        "log_metrics",
+        "log_artifacts",
+        "end",
+    ]
     assert heard[0]["run_dir"] == str(out.resolve()) and heard[0]["experiment"] == "stripes"
     assert heard[0]["tags"]["expfam.blocks"] == "xy_scaled" and not heard[0]["resumed"]
     assert [e["row"] for e in heard[1:-3]] == history

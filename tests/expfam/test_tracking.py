@@ -220,7 +220,12 @@ def test_a_stacked_sweep_is_a_parent_run_with_one_child_per_trial(tmp_path):
 
     out = tmp_path / "sweeps" / "small"
     results = run_sweep(
-        parse_sweep(SWEEP), out, plots=False, run_plots=False, vectorize="map", trackers=[MlflowTracker(base=out.parent)]
+        parse_sweep(SWEEP),
+        out,
+        plots=False,
+        run_plots=False,
+        vectorize="map",
+        trackers=[MlflowTracker(base=out.parent)],
     )
     assert [r.status for r in results] == ["finished", "finished", "failed"]
     client = MlflowClient(f"sqlite:///{out.parent / 'mlflow.db'}")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from expfam.tracker import COMPLETED, DIVERGED, FAILED, INTERRUPTED, RunEnd, RunStart, Tracker
 
@@ -152,9 +152,10 @@ def _sweep(tracker: Tracker, sweep_dir: Path, trials: list[Path]) -> None:
 class _Counting:
     """Passes events on, counting runs and events and remembering the last (for the messages)."""
 
+    name: ClassVar[str] = "counting"
+
     def __init__(self, tracker: Tracker) -> None:
         self.tracker, self.runs, self.events, self.last = tracker, 0, 0, ""
-        self.name = tracker.name
 
     def _note(self, event: str) -> None:
         self.events += 1
