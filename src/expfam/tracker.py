@@ -60,6 +60,8 @@ class RunStart:
             that continues runs uses it as the run's identity, and never writes into it.
         resumed: the run continues an earlier attempt (a resumed run, a sweep run again):
             continue the run tracked for `run_dir` if there is one, rather than start another.
+        started: when the run started (UNIX seconds), for a run reported after the fact (a sweep's
+            trial); `None`: now.
     """
 
     name: str
@@ -68,6 +70,7 @@ class RunStart:
     tags: Mapping[str, str] = field(default_factory=dict)
     run_dir: Path | None = None
     resumed: bool = False
+    started: float | None = None
 
 
 @dataclass(frozen=True)
@@ -79,12 +82,14 @@ class RunEnd:
         step: the steps done (for `diverged`, the step that produced the non-finite value).
         term: the loss term that diverged (`""` otherwise).
         message: the error of a failed or diverged run (`""` otherwise).
+        ended: when the run ended (UNIX seconds), for a run reported after the fact; `None`: now.
     """
 
     status: str
     step: int | None = None
     term: str = ""
     message: str = ""
+    ended: float | None = None
 
 
 @runtime_checkable

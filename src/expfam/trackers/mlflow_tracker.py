@@ -156,7 +156,8 @@ class MlflowTracker:
             tags["expfam.run_dir"] = str(run.run_dir)
         if self._open:
             tags["mlflow.parentRunId"] = self._open[-1].run_id
-        created = client.create_run(self._experiment_id, run_name=run.name, tags=tags)
+        start_time = int(run.started * 1000) if run.started is not None else None
+        created = client.create_run(self._experiment_id, start_time=start_time, run_name=run.name, tags=tags)
         run_id = created.info.run_id
         self._open.append(_Open(run_id, -1, False))
         params = [Param(key, value[:6000]) for key, value in run.params.items()]
@@ -212,7 +213,8 @@ class MlflowTracker:
             client.set_tag(current.run_id, "expfam.diverged_term", end.term)
         if end.message:
             client.set_tag(current.run_id, "expfam.error", end.message[:5000])
-        client.set_terminated(current.run_id, status=MLFLOW_STATUS.get(end.status, "FAILED"))
+        end_time = int(end.ended * 1000) if end.ended is not None else None
+        client.set_terminated(current.run_id, status=MLFLOW_STATUS.get(end.status, "FAILED"), end_time=end_time)
 
 
 __all__ = ["DEFAULT_EXPERIMENT", "HTTP_DEFAULTS", "MLFLOW_STATUS", "MlflowTracker", "default_uri"]

@@ -36,15 +36,23 @@ def trial_end(run_dir: Path) -> RunEnd:
     found = info.get("diverged")
     diverged: dict[str, object] = found if isinstance(found, dict) else {}
     error = ""
+    ended = _modified(run_dir / "run.json")
     with contextlib.suppress(OSError):
         error = (run_dir / ERROR_FILE).read_text(encoding="utf-8").partition("\n")[0]
     if status == DIVERGED:
         step = diverged.get("step")
         term = str(diverged.get("term", ""))
-        return RunEnd(DIVERGED, step=step if isinstance(step, int) else None, term=term, message=error)
+        return RunEnd(DIVERGED, step if isinstance(step, int) else None, term, error, ended)
     if status in END_STATUSES and status != FAILED:
-        return RunEnd(str(status), step=info.get("steps"), message=error)
-    return RunEnd(FAILED, message=error or str(info.get("error", "")))
+        return RunEnd(str(status), step=info.get("steps"), message=error, ended=ended)
+    return RunEnd(FAILED, message=error or str(info.get("error", "")), ended=ended)
+
+
+def _modified(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def trial_start(trial: Trial, run_dir: Path, sweep: str, group: str = "") -> RunStart:
@@ -58,7 +66,9 @@ def trial_start(trial: Trial, run_dir: Path, sweep: str, group: str = "") -> Run
     if group:
         tags["expfam.group"] = group
     description = f"{trial.phase}" + (f": {trial.note}" if trial.note else "")
-    return RunStart(trial.name, config_params(trial.config), description, tags, run_dir.resolve(), resumed=True)
+    params = config_params(trial.config)
+    started = _modified(run_dir / "config.toml")  # written when the trial started
+    return RunStart(trial.name, params, description, tags, run_dir.resolve(), resumed=True, started=started)
 
 
 def report_trial(tracking: Tracking, trial: Trial, run_dir: Path, sweep: str, group: str = "") -> None:
