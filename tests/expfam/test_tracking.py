@@ -35,6 +35,7 @@ from expfam.experiment.runs.files import read_config, read_history, read_metrics
 from expfam.experiment.runs.solo import resume_run, train_run
 from expfam.experiment.tracking import TrackSettings, make_trackers, read_track_settings, track_settings
 from expfam.plugins import get_registry
+from expfam.testing import check_tracker
 
 #: One tiny shape for every run of the module (6 steps, a row every 2, a checkpoint every chunk).
 TINY: dict[str, dict[str, Any]] = {
@@ -130,7 +131,40 @@ def test_track_mlflow_without_mlflow_is_one_line_with_the_install_command(tmp_pa
     assert result.exit_code == 2 and "--tracking-uri needs a tracker" in result.stderr
 
 
+class Scribbler:
+    """A tracker that keeps its notes inside the run directory: what check_tracker refuses."""
+
+    name = "scribbler"
+
+    def __init__(self, *, uri=None, base=None, experiment=None):
+        self.run_dir = None
+
+    def start(self, run):
+        self.run_dir = run.run_dir
+
+    def log_row(self, step, row):
+        if self.run_dir is not None:
+            (self.run_dir / "tracker-notes.txt").write_text(f"last step {step}\n")
+
+    def log_metrics(self, metrics):
+        pass
+
+    def log_artifacts(self, files):
+        pass
+
+    def end(self, end):
+        pass
+
+
+def test_the_kit_refuses_a_tracker_that_writes_into_a_run_directory_or_raises(tmp_path):
+    with pytest.raises(AssertionError, match=r"changed the run directory .*solo: tracker-notes.txt; write elsewhere"):
+        check_tracker(Scribbler, tmp_path / "scribbler")
+    with pytest.raises(AssertionError, match=r"tracker 'raising': raised during a run at event start\(solo\)"):
+        check_tracker(Raising, tmp_path / "raising")
+
+
 # ----------------------------------------------------------------- the run directory is the source of truth
+@pytest.mark.slow  # it trains two runs (the default tier keeps to the checks above)
 def test_a_tracker_raising_at_every_call_changes_nothing_and_warns_once(untracked, tmp_path):
     tracker = Raising()
     out = tmp_path / "run"
@@ -199,6 +233,24 @@ def test_an_interrupted_run_and_its_resumption_are_one_mlflow_run(untracked, tmp
     assert final == read_metrics(out)
     artefacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.toml", "history.csv", "metrics.json", "model.json", "params.npz", "run.json"} <= artefacts
+
+
+@pytest.mark.slow
+def test_the_mlflow_tracker_passes_the_kit_and_continues_the_resumed_run(tmp_path):
+    _mlflow()
+    from mlflow.tracking import MlflowClient
+
+    from expfam.testing.tracker_checks import RESUMED_ROW, ROWS
+    from expfam.trackers.mlflow_tracker import MlflowTracker
+
+    assert check_tracker(MlflowTracker, tmp_path) == {"runs": 6, "events": 29}
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("expfam-check-tracker").experiment_id])
+    solo = [r for r in runs if r.info.run_name == "solo"]
+    assert len(solo) == 1 and len(runs) == 5  # the resumed run went on in the interrupted one
+    history = client.get_metric_history(solo[0].info.run_id, "history/loss")
+    assert sorted((p.step, p.value) for p in history) == [(r["step"], r["loss"]) for r in (*ROWS, RESUMED_ROW)]
+    assert solo[0].info.status == "FINISHED"
 
 
 SWEEP = {
