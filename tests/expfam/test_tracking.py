@@ -129,6 +129,11 @@ def test_track_mlflow_without_mlflow_is_one_line_with_the_install_command(tmp_pa
     assert not out.exists()  # refused before any work
     result = CliRunner().invoke(create_app(get_registry()), ["train", "--tracking-uri", "http://h", "--out", str(out)])
     assert result.exit_code == 2 and "--tracking-uri needs a tracker" in result.stderr
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text('[track]\ntrackers = ["mlflow"]\n\n[[phases]]\nname = "P"\ngrid = { seed = [0, 1] }\n')
+    result = CliRunner().invoke(create_app(get_registry()), ["sweep", str(sweep), "--out", str(out)])
+    assert result.exit_code == 2 and "pip install 'expfam[mlflow]'" in result.stderr
+    assert not out.exists()  # no trial started
 
 
 class Scribbler:

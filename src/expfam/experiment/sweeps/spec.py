@@ -27,6 +27,9 @@ note = "..."                                     # optional: Notes of runs that 
 repeats = 3                                      # optional: seeds per run of this phase
 ```
 
+An optional `[track]` table says where the sweep is reported
+([`expfam.experiment.tracking`][expfam.experiment.tracking]); it is no part of any trial.
+
 Repeats: a run (`runs = [{..., repeats = 3}]`), a phase or the whole file may ask for
 `repeats = R`; the run then trains R times with seeds `seed, seed + 1, ..., seed + R − 1`,
 as runs named `<name>-s<seed>` (one run directory each). The report shows the
