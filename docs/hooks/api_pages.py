@@ -136,6 +136,7 @@ TOPICS: tuple[Topic, ...] = (
             "expfam.testing.model_inputs",
             "expfam.testing.objective_checks",
             "expfam.testing.dataset_checks",
+            "expfam.testing.tracker_checks",
             "expfam.testing.enumeration",
             "expfam.testing.scipy_reference",
             "expfam.testing.strategies",
@@ -209,6 +210,22 @@ TOPICS: tuple[Topic, ...] = (
             "expfam.experiment.sweeps.report",
             "expfam.experiment.sweeps.plots",
         ),
+        section="Experiment machinery",
+    ),
+    Topic(
+        "api/tracking.md",
+        "Tracking",
+        "Trackers as a plugin kind, the `[track]` settings, the safe fan-out and the built-in MLflow tracker "
+        "([tracking.md](../tracking.md)).",
+        (
+            "expfam.tracker",
+            "expfam.experiment.tracking",
+            "expfam.trackers",
+            "expfam.trackers.mlflow_tracker",
+            "expfam.trackers.plugin",
+            "expfam.experiment.sweeps.tracked",
+        ),
+        packages=("expfam.trackers",),
         section="Experiment machinery",
     ),
     Topic(

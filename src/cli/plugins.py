@@ -1,4 +1,4 @@
-"""`expfam plugins`: every registered family, block, block set, objective, dataset and sweep executor, with its provider.
+"""`expfam plugins`: every registered family, block, block set, objective, dataset, sweep executor and tracker, with its provider.
 
 Plugins that failed to load are listed after them, one line each (entry-point name,
 distribution, error), and so is any other distribution that installs one of
@@ -20,6 +20,7 @@ TITLES = {
     "objectives": "objectives",
     "datasets": "datasets",
     "executors": "sweep executors",
+    "trackers": "trackers",
 }
 
 
@@ -35,7 +36,7 @@ def make_command(registry: Registry | None = None) -> Callable[[], None]:
     """The `plugins` command over `registry` (default: the installed plugins)."""
 
     def plugins() -> None:
-        """List every registered family, block, block set, objective, dataset and sweep executor with its provider."""
+        """List every registered family, block, block set, objective, dataset, sweep executor and tracker with its provider."""
         current = registry or get_registry()
         listing = describe(current)
         for kind in KINDS:

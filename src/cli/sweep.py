@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cli.tracking import TrackFlag, TrackingUriFlag, trackers_from_flags
 from expfam import interrupts
 from expfam.errors import ConfigurationError, RunFailedError
 from expfam.experiment.sweeps.report import REPORT_FILE
@@ -108,6 +109,8 @@ def sweep(
             help="With --executor dask: restarts of a group whose worker died. (default: 3)",
         ),
     ] = None,
+    track: TrackFlag = None,
+    tracking_uri: TrackingUriFlag = None,
 ) -> None:
     """Train every trial of a sweep file and write report.md and results.csv in the reference table's layout."""
     if no_stack and stack is not None:
@@ -115,6 +118,7 @@ def sweep(
     resolve_vectorize(vectorize)
     spec = load_sweep(sweep_file)
     out = out if out is not None else Path("sweeps") / sweep_file.stem
+    trackers = trackers_from_flags(track, tracking_uri, sweep_file, base=out.expanduser().resolve().parent)
     argv = ["expfam", "sweep", str(sweep_file), "--out", str(out)]
     argv += (["--jobs", str(jobs)] if jobs != 1 else []) + (["--overwrite"] if overwrite else [])
     argv += [] if run_plots else ["--no-run-plots"]
@@ -145,6 +149,7 @@ def sweep(
             devices=devices,
             executor=name,
             executor_options=options,
+            trackers=trackers,
         )
     except KeyboardInterrupt:
         typer.echo(f"interrupted: finished trials are kept in {out}; rerun the same command to resume", err=True)

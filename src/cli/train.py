@@ -10,6 +10,8 @@ of [`RunConfig`][expfam.experiment.config.RunConfig] for the chosen block set
 `--block-option NAME.KEY=VALUE` and `--loss-option NAME.KEY=VALUE` (repeatable) set keys
 of `[model.block_options.NAME]` and `[train.loss_options.NAME]` over the file's.
 `--resume RUN_DIR` continues an interrupted run from its checkpoint.
+`--track NAME` (repeatable) and `--tracking-uri URI` report the run to trackers too (docs/tracking.md),
+over the `[track]` table of `--config`.
 """
 
 import contextlib
@@ -26,6 +28,7 @@ import typer
 
 from cli.output import JsonFlag, emit_json
 from cli.progress import ProgressBar
+from cli.tracking import TrackFlag, TrackingUriFlag, trackers_from_flags
 from expfam import interrupts
 from expfam.errors import ConfigurationError
 from expfam.experiment.config import SECTIONS, RunConfig, config_from_mapping, default_config, load_config, section_keys
@@ -251,6 +254,8 @@ def make_command(registry: Registry | None = None) -> Any:
             ],
         ),
         _parameter("json_output", JsonFlag, default=False),
+        _parameter("track", TrackFlag),
+        _parameter("tracking_uri", TrackingUriFlag),
     ]
 
     def train(**options: Any) -> None:
@@ -258,6 +263,7 @@ def make_command(registry: Registry | None = None) -> Any:
         config_file, out, overwrite = options.pop("config"), options.pop("out"), options.pop("overwrite")
         json_output, devices = options.pop("json_output"), options.pop("devices")
         loss, resume = options.pop("loss") or [], options.pop("resume")
+        track, tracking_uri = options.pop("track"), options.pop("tracking_uri")
         block_flags = parse_option_flags(options.pop("block_option") or [], "--block-option")
         loss_flags = parse_option_flags(options.pop("loss_option") or [], "--loss-option")
         given = [f"--{key.replace('_', '-')}" for key, value in options.items() if value is not None]
@@ -269,12 +275,15 @@ def make_command(registry: Registry | None = None) -> Any:
                     f"--resume continues RUN_DIR with its own config.toml; drop {', '.join(extra or ['--loss'])}",
                     offending=extra,
                 )
+            trackers = trackers_from_flags(track, tracking_uri, None, base=resume.resolve().parent, registry=registry)
             bar = ProgressBar()
             interrupts.set_message(
                 f"nothing was written; {resume} is as it was: continue with `expfam train --resume {resume}`"
             )
             with _interrupt_exit(resume):
-                metrics = resume_run(resume, progress=bar, log=bar.message, registry=registry, devices=devices)
+                metrics = resume_run(
+                    resume, progress=bar, log=bar.message, registry=registry, devices=devices, trackers=trackers
+                )
             bar.close()
             config, out = read_config(resume), resume
         else:
@@ -296,6 +305,8 @@ def make_command(registry: Registry | None = None) -> Any:
                 overrides["train"]["loss_options"] = _merged(base.train.loss_options, loss_flags)
             config = config_from_mapping(overrides, base)
             out = out if out is not None else Path("runs") / default_run_name(config)
+            runs_folder = out.expanduser().resolve().parent
+            trackers = trackers_from_flags(track, tracking_uri, config_file, base=runs_folder, registry=registry)
             bar = ProgressBar()
             with _interrupt_exit(out):
                 metrics = train_run(
@@ -306,6 +317,7 @@ def make_command(registry: Registry | None = None) -> Any:
                     log=bar.message,
                     registry=registry,
                     devices=devices,
+                    trackers=trackers,
                 )
             bar.close()
         if json_output:

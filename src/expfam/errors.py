@@ -82,3 +82,7 @@ class PluginWarning(ExpfamWarning):
 
 class ConfigurationWarning(ExpfamWarning):
     """A configuration that is valid but probably not what was meant (e.g. a warmup as long as the run)."""
+
+
+class TrackingWarning(ExpfamWarning):
+    """A tracker failed (a server down, a full disk, a bug in a plugin); the run goes on without it."""

@@ -72,3 +72,12 @@ def expfam_executors() -> Sequence[Any]:
     (`local`), a Dask cluster (`dask`), ... (the protocol:
     [`Executor`][expfam.experiment.sweeps.executor.Executor]; docs/writing-plugins.md).
     """
+
+
+@hookspec
+def expfam_trackers() -> Sequence[type]:
+    r"""Return tracker classes (implementing [`Tracker`][expfam.tracker.Tracker]), each with a `name`.
+
+    A class is made with keyword arguments only, `uri`, `base` and `experiment` (see
+    [`expfam.tracker`][expfam.tracker]); `expfam train --track NAME` and `[track] trackers` name it.
+    """

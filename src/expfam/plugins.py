@@ -40,7 +40,7 @@ import pluggy
 from expfam import hookspecs
 from expfam.errors import DuplicateNameError, PluginLoadError, PluginWarning, UnknownNameError
 
-KINDS: tuple[str, ...] = ("families", "blocks", "block_sets", "objectives", "datasets", "executors")
+KINDS: tuple[str, ...] = ("families", "blocks", "block_sets", "objectives", "datasets", "executors", "trackers")
 _KIND_LABEL = {
     "families": "family",
     "blocks": "interaction block",
@@ -48,6 +48,7 @@ _KIND_LABEL = {
     "objectives": "objective",
     "datasets": "dataset",
     "executors": "executor",
+    "trackers": "tracker",
 }
 
 
@@ -136,6 +137,10 @@ class Registry:
     def executor(self, name: str) -> Any:
         """The sweep executor registered as `name` (`--executor NAME`)."""
         return self.get("executors", name)
+
+    def tracker(self, name: str) -> Any:
+        """The tracker class registered as `name` ([`expfam.tracker`][expfam.tracker])."""
+        return self.get("trackers", name)
 
 
 def _is_builtin(module: str) -> bool:

@@ -25,7 +25,7 @@ from cli.app import create_app
 from expfam.experiment import load_run
 from expfam.experiment.runs.files import read_config, read_history
 from expfam.plugins import build_registry
-from expfam.testing import check_family
+from expfam.testing import check_family, check_tracker
 from expfam.testing.family_checks import check_initialize
 
 PACKAGE = Path(__file__).resolve().parents[2] / "examples" / "third_party_plugins"
@@ -89,6 +89,15 @@ def test_all_four_kinds_register(registry):
     assert "xy_scaled" in registry.names("blocks")
     assert "l2" in registry.names("objectives")
     assert "stripes" in registry.names("datasets")
+    assert "jsonl" in registry.names("trackers")
+
+
+def test_the_example_tracker_passes_the_kit(plugin, tmp_path):
+    from expfam_extras.tracker import JsonLinesTracker
+
+    report = check_tracker(JsonLinesTracker, tmp_path, uri=str(tmp_path / "kit.jsonl"))
+    lines = (tmp_path / "kit.jsonl").read_text().splitlines()
+    assert len(lines) == report["events"] and sum('"event": "start"' in line for line in lines) == report["runs"]
 
 
 def test_the_example_family_passes_the_kit_including_initialize(plugin):
@@ -110,9 +119,25 @@ def test_the_kit_catches_an_initialize_that_leaves_the_parameter_space(plugin, m
 
 
 def test_expfam_train_uses_every_example_plugin_from_flags_and_toml(registry, run_toml, tmp_path):
-    out = tmp_path / "run"
-    result = CliRunner().invoke(create_app(registry), ["train", *FLAGS, "--config", str(run_toml), "--out", str(out)])
+    out, events = tmp_path / "run", tmp_path / "events.jsonl"
+    run_toml.write_text(RUN_TOML + '\n[track]\ntrackers = ["jsonl"]\nexperiment = "stripes"\n')
+    flags = [*FLAGS, "--config", str(run_toml), "--out", str(out), "--tracking-uri", str(events)]
+    result = CliRunner().invoke(create_app(registry), ["train", *flags])
     assert result.exit_code == 0, result.output
+    # the tracker plugin (named in [track], its file from --tracking-uri) heard the run's events in order
+    heard = [json.loads(line) for line in events.read_text().splitlines()]
+    history = read_history(out)
+    assert [e["event"] for e in heard] == ["start"] + ["log_row"] * len(history) + [
+        "log_metrics",
+        "log_artifacts",
+        "end",
+    ]
+    assert heard[0]["run_dir"] == str(out.resolve()) and heard[0]["experiment"] == "stripes"
+    assert heard[0]["tags"]["expfam.blocks"] == "xy_scaled" and not heard[0]["resumed"]
+    assert [e["row"] for e in heard[1:-3]] == history
+    assert heard[-3]["metrics"] == json.loads((out / "metrics.json").read_text())
+    assert {"config.toml", "history.csv", "metrics.json", "params.npz", "run.json"} <= set(heard[-2]["files"])
+    assert heard[-1] == {**heard[-1], "status": "completed", "step": 30}
     config = read_config(out)
     assert dict(config.model.block_options) == {"xy_scaled": {"init_scale": 0.5}}
     assert dict(config.data.options) == {"n_images": 200, "side": 4}

@@ -94,7 +94,7 @@ def test_no_import_cycle(package: str) -> None:
 
 
 #: The upper floor's rooms, in import order: a module may import its own room and the rooms before it,
-#: never a later one (configuration ← training ← preparation ← run directories ← sweeps ← command line).
+#: never a later one (configuration ← training ← preparation ← tracking ← run directories ← sweeps ← command line).
 ROOMS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("configuration", ("expfam.experiment.config", "expfam.experiment.config_text")),
     (
@@ -106,6 +106,7 @@ ROOMS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ),
     ),
     ("preparation", ("expfam.experiment.prepare",)),
+    ("tracking", ("expfam.experiment.tracking",)),
     ("run directories", ("expfam.experiment.runs",)),
     ("sweeps", ("expfam.experiment.sweeps",)),
     ("command line", ("cli",)),

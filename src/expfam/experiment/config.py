@@ -230,8 +230,14 @@ def default_config(block: str | None = None) -> RunConfig:
 
 
 def load_config(path: str | Path, base: RunConfig | None = None) -> RunConfig:
-    """Read a TOML configuration file (e.g. a run's `config.toml`)."""
-    return config_from_mapping(read_toml(path, "config file"), base)
+    """Read a TOML configuration file (e.g. a run's `config.toml`).
+
+    A `[track]` table is not part of the run's configuration (it says where the run is reported,
+    [`read_track_settings`][expfam.experiment.tracking.read_track_settings]) and is skipped here.
+    """
+    mapping = read_toml(path, "config file")
+    mapping.pop("track", None)
+    return config_from_mapping(mapping, base)
 
 
 def config_to_mapping(config: RunConfig) -> dict[str, dict[str, Any]]:

@@ -2,7 +2,8 @@ r"""A reusable kit of identity checks for exponential-family plugins (docs/testi
 
 Families, mixtures, blocks and models: the identity checks below. Loss terms:
 [`check_objective`][expfam.testing.check_objective]. Datasets:
-[`check_dataset`][expfam.testing.check_dataset].
+[`check_dataset`][expfam.testing.check_dataset]. Trackers:
+[`check_tracker`][expfam.testing.check_tracker].
 
 A plugin author calls these on their own family; each check states an
 identity of docs/families.md and docs/mixture.md, computes both sides in float64 and raises
@@ -89,6 +90,7 @@ from expfam.testing.scipy_reference import (
     check_against_scipy,
 )
 from expfam.testing.suite import check_family, check_mixture
+from expfam.testing.tracker_checks import check_tracker
 
 __all__ = [
     "BUILTIN_TARGETS",
@@ -131,6 +133,7 @@ __all__ = [
     "check_posterior_normalised",
     "check_round_trips",
     "check_sampling",
+    "check_tracker",
     "enumerate_distribution",
     "enumerate_mixture",
     "enumerate_states",

@@ -9,6 +9,7 @@ from expfam_extras.block import ScaledCoupling
 from expfam_extras.dataset import Stripes
 from expfam_extras.geometric import Geometric
 from expfam_extras.objective import L2Penalty
+from expfam_extras.tracker import JsonLinesTracker
 
 
 @hookimpl
@@ -33,3 +34,9 @@ def expfam_objectives() -> list[Any]:
 def expfam_datasets() -> list[Any]:
     """``stripes``."""
     return [Stripes()]
+
+
+@hookimpl
+def expfam_trackers() -> list[type]:
+    """``jsonl``."""
+    return [JsonLinesTracker]

@@ -53,12 +53,14 @@ from expfam.experiment.runs.layout import (
     is_finished,
     write_info,
 )
+from expfam.experiment.tracking import Tracking, config_params, run_files
 from expfam.experiment.train.cluster_start import KMEANS_N_INIT
 from expfam.experiment.train.loop import TrainResult
 from expfam.experiment.train.step import TrainState
 from expfam.experiment.train.streams import run_keys
 from expfam.experiment.usage import usage_metrics
 from expfam.model import Params
+from expfam.tracker import RunEnd, RunStart
 
 #: `progress(step, n_steps, row)` after every logged chunk; `row` is the history row.
 ProgressCallback = Callable[[int, int, Mapping[str, float]], None]
@@ -159,8 +161,11 @@ class RunRecorder:
         log: Callable[[str], None] | None = None,
         plots: bool = True,
         info: Mapping[str, Any] | None = None,
+        tracking: Tracking | None = None,
+        resumed: bool = False,
     ) -> None:
         self.prepared, self.run_dir, self.rows = prepared, run_dir, rows
+        self.tracking, self.resumed = tracking or Tracking([]), resumed
         self.progress, self.plots = progress, plots
         self.say: Callable[[str], None] = log or (lambda text: None)
         self.keys = run_keys(prepared.config.train.seed)
@@ -187,6 +192,7 @@ class RunRecorder:
         if self.run_dir is not None:
             write_info(self.run_dir, self.info(RUNNING))
             self.say(f"run directory: {self.run_dir}")
+        self.tracking.start(run_start(self.prepared, self.run_dir, resumed=self.resumed))
         self.say(f"training {config.train.n_steps} steps (the first chunk includes compilation)")
         self.started = time.perf_counter()
         if config.train.cluster_init == "kmeans":
@@ -214,6 +220,7 @@ class RunRecorder:
             self.say(f"warning: {warning}")
         if self.run_dir is not None:
             write_history(self.run_dir, self.rows)
+        self.tracking.log_row(row)
         if self.progress is not None:
             self.progress(step, config.train.n_steps, row)
 
@@ -229,11 +236,13 @@ class RunRecorder:
         if self.run_dir is not None:
             done = self.rows[-1]["step"] if self.rows else 0
             _mark(self.run_dir, self.info(INTERRUPTED, steps=done))
+        self.tracking.end(RunEnd(INTERRUPTED, step=int(self.rows[-1]["step"]) if self.rows else 0))
 
     def failed(self, error: str) -> None:
         """Mark the run `failed` with `error` (a write failure or an unexpected error), if the disk lets us."""
         if self.run_dir is not None:
             _mark(self.run_dir, self.info(FAILED, error=error))
+        self.tracking.end(RunEnd(FAILED, message=error))
 
     def diverged(self, error: TrainingDivergedError, params: Params) -> None:
         """Save the last finite parameters and the history, mark the run `diverged` with its step and term.
@@ -264,6 +273,8 @@ class RunRecorder:
                 )
             else:
                 self.say(f"saved the history to {self.run_dir}; no finite parameters to save")
+            self.tracking.log_artifacts(run_files(self.run_dir))
+        self.tracking.end(RunEnd(DIVERGED, step=error.step, term=error.term, message=str(error)))
 
     def finish(self, result: TrainResult, train_seconds: float) -> dict[str, float]:
         """Evaluate on the test split and write the parameters, metrics, history, plots and `completed`."""
@@ -300,6 +311,10 @@ class RunRecorder:
                     total_seconds=time.perf_counter() - self.started,
                 ),
             )
+        self.tracking.log_metrics(metrics)  # after the files: a tracker cannot change them
+        if self.run_dir is not None:
+            self.tracking.log_artifacts(run_files(self.run_dir))
+        self.tracking.end(RunEnd(COMPLETED, step=result.steps))
         return metrics
 
 
@@ -307,6 +322,25 @@ def _mark(run_dir: Path, info: Mapping[str, Any]) -> None:
     """Write `run.json` if the disk lets us (after a write failure it may not; the run then reads `running`)."""
     with contextlib.suppress(RunWriteError, OSError):
         write_info(run_dir, info)
+
+
+def run_start(prepared: PreparedRun, run_dir: Path | None, *, resumed: bool = False, **tags: str) -> RunStart:
+    """What a tracker hears when the run starts: its configuration, model, block set and `tags`."""
+    model, config = prepared.model, prepared.config
+    description = (
+        f"{model.observable.describe()} ↔ blocks {'+'.join(model.block_names)}, n_latent={config.model.n_latent}, "
+        f"n_clusters={model.n_clusters}; data: {prepared.split.describe()}"
+    )
+    where = run_dir.resolve() if run_dir is not None else None
+    base = {"expfam.kind": "run", "expfam.blocks": "+".join(model.block_names)}
+    return RunStart(
+        name=where.name if where is not None else "run",
+        params=config_params(config),
+        description=description,
+        tags={**base, **tags},
+        run_dir=where,
+        resumed=resumed,
+    )
 
 
 def stopped_run_text(run_dir: Path) -> str:
@@ -378,6 +412,7 @@ __all__ = [
     "record_failed_trial",
     "record_finished_trial",
     "run_info",
+    "run_start",
     "sigterm_as_interrupt",
     "stopped_run_text",
     "write_start",

@@ -22,7 +22,7 @@ Examples:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import jax
@@ -45,10 +45,12 @@ from expfam.experiment.runs.recorder import (
     write_start,
 )
 from expfam.experiment.runs.trained import check_run_matches
+from expfam.experiment.tracking import Tracking
 from expfam.experiment.train.loop import train
 from expfam.experiment.train.optimizer import make_optimizer
 from expfam.experiment.train.step import TrainState
 from expfam.plugins import Registry, get_registry
+from expfam.tracker import Tracker
 
 
 def train_run(
@@ -61,6 +63,7 @@ def train_run(
     plots: bool = True,
     registry: Registry | None = None,
     devices: int | None = None,
+    trackers: Sequence[Tracker] = (),
 ) -> dict[str, float]:
     """Train one run from its configuration and write its run directory.
 
@@ -74,6 +77,9 @@ def train_run(
         plots: write the four PNG plots into `out`.
         registry: where names are looked up (default: the installed plugins).
         devices: split each training batch over this many devices (data parallel).
+        trackers: report the run to these too ([`expfam.tracker`][expfam.tracker]; e.g. from
+            [`make_trackers`][expfam.experiment.tracking.make_trackers]). They are called after the
+            files are written; one that fails is reported once and the run goes on without it.
 
     Returns:
         The test-split metrics of [`expfam.experiment.evaluation.evaluate`][expfam.experiment.evaluation.evaluate].
@@ -91,14 +97,32 @@ def train_run(
     if out is None:
         warn_about_config(prepared.config)  # every check passed: the run will train
         return _train_and_write(
-            prepared, None, None, [], progress=progress, log=log, plots=plots, registry=registry, devices=devices
+            prepared,
+            None,
+            None,
+            [],
+            progress=progress,
+            log=log,
+            plots=plots,
+            registry=registry,
+            devices=devices,
+            trackers=trackers,
         )
     interrupts.hold(lambda: stopped_run_text(Path(out)))  # from here on, a signal stops at a safe point
     with writable_run_dir(out, overwrite) as run_dir:  # every check done: only now is the folder touched
         write_start(run_dir, prepared)
         warn_about_config(prepared.config)  # every check passed: the run will train
         return _train_and_write(
-            prepared, run_dir, None, [], progress=progress, log=log, plots=plots, registry=registry, devices=devices
+            prepared,
+            run_dir,
+            None,
+            [],
+            progress=progress,
+            log=log,
+            plots=plots,
+            registry=registry,
+            devices=devices,
+            trackers=trackers,
         )
 
 
@@ -110,6 +134,7 @@ def resume_run(
     plots: bool = True,
     registry: Registry | None = None,
     devices: int | None = None,
+    trackers: Sequence[Tracker] = (),
 ) -> dict[str, float]:
     """Continue an interrupted run from its last checkpoint; ends with the numbers of an uninterrupted run.
 
@@ -120,6 +145,7 @@ def resume_run(
     Every check (configuration, data, devices, the checkpoint's step, keys and finite
     parameters, [`verify_checkpoint`][expfam.experiment.runs.checkpoints.verify_checkpoint]) runs under the run's
     lock and before `run.json` changes; a refused resume leaves the folder as it was.
+    `trackers` hear a resumed start: each continues the run it tracked for `run_dir`, if any.
 
     Raises:
         RunDirectoryError: `run_dir` is not a run, has no checkpoint or a damaged one, has
@@ -155,7 +181,16 @@ def resume_run(
         else:
             say(f"resuming {run_dir} from step {step}")
         return _train_and_write(
-            prepared, run_dir, state, rows, progress=progress, log=log, plots=plots, registry=registry, devices=devices
+            prepared,
+            run_dir,
+            state,
+            rows,
+            progress=progress,
+            log=log,
+            plots=plots,
+            registry=registry,
+            devices=devices,
+            trackers=trackers,
         )
 
 
@@ -170,8 +205,12 @@ def _train_and_write(
     plots: bool,
     registry: Registry,
     devices: int | None = None,
+    trackers: Sequence[Tracker] = (),
 ) -> dict[str, float]:
-    recorder = RunRecorder(prepared, run_dir, rows, progress=progress, log=log, plots=plots)
+    tracking = Tracking(trackers)
+    recorder = RunRecorder(
+        prepared, run_dir, rows, progress=progress, log=log, plots=plots, tracking=tracking, resumed=start is not None
+    )
     if run_dir is not None:  # a resumed run is written from here on
         interrupts.hold(lambda: stopped_run_text(run_dir))
     try:

@@ -30,7 +30,7 @@ import functools
 import math
 import pickle
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +48,11 @@ from expfam.experiment.sweeps.remote import write_returned_files
 from expfam.experiment.sweeps.report import REPORT_FILE, RESULTS_FILE, write_results
 from expfam.experiment.sweeps.results import FAILED, FINISHED, PENDING, TrialResult
 from expfam.experiment.sweeps.spec import SweepSpec, Trial
+from expfam.experiment.sweeps.tracked import TrialReport, tracked_sweep
 from expfam.experiment.sweeps.workers import Outcome, TrialRunner, Unit
 from expfam.experiment.train.devices import check_device_count
 from expfam.plugins import get_registry
+from expfam.tracker import Tracker
 
 #: `log(line)`: one line per trial event.
 Log = Callable[[str], None]
@@ -171,6 +173,7 @@ def run_sweep(
     devices: int | None = None,
     executor: str | Executor = "local",
     executor_options: Mapping[str, Any] | None = None,
+    trackers: Sequence[Tracker] = (),
 ) -> list[TrialResult]:
     """Run every trial of `spec` into `out/<run name>/` and write the sweep's report.
 
@@ -200,6 +203,8 @@ def run_sweep(
         executor: where the groups run: a registered executor's name (`"local"`, this machine; `"dask"`, a
             Dask cluster; docs/cluster.md) or an [`Executor`][expfam.experiment.sweeps.executor.Executor].
         executor_options: the executor's options, e.g. for `"dask"` `{"scheduler": address or Client}`.
+        trackers: report the sweep as a parent run and each trial as its child, from the trial's folder
+            once its outcome is recorded ([`expfam.experiment.sweeps.tracked`][expfam.experiment.sweeps.tracked]).
 
     Returns:
         One result per trial, in sweep order.
@@ -242,8 +247,9 @@ def run_sweep(
     chosen.check(dict(executor_options or {}))
     work = _Work(chosen, dict(executor_options or {}), runner, jobs, vectorize, devices)
     out.mkdir(parents=True, exist_ok=True)
-    with run_lock(out):  # one sweep writes a folder at a time
-        return _run_locked(spec, out, work, overwrite, command, say, plots, run_plots, stacking, stack)
+    # one sweep writes a folder at a time; its trackers hear of it from this process alone
+    with run_lock(out), tracked_sweep(trackers, spec, out, SWEEP_FILES) as report:
+        return _run_locked(spec, out, work, overwrite, command, say, plots, run_plots, stacking, stack, report)
 
 
 def default_stack(executor: Executor, devices: int | None = None) -> int | None:
@@ -284,6 +290,7 @@ def _run_locked(
     run_plots: bool,
     stacking: bool,
     stack: int | None,
+    report: TrialReport,
 ) -> list[TrialResult]:
     results = {trial.name: TrialResult(trial, PENDING) for trial in spec.trials}
     todo: list[Trial] = []
@@ -298,6 +305,7 @@ def _run_locked(
                 seconds = seconds / max(1, int(info["stack"].get("size", 1)))
             results[trial.name] = TrialResult(trial, FINISHED, metrics, seconds=seconds, reused=True)
             say(_describe(results[trial.name]))
+            report(trial, "")
     if spec.source and Path(spec.source).is_file():
         atomic_write_text(out / "sweep.toml", Path(spec.source).read_text(encoding="utf-8"))
 
@@ -315,6 +323,7 @@ def _run_locked(
         results[trial.name] = TrialResult(trial, status, metrics, error, seconds)
         say(_describe(results[trial.name]))
         write()
+        report(trial, group_of.get(trial.name, ""))  # to the trackers, from the recorded folder
 
     def announce(index: int, what: str) -> None:
         group = units[index].trials
@@ -350,6 +359,7 @@ def _run_locked(
     ]
     per_worker: dict[str, int] = {}
     started = time.perf_counter()
+    group_of = {t.name: "+".join(m.name for m in g) for g in groups if len(g) > 1 for t in g}
     write()
     try:
         if units:

@@ -34,6 +34,9 @@ scheduler = "tls://head:8786"                    # the executor's options (docs/
 `[executor]` holds `name` and the executor's options; file paths among them (`tls_*`) are read relative
 to the sweep file.
 
+An optional `[track]` table says where the sweep is reported
+([`expfam.experiment.tracking`][expfam.experiment.tracking]); it is no part of any trial.
+
 Repeats: a run (`runs = [{..., repeats = 3}]`), a phase or the whole file may ask for
 `repeats = R`; the run then trains R times with seeds `seed, seed + 1, ..., seed + R − 1`,
 as runs named `<name>-s<seed>` (one run directory each). The report shows the
@@ -90,6 +93,7 @@ TOP_LEVEL_KEYS: tuple[str, ...] = (
     "base",
     "phases",
     "executor",
+    "track",  # where the sweep is reported (expfam.experiment.tracking), not part of any trial
 )
 PHASE_KEYS: tuple[str, ...] = ("name", "grid", "runs", "set", "note", "repeats")
 DEFAULT_MIN_R2 = 0.95
