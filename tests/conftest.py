@@ -114,14 +114,33 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Write the per-test wall and compile seconds (`EXPFAM_TEST_COMPILE_REPORT`)."""
+    """Write the per-test wall and compile seconds (`EXPFAM_TEST_COMPILE_REPORT`).
+
+    Under pytest-xdist each worker writes `FILE.<worker id>`; the controlling process, which
+    finishes after its workers, gathers them into `FILE` (one row per test, a `worker` column).
+    """
     target = os.environ.get("EXPFAM_TEST_COMPILE_REPORT")
-    if not target or not _rows:
+    if not target:
         return
-    with Path(target).open("w", newline="") as handle:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    rows = [(name, f"{wall:.3f}", f"{compile_:.3f}", worker) for name, wall, compile_ in _rows]
+    if worker:
+        _write_report(Path(f"{target}.{worker}"), rows)
+        return
+    parts = sorted(Path(target).parent.glob(f"{Path(target).name}.gw*"))
+    for part in parts:
+        with part.open(newline="") as handle:
+            rows += [tuple(row) for row in list(csv.reader(handle))[1:]]
+        part.unlink()
+    if rows:
+        _write_report(Path(target), rows)
+
+
+def _write_report(path: Path, rows: list[tuple[str, ...]]) -> None:
+    with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["test", "wall_seconds", "compile_seconds"])
-        writer.writerows((name, f"{wall:.3f}", f"{compile_:.3f}") for name, wall, compile_ in _rows)
+        writer.writerow(["test", "wall_seconds", "compile_seconds", "worker"])
+        writer.writerows(rows)
 
 
 # ================================================================ built once per run: trained runs, installed examples
