@@ -141,3 +141,252 @@ def _write_report(path: Path, rows: list[tuple[str, ...]]) -> None:
         writer = csv.writer(handle)
         writer.writerow(["test", "wall_seconds", "compile_seconds", "worker"])
         writer.writerows(rows)
+
+
+# ================================================================ built once per run: trained runs, installed examples
+# Artefacts that many tests read (a trained run, the example plugin packages installed into a
+# folder) are built once per test run, not once per module, and shared by every pytest-xdist
+# worker: the first worker to ask builds under a file lock, the others wait and read it.
+# Tests read them as they are; a test that changes one works on a copy (`shutil.copytree`).
+import json  # noqa: E402  (this section is kept apart from the session set-up above)
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+try:
+    import fcntl
+except ImportError:  # no POSIX file locks (Windows): each worker builds its own copy
+    fcntl = None  # type: ignore[assignment]
+
+_REPOSITORY = Path(__file__).resolve().parents[1]
+
+
+def _run_wide_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder that every worker of this test run sees: the parent of a pytest-xdist worker's base folder."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") and fcntl is not None else base
+
+
+def build_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """The folder `name`, made by `build(folder)` once per test run whichever worker asks first.
+
+    A worker that asks while another builds waits on the lock and then reads the finished
+    folder; a build that failed leaves no `.done` mark, so the next worker to ask builds again
+    (and meets the same error, in its own test).
+    """
+    root = _run_wide_folder(tmp_path_factory) / "built-once"
+    root.mkdir(exist_ok=True)
+    folder, done = root / name, root / f"{name}.done"
+    with (root / f"{name}.lock").open("w") as lock:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a failed build left
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder
+
+
+# ----------------------------------------------------------------- the example plugin packages, installed once
+def example_packages() -> list[Path]:
+    """Every example package under examples/ (a folder with a pyproject.toml), whatever plugins it holds."""
+    return sorted(path.parent for path in (_REPOSITORY / "examples").glob("*/pyproject.toml"))
+
+
+def pip_install_command(sources: list[Path], target: Path) -> list[str]:
+    """`pip install --no-deps --target` of `sources`; offline (no build isolation) when setuptools can build here.
+
+    Without setuptools (≥ 70.1, or older with `wheel`) in this environment, pip builds in an
+    isolated environment and fetches setuptools from the index.
+    """
+    import importlib.util
+
+    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target)]
+    try:
+        import setuptools
+    except ImportError:
+        return [*command, *map(str, sources)]
+    version = tuple(int(part) for part in setuptools.__version__.split(".")[:2] if part.isdigit())
+    if version >= (70, 1) or importlib.util.find_spec("wheel") is not None:
+        command.append("--no-build-isolation")
+    return [*command, *map(str, sources)]
+
+
+@pytest.fixture(scope="session")
+def example_plugins_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with every example package of examples/ pip-installed into it (`--target`), once per run.
+
+    Put it first on `PYTHONPATH` (`example_plugins_environment`) and a fresh interpreter finds the
+    packages' `expfam` entry points, as after `pip install ./examples/NAME`; nothing is
+    installed into the test environment. Read-only.
+    """
+
+    def install(folder: Path) -> None:
+        sources = []
+        for package in example_packages():  # built from copies: pip writes build/ and *.egg-info next to them
+            source = folder / "sources" / package.name
+            shutil.copytree(package, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+            sources.append(source)
+        command = pip_install_command(sources, folder / "site")
+        installed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        assert installed.returncode == 0, installed.stdout + installed.stderr
+
+    return build_once(tmp_path_factory, "example-plugins", install) / "site"
+
+
+@pytest.fixture()
+def example_plugins_environment(example_plugins_site: Path) -> dict[str, str]:
+    """This process's environment with `example_plugins_site` first on `PYTHONPATH`, for a subprocess (a fresh copy)."""
+    environment = dict(os.environ)
+    environment["PYTHONPATH"] = os.pathsep.join([str(example_plugins_site), environment.get("PYTHONPATH", "")])
+    return environment
+
+
+# ----------------------------------------------------------------- the small digits run: in process and by `expfam train`
+#: A short run that learns something on digits in a few hundred steps. The same configuration and
+#: seed is trained once in the test process (`small_run`) and once by a real `expfam train`
+#: process (`small_run_by_cli`): the two are compared, so same-seed determinism is checked across
+#: the process boundary on these artefacts instead of by training a third time.
+SMALL_RUN: dict[str, dict[str, object]] = {
+    "model": {"n_latent": 8, "n_clusters": 10},
+    "train": {
+        "n_steps": 300,
+        "log_every": 100,
+        "batch_size": 64,
+        "n_mc_samples": 4,
+        "n_conj_samples": 128,
+        "kl_warmup_steps": 200,
+        "conj_warmup_steps": 100,
+        "lr_warmup_steps": 50,
+    },
+    "evaluate": {"n_r2_samples": 500, "n_iwae_samples": 5, "batch_size": 400},
+}
+
+
+def _config_maker(base: dict[str, dict[str, object]]) -> Callable[..., object]:
+    """`make(**sections)`: the `RunConfig` of `base` with `sections`' keys replaced."""
+    from expfam.experiment.config import config_from_mapping
+
+    def make(**sections: dict[str, object]) -> object:
+        mapping = {name: dict(values) for name, values in base.items()}
+        for name, values in sections.items():
+            mapping.setdefault(name, {}).update(values)
+        return config_from_mapping(mapping)
+
+    return make
+
+
+def train_once(tmp_path_factory: pytest.TempPathFactory, name: str, config: object, **options: object) -> dict:
+    """`train_run(config, FOLDER/run, **options)` once per test run: `{config, out, metrics, progress, log}`.
+
+    `progress` holds the progress callback's `(step, n_steps, row)` events, `log` the log lines.
+    """
+    from expfam.experiment.runs.solo import train_run
+
+    def train(folder: Path) -> None:
+        progress: list[tuple[object, ...]] = []
+        log: list[str] = []
+        hooks = {"progress": lambda *event: progress.append(event), "log": log.append}
+        metrics = train_run(config, folder / "run", **hooks, **options)
+        events = {"metrics": metrics, "progress": progress, "log": log}
+        (folder / "events.json").write_text(json.dumps(events, default=float))
+
+    folder = build_once(tmp_path_factory, name, train)
+    events = json.loads((folder / "events.json").read_text())
+    progress = [tuple(event) for event in events["progress"]]
+    return {
+        "config": config,
+        "out": folder / "run",
+        "metrics": events["metrics"],
+        "progress": progress,
+        "log": events["log"],
+    }
+
+
+@pytest.fixture(scope="session")
+def small_config() -> Callable[..., object]:
+    """`small_config(**sections)`: the small run's `RunConfig`, with `sections`' keys replaced."""
+    return _config_maker(SMALL_RUN)
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory: pytest.TempPathFactory, small_config: Callable[..., object]) -> dict:
+    """The small run trained by `train_run` in a test process, with plots: `{config, out, metrics, progress, log}`."""
+    return train_once(tmp_path_factory, "small-run", small_config())
+
+
+def expfam_command() -> list[str]:
+    """The installed `expfam` script next to this interpreter, or `python -m cli.app`."""
+    script = Path(sys.executable).with_name("expfam")
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "cli.app"]
+
+
+def small_run_flags() -> list[str]:
+    """The small run's [model] and [train] keys as `expfam train` flags (`--n-latent 8 ...`)."""
+    return [
+        item
+        for section in ("model", "train")
+        for key, value in SMALL_RUN[section].items()
+        for item in (f"--{key.replace('_', '-')}", str(value))
+    ]
+
+
+@pytest.fixture(scope="session")
+def small_run_by_cli(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """`expfam train FLAGS --config EVALUATE.toml --out DIR/small` as a real process, no TTY: `(DIR/small, result)`.
+
+    The flags carry the small run's [model] and [train] keys, the file its [evaluate] section.
+    The test session runs in float64, so does the process.
+    """
+    evaluate = "".join(f"{key} = {value}\n" for key, value in SMALL_RUN["evaluate"].items())
+
+    def train(folder: Path) -> None:
+        (folder / "evaluate.toml").write_text(f"[evaluate]\n{evaluate}")
+        command = [*expfam_command(), "train", *small_run_flags(), "--config", str(folder / "evaluate.toml")]
+        result = subprocess.run(
+            [*command, "--out", str(folder / "small")],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "JAX_ENABLE_X64": "1"},
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stderr
+        (folder / "stdout.txt").write_text(result.stdout)
+        (folder / "stderr.txt").write_text(result.stderr)
+
+    folder = build_once(tmp_path_factory, "small-run-by-cli", train)
+    stdout, stderr = (folder / "stdout.txt").read_text(), (folder / "stderr.txt").read_text()
+    return folder / "small", subprocess.CompletedProcess(["expfam", "train"], 0, stdout, stderr)
+
+
+# ----------------------------------------------------------------- a tiny digits run with a checkpoint every step
+#: Forty steps on digits, 4 latent units and 5 clusters, a checkpoint at every report: enough to
+#: learn something (its NMI is above 0), small enough to train in seconds.
+TINY_DIGITS_RUN: dict[str, dict[str, object]] = {
+    "model": {"n_latent": 4, "n_clusters": 5},
+    "train": {
+        "n_steps": 40,
+        "log_every": 10,
+        "batch_size": 32,
+        "n_mc_samples": 2,
+        "n_conj_samples": 64,
+        "kl_warmup_steps": 20,
+        "conj_warmup_steps": 10,
+        "lr_warmup_steps": 5,
+        "checkpoint_every": 1,
+    },
+    "evaluate": {"n_r2_samples": 200, "n_elbo_samples": 2, "n_iwae_samples": 4, "batch_size": 400},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_digits_config() -> Callable[..., object]:
+    """`tiny_digits_config(**sections)`: the tiny digits run's `RunConfig`, with `sections`' keys replaced."""
+    return _config_maker(TINY_DIGITS_RUN)
+
+
+@pytest.fixture(scope="session")
+def tiny_digits_run(tmp_path_factory: pytest.TempPathFactory, tiny_digits_config: Callable[..., object]) -> dict:
+    """The tiny digits run trained by `train_run` without plots, once per test run (read-only; copy to change it)."""
+    return train_once(tmp_path_factory, "tiny-digits-run", tiny_digits_config(), plots=False)

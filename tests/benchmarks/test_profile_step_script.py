@@ -18,12 +18,12 @@ SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "profile_step.py"
 
 @pytest.mark.slow
 def test_profile_step_traces_the_tiny_step_and_ends_with_its_json_line() -> None:
-    shapes = ["--batch-size", "8", "--n-latent", "4", "--n-clusters", "3", "--data-dim", "16"]
+    shapes = ["--batch-size", "1", "--n-latent", "1", "--n-clusters", "2", "--data-dim", "1"]  # the smallest allowed
     command = [sys.executable, str(SCRIPT), "--block", "hierarchical", "--chunk", "1", "--top", "3", *shapes]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert summary["block"] == "hierarchical" and (summary["batch_size"], summary["n_latent"]) == (8, 4)
+    assert summary["block"] == "hierarchical" and (summary["batch_size"], summary["n_latent"]) == (1, 1)
     pieces = summary["pieces_ms"]
     assert pieces and all(ms >= 0 for ms in pieces.values())
     assert summary["operations_ms"] == pytest.approx(sum(pieces.values()))

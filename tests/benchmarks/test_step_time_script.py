@@ -47,15 +47,15 @@ p, s, key = chunk(p, s, key, data, 0)
 @pytest.mark.slow
 def test_step_time_with_a_reference_runs_at_tiny_shapes_and_ends_with_its_json_line(tmp_path: Path) -> None:
     (tmp_path / "reference.py").write_text(TINY_REFERENCE)
-    shapes = ["--batch-size", "8", "--n-latent", "4", "--n-clusters", "3", "--data-dim", "16"]
-    command = [sys.executable, str(SCRIPT), "--chunk", "1", "--repeats", "2", "--blocks", "hierarchical", *shapes]
+    shapes = ["--batch-size", "1", "--n-latent", "1", "--n-clusters", "2", "--data-dim", "1"]  # the smallest allowed
+    command = [sys.executable, str(SCRIPT), "--chunk", "1", "--repeats", "1", "--blocks", "hierarchical", *shapes]
     command += ["--reference", str(tmp_path / "reference.py")]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "the yardstick runs at batch 512" in result.stdout  # the shapes differ from the yardstick's
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    assert (summary["batch_size"], summary["n_latent"], summary["n_clusters"], summary["data_dim"]) == (8, 4, 3, 16)
-    assert (summary["chunk"], summary["repeats"]) == (1, 2)
+    assert (summary["batch_size"], summary["n_latent"], summary["n_clusters"], summary["data_dim"]) == (1, 1, 2, 1)
+    assert (summary["chunk"], summary["repeats"]) == (1, 1)
     for name in ("hierarchical", "reference"):
         assert summary[f"{name}_s"] > 0 and summary[f"{name}_cpu_s"] > 0
     assert summary["hierarchical_step_mb"] > 0 and summary["peak_rss_mb"] > 0

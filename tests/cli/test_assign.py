@@ -12,7 +12,6 @@ import cli.train
 from expfam.experiment.config import load_config
 from expfam.experiment.runs.files import read_metrics
 from expfam.experiment.runs.layout import read_info
-from expfam.experiment.runs.solo import train_run
 
 TINY_RUN = """\
 [model]
@@ -121,10 +120,9 @@ def test_bad_loss_flags_and_option_tables_are_refused(runner, app, run_toml, tmp
 
 
 def test_ctrl_c_exits_130_and_resume_ends_with_the_uninterrupted_numbers(
-    run_toml, runner, app, tmp_path, monkeypatch, assert_user_error
+    run_toml, trained, runner, app, tmp_path, monkeypatch, assert_user_error
 ):
-    reference = tmp_path / "reference"
-    train_run(load_config(run_toml), reference, plots=False)
+    reference = trained  # the same configuration (file and --loss flag), trained without interruption
     original = cli.train.ProgressBar
 
     class InterruptingBar(original):
@@ -135,7 +133,8 @@ def test_ctrl_c_exits_130_and_resume_ends_with_the_uninterrupted_numbers(
 
     monkeypatch.setattr(cli.train, "ProgressBar", InterruptingBar)
     out = tmp_path / "run"
-    result = runner.invoke(app, ["train", "--config", str(run_toml), "--out", str(out)])
+    arguments = ["train", "--config", str(run_toml), "--loss", "posterior_entropy=3", "--out", str(out)]
+    result = runner.invoke(app, arguments)
     assert result.exit_code == 130, result.output
     assert "--resume" in result.stderr
     assert read_info(out)["status"] == "interrupted"

@@ -1,20 +1,16 @@
 """``expfam train`` and ``expfam evaluate``.
 
-The real training run happens once, in a separate process (the installed
-``expfam`` script, or ``python -m cli.app``), with no TTY: the module fixture.
-CliRunner then re-evaluates that run in-process and checks the flag handling
-of ``train`` with the pipeline call replaced (no second compilation).
-
-The run's sizes match ``tests/expfam/test_pipeline.py``'s, so the evaluation
-functions JAX compiles here are reused there when both run in one session.
+The real training run happens once per test run, in a separate process (the installed
+``expfam`` script, or ``python -m cli.app``), with no TTY: `small_run_by_cli`
+(tests/conftest.py), the same configuration and seed as tests/expfam/test_pipeline.py's
+in-process `small_run`, which compares the two. CliRunner then re-evaluates that run
+in-process and checks the flag handling of ``train`` with the pipeline call replaced (no
+second compilation).
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,59 +20,15 @@ from expfam.experiment.config import config_to_toml, load_config
 from expfam.experiment.runs.files import metrics_equal, read_metrics
 from expfam.experiment.runs.layout import read_info
 
-#: A small digits run: a few seconds of training after compilation.
-FLAGS = [
-    "--n-steps",
-    "300",
-    "--log-every",
-    "100",
-    "--n-latent",
-    "8",
-    "--n-clusters",
-    "10",
-    "--batch-size",
-    "64",
-    "--n-mc-samples",
-    "4",
-    "--n-conj-samples",
-    "128",
-    "--kl-warmup-steps",
-    "200",
-    "--conj-warmup-steps",
-    "100",
-    "--lr-warmup-steps",
-    "50",
-]
-
 
 def _metrics_line(stdout: str) -> dict:
     [line] = [line for line in stdout.splitlines() if line.startswith("metrics: ")]
     return json.loads(line.removeprefix("metrics: "))
 
 
-def _expfam_command() -> list[str]:
-    script = Path(sys.executable).with_name("expfam")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "cli.app"]
-
-
-@pytest.fixture(scope="module")
-def process_run(tiny_toml, tmp_path_factory):
-    """``expfam train ... --out DIR`` as a real process; the test session runs in float64, so does it."""
-    out = tmp_path_factory.mktemp("cli") / "small"
-    result = subprocess.run(
-        [*_expfam_command(), "train", *FLAGS, "--config", str(tiny_toml), "--out", str(out)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "JAX_ENABLE_X64": "1"},
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    return out, result
-
-
 @pytest.mark.slow
-def test_train_prints_the_seed_columns_and_the_run_directory(process_run):
-    out, result = process_run
+def test_train_prints_the_seed_columns_and_the_run_directory(small_run_by_cli):
+    out, result = small_run_by_cli
     lines = result.stdout.splitlines()
     assert lines[0] == (
         "| Run | n_latent | n_clusters | lr | kl_warmup | conj_weight | entropy_w | post_entropy_w | n_steps "
@@ -91,8 +43,8 @@ def test_train_prints_the_seed_columns_and_the_run_directory(process_run):
 
 
 @pytest.mark.slow
-def test_train_reports_progress_on_stderr_without_a_tty(process_run):
-    _, result = process_run
+def test_train_reports_progress_on_stderr_without_a_tty(small_run_by_cli):
+    _, result = small_run_by_cli
     progress = [line for line in result.stderr.splitlines() if line.startswith("[")]
     assert [line.split()[3] for line in progress] == ["100/300", "200/300", "300/300"], result.stderr
     assert "ETA ?" in progress[0] and "ETA 0s" in progress[-1]
@@ -104,8 +56,8 @@ def test_train_reports_progress_on_stderr_without_a_tty(process_run):
 
 
 @pytest.mark.slow
-def test_evaluate_recomputes_the_metrics_train_printed(process_run, runner, app):
-    out, trained = process_run
+def test_evaluate_recomputes_the_metrics_train_printed(small_run_by_cli, runner, app):
+    out, trained = small_run_by_cli
     result = runner.invoke(app, ["evaluate", str(out)])
     assert result.exit_code == 0, result.output
     assert metrics_equal(_metrics_line(result.stdout), _metrics_line(trained.stdout))
@@ -127,8 +79,8 @@ def captured(monkeypatch):
 
 
 @pytest.mark.slow
-def test_train_config_toml_round_trip_gives_the_same_config(process_run, runner, app, captured, tmp_path):
-    out, _ = process_run
+def test_train_config_toml_round_trip_gives_the_same_config(small_run_by_cli, runner, app, captured, tmp_path):
+    out, _ = small_run_by_cli
     result = runner.invoke(app, ["train", "--config", str(out / "config.toml"), "--out", str(tmp_path / "again")])
     assert result.exit_code == 0, result.output
     [(config, again, _)] = captured
@@ -152,8 +104,8 @@ def test_flags_override_the_config_file_and_defaults_fill_the_rest(runner, app, 
     assert result.stdout.splitlines()[-1] == f"run directory: {out}"
 
 
-def test_evaluate_and_compare_print_json_with_json(process_run, runner, app):
-    out, _ = process_run
+def test_evaluate_and_compare_print_json_with_json(tiny_digits_run, runner, app):
+    out = tiny_digits_run["out"]  # a run whose NMI is above 0, so the ratio of NMIs is defined
     evaluated = runner.invoke(app, ["evaluate", str(out), "--json"])
     assert evaluated.exit_code == 0, evaluated.output
     document = json.loads(evaluated.stdout)

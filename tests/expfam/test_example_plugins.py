@@ -1,16 +1,14 @@
 """The example package examples/third_party_plugins: a family, a block, a loss term and a dataset, trained by ``expfam train``.
 
 In process, the plugin module is registered with ``build_registry(extra_plugins=...)``
-and the CLI app is built over that registry; the slow test pip-installs the
-package and runs the installed ``expfam`` script, which finds it through its entry point.
+and the CLI app is built over that registry; the slow test runs the ``expfam`` script over the
+package pip-installed into a folder (`example_plugins_site`, tests/conftest.py, once per test
+run), which finds it through its entry point.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -160,33 +158,19 @@ def test_plugin_options_are_checked_against_the_plugin(registry, run_toml, tmp_p
     assert result.exit_code == 2 and "sides" in result.stderr and "n_images, side, noise" in result.stderr
 
 
-def _pip_install_command(source: Path, target: Path) -> list[str]:
-    """``pip install --no-deps --target``; offline (no build isolation) when setuptools can build wheels here."""
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target)]
-    try:
-        import setuptools
-    except ImportError:
-        return [*command, str(source)]
-    version = tuple(int(part) for part in setuptools.__version__.split(".")[:2] if part.isdigit())
-    if version >= (70, 1) or importlib.util.find_spec("wheel") is not None:
-        command.append("--no-build-isolation")
-    return [*command, str(source)]
-
-
 @pytest.mark.slow
-def test_the_installed_package_trains_from_the_expfam_script(tmp_path, run_toml):
-    source, target = tmp_path / "package", tmp_path / "site"
-    shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    installed = subprocess.run(_pip_install_command(source, target), capture_output=True, text=True, timeout=600)
-    assert installed.returncode == 0, installed.stdout + installed.stderr
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+def test_the_installed_package_trains_from_the_expfam_script(
+    example_plugins_site, example_plugins_environment, tmp_path, run_toml
+):
+    """Installed (`example_plugins_site`: every example package, pip-installed once per test run), found by its entry point."""
+    assert list(example_plugins_site.glob("expfam_extras-*.dist-info"))
     script = [sys.executable, "-c", "from cli.app import main; main()"]
     out = tmp_path / "run"
     result = subprocess.run(
         [*script, "train", *FLAGS, "--config", str(run_toml), "--out", str(out)],
         capture_output=True,
         text=True,
-        env=environment,
+        env=example_plugins_environment,
         timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr

@@ -1,14 +1,16 @@
 """expfam.experiment.runs.solo: train_run / evaluate_run / summaries on a small digits run.
 
-One short run (module fixture) is shared by the tests marked slow: JAX compiles
-the training step once per run, which dominates the cost on a CPU. The other
-tests never train (inputs are refused first, or ``train`` is replaced).
+One short run, trained once per test run (`small_run`, tests/conftest.py), is shared by the
+tests marked slow; the same configuration trained by a real `expfam train` process
+(`small_run_by_cli`, read by tests/cli/test_train.py) checks same-seed determinism across the
+process boundary. The other tests never train (inputs are refused first, or ``train`` is replaced).
 """
 
 from __future__ import annotations
 
 import math
 
+import jax
 import numpy as np
 import pytest
 
@@ -19,45 +21,13 @@ from expfam.experiment.config import config_from_mapping, load_config
 from expfam.experiment.evaluation import assignments
 from expfam.experiment.prepare import parse_blocks, prepare_run
 from expfam.experiment.runs.atomic import RunDirectoryError
-from expfam.experiment.runs.files import load_params, metrics_equal, read_history
+from expfam.experiment.runs.files import load_params, metrics_equal, read_history, read_metrics
 from expfam.experiment.runs.health import collapse_warning
 from expfam.experiment.runs.layout import PLOT_FILES, read_info
 from expfam.experiment.runs.solo import evaluate_run, train_run
 from expfam.experiment.runs.table import SUMMARY_COLUMNS, format_summary, summary_row
 from expfam.experiment.train.streams import run_keys
 from expfam.metrics import clustering_metrics
-
-#: A short run that learns something on digits in a few hundred steps.
-SMALL = {
-    "model": {"n_latent": 8, "n_clusters": 10},
-    "train": {
-        "n_steps": 300,
-        "log_every": 100,
-        "batch_size": 64,
-        "n_mc_samples": 4,
-        "n_conj_samples": 128,
-        "kl_warmup_steps": 200,
-        "conj_warmup_steps": 100,
-        "lr_warmup_steps": 50,
-    },
-    "evaluate": {"n_r2_samples": 500, "n_iwae_samples": 5, "batch_size": 400},
-}
-
-
-def small_config(**sections):
-    mapping = {name: dict(values) for name, values in SMALL.items()}
-    for name, values in sections.items():
-        mapping.setdefault(name, {}).update(values)
-    return config_from_mapping(mapping)
-
-
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    config = small_config()
-    out = tmp_path_factory.mktemp("pipeline") / "run"
-    progress, log = [], []
-    metrics = train_run(config, out, progress=lambda *event: progress.append(event), log=log.append)
-    return {"config": config, "out": out, "metrics": metrics, "progress": progress, "log": log}
 
 
 @pytest.mark.slow
@@ -113,9 +83,15 @@ def test_evaluate_run_reproduces_the_metrics_of_train_run(small_run):
 
 
 @pytest.mark.slow
-def test_same_seed_and_config_give_the_same_numbers(small_run):
-    again = train_run(small_run["config"], None)
+def test_same_seed_and_config_give_the_same_numbers_in_another_process(small_run, small_run_by_cli):
+    """The in-process run and the `expfam train` process of the same configuration and seed agree to the bit."""
+    other, _ = small_run_by_cli
+    assert load_config(other / "config.toml") == small_run["config"]
+    again = read_metrics(other)
     assert metrics_equal(again, small_run["metrics"]), (again, small_run["metrics"])
+    here, there = load_params(small_run["out"]), load_params(other)
+    for a, b in zip(jax.tree.leaves(here), jax.tree.leaves(there), strict=True):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
 
 
 def _no_training(*args, **kwargs):
@@ -137,7 +113,7 @@ def _no_training(*args, **kwargs):
         ({"data": {"dataset": "imagenet"}}, UnknownNameError, r"unknown dataset 'imagenet'"),
     ],
 )
-def test_bad_inputs_fail_before_training(monkeypatch, tmp_path, sections, error, match):
+def test_bad_inputs_fail_before_training(monkeypatch, tmp_path, small_config, sections, error, match):
     monkeypatch.setattr(solo, "train", _no_training)
     with pytest.raises(error, match=match):
         train_run(small_config(**sections), tmp_path / "run")
@@ -156,7 +132,7 @@ def test_bad_values_are_refused_with_the_key_named(sections, match):
         config_from_mapping(sections)
 
 
-def test_existing_run_directory_is_refused_before_training_and_left_untouched(monkeypatch, tmp_path):
+def test_existing_run_directory_is_refused_before_training_and_left_untouched(monkeypatch, tmp_path, small_config):
     monkeypatch.setattr(solo, "train", _no_training)
     out = tmp_path / "run"
     out.mkdir()
@@ -167,7 +143,7 @@ def test_existing_run_directory_is_refused_before_training_and_left_untouched(mo
     assert (out / "metrics.json").read_text() == '{"nmi": 0.9}'
 
 
-def test_divergence_saves_the_last_finite_params_and_history_then_reraises(monkeypatch, tmp_path):
+def test_divergence_saves_the_last_finite_params_and_history_then_reraises(monkeypatch, tmp_path, small_config):
     def diverging_train(model, params, data, config, *, callback, **_):
         callback(100, params, {"loss": np.ones(100), "elbo": -np.ones(100)})
         raise TrainingDivergedError(

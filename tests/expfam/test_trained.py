@@ -1,8 +1,12 @@
-"""load_run, shape checks, random streams, unlabelled data, checkpoints and resume, on tiny digits runs."""
+"""load_run, shape checks, random streams, unlabelled data, checkpoints and resume, on tiny digits runs.
+
+The finished run they read is `tiny_digits_run` (tests/conftest.py), trained once per test run.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 
 import jax
@@ -12,7 +16,6 @@ from sklearn.datasets import load_digits
 
 import expfam
 from expfam.experiment import load_run
-from expfam.experiment.config import config_from_mapping
 from expfam.experiment.runs.atomic import RunDirectoryError
 from expfam.experiment.runs.checkpoints import checkpoint_step
 from expfam.experiment.runs.files import load_params, read_history, read_metrics
@@ -20,35 +23,17 @@ from expfam.experiment.runs.layout import read_info
 from expfam.experiment.runs.solo import resume_run, train_run
 from expfam.experiment.train.streams import STREAMS, stream_key
 
-TINY = {
-    "model": {"n_latent": 4, "n_clusters": 5},
-    "train": {
-        "n_steps": 40,
-        "log_every": 10,
-        "batch_size": 32,
-        "n_mc_samples": 2,
-        "n_conj_samples": 64,
-        "kl_warmup_steps": 20,
-        "conj_warmup_steps": 10,
-        "lr_warmup_steps": 5,
-        "checkpoint_every": 1,
-    },
-    "evaluate": {"n_r2_samples": 200, "n_elbo_samples": 2, "n_iwae_samples": 4, "batch_size": 400},
-}
+
+@pytest.fixture()
+def tiny_config(tiny_digits_config):
+    """The tiny digits run's configuration (tests/conftest.py), with sections replaced."""
+    return tiny_digits_config
 
 
-def tiny_config(**sections):
-    mapping = {key: dict(value) for key, value in TINY.items()}
-    for section, values in sections.items():
-        mapping.setdefault(section, {}).update(values)
-    return config_from_mapping(mapping)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("trained") / "run"
-    metrics = train_run(tiny_config(), out, plots=False)
-    return out, metrics
+@pytest.fixture()
+def trained(tiny_digits_run):
+    """`(run directory, metrics)` of the tiny digits run, trained once per test run (read-only)."""
+    return tiny_digits_run["out"], tiny_digits_run["metrics"]
 
 
 # ----------------------------------------------------------------- load_run
@@ -168,7 +153,7 @@ def _interrupt_at(step_to_stop, how="ctrl-c"):
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
-def test_resume_equals_an_uninterrupted_run_to_the_last_bit(trained, tmp_path, how):
+def test_resume_equals_an_uninterrupted_run_to_the_last_bit(trained, tiny_config, tmp_path, how):
     reference, reference_metrics = trained
     out = tmp_path / "interrupted"
     progress = _interrupt_at(20, how)
@@ -188,13 +173,14 @@ def test_resume_equals_an_uninterrupted_run_to_the_last_bit(trained, tmp_path, h
     assert read_history(out) == read_history(reference)
 
 
-def test_resume_refuses_a_completed_run(trained):
+def test_resume_refuses_a_completed_run(trained, tmp_path):
+    run = shutil.copytree(trained[0], tmp_path / "run")  # resume takes the run's lock: not on the shared run
     with pytest.raises(RunDirectoryError, match="has completed"):
-        resume_run(trained[0])
+        resume_run(run)
 
 
 # ----------------------------------------------------------------- unlabelled data
-def test_an_unlabelled_npz_trains_and_reports_label_free_metrics(tmp_path):
+def test_an_unlabelled_npz_trains_and_reports_label_free_metrics(tiny_config, tmp_path):
     x = load_digits().data
     path = tmp_path / "unlabelled.npz"
     np.savez(path, x_train=x[:1400], x_test=x[1400:])

@@ -2,16 +2,13 @@
 
 The example package registers the block ``xy_gated`` and the block set ``gated``
 through the ``expfam`` entry-point group. In process it is registered with
-``build_registry(extra_plugins=...)``; the slow test pip-installs the package
-into a temporary directory and checks, in a fresh interpreter, that the
-installed entry point is discovered and passes the identity kit.
+``build_registry(extra_plugins=...)``; the slow test reads the package pip-installed into a
+folder (`example_plugins_site`, tests/conftest.py, once per test run) and checks, in a fresh
+interpreter, that the installed entry point is discovered and passes the identity kit.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -64,23 +61,6 @@ def test_plugin_block_passes_the_identity_kit(plugin: ModuleType) -> None:
     assert check_model(model, params, random_observations(model.observable, 1, 3), key=jax.random.key(2), n_samples=0)
 
 
-def pip_install_command(source: Path, target: Path) -> list[str]:
-    """``pip install --no-deps --target`` the example; offline when the build backend is already here.
-
-    Without setuptools (≥ 70.1, or older with ``wheel``) in this environment, pip
-    builds in an isolated environment and fetches setuptools from the index.
-    """
-    command = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target)]
-    try:
-        import setuptools
-    except ImportError:
-        return [*command, str(source)]
-    version = tuple(int(part) for part in setuptools.__version__.split(".")[:2] if part.isdigit())
-    if version >= (70, 1) or importlib.util.find_spec("wheel") is not None:
-        command.append("--no-build-isolation")
-    return [*command, str(source)]
-
-
 CHECK = textwrap.dedent(
     """
     import jax
@@ -103,14 +83,11 @@ CHECK = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_installed_plugin_is_discovered_through_its_entry_point(tmp_path: Path) -> None:
-    source, target = tmp_path / "package", tmp_path / "site"
-    # build from a copy: pip writes build/ and *.egg-info next to the sources
-    shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    installed = subprocess.run(pip_install_command(source, target), capture_output=True, text=True, timeout=600)
-    assert installed.returncode == 0, installed.stdout + installed.stderr
-    assert list(target.glob("expfam_gated_block-*.dist-info"))
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")])}
+def test_installed_plugin_is_discovered_through_its_entry_point(
+    example_plugins_site: Path, example_plugins_environment: dict[str, str]
+) -> None:
+    assert list(example_plugins_site.glob("expfam_gated_block-*.dist-info"))
+    environment = example_plugins_environment
     environment.pop("JAX_ENABLE_X64", None)
     result = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, env=environment, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
