@@ -281,6 +281,7 @@ def test_a_stacked_sweep_is_a_parent_run_with_one_child_per_trial(tmp_path):
         out,
         plots=False,
         run_plots=False,
+        stack=None,  # stacked on a CPU too (the default there trains one trial at a time)
         vectorize="map",
         trackers=[MlflowTracker(base=out.parent)],
     )
