@@ -23,6 +23,7 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import signal
 import tempfile
 import time
 from collections.abc import Iterator
@@ -49,7 +50,15 @@ _made_cache: list[str] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Point this process and every subprocess at one persistent compilation cache for the run."""
+    """Point this process and every subprocess at one persistent compilation cache for the run.
+
+    Also: Ctrl-C reaches the processes the tests start as it would from a terminal. A background job
+    of a non-interactive shell (how CI runners and `cmd &` start the suite) begins with SIGINT
+    ignored, every child would inherit that, and `expfam` keeps an inherited ignore (as under
+    `nohup`), so the tests that press Ctrl-C on a real process would see nothing happen.
+    """
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # children start with the default
     folder = os.environ.get("EXPFAM_TEST_JAX_CACHE")
     if not folder:
         folder = tempfile.mkdtemp(prefix="expfam-test-jax-cache-")

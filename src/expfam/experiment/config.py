@@ -230,13 +230,9 @@ def default_config(block: str | None = None) -> RunConfig:
 
 
 def load_config(path: str | Path, base: RunConfig | None = None) -> RunConfig:
-    """Read a TOML configuration file (e.g. a run's `config.toml`).
-
-    A `[track]` table is not part of the run's configuration (it says where the run is reported,
-    [`read_track_settings`][expfam.experiment.tracking.read_track_settings]) and is skipped here.
-    """
+    """Read a TOML configuration file (e.g. a run's `config.toml`), skipping `[track]` (where a run is reported)."""
     mapping = read_toml(path, "config file")
-    mapping.pop("track", None)
+    mapping.pop("track", None)  # not the run's configuration: expfam.experiment.tracking reads it
     return config_from_mapping(mapping, base)
 
 
