@@ -231,9 +231,7 @@ def default_config(block: str | None = None) -> RunConfig:
 
 def load_config(path: str | Path, base: RunConfig | None = None) -> RunConfig:
     """Read a TOML configuration file (e.g. a run's `config.toml`), skipping `[track]` (where a run is reported)."""
-    mapping = read_toml(path, "config file")
-    mapping.pop("track", None)  # not the run's configuration: expfam.experiment.tracking reads it
-    return config_from_mapping(mapping, base)
+    return config_from_mapping({k: v for k, v in read_toml(path, "config file").items() if k != "track"}, base)
 
 
 def config_to_mapping(config: RunConfig) -> dict[str, dict[str, Any]]:

@@ -21,6 +21,7 @@ Examples:
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -94,36 +95,24 @@ def train_run(
     """
     registry = registry or get_registry()
     prepared = prepare_run(config, registry=registry, devices=devices)
+    write = functools.partial(
+        _train_and_write,
+        prepared,
+        progress=progress,
+        log=log,
+        plots=plots,
+        registry=registry,
+        devices=devices,
+        trackers=trackers,
+    )
     if out is None:
         warn_about_config(prepared.config)  # every check passed: the run will train
-        return _train_and_write(
-            prepared,
-            None,
-            None,
-            [],
-            progress=progress,
-            log=log,
-            plots=plots,
-            registry=registry,
-            devices=devices,
-            trackers=trackers,
-        )
+        return write(None, None, [])
     interrupts.hold(lambda: stopped_run_text(Path(out)))  # from here on, a signal stops at a safe point
     with writable_run_dir(out, overwrite) as run_dir:  # every check done: only now is the folder touched
         write_start(run_dir, prepared)
         warn_about_config(prepared.config)  # every check passed: the run will train
-        return _train_and_write(
-            prepared,
-            run_dir,
-            None,
-            [],
-            progress=progress,
-            log=log,
-            plots=plots,
-            registry=registry,
-            devices=devices,
-            trackers=trackers,
-        )
+        return write(run_dir, None, [])
 
 
 def resume_run(
