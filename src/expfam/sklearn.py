@@ -112,7 +112,7 @@ class HarmoniumClustering(ClusterMixin, TransformerMixin, BaseEstimator):
         n_mc_samples: `S`, posterior samples per observation.
         n_conj_samples: `M`, prior samples for `Var_p[r]` (and the analytic `ρ` fit).
         rho_mode: `"learned"` or `"analytic"`.
-        cluster_init: `"random"`, `"kmeans"` or `"latent_kmeans"` (docs/training.md,
+        cluster_init: `"random"`, `"kmeans"`, `"spectral"` or `"latent_kmeans"` (docs/training.md,
             "Cluster initialisation").
         cluster_init_step: the step of the `"latent_kmeans"` initialisation.
         log_every: steps per chunk of training (one history row per chunk).

@@ -83,7 +83,7 @@ class TrainConfig:
     `cluster_init` (`CLUSTER_INITS`): `"random"` (the parameters' own random start, docs/model.md), `"kmeans"`
     (before the first step, each cluster's observable bias is the observable fitted to its KMeans points:
     [`kmeans_cluster_init`][expfam.experiment.train.cluster_start.kmeans_cluster_init], needs the `xk`
-    block) or `"latent_kmeans"` (KMeans on the posterior mean latent units sets the prior's clusters, once, at
+    block), `"spectral"` (the same from spectral clustering's partition) or `"latent_kmeans"` (KMeans on the posterior mean latent units sets the prior's clusters, once, at
     the first chunk boundary at or after `cluster_init_step`:
     [`expfam.experiment.train.cluster_start`][expfam.experiment.train.cluster_start]).
 
@@ -170,10 +170,11 @@ BLOCK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
 
 #: Starting points of the clusters (`[train] cluster_init`): `"random"` (each parameter's own
 #: rule, [`expfam.model.Harmonium.init`][expfam.model.Harmonium.init]), `"kmeans"` (the observable's per-cluster biases
-#: from KMeans on the data, [`kmeans_cluster_init`][expfam.experiment.train.cluster_start.kmeans_cluster_init]) or
+#: from KMeans on the data, [`kmeans_cluster_init`][expfam.experiment.train.cluster_start.kmeans_cluster_init]),
+#: `"spectral"` (the same from spectral clustering, [`spectral_cluster_init`][expfam.experiment.train.cluster_start.spectral_cluster_init]) or
 #: `"latent_kmeans"` (the prior's clusters from KMeans on the posterior latent means at `cluster_init_step`,
 #: [`latent_kmeans_init`][expfam.experiment.train.cluster_start.latent_kmeans_init]).
-CLUSTER_INITS: tuple[str, ...] = ("random", "kmeans", "latent_kmeans")
+CLUSTER_INITS: tuple[str, ...] = ("random", "kmeans", "spectral", "latent_kmeans")
 
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
@@ -366,9 +367,9 @@ def validate_config(config: RunConfig) -> None:
         "cluster_init",
     )
     _check(
-        train.cluster_init != "kmeans" or "xk" not in schedule,
-        "cluster_init 'kmeans' starts the 'xk' block from KMeans, but block_schedule holds it at zero until "
-        f"step {schedule.get('xk')}; drop xk from block_schedule or use cluster_init 'random'",
+        train.cluster_init not in ("kmeans", "spectral") or "xk" not in schedule,
+        f"cluster_init {train.cluster_init!r} starts the 'xk' block from a partition of the data, but block_schedule "
+        f"holds it at zero until step {schedule.get('xk')}; drop xk from block_schedule or use cluster_init 'random'",
         "cluster_init",
     )
     _check(

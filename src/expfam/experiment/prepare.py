@@ -39,7 +39,7 @@ from expfam.builder import ModelSpec, build_model, resolve_blocks
 from expfam.data import DataSplit, check_data_for_family, load_dataset
 from expfam.errors import ConfigurationError
 from expfam.experiment.config import MAX_INT32, RunConfig, validate_config
-from expfam.experiment.train.cluster_start import require_cluster_biases
+from expfam.experiment.train.cluster_start import PARTITION_STARTS, require_cluster_biases
 from expfam.experiment.train.devices import check_batch_split, check_device_count
 from expfam.experiment.train.optimizer import check_block_schedule
 from expfam.experiment.train.step import loss_weights
@@ -309,18 +309,18 @@ def check_observable_shape(config: RunConfig, model: Harmonium, n_features: int,
 
 
 def check_cluster_init(config: RunConfig, model: Harmonium, n_rows: int | None = None) -> None:
-    """Refuse a cluster start the run cannot make, before any work: `"kmeans"` for a model
+    """Refuse a cluster start the run cannot make, before any work: `"kmeans"` or `"spectral"` for a model
     without per-cluster observable biases ([`require_cluster_biases`][expfam.experiment.train.cluster_start.require_cluster_biases]),
-    and a KMeans or latent-KMeans start that will run on fewer than `n_clusters` training rows.
+    and a partition or latent-KMeans start that will run on fewer than `n_clusters` training rows.
 
     Raises:
         ConfigurationError: naming the start, the row count it needs and the one it has.
     """
     train = config.train
-    if train.cluster_init == "kmeans":
-        require_cluster_biases(model)
+    if train.cluster_init in PARTITION_STARTS:
+        require_cluster_biases(model, train.cluster_init)
     every = max(1, train.log_every)  # latent KMeans runs at the first chunk boundary at or after its step
-    runs = train.cluster_init == "kmeans" or (
+    runs = train.cluster_init in PARTITION_STARTS or (
         train.cluster_init == "latent_kmeans" and -(-train.cluster_init_step // every) * every < train.n_steps
     )
     if runs and n_rows is not None and n_rows < model.n_clusters:

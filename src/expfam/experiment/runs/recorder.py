@@ -197,6 +197,8 @@ class RunRecorder:
         self.started = time.perf_counter()
         if config.train.cluster_init == "kmeans":
             self.say(f"clusters start from KMeans ({KMEANS_N_INIT} restarts) on the training rows")
+        elif config.train.cluster_init == "spectral":
+            self.say("clusters start from spectral clustering of the training rows")
         return model.init(self.keys["init"], jnp.asarray(split.x_train))
 
     def callback(self, step: int, current: Params, piece: Mapping[str, np.ndarray]) -> None:

@@ -27,6 +27,20 @@ holds, so clusters that hold none when the decoders start to move never catch up
 from KMeans, every cluster holds its share of the data and has a decoder fitted to it from
 step 0 — the standard start of a mixture model (as scikit-learn's `GaussianMixture`).
 
+## Spectral clustering of the data (`"spectral"`)
+
+The same start from another partition of the training rows:
+[`spectral_labels`][expfam.experiment.train.cluster_start.spectral_labels] clusters the rows on
+their 10-nearest-neighbour graph (scikit-learn's `SpectralClustering`), and
+[`spectral_cluster_init`][expfam.experiment.train.cluster_start.spectral_cluster_init] fits each
+cluster's observable to its points exactly as above. The graph follows the data's shape where
+KMeans cuts it into convex pieces: on the MNIST dev set the partition's NMI with the digits is
+0.69 against KMeans' 0.55 (K = 20), and the full model, which keeps most of the partition it
+starts from, ends higher (docs/coupling.md). Above
+[`SPECTRAL_MAX_ROWS`][expfam.experiment.train.cluster_start.SPECTRAL_MAX_ROWS] rows the graph is
+built on that many rows drawn with the seed, and every other row joins the cluster with the
+nearest mean.
+
 ## KMeans on the latent units (`"latent_kmeans"`)
 
 The analogue of scikit-learn's `GaussianMixture(init_params="kmeans")` for the
@@ -59,12 +73,13 @@ training row; the latent family must have means in `(0, 1)` (Bernoulli units).
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from sklearn.cluster import KMeans
+from sklearn.cluster import KMeans, SpectralClustering
 
 from expfam import posterior as batched
 from expfam.errors import ConfigurationError
@@ -74,9 +89,15 @@ from expfam.model import Harmonium, Params
 
 #: KMeans restarts; the one with the lowest inertia is kept.
 KMEANS_N_INIT = 3
+#: The starts that fit every cluster's observable bias to a partition of the training rows.
+PARTITION_STARTS: tuple[str, ...] = ("kmeans", "spectral")
+#: Neighbours per row in spectral clustering's graph.
+SPECTRAL_NEIGHBOURS = 10
+#: Rows spectral clustering is fitted on at most (its graph and eigenvectors grow with the rows).
+SPECTRAL_MAX_ROWS = 10_000
 
 
-def require_cluster_biases(model: Harmonium) -> None:
+def require_cluster_biases(model: Harmonium, start: str = "kmeans") -> None:
     """Refuse a model whose clusters have no observable bias of their own to start from KMeans.
 
     Raises:
@@ -86,7 +107,7 @@ def require_cluster_biases(model: Harmonium) -> None:
     blocks = {block.name: block for block in model.blocks}
     if "xk" not in blocks:
         raise ConfigurationError(
-            f"cluster_init 'kmeans' starts the per-cluster observable biases of the 'xk' block, which blocks "
+            f"cluster_init {start!r} starts the per-cluster observable biases of the 'xk' block, which blocks "
             f"{'+'.join(model.block_names)} do not have; use the 'full' block set (or add 'xk'), or "
             "cluster_init 'latent_kmeans' or 'random'",
             offending="cluster_init",
@@ -94,7 +115,7 @@ def require_cluster_biases(model: Harmonium) -> None:
     shape = tuple(model.observable.param_shape)
     if shape != (blocks["xk"].param_shape()[0],):
         raise ConfigurationError(
-            f"cluster_init 'kmeans' needs an observable whose natural parameters are one vector per observation; "
+            f"cluster_init {start!r} needs an observable whose natural parameters are one vector per observation; "
             f"{model.observable.describe()} has shape {shape}; use cluster_init 'random'",
             offending="cluster_init",
         )
@@ -117,24 +138,94 @@ def kmeans_labels(x: np.ndarray | Array, n_clusters: int, *, seed: int = 0, n_in
     return labels
 
 
+def spectral_labels(
+    x: np.ndarray | Array, n_clusters: int, *, seed: int = 0, max_rows: int = SPECTRAL_MAX_ROWS
+) -> np.ndarray:
+    """Spectral cluster of every row of `x` on its nearest-neighbour graph, shape `(N,)`.
+
+    `SpectralClustering(n_clusters, affinity="nearest_neighbors", n_neighbors=10, random_state=seed)`
+    on the rows (fewer neighbours when there are at most 10 rows). With more than `max_rows` rows,
+    it is fitted on `max_rows` of them drawn with `seed`, and each other row joins the cluster whose
+    mean is nearest (squared Euclidean distance).
+
+    Raises:
+        ConfigurationError: fewer rows than clusters.
+    """
+    rows = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    if rows.shape[0] < n_clusters:
+        raise ConfigurationError(
+            f"cluster_init 'spectral' needs at least n_clusters={n_clusters} training rows, got {rows.shape[0]}; "
+            "lower n_clusters or use cluster_init 'random'",
+            offending="cluster_init",
+        )
+    sampled = rows.shape[0] > max_rows
+    picked = np.random.default_rng(seed).choice(rows.shape[0], max_rows, replace=False) if sampled else None
+    fitted_rows = rows[picked] if picked is not None else rows
+    clustering = SpectralClustering(
+        n_clusters,
+        affinity="nearest_neighbors",
+        n_neighbors=min(SPECTRAL_NEIGHBOURS, fitted_rows.shape[0] - 1),
+        random_state=seed,
+    )
+    with warnings.catch_warnings():  # a graph in several pieces still gives a partition
+        warnings.filterwarnings("ignore", message="Graph is not fully connected")
+        fitted: np.ndarray = np.asarray(clustering.fit(fitted_rows).labels_)
+    if picked is None:
+        return fitted
+    means = np.stack([fitted_rows[fitted == cluster].mean(axis=0) for cluster in range(n_clusters)])
+    distances = (rows**2).sum(axis=1)[:, None] - 2.0 * rows @ means.T + (means**2).sum(axis=1)[None, :]
+    labels: np.ndarray = distances.argmin(axis=1)
+    labels[picked] = fitted
+    return labels
+
+
 def kmeans_cluster_init(
     model: Harmonium, params: Params, x: np.ndarray | Array, *, seed: int = 0, n_init: int = KMEANS_N_INIT
 ) -> Params:
     r"""`params` with the observable bias, the `xk` block and the cluster prior started from KMeans.
 
-    `a = θ_0`, `U e_k = θ_k − θ_0` with `θ_k` the observable fitted to the rows of `x` in
-    KMeans cluster `k` (module docstring), and `b_k ← b_k + (log π_k − log π_0) − (l_k − l_0)`
-    with `l_k = b_k + ψ_Y(θ_k^Y)` the prior's cluster logits and `π_k = n_k / N` the KMeans
-    shares, so that `p(k) = π_k` exactly. Other parameters are returned as they are.
+    [`partition_cluster_init`][expfam.experiment.train.cluster_start.partition_cluster_init] with the
+    partition of [`kmeans_labels`][expfam.experiment.train.cluster_start.kmeans_labels].
 
     Raises:
         ConfigurationError: the model has no `xk` block, its observable's parameters are not
             one vector the block shifts, or `x` has fewer rows than clusters.
     """
+    require_cluster_biases(model, "kmeans")
+    return partition_cluster_init(model, params, x, kmeans_labels(x, model.n_clusters, seed=seed, n_init=n_init))
+
+
+def spectral_cluster_init(model: Harmonium, params: Params, x: np.ndarray | Array, *, seed: int = 0) -> Params:
+    r"""`params` with the observable bias, the `xk` block and the cluster prior started from spectral clustering.
+
+    [`partition_cluster_init`][expfam.experiment.train.cluster_start.partition_cluster_init] with the
+    partition of [`spectral_labels`][expfam.experiment.train.cluster_start.spectral_labels].
+
+    Raises:
+        ConfigurationError: the model has no `xk` block, its observable's parameters are not
+            one vector the block shifts, or `x` has fewer rows than clusters.
+    """
+    require_cluster_biases(model, "spectral")
+    return partition_cluster_init(model, params, x, spectral_labels(x, model.n_clusters, seed=seed))
+
+
+def partition_cluster_init(model: Harmonium, params: Params, x: np.ndarray | Array, labels: np.ndarray) -> Params:
+    r"""`params` with the observable bias, the `xk` block and the cluster prior fitted to the partition `labels`.
+
+    `a = θ_0`, `U e_k = θ_k − θ_0` with `θ_k` the observable fitted to the rows of `x` in
+    cluster `k` (module docstring), and `b_k ← b_k + (log π_k − log π_0) − (l_k − l_0)`
+    with `l_k = b_k + ψ_Y(θ_k^Y)` the prior's cluster logits and `π_k = n_k / N` the
+    clusters' shares, so that `p(k) = π_k` exactly. Other parameters are returned as they are.
+    Every cluster `0..K−1` must hold at least one row.
+
+    Raises:
+        ValueError: a cluster holds no row.
+    """
     require_cluster_biases(model)
     observable = model.observable
     k = model.n_clusters
-    labels = kmeans_labels(x, k, seed=seed, n_init=n_init)
+    if np.any(np.bincount(labels, minlength=k)[:k] == 0) or labels.max(initial=0) >= k:
+        raise ValueError(f"every cluster 0..{k - 1} needs at least one row, got sizes {np.bincount(labels).tolist()}")
     data = jnp.asarray(x)
     likelihood = params["likelihood"]
     dtype = likelihood["a"].dtype
@@ -257,13 +348,16 @@ def apply_cluster_init(
 
     `config` is the run's [`TrainConfig`][expfam.experiment.config.TrainConfig]: `cluster_init = "kmeans"`
     runs [`expfam.experiment.train.cluster_start.kmeans_cluster_init`][expfam.experiment.train.cluster_start.kmeans_cluster_init] before the first
-    step (`done == 0`), `"latent_kmeans"` runs
+    step (`done == 0`), `"spectral"`
+    [`spectral_cluster_init`][expfam.experiment.train.cluster_start.spectral_cluster_init] likewise, `"latent_kmeans"` runs
     [`latent_kmeans_init`][expfam.experiment.train.cluster_start.latent_kmeans_init] when
     [`cluster_init_due`][expfam.experiment.train.cluster_start.cluster_init_due]. KMeans is seeded with the config's
     `seed` and fitted on every row of `data` (the training rows).
     """
     if config.cluster_init == "kmeans" and done == 0:
         return kmeans_cluster_init(model, params, np.asarray(data), seed=config.seed)
+    if config.cluster_init == "spectral" and done == 0:
+        return spectral_cluster_init(model, params, np.asarray(data), seed=config.seed)
     if not cluster_init_due(config.cluster_init, config.cluster_init_step, done, config.log_every):
         return params
     new_params, _ = latent_kmeans_init(model, params, np.asarray(data), seed=config.seed)
@@ -273,12 +367,18 @@ def apply_cluster_init(
 __all__ = [
     "CLIP",
     "KMEANS_N_INIT",
+    "PARTITION_STARTS",
+    "SPECTRAL_MAX_ROWS",
+    "SPECTRAL_NEIGHBOURS",
     "apply_cluster_init",
     "cluster_init_due",
     "kmeans_cluster_init",
     "kmeans_labels",
     "latent_kmeans_init",
+    "partition_cluster_init",
     "posterior_mean_statistics",
     "prior_from_clusters",
     "require_cluster_biases",
+    "spectral_cluster_init",
+    "spectral_labels",
 ]
