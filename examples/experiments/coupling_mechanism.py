@@ -41,7 +41,6 @@ import numpy as np
 from expfam.experiment.config import RunConfig, config_from_mapping, default_config
 from expfam.experiment.evaluation import responsibilities
 from expfam.experiment.prepare import prepare_run
-from expfam.experiment.train import cluster_start
 from expfam.experiment.train.cluster_start import apply_cluster_init
 from expfam.experiment.train.loop import train
 from expfam.experiment.train.streams import run_keys
@@ -66,27 +65,16 @@ VARIANTS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
     ),
     "full_n_latent_128": ("full", {"model": {"n_latent": 128}}),
     "full_posterior_entropy_10": ("full", {"train": {"posterior_entropy_weight": 10.0}}),
-    # probe (not a library option): the KMeans start's partition replaced by spectral clustering's
-    "full_spectral_start": ("full", {}),
     "full_cluster_lr_x10": ("full", {"train": {"block_learning_rates": "xyk:10,xk:10"}}),
-    "full_spectral_lr_x3": ("full", {"train": {"block_learning_rates": "xyk:3,xk:3"}}),
-    "full_spectral_lr_x10": ("full", {"train": {"block_learning_rates": "xyk:10,xk:10"}}),
+    # the KMeans start's partition replaced by spectral clustering's (cluster_init = "spectral")
+    "full_spectral_start": ("full", {"train": {"cluster_init": "spectral"}}),
+    "full_spectral_lr_x3": ("full", {"train": {"cluster_init": "spectral", "block_learning_rates": "xyk:3,xk:3"}}),
+    "full_spectral_lr_x10": ("full", {"train": {"cluster_init": "spectral", "block_learning_rates": "xyk:10,xk:10"}}),
+    "full_spectral_lr_x3_n128": (
+        "full",
+        {"model": {"n_latent": 128}, "train": {"cluster_init": "spectral", "block_learning_rates": "xyk:3,xk:3"}},
+    ),
 }
-#: Variants whose cluster start's partition comes from spectral clustering (a probe, see `_spectral_labels`).
-SPECTRAL: frozenset[str] = frozenset({"full_spectral_start", "full_spectral_lr_x3", "full_spectral_lr_x10"})
-
-
-def _spectral_labels(x: Any, n_clusters: int, *, seed: int = 0, n_init: int = 3) -> np.ndarray:
-    """Spectral clustering of the rows (10-nearest-neighbour graph), in place of KMeans' labels."""
-    from sklearn.cluster import SpectralClustering
-
-    rows = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    model = SpectralClustering(n_clusters, affinity="nearest_neighbors", n_neighbors=10, random_state=seed)
-    labels: np.ndarray = model.fit(rows).labels_
-    return labels
-
-
-KMEANS_LABELS = cluster_start.kmeans_labels
 
 
 def variant_config(variant: str, seed: int, data: str, steps: int, log_every: int, validation: bool) -> RunConfig:
@@ -211,7 +199,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     for variant in args.variants:
         for seed in range(args.seeds):
             config = variant_config(variant, seed, args.data, args.steps, args.log_every, not args.test)
-            cluster_start.kmeans_labels = _spectral_labels if variant in SPECTRAL else KMEANS_LABELS
             started = time.perf_counter()
             target = args.out / f"{variant}-s{seed}.csv" if args.out is not None else None
             rows = run(config, target)
