@@ -71,8 +71,8 @@ HELP: dict[str, str] = {
     "n_conj_samples": "Prior samples for the conjugation penalty (and the analytic ρ fit).",
     "rho_mode": "'learned' (ρ_y is trained) or 'analytic' (least-squares fit every step).",
     "cluster_init": "Starting clusters: 'random'; 'kmeans' (before step 0, each cluster's observable bias "
-    "fitted to its KMeans points, p(k) their shares; needs the xk block; default of --block full); "
-    "'spectral' (the same from spectral clustering's partition of the training rows); or "
+    "fitted to its KMeans points, p(k) their shares; needs the xk block); "
+    "'spectral' (the same from spectral clustering's partition of the training rows; default of --block full); or "
     "'latent_kmeans' (once, at --cluster-init-step, KMeans on the posterior mean latent units sets the "
     "prior's clusters; default otherwise).",
     "cluster_init_step": "Step of the 'latent_kmeans' initialisation (at the first chunk boundary at or after it).",

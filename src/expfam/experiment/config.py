@@ -153,9 +153,8 @@ class RunConfig:
 #: over [`RunConfig`][expfam.experiment.config.RunConfig]'s defaults where the user sets no value (see [`default_config`][expfam.experiment.config.default_config]).
 #: Chosen on digits by `examples/sweeps/digits_defaults.toml` (docs/results/digits_defaults/).
 BLOCK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    # phase 5 of the sweep (validation NMI 0.823 at 2000 steps); the full step costs about
-    # 2× the hierarchical one at these sizes, so 2000 steps keep it within the main job's time.
-    # Clusters start from KMeans: the full model then keeps every cluster (docs/collapse.md)
+    # phase 5 of the sweep (validation NMI 0.823 at 2000 steps); 2000 steps keep the main job's time.
+    # Clusters start from spectral clustering's partition, cluster blocks at 3x lr (docs/coupling.md)
     "full": {
         "model": {"n_latent": 32},
         "train": {
@@ -163,7 +162,8 @@ BLOCK_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
             "batch_size": 256,
             "n_mc_samples": 10,
             "n_conj_samples": 1024,
-            "cluster_init": "kmeans",
+            "cluster_init": "spectral",
+            "block_learning_rates": "xyk:3,xk:3",
         },
     },
 }
