@@ -161,7 +161,7 @@ def run(config: RunConfig, target: Path | None) -> list[dict[str, float]]:
     """Train one variant and return its rows (read back from ``target`` when that CSV exists)."""
     if target is not None and target.is_file():
         with target.open() as handle:
-            return [{key: float(value) for key, value in row.items()} for row in csv.DictReader(handle)]
+            return [{key: float(value) for key, value in row.items() if value != ""} for row in csv.DictReader(handle)]
     recorder = Recorder(config)
     train(
         recorder.model,
@@ -194,8 +194,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, list[dict[str, float]]] = {}
-    print("| variant | seed | NMI at 0 | NMI at end | active | H(q) | drift NMI | ‖θ−θ₀‖/‖θ₀‖ xyk, xk | s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| variant | seed | NMI at start | NMI at end | fewest active | active at end | H(q) | drift | "
+        "moved in last chunk | U from start | s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for variant in args.variants:
         for seed in range(args.seeds):
             config = variant_config(variant, seed, args.data, args.steps, args.log_every, not args.test)
@@ -204,10 +207,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows = run(config, target)
             first, last = rows[0], rows[-1]
             summary.setdefault(variant, []).append(last)
-            moved = ", ".join(f"{last.get(f'from0_{b}', float('nan')):.2f}" for b in ("xyk", "xk"))
+            fewest = min(row["active"] for row in rows[1:]) if len(rows) > 1 else last["active"]
+            u_moved = f"{last['from0_xk']:.2f}" if "from0_xk" in last else "–"
             print(
-                f"| {variant} | {seed} | {first['nmi']:.3f} | {last['nmi']:.3f} | {last['active']:.0f} | "
-                f"{last['q_entropy']:.3f} | {last['drift_nmi']:.3f} | {moved} | {time.perf_counter() - started:.0f} |",
+                f"| {variant} | {seed} | {first['nmi']:.3f} | {last['nmi']:.3f} | {fewest:.0f} | {last['active']:.0f} | "
+                f"{last['q_entropy']:.3f} | {last['drift_nmi']:.3f} | {last['moved']:.3f} | {u_moved} | "
+                f"{time.perf_counter() - started:.0f} |",
                 flush=True,
             )
     print(
