@@ -98,32 +98,48 @@ _COMPILE_EVENTS = (
     "/jax/core/compile/jaxpr_to_mlir_module_duration",
     "/jax/core/compile/backend_compile_duration",
 )
-_compile_seconds = [0.0]
+_CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"
+#: Running totals: compile seconds, then one count per `_COMPILE_EVENTS` entry, then persistent-cache hits.
+_totals = [0.0, 0, 0, 0, 0]
 _listening: list[bool] = []
-_rows: list[tuple[str, float, float]] = []
+_rows: list[tuple[object, ...]] = []
+_REPORT_COLUMNS = ["test", "wall_seconds", "compile_seconds", "traces", "lowerings", "backend_compiles", "cache_hits"]
 
 
 def _on_duration(event: str, seconds: float, **_: object) -> None:
     if event in _COMPILE_EVENTS:
-        _compile_seconds[0] += seconds
+        _totals[0] += seconds
+        _totals[1 + _COMPILE_EVENTS.index(event)] += 1
+
+
+def _on_event(event: str, **_: object) -> None:
+    if event == _CACHE_HIT_EVENT:
+        _totals[4] += 1
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    """With `EXPFAM_TEST_COMPILE_REPORT`, time each test (setup, call, teardown) and its compile seconds."""
+    """With `EXPFAM_TEST_COMPILE_REPORT`, time each test (setup, call, teardown) and count its compile work.
+
+    Per test: the seconds spent tracing, lowering and compiling, the number of traces,
+    lowerings and backend compilations, and how many of those compilations were loaded from
+    the run's persistent cache (`backend_compiles - cache_hits` programs were compiled by XLA).
+    """
     if not os.environ.get("EXPFAM_TEST_COMPILE_REPORT"):
         yield
         return
     if not _listening:
         jax.monitoring.register_event_duration_secs_listener(_on_duration)
+        jax.monitoring.register_event_listener(_on_event)
         _listening.append(True)
-    start, compiled = time.perf_counter(), _compile_seconds[0]
+    start, before = time.perf_counter(), list(_totals)
     yield
-    _rows.append((item.nodeid, time.perf_counter() - start, _compile_seconds[0] - compiled))
+    seconds, *counts = (after - earlier for after, earlier in zip(_totals, before, strict=True))
+    _rows.append((item.nodeid, f"{time.perf_counter() - start:.3f}", f"{seconds:.3f}", *counts))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Write the per-test wall and compile seconds (`EXPFAM_TEST_COMPILE_REPORT`).
+    """Write the per-test wall and compile figures (`EXPFAM_TEST_COMPILE_REPORT`).
 
     Under pytest-xdist each worker writes `FILE.<worker id>`; the controlling process, which
     finishes after its workers, gathers them into `FILE` (one row per test, a `worker` column).
@@ -132,7 +148,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not target:
         return
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    rows = [(name, f"{wall:.3f}", f"{compile_:.3f}", worker) for name, wall, compile_ in _rows]
+    rows: list[tuple[object, ...]] = [(*row, worker) for row in _rows]
     if worker:
         _write_report(Path(f"{target}.{worker}"), rows)
         return
@@ -145,10 +161,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         _write_report(Path(target), rows)
 
 
-def _write_report(path: Path, rows: list[tuple[str, ...]]) -> None:
+def _write_report(path: Path, rows: list[tuple[object, ...]]) -> None:
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["test", "wall_seconds", "compile_seconds", "worker"])
+        writer.writerow([*_REPORT_COLUMNS, "worker"])
         writer.writerows(rows)
 
 
