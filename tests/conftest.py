@@ -15,23 +15,24 @@ and keeps it (a warm cache across runs, for development).
 
 `EXPFAM_TEST_COMPILE_REPORT=FILE` writes, per test, its wall time and the seconds JAX spent
 tracing, lowering and compiling in the test process (`jax.monitoring` duration events) as a
-CSV, the table behind docs/development.md's "Where the suite's time goes".
+CSV (tests/compile_report.py, with trace and compilation counts), the table behind
+docs/development.md's "Where the suite's time goes".
 """
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 import signal
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import jax
 import pytest
 from hypothesis import settings
+
+from compile_report import pytest_runtest_protocol, pytest_sessionfinish  # noqa: F401  (pytest's hooks)
 
 jax.config.update("jax_enable_x64", True)
 
@@ -52,11 +53,13 @@ _made_cache: list[str] = []
 def pytest_configure(config: pytest.Config) -> None:
     """Point this process and every subprocess at one persistent compilation cache for the run.
 
-    Also: Ctrl-C reaches the processes the tests start as it would from a terminal. A background job
+    Also: pytest-xdist hands out files in collection order (`HEAVY_FIRST`), and Ctrl-C reaches the processes the tests start as it would from a terminal. A background job
     of a non-interactive shell (how CI runners and `cmd &` start the suite) begins with SIGINT
     ignored, every child would inherit that, and `expfam` keeps an inherited ignore (as under
     `nohup`), so the tests that press Ctrl-C on a real process would see nothing happen.
     """
+    if hasattr(config.option, "loadscopereorder"):  # pytest-xdist ≥ 3.7: keep `HEAVY_FIRST`'s order
+        config.option.loadscopereorder = False
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)  # children start with the default
     folder = os.environ.get("EXPFAM_TEST_JAX_CACHE")
@@ -71,6 +74,42 @@ def pytest_configure(config: pytest.Config) -> None:
         jax.config.update(option, value)
 
 
+#: The default tier's heaviest files, heaviest first (worker-seconds in the compile report,
+#: docs/development.md's "Where the suite's time goes"). pytest-xdist's `--dist loadfile` hands
+#: out whole files in collection order as workers free up, and by default reorders them by test
+#: count: a heavy file with few tests then starts last and keeps one worker busy while the other
+#: idles. Collected first and kept in this order, they start first, and the many light files
+#: fill the gaps at the end. Only the order changes; a file missing from the list runs after them.
+HEAVY_FIRST = (
+    "expfam/test_affine.py",
+    "expfam/test_sklearn.py",
+    "expfam/test_training.py",
+    "expfam/test_example_plugins.py",
+    "expfam/test_family_identities.py",
+    "expfam/test_stacking.py",
+    "cli/test_messages.py",
+    "interactions/test_model_identities.py",
+    "expfam/test_trained.py",
+    "expfam/test_kmeans_start.py",
+    "expfam/test_latent_kmeans.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Collect `HEAVY_FIRST`'s files first, in its order; every other file keeps its place after them."""
+    rank = {name: index for index, name in enumerate(HEAVY_FIRST)}
+    tests = Path(__file__).parent
+
+    def heaviness(item: pytest.Item) -> int:
+        try:
+            name = item.path.relative_to(tests).as_posix()
+        except ValueError:
+            return len(rank)
+        return rank.get(name, len(rank))
+
+    items.sort(key=heaviness)  # stable: within a file, and among the others, the order is kept
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Remove the cache folder this session made (a folder given by the user is kept)."""
     for folder in _made_cache:
@@ -80,76 +119,47 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     _made_cache.clear()
 
 
+#: Drop the compiled programs when the process holds more than this fraction of the kernel's
+#: limit on memory mappings (`/proc/sys/vm/max_map_count`, 65530 by default) or of the machine's memory.
+_PRESSURE_FRACTION = 0.5
+
+
+def _under_pressure() -> bool:
+    """Whether this process's memory mappings or resident memory pass `_PRESSURE_FRACTION` of the limit.
+
+    `True` where the figures cannot be read (no `/proc`: not Linux), so the caller clears as a
+    precaution, as the suite did after every module before.
+    """
+    try:
+        limit = int(Path("/proc/sys/vm/max_map_count").read_text())
+        with open("/proc/self/maps", "rb") as maps:
+            mappings = sum(1 for _ in maps)
+        status = Path("/proc/self/status").read_text().split("\n")
+        meminfo = Path("/proc/meminfo").read_text().split("\n")
+        resident = next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+        total = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal:"))
+    except (OSError, ValueError, StopIteration, IndexError):
+        return True
+    return mappings > _PRESSURE_FRACTION * limit or resident > _PRESSURE_FRACTION * total
+
+
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs() -> Iterator[None]:
-    """After each test module, drop the in-memory compiled programs (they stay in the persistent cache).
+    """After a test module, drop the in-memory compiled programs if the process runs short of room.
 
-    One process compiles thousands of programs over the suite; keeping all of them alive
-    exhausts the process's memory mappings (the CPU backend maps each program's code) and
-    crashed XLA's compiler late in the run. What is dropped here is loaded back from the
-    run's persistent cache when a later module needs it, not compiled again.
+    One process compiles thousands of programs over the suite; keeping all of them alive once
+    exhausted the process's memory mappings (the CPU backend maps each program's code) and
+    crashed XLA's compiler late in the run. Clearing after *every* module, though, made each
+    later module trace and lower again every program it shared with an earlier one (the
+    persistent cache spares only XLA's compile, and most of a small program's cost is the
+    tracing and lowering). So the programs are dropped only when the process holds more than
+    half its limit of memory mappings, or more than half the machine's memory, checked after
+    each module; where `/proc` cannot be read the programs are dropped after every module, as
+    before. Dropped programs are loaded back from the run's persistent cache when needed.
     """
     yield
-    jax.clear_caches()
-
-
-_COMPILE_EVENTS = (
-    "/jax/core/compile/jaxpr_trace_duration",
-    "/jax/core/compile/jaxpr_to_mlir_module_duration",
-    "/jax/core/compile/backend_compile_duration",
-)
-_compile_seconds = [0.0]
-_listening: list[bool] = []
-_rows: list[tuple[str, float, float]] = []
-
-
-def _on_duration(event: str, seconds: float, **_: object) -> None:
-    if event in _COMPILE_EVENTS:
-        _compile_seconds[0] += seconds
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-    """With `EXPFAM_TEST_COMPILE_REPORT`, time each test (setup, call, teardown) and its compile seconds."""
-    if not os.environ.get("EXPFAM_TEST_COMPILE_REPORT"):
-        yield
-        return
-    if not _listening:
-        jax.monitoring.register_event_duration_secs_listener(_on_duration)
-        _listening.append(True)
-    start, compiled = time.perf_counter(), _compile_seconds[0]
-    yield
-    _rows.append((item.nodeid, time.perf_counter() - start, _compile_seconds[0] - compiled))
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Write the per-test wall and compile seconds (`EXPFAM_TEST_COMPILE_REPORT`).
-
-    Under pytest-xdist each worker writes `FILE.<worker id>`; the controlling process, which
-    finishes after its workers, gathers them into `FILE` (one row per test, a `worker` column).
-    """
-    target = os.environ.get("EXPFAM_TEST_COMPILE_REPORT")
-    if not target:
-        return
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    rows = [(name, f"{wall:.3f}", f"{compile_:.3f}", worker) for name, wall, compile_ in _rows]
-    if worker:
-        _write_report(Path(f"{target}.{worker}"), rows)
-        return
-    parts = sorted(Path(target).parent.glob(f"{Path(target).name}.gw*"))
-    for part in parts:
-        with part.open(newline="") as handle:
-            rows += [tuple(row) for row in list(csv.reader(handle))[1:]]
-        part.unlink()
-    if rows:
-        _write_report(Path(target), rows)
-
-
-def _write_report(path: Path, rows: list[tuple[str, ...]]) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["test", "wall_seconds", "compile_seconds", "worker"])
-        writer.writerows(rows)
+    if _under_pressure():
+        jax.clear_caches()
 
 
 # ================================================================ built once per run: trained runs, installed examples

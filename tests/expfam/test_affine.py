@@ -119,13 +119,8 @@ def test_without_shared_or_bias_equal_the_one_hot_form(s, n_clusters, d, n, tile
         )
         shared = None if dropped in ("shared", "both") else shared
         bias = None if dropped in ("bias", "both") else bias
-
-        def value_and_grads(fn):
-            out, pullback = jax.vjp(lambda *args: fn(*args, k), shared, per_cluster, bias, y)
-            return (out, *pullback(cotangent))
-
-        got = value_and_grads(_windows(tile))
-        want = value_and_grads(cluster_affine_dense)
+        got = _value_and_grads(_windows(tile), shared, per_cluster, bias, y, k, cotangent)
+        want = _value_and_grads(cluster_affine_dense, shared, per_cluster, bias, y, k, cotangent)
         assert jax.tree.structure(got) == jax.tree.structure(want)
         for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
             np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-10, atol=1e-10)
@@ -155,15 +150,17 @@ def test_model_log_partition_fused_equals_block_by_block(blocks):
     weights = jnp.sin(jnp.arange(200.0) + 1.0)
     assert model._cluster_affine(params) is not None
 
+    @jax.jit
     def block_by_block(params):
         return jax.vmap(model.observable.log_partition)(model.observable_params(params, y, k))
 
+    @jax.jit
     def fused(params):
         return model.observable_log_partition(params, y, k)
 
     np.testing.assert_allclose(fused(params), block_by_block(params), rtol=1e-6)
-    got = jax.grad(lambda p: jnp.sum(weights * fused(p)))(params)
-    want = jax.grad(lambda p: jnp.sum(weights * block_by_block(p)))(params)
+    got = jax.jit(jax.grad(lambda p: jnp.sum(weights * fused(p))))(params)
+    want = jax.jit(jax.grad(lambda p: jnp.sum(weights * block_by_block(p))))(params)
     for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
         np.testing.assert_allclose(g, w, rtol=2e-5, atol=2e-6)
 

@@ -51,25 +51,34 @@ def test_joint_table_and_cluster_marginal_residual_match_enumeration(name: str) 
     model = tiny_model(BLOCK_LISTS[name])
     params, x = draw(model, seed=1)
     y_all, k_all = enumerate_states(model)
-    n_clusters = model.n_clusters
-    y_distinct = np.asarray(y_all)[np.asarray(k_all) == 0]  # every y once (states are ordered k-major)
+    y_distinct = jnp.asarray(np.asarray(y_all)[np.asarray(k_all) == 0])  # every y once (states are ordered k-major)
+    table, expected, g, residual = _table_and_residuals(model, params, x, y_distinct)
+    for cluster in range(model.n_clusters):
+        assert_close(f"log q(y, k={cluster} | x)", table[:, :, cluster], expected[cluster])
+    weights = np.exp(np.asarray(table) - np.asarray(jax.nn.logsumexp(table, axis=-1, keepdims=True)))
+    assert_close("g(y) = Σ_k q(k|y,x) r(y,k)", g, np.sum(weights * np.asarray(residual)[None], axis=-1))
+
+
+@partial(jax.jit, static_argnums=0)
+def _table_and_residuals(
+    model: Harmonium, params: Params, x: jax.Array, y_distinct: jax.Array
+) -> tuple[jax.Array, list[jax.Array], jax.Array, jax.Array]:
+    """One program (not one per operation): the joint table, each cluster's log density, `g(y)` and `r(y, k)`."""
     posterior = model.posterior_params(params, x)
-    table = jax.vmap(joint_log_density_table, in_axes=(None, 0, None))(model, posterior, jnp.asarray(y_distinct))
-    for cluster in range(n_clusters):
-        expected = jax.vmap(model.posterior_log_density, in_axes=(0, None, None))(
-            posterior, jnp.asarray(y_distinct), jnp.full(len(y_distinct), cluster)
+    table = jax.vmap(joint_log_density_table, in_axes=(None, 0, None))(model, posterior, y_distinct)
+    expected = [
+        jax.vmap(model.posterior_log_density, in_axes=(0, None, None))(
+            posterior, y_distinct, jnp.full(len(y_distinct), cluster)
         )
-        assert_close(f"log q(y, k={cluster} | x)", table[:, :, cluster], expected)
-    batch = x.shape[0]
-    y = jnp.broadcast_to(jnp.asarray(y_distinct), (batch, *y_distinct.shape))
+        for cluster in range(model.n_clusters)
+    ]
+    y = jnp.broadcast_to(y_distinct, (x.shape[0], *y_distinct.shape))
     k = jnp.zeros(y.shape[:2], dtype=int)
     g = cluster_marginal_residual(model, params, y, k, table, depends_on_cluster=residual_depends_on_cluster(model))
-    residual = np.stack(
-        [np.asarray(model.residual(params, jnp.asarray(y_distinct), jnp.full(len(y_distinct), c))) for c in range(3)],
-        axis=-1,
+    residual = jnp.stack(
+        [model.residual(params, y_distinct, jnp.full(len(y_distinct), c)) for c in range(model.n_clusters)], axis=-1
     )
-    weights = np.exp(np.asarray(table) - np.asarray(jax.nn.logsumexp(table, axis=-1, keepdims=True)))
-    assert_close("g(y) = Σ_k q(k|y,x) r(y,k)", g, np.sum(weights * residual[None], axis=-1))
+    return table, expected, g, residual
 
 
 @partial(jax.jit, static_argnums=(0, 4, 5))

@@ -20,7 +20,7 @@ per-trial numbers) share one compiled program, and nothing is keyed on object id
 bounded by JAX: its dispatch cache and its lowering and compilation caches are least-recently-used
 caches of fixed capacity (thousands of entries), so a process that trains ever new shapes keeps a
 bounded number of programs, each entry keeping its spec (model, registry, optimiser) alive until it is
-dropped. `jax.clear_caches()` empties them (the test suite calls it after each module).
+dropped. `jax.clear_caches()` empties them (the test suite calls it when a process runs short of memory mappings).
 """
 
 from __future__ import annotations
