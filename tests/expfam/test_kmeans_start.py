@@ -94,7 +94,10 @@ def test_fewer_rows_than_clusters_are_refused(digits):
 @pytest.mark.parametrize(
     ("train", "fragment"),
     [
-        ({"cluster_init": "gmm"}, "cluster_init must be one of 'random', 'kmeans', 'spectral', 'latent_kmeans', got 'gmm'"),
+        (
+            {"cluster_init": "gmm"},
+            "cluster_init must be one of 'random', 'kmeans', 'spectral', 'latent_kmeans', got 'gmm'",
+        ),
         ({"cluster_init": "kmeans", "block_schedule": "xk:100"}, "holds it at zero until step 100"),
     ],
 )

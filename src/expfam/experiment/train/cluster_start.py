@@ -37,7 +37,7 @@ cluster's observable to its points exactly as above. The graph follows the data'
 KMeans cuts it into convex pieces: on the MNIST dev set the partition's NMI with the digits is
 0.69 against KMeans' 0.55 (K = 20), and the full model, which keeps most of the partition it
 starts from, ends higher (docs/coupling.md). Above
-[`SPECTRAL_MAX_ROWS`][expfam.experiment.train.cluster_start.SPECTRAL_MAX_ROWS] rows the graph is
+`SPECTRAL_MAX_ROWS` (10 000) rows the graph is
 built on that many rows drawn with the seed, and every other row joins the cluster with the
 nearest mean.
 
