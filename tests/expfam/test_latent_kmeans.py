@@ -138,7 +138,10 @@ def test_stacked_trials_get_the_init_of_their_solo_runs(model_and_data):
 @pytest.mark.parametrize(
     ("train_section", "message"),
     [
-        ({"cluster_init": "gmm"}, "cluster_init must be one of 'random', 'kmeans', 'latent_kmeans', got 'gmm'"),
+        (
+            {"cluster_init": "gmm"},
+            "cluster_init must be one of 'random', 'kmeans', 'spectral', 'latent_kmeans', got 'gmm'",
+        ),
         ({"cluster_init_step": -1}, "cluster_init_step must be ≥ 0"),
     ],
 )
