@@ -121,19 +121,25 @@ def require_cluster_biases(model: Harmonium, start: str = "kmeans") -> None:
         )
 
 
+def _rows_for(x: np.ndarray | Array, n_clusters: int, start: str) -> np.ndarray:
+    """The rows of `x` as a float64 matrix, refused when fewer than `n_clusters` (the start named)."""
+    rows = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    if rows.shape[0] < n_clusters:
+        raise ConfigurationError(
+            f"cluster_init {start!r} needs at least n_clusters={n_clusters} training rows, got {rows.shape[0]}; "
+            "lower n_clusters or use cluster_init 'random'",
+            offending="cluster_init",
+        )
+    return rows
+
+
 def kmeans_labels(x: np.ndarray | Array, n_clusters: int, *, seed: int = 0, n_init: int = KMEANS_N_INIT) -> np.ndarray:
     """KMeans cluster of every row of `x` (`KMeans(n_clusters, n_init, random_state=seed)`), shape `(N,)`.
 
     Raises:
         ConfigurationError: fewer rows than clusters.
     """
-    rows = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    if rows.shape[0] < n_clusters:
-        raise ConfigurationError(
-            f"cluster_init 'kmeans' needs at least n_clusters={n_clusters} training rows, got {rows.shape[0]}; "
-            "lower n_clusters or use cluster_init 'random'",
-            offending="cluster_init",
-        )
+    rows = _rows_for(x, n_clusters, "kmeans")
     labels: np.ndarray = KMeans(n_clusters, n_init=n_init, random_state=seed).fit(rows).labels_
     return labels
 
@@ -151,13 +157,7 @@ def spectral_labels(
     Raises:
         ConfigurationError: fewer rows than clusters.
     """
-    rows = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    if rows.shape[0] < n_clusters:
-        raise ConfigurationError(
-            f"cluster_init 'spectral' needs at least n_clusters={n_clusters} training rows, got {rows.shape[0]}; "
-            "lower n_clusters or use cluster_init 'random'",
-            offending="cluster_init",
-        )
+    rows = _rows_for(x, n_clusters, "spectral")
     sampled = rows.shape[0] > max_rows
     picked = np.random.default_rng(seed).choice(rows.shape[0], max_rows, replace=False) if sampled else None
     fitted_rows = rows[picked] if picked is not None else rows
