@@ -79,13 +79,15 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from sklearn.cluster import KMeans, SpectralClustering
 
 from expfam import posterior as batched
 from expfam.errors import ConfigurationError
 from expfam.experiment.config import TrainConfig
 from expfam.family import Array
 from expfam.model import Harmonium, Params
+
+# _late_imports: scikit-learn is imported inside the functions that cluster, not at the top, because
+# importing it takes about a second and every command (`expfam --help` too) imports this module.
 
 #: KMeans restarts; the one with the lowest inertia is kept.
 KMEANS_N_INIT = 3
@@ -140,6 +142,8 @@ def kmeans_labels(x: np.ndarray | Array, n_clusters: int, *, seed: int = 0, n_in
         ConfigurationError: fewer rows than clusters.
     """
     rows = _rows_for(x, n_clusters, "kmeans")
+    from sklearn.cluster import KMeans  # here, not at the top: `_late_imports`
+
     labels: np.ndarray = KMeans(n_clusters, n_init=n_init, random_state=seed).fit(rows).labels_
     return labels
 
@@ -161,6 +165,8 @@ def spectral_labels(
     sampled = rows.shape[0] > max_rows
     picked = np.random.default_rng(seed).choice(rows.shape[0], max_rows, replace=False) if sampled else None
     fitted_rows = rows[picked] if picked is not None else rows
+    from sklearn.cluster import SpectralClustering  # `_late_imports`
+
     clustering = SpectralClustering(
         n_clusters,
         affinity="nearest_neighbors",
@@ -317,6 +323,8 @@ def latent_kmeans_init(
             f"{np.shape(x)[0]}; use cluster_init = 'random'",
             offending="cluster_init",
         )
+    from sklearn.cluster import KMeans  # `_late_imports`
+
     features = posterior_mean_statistics(model, params, np.asarray(x))
     kmeans = KMeans(model.n_clusters, n_init=n_init, random_state=seed).fit(features)
     labels = np.asarray(kmeans.labels_)
