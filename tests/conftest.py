@@ -74,24 +74,32 @@ def pytest_configure(config: pytest.Config) -> None:
         jax.config.update(option, value)
 
 
-#: The default tier's heaviest files, heaviest first (worker-seconds in the compile report,
-#: docs/development.md's "Where the suite's time goes"). pytest-xdist's `--dist loadfile` hands
-#: out whole files in collection order as workers free up, and by default reorders them by test
-#: count: a heavy file with few tests then starts last and keeps one worker busy while the other
-#: idles. Collected first and kept in this order, they start first, and the many light files
-#: fill the gaps at the end. Only the order changes; a file missing from the list runs after them.
+#: Each tier's heaviest files, heaviest first (worker-seconds in the compile report,
+#: docs/development.md's "Where the suite's time goes"; a tier runs only its own tests, so one list
+#: orders both). pytest-xdist's `--dist loadfile` hands out whole files in collection order as
+#: workers free up, and by default reorders them by test count: a heavy file with few tests then
+#: starts last and keeps one worker busy while the other idles. Collected first and kept in this
+#: order, they start first, and the many light files fill the gaps at the end. Only the order
+#: changes; a file missing from the list runs after them.
 HEAVY_FIRST = (
-    "expfam/test_affine.py",
+    "expfam/test_docs.py",
     "expfam/test_sklearn.py",
-    "expfam/test_training.py",
-    "expfam/test_example_plugins.py",
-    "expfam/test_family_identities.py",
+    "cli/test_interrupts.py",
     "expfam/test_stacking.py",
+    "cli/test_sweep_dask.py",
+    "cli/test_fault_injection.py",
+    "expfam/test_devices.py",
+    "expfam/test_example_plugins.py",
+    "expfam/test_training.py",
+    "expfam/test_affine.py",
     "cli/test_messages.py",
-    "interactions/test_model_identities.py",
-    "expfam/test_trained.py",
+    "objectives/test_joint_residuals.py",
     "expfam/test_kmeans_start.py",
+    "expfam/test_trained.py",
+    "expfam/test_family_identities.py",
     "expfam/test_latent_kmeans.py",
+    "interactions/test_model_identities.py",
+    "expfam/test_shared_posterior.py",
 )
 
 

@@ -18,6 +18,9 @@ from expfam.experiment.train.optimizer import make_optimizer
 from expfam.experiment.train.step import initial_state
 from tiny_shapes import trained_data, trained_model
 
+# The README's test line leaves block schedules to the slow tier, which .ci/run runs (docs/development.md, "Two tiers").
+pytestmark = pytest.mark.slow
+
 TINY = TrainConfig(
     n_steps=6,
     log_every=3,

@@ -26,6 +26,9 @@ from expfam.plugins import build_registry
 from expfam.testing import check_family, check_tracker
 from expfam.testing.family_checks import check_initialize
 
+# The README's test line leaves the example plugin packages to the slow tier, which .ci/run runs (docs/development.md, "Two tiers").
+pytestmark = pytest.mark.slow
+
 PACKAGE = Path(__file__).resolve().parents[2] / "examples" / "third_party_plugins"
 
 RUN_TOML = """\

@@ -15,6 +15,9 @@ from expfam.experiment.config import config_from_mapping, validate_config
 from expfam.experiment.runs.solo import train_run
 from expfam.experiment.train.cluster_start import kmeans_cluster_init, kmeans_labels
 
+# The README's test line leaves cluster starts to the slow tier, which .ci/run runs (docs/development.md, "Two tiers").
+pytestmark = pytest.mark.slow
+
 K = 8
 
 

@@ -22,6 +22,9 @@ from expfam.experiment.train.cluster_start import (
 from expfam.experiment.train.loop import train, train_stacked
 from expfam.experiment.train.step import TrainState
 
+# The README's test line leaves cluster starts to the slow tier, which .ci/run runs (docs/development.md, "Two tiers").
+pytestmark = pytest.mark.slow
+
 BASE = TrainConfig(
     n_steps=20,
     log_every=5,

@@ -14,6 +14,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from expfam.sklearn import HarmoniumClustering
 from tiny_shapes import ESTIMATOR, ESTIMATOR_ROWS
 
+# The README's test line leaves the scikit-learn estimator to the slow tier, which .ci/run runs (docs/development.md, "Two tiers").
+pytestmark = pytest.mark.slow
+
 #: Tiny and fast: a few dozen steps on a small slice of the digits (the suite's canonical estimator
 #: settings, shared with test_sklearn_scoring.py so that both fit with the same compiled programs).
 FAST = ESTIMATOR

@@ -18,6 +18,9 @@ from expfam.experiment.train.streams import run_keys
 from expfam.sklearn import HarmoniumClustering
 from tiny_shapes import ESTIMATOR, ESTIMATOR_ROWS
 
+# The README's test line leaves the scikit-learn estimator to the slow tier, which .ci/run runs (docs/development.md, "Two tiers").
+pytestmark = pytest.mark.slow
+
 #: The suite's canonical estimator settings (shared with test_sklearn.py: the same compiled programs).
 SMALL = ESTIMATOR
 

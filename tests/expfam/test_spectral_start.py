@@ -20,6 +20,9 @@ from expfam.experiment.train.cluster_start import (
     spectral_labels,
 )
 
+# The README's test line leaves cluster starts to the slow tier, which .ci/run runs (docs/development.md, "Two tiers").
+pytestmark = pytest.mark.slow
+
 K = 8
 
 

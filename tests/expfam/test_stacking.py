@@ -29,6 +29,9 @@ from expfam.experiment.train.step import loss_weights
 from expfam.hookspecs import hookimpl
 from expfam.objective import Objective
 
+# The README's test line leaves stacked sweeps to the slow tier, which .ci/run runs (docs/development.md, "Two tiers").
+pytestmark = pytest.mark.slow
+
 #: Three trials of one shape on digits, differing in every kind of per-trial number.
 SWEEP = {
     "prefix": "S",
