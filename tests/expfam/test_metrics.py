@@ -134,3 +134,28 @@ def test_inputs_are_checked() -> None:
         purity([[0, 1]], [0, 1])
     with pytest.raises(DataError, match=r"empty"):
         purity([], [])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 4), st.integers(0, 6)), min_size=1, max_size=60),
+)
+def test_nmi_and_ari_agree_with_scikit_learn(data: list[tuple[int, int]]) -> None:
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    labels, assignments = (np.array(column) for column in zip(*data, strict=True))
+    assert math.isclose(
+        normalized_mutual_information(labels, assignments),
+        normalized_mutual_info_score(labels, assignments, average_method="arithmetic"),
+        rel_tol=1e-12,
+        abs_tol=1e-15,
+    )
+    assert adjusted_rand_index(labels, assignments) == adjusted_rand_score(labels, assignments)
+
+
+def test_single_cluster_edges_match_scikit_learn() -> None:
+    from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+
+    for labels, assignments in (([3, 3, 3], [1, 1, 1]), ([0, 1, 2], [5, 5, 5]), ([0, 0, 1], [2, 2, 2]), ([7], [0])):
+        assert normalized_mutual_information(labels, assignments) == normalized_mutual_info_score(labels, assignments)
+        assert adjusted_rand_index(labels, assignments) == adjusted_rand_score(labels, assignments)
