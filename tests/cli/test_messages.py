@@ -12,17 +12,22 @@ import shutil
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
 from cli.app import _os_error_text
 from expfam.experiment.config import config_from_mapping, load_config
 from expfam.experiment.config_text import read_toml
+from expfam.experiment.prepare import prepare_run
 from expfam.experiment.runs.atomic import RunDirectoryError, _write_error
+from expfam.experiment.runs.checkpoints import save_checkpoint
 from expfam.experiment.runs.health import elbo_floor, elbo_warning
 from expfam.experiment.runs.layout import INFO_FILE, MODEL_FILE
-from expfam.experiment.runs.solo import resume_run, train_run
+from expfam.experiment.runs.solo import resume_run
 from expfam.experiment.runs.trained import load_run
+from expfam.experiment.train.optimizer import make_optimizer
+from expfam.experiment.train.step import initial_state
 
 
 def test_a_reader_that_goes_away_ends_the_command_quietly_with_141(tmp_path):
@@ -109,9 +114,12 @@ def test_training_count_advice_names_the_option(runner, app, tmp_path, assert_us
 
 
 def test_a_resumed_checkpoint_of_the_wrong_shape_is_named(tiny_run_toml, finished_run, tmp_path):
-    other = tmp_path / "other"  # a run of another size, whose checkpoint is consistent in itself
-    config = load_config(tiny_run_toml)
-    train_run(config_from_mapping({"model": {"n_latent": 5}}, config), other, plots=False)
+    other = tmp_path / "other"  # the checkpoint of a run of another size, consistent in itself (step 0)
+    prepared = prepare_run(config_from_mapping({"model": {"n_latent": 5}}, load_config(tiny_run_toml)))
+    train = prepared.config.train
+    params = prepared.model.init(jax.random.key(train.seed), prepared.split.x_train)
+    other.mkdir()
+    save_checkpoint(other, initial_state(params, train, make_optimizer(train)))
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
     info = json.loads((run / INFO_FILE).read_text())

@@ -49,6 +49,9 @@ from expfam.testing.strategies import (
     sized_family,
 )
 
+# The README's test line leaves the plugin authors' test kit to the slow tier, which .ci/run runs (docs/development.md, "Two tiers").
+pytestmark = pytest.mark.slow
+
 KEY = jax.random.key(3)
 
 

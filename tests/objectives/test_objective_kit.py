@@ -16,6 +16,9 @@ from expfam.testing.objective_checks import exact_prior_entropy_target
 from objectives import plugin as builtin_objectives
 from tiny_shapes import enumerated_model
 
+# The README's test line leaves the plugin authors' objective kit to the slow tier, which .ci/run runs (docs/development.md, "Two tiers").
+pytestmark = pytest.mark.slow
+
 MODEL = enumerated_model("full")
 PARAMS = random_model_params(MODEL, jax.random.key(0), scale=0.5)
 X = random_observations(MODEL.observable, 0, 3)
