@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# The README's test line leaves the docstring examples (like the documentation pages' examples) to the slow tier, which .ci/run runs (docs/development.md, "Two tiers").
+pytestmark = pytest.mark.slow
+
 SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGES = ("expfam", "interactions", "objectives", "cli")
 

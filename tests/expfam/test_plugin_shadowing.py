@@ -18,6 +18,9 @@ import pytest
 from expfam import plugins
 from expfam.errors import PluginLoadError, PluginWarning
 
+# The README's test line leaves these real Python processes to the slow tier, which .ci/run runs (docs/development.md, "Two tiers").
+pytestmark = pytest.mark.slow
+
 LIBRARY_USE = """
 import numpy as np
 from expfam.sklearn import HarmoniumClustering
